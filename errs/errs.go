@@ -1,0 +1,245 @@
+// Package errs is Ferry's error model: one error type with a closed set of
+// canonical codes, the same set gRPC uses.
+//
+// Every transport maps an *Error to its own wire form and back (HTTP status
+// and problem+json body, gRPC status with details, NATS service-error headers),
+// so a client gets the same Code whatever carried the call.
+//
+// Invariants:
+//   - There is no OK code: a nil error means success.
+//   - Code values equal the gRPC code numbers, so conversion to and from
+//     gRPC is a cast.
+//   - Errors that are not *Error (a bare fmt.Errorf from a handler, say) are
+//     reported to callers as Unknown with a generic message by [FromError],
+//     so internals never leak onto the wire. The original error stays
+//     reachable through errors.Unwrap on the server side for logging.
+//
+// The package imports only the standard library.
+package errs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Code is a canonical error code. The zero value is not a valid code.
+type Code uint32
+
+// The canonical codes, numbered as in gRPC.
+const (
+	Canceled           Code = 1
+	Unknown            Code = 2
+	InvalidArgument    Code = 3
+	DeadlineExceeded   Code = 4
+	NotFound           Code = 5
+	AlreadyExists      Code = 6
+	PermissionDenied   Code = 7
+	ResourceExhausted  Code = 8
+	FailedPrecondition Code = 9
+	Aborted            Code = 10
+	OutOfRange         Code = 11
+	Unimplemented      Code = 12
+	Internal           Code = 13
+	Unavailable        Code = 14
+	DataLoss           Code = 15
+	Unauthenticated    Code = 16
+
+	minCode = Canceled
+	maxCode = Unauthenticated
+)
+
+var codeNames = [...]string{
+	Canceled:           "canceled",
+	Unknown:            "unknown",
+	InvalidArgument:    "invalid_argument",
+	DeadlineExceeded:   "deadline_exceeded",
+	NotFound:           "not_found",
+	AlreadyExists:      "already_exists",
+	PermissionDenied:   "permission_denied",
+	ResourceExhausted:  "resource_exhausted",
+	FailedPrecondition: "failed_precondition",
+	Aborted:            "aborted",
+	OutOfRange:         "out_of_range",
+	Unimplemented:      "unimplemented",
+	Internal:           "internal",
+	Unavailable:        "unavailable",
+	DataLoss:           "data_loss",
+	Unauthenticated:    "unauthenticated",
+}
+
+// Codes lists every canonical code in numeric order.
+func Codes() []Code {
+	out := make([]Code, 0, maxCode)
+	for c := minCode; c <= maxCode; c++ {
+		out = append(out, c)
+	}
+	return out
+}
+
+// Valid reports whether c is one of the canonical codes.
+func (c Code) Valid() bool { return c >= minCode && c <= maxCode }
+
+// String returns the code's snake_case name ("not_found"), or "code(N)" for
+// a value outside the canonical set.
+func (c Code) String() string {
+	if c.Valid() {
+		return codeNames[c]
+	}
+	return fmt.Sprintf("code(%d)", uint32(c))
+}
+
+// MarshalText encodes c as its snake_case name.
+func (c Code) MarshalText() ([]byte, error) {
+	if !c.Valid() {
+		return nil, fmt.Errorf("errs: invalid code %d", uint32(c))
+	}
+	return []byte(codeNames[c]), nil
+}
+
+// UnmarshalText accepts a snake_case name ("not_found") or the gRPC
+// upper-case spelling ("NOT_FOUND"); "cancelled" is accepted too.
+func (c *Code) UnmarshalText(b []byte) error {
+	v, ok := ParseCode(string(b))
+	if !ok {
+		return fmt.Errorf("errs: unknown code %q", b)
+	}
+	*c = v
+	return nil
+}
+
+// ParseCode parses a code name as accepted by [Code.UnmarshalText].
+func ParseCode(s string) (Code, bool) {
+	s = strings.ToLower(s)
+	if s == "cancelled" {
+		return Canceled, true
+	}
+	for c := minCode; c <= maxCode; c++ {
+		if codeNames[c] == s {
+			return c, true
+		}
+	}
+	return 0, false
+}
+
+// Detail is one structured fact about an error, most often a field of the
+// request that was wrong. Field uses the wire (JSON) name; it is empty for
+// details that are not about one field.
+type Detail struct {
+	Field  string `json:"field,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// Error is an error with a canonical code, a message meant for the caller,
+// and optional details. The zero value is not useful; use [New] or [Newf].
+type Error struct {
+	code    Code
+	message string
+	details []Detail
+	cause   error
+}
+
+// New returns an error with code c and message msg. An invalid code becomes
+// Unknown.
+func New(c Code, msg string) *Error {
+	if !c.Valid() {
+		c = Unknown
+	}
+	return &Error{code: c, message: msg}
+}
+
+// Newf is New with a formatted message. A %w verb in format keeps the wrapped
+// error reachable with errors.Is/As.
+func Newf(c Code, format string, args ...any) *Error {
+	err := fmt.Errorf(format, args...)
+	e := New(c, err.Error())
+	e.cause = errors.Unwrap(err)
+	return e
+}
+
+// Wrap returns an error with code c whose message is err's message and whose
+// cause is err. Wrap(c, nil) returns nil.
+func Wrap(c Code, err error) *Error {
+	if err == nil {
+		return nil
+	}
+	e := New(c, err.Error())
+	e.cause = err
+	return e
+}
+
+// Code returns the error's code.
+func (e *Error) Code() Code { return e.code }
+
+// Message returns the message sent to callers.
+func (e *Error) Message() string { return e.message }
+
+// Details returns the error's details; callers must not modify the slice.
+func (e *Error) Details() []Detail { return e.details }
+
+// WithDetails returns a copy of e with details appended.
+func (e *Error) WithDetails(d ...Detail) *Error {
+	cp := *e
+	cp.details = append(append([]Detail(nil), e.details...), d...)
+	return &cp
+}
+
+// Error implements error as "code: message".
+func (e *Error) Error() string {
+	if e.message == "" {
+		return e.code.String()
+	}
+	return e.code.String() + ": " + e.message
+}
+
+// Unwrap returns the cause, if any. The cause never crosses the wire.
+func (e *Error) Unwrap() error { return e.cause }
+
+// Is reports whether target is an *Error with the same code, so that
+// errors.Is(err, errs.New(errs.NotFound, "")) matches any NotFound error.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.code == e.code && (t.message == "" || t.message == e.message)
+}
+
+// CodeOf returns err's code: the code of the first *Error in its chain,
+// DeadlineExceeded or Canceled for the context errors, Unknown otherwise.
+// CodeOf(nil) is 0.
+func CodeOf(err error) Code {
+	if err == nil {
+		return 0
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.code
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return DeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		return Canceled
+	}
+	return Unknown
+}
+
+// FromError converts err to an *Error fit to send to a caller. An *Error in
+// err's chain is returned as is; context errors become DeadlineExceeded or
+// Canceled; anything else becomes Unknown with a generic message (its text
+// is kept only as the cause, for server-side logs). FromError(nil) is nil.
+func FromError(err error) *Error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return &Error{code: DeadlineExceeded, message: "deadline exceeded", cause: err}
+	case errors.Is(err, context.Canceled):
+		return &Error{code: Canceled, message: "canceled", cause: err}
+	}
+	return &Error{code: Unknown, message: "unknown error", cause: err}
+}

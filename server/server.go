@@ -1,0 +1,357 @@
+// Package server holds transport-neutral endpoints: a Server is a named,
+// versioned set of typed handlers behind one middleware chain, which every
+// transport (HTTP, gRPC, NATS) serves unchanged.
+//
+// A handler is a plain function:
+//
+//	func (g *Greeter) Hello(ctx context.Context, req *HelloRequest) (*HelloReply, error)
+//
+// registered once with [Handle]. Generics make a wrong signature a compile
+// error and the per-call dispatch a type assertion, not reflection. Request
+// and reply types may be plain Go structs (encoded as JSON by their json
+// tags, and as protobuf through a schema derived from their fields) or
+// generated protobuf messages.
+//
+// Registration errors (a duplicate or malformed name) do not panic: they are
+// collected and returned by [Server.Err], which Service.Run checks before
+// anything listens.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/middleware"
+)
+
+// Transport serves a Server's endpoints over one wire protocol.
+//
+// Start binds and begins serving, returning once the transport accepts calls
+// (it does not block for the life of the server). Stop stops accepting new
+// calls and waits for in-flight ones until ctx is done, then cuts the rest
+// off. Both are called at most once, Stop only after a successful Start.
+type Transport interface {
+	Start(ctx context.Context, s *Server) error
+	Stop(ctx context.Context) error
+}
+
+var (
+	serviceName  = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
+	endpointName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
+	semver       = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$`)
+)
+
+// Server is a named set of endpoints. Create it with New; it is safe for
+// concurrent use, and registration must finish before transports start.
+type Server struct {
+	name        string
+	version     string
+	description string
+	logger      *slog.Logger
+	mws         []middleware.Middleware
+
+	mu        sync.RWMutex
+	endpoints []*Endpoint
+	byName    map[string]*Endpoint
+	errs      []error
+	frozen    bool
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithVersion sets the service version, a semantic version (default
+// "0.0.0"); the NATS Services API requires one.
+func WithVersion(v string) Option { return func(s *Server) { s.version = v } }
+
+// WithDescription sets a human-readable description shown by discovery
+// tools such as `nats micro info`.
+func WithDescription(d string) Option { return func(s *Server) { s.description = d } }
+
+// WithMiddleware appends server-wide middleware, run for every endpoint
+// registered afterwards, outside endpoint-specific middleware. The first
+// listed runs outermost.
+func WithMiddleware(mws ...middleware.Middleware) Option {
+	return func(s *Server) { s.mws = append(s.mws, mws...) }
+}
+
+// WithLogger sets the logger for recovered panics and transport events.
+// The default is slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.logger = l } }
+
+// New returns a Server named name. The name must start with a letter and hold
+// only letters, digits, '-' and '_' (it becomes an HTTP path segment, a gRPC
+// package and a NATS subject token); a bad name is reported by Err.
+func New(name string, opts ...Option) *Server {
+	s := &Server{name: name, version: "0.0.0", byName: map[string]*Endpoint{}}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	if !serviceName.MatchString(name) {
+		s.errs = append(s.errs, fmt.Errorf("server: invalid service name %q: want a letter then letters, digits, '-' or '_'", name))
+	}
+	if !semver.MatchString(s.version) {
+		s.errs = append(s.errs, fmt.Errorf("server: invalid version %q: want a semantic version such as 1.2.3", s.version))
+	}
+	return s
+}
+
+// Name returns the service name.
+func (s *Server) Name() string { return s.name }
+
+// Version returns the service version.
+func (s *Server) Version() string { return s.version }
+
+// Description returns the service description.
+func (s *Server) Description() string { return s.description }
+
+// Logger returns the server's logger.
+func (s *Server) Logger() *slog.Logger { return s.logger }
+
+// Endpoints returns the registered endpoints in registration order.
+func (s *Server) Endpoints() []*Endpoint {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return append([]*Endpoint(nil), s.endpoints...)
+}
+
+// Endpoint returns the endpoint named name.
+func (s *Server) Endpoint(name string) (*Endpoint, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, ok := s.byName[name]
+	return e, ok
+}
+
+// Err returns every registration error so far, joined, or nil.
+func (s *Server) Err() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return errors.Join(s.errs...)
+}
+
+// Freeze ends registration: later Handle calls are reported by Err. Service
+// calls it before starting transports, so all of them serve the same set.
+func (s *Server) Freeze() {
+	s.mu.Lock()
+	s.frozen = true
+	s.mu.Unlock()
+}
+
+func (s *Server) add(e *Endpoint, opts []EndpointOption) {
+	for _, o := range opts {
+		o(e)
+	}
+	chain := append(append([]middleware.Middleware{middleware.Recover(middleware.WithRecoverLogger(s.logger))}, s.mws...), e.mws...)
+	e.Handler = middleware.Chain(chain...)(e.Handler)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.frozen:
+		s.errs = append(s.errs, fmt.Errorf("server: endpoint %q registered after the service started", e.Name))
+	case !endpointName.MatchString(e.Name):
+		s.errs = append(s.errs, fmt.Errorf("server: invalid endpoint name %q: want a letter then letters, digits or '_'", e.Name))
+	case s.byName[e.Name] != nil:
+		s.errs = append(s.errs, fmt.Errorf("server: endpoint %q registered twice", e.Name))
+	default:
+		for _, r := range e.Routes {
+			if err := r.validate(); err != nil {
+				s.errs = append(s.errs, fmt.Errorf("server: endpoint %q: %w", e.Name, err))
+				return
+			}
+		}
+		s.endpoints = append(s.endpoints, e)
+		s.byName[e.Name] = e
+	}
+}
+
+// Endpoint is one registered handler. Its fields are read-only once
+// registered; transports read them to decode, dispatch and describe calls.
+type Endpoint struct {
+	// Name is the endpoint name, e.g. "Hello".
+	Name string
+	// Handler is the composed chain: recovery, server middleware, endpoint
+	// middleware, then the typed handler. Transports call it with the
+	// decoded request (a pointer to a value of RequestType).
+	Handler middleware.Handler
+	// RequestType and ResponseType are the handler's request and reply types
+	// (the struct types, not pointers).
+	RequestType, ResponseType reflect.Type
+	// Routes are the extra REST routes the HTTP transport serves.
+	Routes []Route
+	// Idempotent marks an endpoint that is safe to call more than once.
+	Idempotent bool
+
+	newRequest func() any
+	mws        []middleware.Middleware
+}
+
+// NewRequest returns a new, zero request value (a pointer) to decode into.
+func (e *Endpoint) NewRequest() any { return e.newRequest() }
+
+// EndpointOption configures one endpoint.
+type EndpointOption func(*Endpoint)
+
+// WithEndpointMiddleware appends middleware for this endpoint only; it runs
+// inside the server-wide middleware.
+func WithEndpointMiddleware(mws ...middleware.Middleware) EndpointOption {
+	return func(e *Endpoint) { e.mws = append(e.mws, mws...) }
+}
+
+// WithIdempotent marks the endpoint as safe to retry and to serve from GET.
+func WithIdempotent() EndpointOption { return func(e *Endpoint) { e.Idempotent = true } }
+
+// WithRoute adds a REST route served by the HTTP transport besides the
+// default POST /{service}/{Endpoint}. pattern is a Go 1.22 net/http pattern
+// with a method, such as "GET /v1/hello/{name}": path wildcards and query
+// parameters are bound to request fields by their JSON names, and for
+// methods with a body (POST, PUT, PATCH) the body is decoded first.
+func WithRoute(pattern string) EndpointOption {
+	return func(e *Endpoint) { e.Routes = append(e.Routes, Route{Pattern: pattern}) }
+}
+
+// Route is a REST route of an endpoint.
+type Route struct {
+	// Pattern is a net/http pattern with a method, e.g. "GET /v1/hello/{name}".
+	Pattern string
+}
+
+// Method returns the route's HTTP method.
+func (r Route) Method() string {
+	m, _, _ := strings.Cut(r.Pattern, " ")
+	return m
+}
+
+// Path returns the route's path pattern.
+func (r Route) Path() string {
+	_, p, _ := strings.Cut(r.Pattern, " ")
+	return strings.TrimSpace(p)
+}
+
+func (r Route) validate() error {
+	switch r.Method() {
+	case "GET", "POST", "PUT", "PATCH", "DELETE":
+	default:
+		return fmt.Errorf("route %q: want a method (GET, POST, PUT, PATCH or DELETE), a space and a path", r.Pattern)
+	}
+	if !strings.HasPrefix(r.Path(), "/") {
+		return fmt.Errorf("route %q: path must start with '/'", r.Pattern)
+	}
+	return nil
+}
+
+// Handle registers h as endpoint name of s. Req and Resp are struct types
+// (plain Go structs or generated protobuf messages). A nil reply with a nil
+// error is sent as an empty reply.
+func Handle[Req, Resp any](s *Server, name string, h func(context.Context, *Req) (*Resp, error), opts ...EndpointOption) {
+	e := &Endpoint{
+		Name:         name,
+		RequestType:  reflect.TypeFor[Req](),
+		ResponseType: reflect.TypeFor[Resp](),
+		newRequest:   func() any { return new(Req) },
+		Handler: func(ctx context.Context, req any) (any, error) {
+			r, ok := req.(*Req)
+			if !ok {
+				return nil, errs.Newf(errs.Internal, "endpoint %s: middleware replaced the request with %T", name, req)
+			}
+			resp, err := h(ctx, r)
+			if err != nil {
+				return nil, err
+			}
+			if resp == nil {
+				resp = new(Resp)
+			}
+			return resp, nil
+		},
+	}
+	if err := checkStruct(e.RequestType, "request"); err != nil {
+		s.recordErr(fmt.Errorf("server: endpoint %q: %w", name, err))
+		return
+	}
+	if err := checkStruct(e.ResponseType, "response"); err != nil {
+		s.recordErr(fmt.Errorf("server: endpoint %q: %w", name, err))
+		return
+	}
+	s.add(e, opts)
+}
+
+func checkStruct(t reflect.Type, what string) error {
+	if t.Kind() != reflect.Struct {
+		return fmt.Errorf("%s type %v is not a struct", what, t)
+	}
+	return nil
+}
+
+func (s *Server) recordErr(err error) {
+	s.mu.Lock()
+	s.errs = append(s.errs, err)
+	s.mu.Unlock()
+}
+
+var (
+	ctxType   = reflect.TypeFor[context.Context]()
+	errorType = reflect.TypeFor[error]()
+)
+
+// HandleMethods registers every exported method of v whose shape is
+// func(context.Context, *Req) (*Resp, error), named after the method; other
+// methods are skipped. opts apply to each endpoint. It returns the names
+// registered.
+//
+// The method set is found by reflection once, here; each call then goes
+// through reflect.Value.Call, which costs a few hundred nanoseconds and some
+// allocations more than Handle. Prefer Handle for hot endpoints.
+func HandleMethods(s *Server, v any, opts ...EndpointOption) []string {
+	rv := reflect.ValueOf(v)
+	rt := rv.Type()
+	var names []string
+	for i := 0; i < rt.NumMethod(); i++ {
+		m := rt.Method(i)
+		mt := m.Type // includes the receiver
+		if mt.NumIn() != 3 || mt.NumOut() != 2 || mt.In(1) != ctxType || mt.Out(1) != errorType {
+			continue
+		}
+		in, out := mt.In(2), mt.Out(0)
+		if in.Kind() != reflect.Pointer || in.Elem().Kind() != reflect.Struct ||
+			out.Kind() != reflect.Pointer || out.Elem().Kind() != reflect.Struct {
+			continue
+		}
+		fn := rv.Method(i)
+		name := m.Name
+		reqT, respT := in.Elem(), out.Elem()
+		e := &Endpoint{
+			Name:         name,
+			RequestType:  reqT,
+			ResponseType: respT,
+			newRequest:   func() any { return reflect.New(reqT).Interface() },
+			Handler: func(ctx context.Context, req any) (any, error) {
+				rq := reflect.ValueOf(req)
+				if rq.Type() != in {
+					return nil, errs.Newf(errs.Internal, "endpoint %s: middleware replaced the request with %T", name, req)
+				}
+				res := fn.Call([]reflect.Value{reflect.ValueOf(ctx), rq})
+				if err, _ := res[1].Interface().(error); err != nil {
+					return nil, err
+				}
+				if res[0].IsNil() {
+					return reflect.New(respT).Interface(), nil
+				}
+				return res[0].Interface(), nil
+			},
+		}
+		s.add(e, opts)
+		names = append(names, name)
+	}
+	return names
+}

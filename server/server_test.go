@@ -1,0 +1,168 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/server"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+type HelloRequest struct {
+	Name string `json:"name"`
+}
+
+type HelloReply struct {
+	Message string `json:"message"`
+}
+
+type greeter struct{}
+
+func (greeter) Hello(_ context.Context, r *HelloRequest) (*HelloReply, error) {
+	return &HelloReply{Message: "Hello, " + r.Name + "!"}, nil
+}
+
+func (greeter) Fail(context.Context, *HelloRequest) (*HelloReply, error) {
+	return nil, errs.New(errs.NotFound, "nope")
+}
+
+func (greeter) Empty(context.Context, *HelloRequest) (*HelloReply, error) { return nil, nil }
+
+// Not endpoints: wrong shapes.
+func (greeter) Helper(string) string                                     { return "" }
+func (greeter) NoCtx(*HelloRequest) (*HelloReply, error)                 { return nil, nil }
+func (greeter) Value(context.Context, HelloRequest) (*HelloReply, error) { return nil, nil }
+
+func TestHandleTyped(t *testing.T) {
+	s := server.New("greeter")
+	server.Handle(s, "Hello", greeter{}.Hello)
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	e, ok := s.Endpoint("Hello")
+	if !ok {
+		t.Fatal(`Endpoint("Hello") not found`)
+	}
+	req := e.NewRequest().(*HelloRequest)
+	req.Name = "Ada"
+	resp, err := e.Handler(context.Background(), req)
+	if err != nil || resp.(*HelloReply).Message != "Hello, Ada!" {
+		t.Errorf("Handler = %v, %v, want Hello, Ada!", resp, err)
+	}
+	if _, err := e.Handler(context.Background(), "wrong type"); errs.CodeOf(err) != errs.Internal {
+		t.Errorf("Handler(wrong type) err = %v, want internal", err)
+	}
+}
+
+func TestHandleMethods(t *testing.T) {
+	s := server.New("greeter")
+	names := server.HandleMethods(s, greeter{})
+	if got, want := strings.Join(names, ","), "Empty,Fail,Hello"; got != want {
+		t.Fatalf("HandleMethods = %s, want %s", got, want)
+	}
+	e, _ := s.Endpoint("Hello")
+	resp, err := e.Handler(context.Background(), &HelloRequest{Name: "Bo"})
+	if err != nil || resp.(*HelloReply).Message != "Hello, Bo!" {
+		t.Errorf("Hello = %v, %v", resp, err)
+	}
+	e, _ = s.Endpoint("Fail")
+	if _, err := e.Handler(context.Background(), &HelloRequest{}); errs.CodeOf(err) != errs.NotFound {
+		t.Errorf("Fail err = %v, want not_found", err)
+	}
+	e, _ = s.Endpoint("Empty")
+	if resp, err := e.Handler(context.Background(), &HelloRequest{}); err != nil || resp.(*HelloReply) == nil {
+		t.Errorf("Empty = %v, %v, want a non-nil empty reply", resp, err)
+	}
+}
+
+func TestProtoTypes(t *testing.T) {
+	s := server.New("echo")
+	server.Handle(s, "Echo", func(_ context.Context, r *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {
+		return r, nil
+	})
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRegistrationErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func() *server.Server
+		want  string
+	}{
+		{"bad service name", func() *server.Server { return server.New("has space") }, `invalid service name "has space"`},
+		{"bad version", func() *server.Server { return server.New("a", server.WithVersion("v1")) }, `invalid version "v1"`},
+		{"bad endpoint name", func() *server.Server {
+			s := server.New("a")
+			server.Handle(s, "say.hello", greeter{}.Hello)
+			return s
+		}, `invalid endpoint name "say.hello"`},
+		{"duplicate", func() *server.Server {
+			s := server.New("a")
+			server.Handle(s, "Hello", greeter{}.Hello)
+			server.Handle(s, "Hello", greeter{}.Hello)
+			return s
+		}, `endpoint "Hello" registered twice`},
+		{"bad route", func() *server.Server {
+			s := server.New("a")
+			server.Handle(s, "Hello", greeter{}.Hello, server.WithRoute("/v1/hello"))
+			return s
+		}, `route "/v1/hello": want a method`},
+		{"after freeze", func() *server.Server {
+			s := server.New("a")
+			s.Freeze()
+			server.Handle(s, "Hello", greeter{}.Hello)
+			return s
+		}, `registered after the service started`},
+		{"non-struct request", func() *server.Server {
+			s := server.New("a")
+			server.Handle(s, "Num", func(context.Context, *int) (*HelloReply, error) { return nil, nil })
+			return s
+		}, `request type int is not a struct`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.setup().Err()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Err() = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestServerMiddlewareOrderAndRecovery(t *testing.T) {
+	var order []string
+	s := server.New("a", server.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), server.WithMiddleware(func(next middlewareHandler) middlewareHandler {
+		return func(ctx context.Context, req any) (any, error) {
+			order = append(order, "server")
+			return next(ctx, req)
+		}
+	}))
+	server.Handle(s, "Boom", func(context.Context, *HelloRequest) (*HelloReply, error) {
+		order = append(order, "handler")
+		panic("boom")
+	}, server.WithEndpointMiddleware(func(next middlewareHandler) middlewareHandler {
+		return func(ctx context.Context, req any) (any, error) {
+			order = append(order, "endpoint")
+			return next(ctx, req)
+		}
+	}))
+	e, _ := s.Endpoint("Boom")
+	_, err := e.Handler(context.Background(), &HelloRequest{})
+	if errs.CodeOf(err) != errs.Internal {
+		t.Errorf("panic err = %v, want internal (recovery is always on)", err)
+	}
+	var fe *errs.Error
+	if !errors.As(err, &fe) || strings.Contains(fe.Message(), "boom") {
+		t.Errorf("panic message leaked: %v", err)
+	}
+	if got := strings.Join(order, ","); got != "server,endpoint,handler" {
+		t.Errorf("order = %s, want server,endpoint,handler", got)
+	}
+}

@@ -1,0 +1,106 @@
+package transport
+
+import (
+	"sort"
+	"strings"
+)
+
+// Header is read-write access to call metadata. Keys are case-insensitive.
+// Each transport adapts its native carrier (http.Header, gRPC metadata, NATS
+// headers) to Header without copying.
+type Header interface {
+	// Get returns the first value for key, or "".
+	Get(key string) string
+	// Values returns every value for key.
+	Values(key string) []string
+	// Set replaces the values for key with value.
+	Set(key, value string)
+	// Add appends value to key's values.
+	Add(key, value string)
+	// Del removes key.
+	Del(key string)
+	// Keys returns the keys present, lower-cased and sorted.
+	Keys() []string
+}
+
+// Metadata is a case-insensitive multi-map held with lower-case keys. The
+// zero value (nil) is readable; use make or a literal before writing.
+type Metadata map[string][]string
+
+var _ Header = Metadata(nil)
+
+// Pairs returns Metadata built from alternating keys and values. A trailing
+// key without a value is ignored.
+func Pairs(kv ...string) Metadata {
+	md := make(Metadata, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		md.Add(kv[i], kv[i+1])
+	}
+	return md
+}
+
+func lower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
+}
+
+// Get implements Header.
+func (m Metadata) Get(key string) string {
+	if vs := m[lower(key)]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
+}
+
+// Values implements Header.
+func (m Metadata) Values(key string) []string { return m[lower(key)] }
+
+// Set implements Header.
+func (m Metadata) Set(key, value string) { m[lower(key)] = []string{value} }
+
+// Add implements Header.
+func (m Metadata) Add(key, value string) {
+	k := lower(key)
+	m[k] = append(m[k], value)
+}
+
+// Del implements Header.
+func (m Metadata) Del(key string) { delete(m, lower(key)) }
+
+// Keys implements Header.
+func (m Metadata) Keys() []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Clone returns a deep copy of m; Clone of nil is an empty, writable map.
+func (m Metadata) Clone() Metadata {
+	out := make(Metadata, len(m))
+	for k, vs := range m {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
+
+// Copy returns h's contents as Metadata.
+func Copy(h Header) Metadata {
+	if h == nil {
+		return Metadata{}
+	}
+	if md, ok := h.(Metadata); ok {
+		return md.Clone()
+	}
+	out := Metadata{}
+	for _, k := range h.Keys() {
+		out[k] = append([]string(nil), h.Values(k)...)
+	}
+	return out
+}

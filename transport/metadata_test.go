@@ -1,0 +1,58 @@
+package transport_test
+
+import (
+	"context"
+	"reflect"
+	"testing"
+
+	"github.com/ferry-go/ferry/transport"
+)
+
+func TestMetadataCaseInsensitive(t *testing.T) {
+	md := transport.Pairs("X-Request-ID", "a", "x-request-id", "b", "dangling")
+	if got := md.Get("x-REQUEST-id"); got != "a" {
+		t.Errorf("Get = %q, want a", got)
+	}
+	if got := md.Values("X-Request-Id"); !reflect.DeepEqual(got, []string{"a", "b"}) {
+		t.Errorf("Values = %v, want [a b]", got)
+	}
+	md.Set("Tenant", "t1")
+	md.Del("X-REQUEST-ID")
+	if got := md.Keys(); !reflect.DeepEqual(got, []string{"tenant"}) {
+		t.Errorf("Keys = %v, want [tenant]", got)
+	}
+	var nilMD transport.Metadata
+	if nilMD.Get("x") != "" || len(nilMD.Clone()) != 0 {
+		t.Error("nil Metadata not readable")
+	}
+	cp := transport.Copy(md)
+	cp.Set("tenant", "t2")
+	if md.Get("tenant") != "t1" {
+		t.Error("Copy aliased the original")
+	}
+}
+
+func TestOutgoingMetadataMerges(t *testing.T) {
+	ctx := transport.WithMetadata(context.Background(), transport.Pairs("a", "1"))
+	ctx = transport.WithMetadata(ctx, transport.Pairs("a", "2", "b", "3"))
+	md := transport.OutgoingMetadata(ctx)
+	if got := md.Values("a"); !reflect.DeepEqual(got, []string{"1", "2"}) {
+		t.Errorf("a = %v, want [1 2]", got)
+	}
+	if md.Get("b") != "3" {
+		t.Errorf("b = %q, want 3", md.Get("b"))
+	}
+	var dst transport.Metadata
+	ctx = transport.CaptureReply(ctx, &dst)
+	if transport.ReplySink(ctx) != &dst {
+		t.Error("ReplySink did not return the capture destination")
+	}
+}
+
+func TestKindString(t *testing.T) {
+	for k, want := range map[transport.Kind]string{transport.HTTP: "http", transport.GRPC: "grpc", transport.NATS: "nats", 0: "unknown"} {
+		if got := k.String(); got != want {
+			t.Errorf("%d.String() = %q, want %q", k, got, want)
+		}
+	}
+}

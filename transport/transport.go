@@ -1,0 +1,130 @@
+// Package transport holds what every transport shares: the transport Kind,
+// case-insensitive Metadata, the per-call Call information that middleware
+// reads from the context, and the Client interface that transport clients
+// implement.
+//
+// The sub-packages http, grpc and nats each hold one transport, with a
+// server side (a server.Transport) and a client side (a Client). They know
+// this package, the server and middleware packages, and never each other.
+package transport
+
+import (
+	"context"
+	"time"
+)
+
+// Kind names a transport.
+type Kind uint8
+
+// The built-in transport kinds.
+const (
+	HTTP Kind = iota + 1
+	GRPC
+	NATS
+)
+
+// String returns "http", "grpc" or "nats".
+func (k Kind) String() string {
+	switch k {
+	case HTTP:
+		return "http"
+	case GRPC:
+		return "grpc"
+	case NATS:
+		return "nats"
+	}
+	return "unknown"
+}
+
+// Call describes one call in flight. On a server the transport puts it in the
+// handler's context before middleware runs; on a client the transport client
+// puts it in the context its client middleware sees. Middleware reads it with
+// [CallFromContext] the same way whatever transport carried the call.
+type Call struct {
+	// Service and Endpoint name the called endpoint, e.g. "greeter", "Hello".
+	Service  string
+	Endpoint string
+	// Kind is the transport that carries the call.
+	Kind Kind
+	// Client is true on the calling side, false on the serving side.
+	Client bool
+	// Request is the request metadata: what the caller sent (server side) or
+	// will send (client side; client middleware may add to it).
+	Request Header
+	// Reply is the reply metadata: what the handler sets (server side) or
+	// what the server sent back (client side, filled when the call returns).
+	Reply Header
+	// Peer is the remote address as the transport sees it, if known.
+	Peer string
+	// Deadline is the call's deadline; zero means none.
+	Deadline time.Time
+}
+
+type callKey struct{}
+
+// NewCallContext returns a copy of ctx carrying c.
+func NewCallContext(ctx context.Context, c *Call) context.Context {
+	return context.WithValue(ctx, callKey{}, c)
+}
+
+// CallFromContext returns the Call in ctx, if any.
+func CallFromContext(ctx context.Context) (*Call, bool) {
+	c, ok := ctx.Value(callKey{}).(*Call)
+	return c, ok
+}
+
+type outgoingKey struct{}
+
+// WithMetadata returns a copy of ctx whose client calls send md as request
+// metadata, in addition to any metadata already attached to ctx.
+func WithMetadata(ctx context.Context, md Metadata) context.Context {
+	if prev, ok := ctx.Value(outgoingKey{}).(Metadata); ok {
+		merged := prev.Clone()
+		for k, vs := range md {
+			merged[k] = append(merged[k], vs...)
+		}
+		md = merged
+	}
+	return context.WithValue(ctx, outgoingKey{}, md)
+}
+
+// OutgoingMetadata returns the metadata attached to ctx by WithMetadata.
+// Callers must not modify it.
+func OutgoingMetadata(ctx context.Context) Metadata {
+	md, _ := ctx.Value(outgoingKey{}).(Metadata)
+	return md
+}
+
+type replySinkKey struct{}
+
+// CaptureReply returns a copy of ctx that makes client calls made with it
+// store the reply metadata in *dst when they return (also on error).
+func CaptureReply(ctx context.Context, dst *Metadata) context.Context {
+	return context.WithValue(ctx, replySinkKey{}, dst)
+}
+
+// ReplySink returns the destination set by CaptureReply, or nil. Transport
+// clients call it to deliver reply metadata.
+func ReplySink(ctx context.Context) *Metadata {
+	dst, _ := ctx.Value(replySinkKey{}).(*Metadata)
+	return dst
+}
+
+// Client invokes endpoints of a service over one transport. Invoke encodes
+// req, carries the context's metadata and deadline on the wire, and decodes
+// the reply into resp (a pointer). Errors are *errs.Error values with the
+// code the server sent, or Unavailable, DeadlineExceeded or Canceled for
+// failures of the transport itself.
+type Client interface {
+	Invoke(ctx context.Context, service, endpoint string, req, resp any) error
+	Close() error
+}
+
+// Invoke calls service/endpoint through c with a typed request and reply.
+func Invoke[Req, Resp any](ctx context.Context, c Client, service, endpoint string, req *Req) (*Resp, error) {
+	resp := new(Resp)
+	if err := c.Invoke(ctx, service, endpoint, req, resp); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
