@@ -1,0 +1,269 @@
+package grpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/middleware"
+	"github.com/ferry-go/ferry/transport"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+)
+
+// ClientOption configures a Client.
+type ClientOption func(*clientConfig)
+
+type clientConfig struct {
+	dialOpts []grpc.DialOption
+	callOpts []grpc.CallOption
+	mws      []middleware.Middleware
+}
+
+// WithDialOptions passes options to grpc.NewClient after Ferry's default
+// (insecure transport credentials), so TLS credentials given here win. It
+// applies to Dial only.
+func WithDialOptions(opts ...grpc.DialOption) ClientOption {
+	return func(c *clientConfig) { c.dialOpts = append(c.dialOpts, opts...) }
+}
+
+// WithCallOptions adds options to every call, such as
+// grpc.MaxCallRecvMsgSize. Forcing another codec breaks calls to Ferry
+// servers whose types are plain structs.
+func WithCallOptions(opts ...grpc.CallOption) ClientOption {
+	return func(c *clientConfig) { c.callOpts = append(c.callOpts, opts...) }
+}
+
+// WithClientMiddleware runs mws around every call, the first outermost. The
+// chain is composed once. Middleware sees a transport.Call with Client true
+// whose Request metadata, a copy of the context's transport.OutgoingMetadata,
+// it may add to; Reply holds the server's reply metadata once next returns.
+func WithClientMiddleware(mws ...middleware.Middleware) ClientOption {
+	return func(c *clientConfig) { c.mws = append(c.mws, mws...) }
+}
+
+// Client calls Ferry services (or any gRPC service) over one gRPC
+// connection. It implements transport.Client and is safe for concurrent use.
+type Client struct {
+	cc      grpc.ClientConnInterface
+	owned   *grpc.ClientConn   // closed by Close when Dial made it
+	opts    []grpc.CallOption  // forcing wireCodec, for plain structs
+	msgOpts []grpc.CallOption  // grpc-go's default codec, for generated messages
+	handler middleware.Handler // nil without middleware
+	methods atomic.Pointer[map[methodKey]string]
+}
+
+var _ transport.Client = (*Client)(nil)
+
+// Dial returns a Client with its own connection to target (any grpc-go
+// target, such as "127.0.0.1:9090" or "dns:///greeter:9090"), without TLS
+// unless WithDialOptions says otherwise. The connection is made lazily on
+// the first call; Close closes it.
+func Dial(target string, opts ...ClientOption) (*Client, error) {
+	var cfg clientConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	dopts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, cfg.dialOpts...)
+	cc, err := grpc.NewClient(target, dopts...)
+	if err != nil {
+		return nil, fmt.Errorf("grpc: dial %s: %w", target, err)
+	}
+	c := newClient(cc, &cfg)
+	c.owned = cc
+	return c, nil
+}
+
+// NewClient returns a Client that calls through cc, which the caller owns:
+// Close leaves it open. WithDialOptions does not apply.
+func NewClient(cc grpc.ClientConnInterface, opts ...ClientOption) *Client {
+	var cfg clientConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return newClient(cc, &cfg)
+}
+
+func newClient(cc grpc.ClientConnInterface, cfg *clientConfig) *Client {
+	c := &Client{cc: cc}
+	c.opts = append([]grpc.CallOption{grpc.ForceCodecV2(wireCodec{})}, cfg.callOpts...)
+	c.msgOpts = append([]grpc.CallOption(nil), cfg.callOpts...)
+	if len(cfg.mws) > 0 {
+		c.handler = middleware.Chain(cfg.mws...)(c.send)
+	}
+	return c
+}
+
+// Close closes the connection if Dial made it.
+func (c *Client) Close() error {
+	if c.owned == nil {
+		return nil
+	}
+	return c.owned.Close()
+}
+
+// Invoke calls endpoint of service with req and decodes the reply into resp.
+// Request metadata comes from transport.WithMetadata, the deadline from ctx;
+// reply metadata goes to transport.CaptureReply's destination. A failure is
+// an *errs.Error: the server's code, message and details, or Unavailable,
+// DeadlineExceeded or Canceled as grpc-go reports them.
+func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp any) error {
+	method := c.method(service, endpoint)
+	if c.handler == nil {
+		return c.invoke(ctx, method, req, resp, transport.OutgoingMetadata(ctx))
+	}
+	cl := &clientCall{
+		call: transport.Call{
+			Service:  service,
+			Endpoint: endpoint,
+			Kind:     transport.GRPC,
+			Client:   true,
+			Request:  transport.OutgoingMetadata(ctx).Clone(),
+			Reply:    transport.Metadata{},
+		},
+		method: method,
+		resp:   resp,
+	}
+	cl.call.Deadline, _ = ctx.Deadline()
+	ctx = context.WithValue(transport.NewCallContext(ctx, &cl.call), clientCallKey{}, cl)
+	_, err := c.handler(ctx, req)
+	if sink := transport.ReplySink(ctx); sink != nil {
+		*sink = transport.Copy(cl.call.Reply)
+	}
+	if err == nil {
+		return nil
+	}
+	var e *errs.Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return errs.Wrap(errs.CodeOf(err), err)
+}
+
+// clientCall carries what the innermost handler needs past the middleware.
+type clientCall struct {
+	call   transport.Call
+	method string
+	resp   any
+}
+
+type clientCallKey struct{}
+
+// send is the innermost handler under client middleware.
+func (c *Client) send(ctx context.Context, req any) (any, error) {
+	cl, ok := ctx.Value(clientCallKey{}).(*clientCall)
+	if !ok {
+		return nil, errs.New(errs.Internal, "grpc: client middleware replaced the call context")
+	}
+	var hdr metadata.MD
+	err := c.cc.Invoke(outgoingContext(ctx, cl.call.Request), cl.method, req, cl.resp, withHeader(c.callOptions(req, cl.resp), &hdr)...)
+	if hdr == nil {
+		hdr = metadata.MD{}
+	}
+	cl.call.Reply = transport.Metadata(hdr)
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return cl.resp, nil
+}
+
+// invoke is the call without middleware: no Call value, and reply metadata
+// is asked for only when someone captures it.
+func (c *Client) invoke(ctx context.Context, method string, req, resp any, md transport.Metadata) error {
+	if len(md) > 0 {
+		ctx = outgoingContext(ctx, md)
+	}
+	opts := c.callOptions(req, resp)
+	sink := transport.ReplySink(ctx)
+	if sink == nil {
+		return fromStatus(c.cc.Invoke(ctx, method, req, resp, opts...))
+	}
+	var hdr metadata.MD
+	err := c.cc.Invoke(ctx, method, req, resp, withHeader(opts, &hdr)...)
+	if hdr == nil {
+		hdr = metadata.MD{}
+	}
+	*sink = transport.Metadata(hdr)
+	return fromStatus(err)
+}
+
+// callOptions picks the codec: generated messages both ways go through
+// grpc-go's registered "proto" codec, exactly as a generated client would
+// (content-type application/grpc); anything else needs wireCodec, which
+// encodes the same bytes for messages and also handles plain structs.
+func (c *Client) callOptions(req, resp any) []grpc.CallOption {
+	if _, ok := req.(proto.Message); ok {
+		if _, ok := resp.(proto.Message); ok {
+			return c.msgOpts
+		}
+	}
+	return c.opts
+}
+
+// withHeader returns opts plus one that stores the reply header in *md,
+// leaving opts' backing array alone.
+func withHeader(opts []grpc.CallOption, md *metadata.MD) []grpc.CallOption {
+	return append(opts[:len(opts):len(opts)], grpc.Header(md))
+}
+
+// outgoingContext returns ctx sending h as gRPC metadata, after any
+// metadata already attached with grpc-go's own metadata package.
+func outgoingContext(ctx context.Context, h transport.Header) context.Context {
+	var md metadata.MD
+	if m, ok := h.(transport.Metadata); ok {
+		md = metadata.MD(m) // both hold lower-case keys
+	} else if h != nil {
+		md = metadata.MD(transport.Copy(h))
+	}
+	if len(md) == 0 {
+		return ctx
+	}
+	if prev, ok := metadata.FromOutgoingContext(ctx); ok {
+		md = metadata.Join(prev, md)
+	}
+	return metadata.NewOutgoingContext(ctx, md)
+}
+
+type methodKey struct{ service, endpoint string }
+
+// maxCachedMethods bounds the method-name cache of a client.
+const maxCachedMethods = 1024
+
+// method returns MethodName(service, endpoint), cached so that steady
+// traffic builds no strings. The cache is copy-on-write: reads take no lock.
+func (c *Client) method(service, endpoint string) string {
+	k := methodKey{service, endpoint}
+	for {
+		old := c.methods.Load()
+		if old != nil {
+			if m, ok := (*old)[k]; ok {
+				return m
+			}
+		}
+		m := MethodName(service, endpoint)
+		if old != nil && len(*old) >= maxCachedMethods {
+			return m
+		}
+		next := make(map[methodKey]string, 1+lenOf(old))
+		if old != nil {
+			for k, v := range *old {
+				next[k] = v
+			}
+		}
+		next[k] = m
+		if c.methods.CompareAndSwap(old, &next) {
+			return m
+		}
+	}
+}
+
+func lenOf(m *map[methodKey]string) int {
+	if m == nil {
+		return 0
+	}
+	return len(*m)
+}

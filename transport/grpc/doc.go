@@ -1,0 +1,48 @@
+// Package grpc serves a Ferry server over gRPC and calls Ferry services over
+// gRPC.
+//
+// Users import it under another name so it does not clash with grpc-go:
+//
+//	import fgrpc "github.com/ferry-go/ferry/transport/grpc"
+//
+// # Naming
+//
+// A Ferry service s becomes the proto package s with '-' replaced by '_',
+// holding one proto service named after s in CamelCase; each endpoint is a
+// unary method of it. Service "order-service", endpoint "Place" is called as
+// /order_service.OrderService/Place. See [ServiceName] and [MethodName].
+//
+// # Server
+//
+// [Server] is a server.Transport. Request and reply types may be generated
+// protobuf messages or plain Go structs; both travel as protobuf (plain
+// structs through the schema package codec/protostruct derives from their
+// fields), under the standard "proto" content-subtype, so any gRPC client
+// can call them. Besides the Ferry service the server runs the standard
+// health service (grpc.health.v1.Health) and server reflection, v1 and
+// v1alpha, so that grpcurl can list, describe and call endpoints with no
+// .proto file at hand:
+//
+//	grpcurl -plaintext localhost:9090 list
+//	grpcurl -plaintext -d '{"name":"Ada"}' localhost:9090 greeter.Greeter/Hello
+//
+// Wire behaviour that differs from grpc-go's defaults, for the sake of one
+// behaviour across Ferry's transports:
+//   - An unknown service or method is answered with NotFound (grpc-go says
+//     Unimplemented), naming the method.
+//   - A request body that does not decode is InvalidArgument
+//     ("invalid request body: ...").
+//   - An *errs.Error from a handler becomes a status with the same code and
+//     message; its details travel as one google.rpc.BadRequest whose field
+//     violations carry Field and Reason. Any other error is reported as
+//     Unknown without its text, as errs.FromError describes.
+//
+// An oversized message is grpc-go's own ResourceExhausted.
+//
+// # Client
+//
+// [Client] is a transport.Client. It sends the metadata attached with
+// transport.WithMetadata as gRPC metadata, the context deadline as
+// grpc-timeout, and turns a failed call's status back into an *errs.Error
+// with the code, message and details the server sent.
+package grpc

@@ -1,0 +1,108 @@
+package grpc
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+
+	"github.com/ferry-go/ferry/transport"
+	"google.golang.org/grpc/metadata"
+)
+
+// incoming is the request metadata of a served call. grpc-go offers the
+// incoming metadata only as a copy, so the copy is made on first use: calls
+// whose middleware never reads metadata pay nothing.
+type incoming struct {
+	ctx context.Context
+	md  transport.Metadata
+}
+
+var _ transport.Header = (*incoming)(nil)
+
+func (h *incoming) load() transport.Metadata {
+	if h.md == nil {
+		md, _ := metadata.FromIncomingContext(h.ctx) // lower-cased copy
+		if md == nil {
+			md = metadata.MD{}
+		}
+		h.md = transport.Metadata(md)
+	}
+	return h.md
+}
+
+func (h *incoming) Get(key string) string      { return h.load().Get(key) }
+func (h *incoming) Values(key string) []string { return h.load().Values(key) }
+func (h *incoming) Set(key, value string)      { h.load().Set(key, value) }
+func (h *incoming) Add(key, value string)      { h.load().Add(key, value) }
+func (h *incoming) Del(key string)             { h.load().Del(key) }
+func (h *incoming) Keys() []string             { return h.load().Keys() }
+
+// outgoing is the reply metadata of a served call; its map is made on the
+// first write, so replies without metadata allocate nothing for it.
+type outgoing struct {
+	md transport.Metadata
+}
+
+var _ transport.Header = (*outgoing)(nil)
+
+func (h *outgoing) writable() transport.Metadata {
+	if h.md == nil {
+		h.md = transport.Metadata{}
+	}
+	return h.md
+}
+
+func (h *outgoing) Get(key string) string      { return h.md.Get(key) }
+func (h *outgoing) Values(key string) []string { return h.md.Values(key) }
+func (h *outgoing) Set(key, value string)      { h.writable().Set(key, value) }
+func (h *outgoing) Add(key, value string)      { h.writable().Add(key, value) }
+func (h *outgoing) Del(key string)             { h.md.Del(key) }
+func (h *outgoing) Keys() []string             { return h.md.Keys() }
+
+// validMetadata returns md without the pairs gRPC may not carry (keys
+// outside [0-9a-z-_.], non-printable values in keys not ending in "-bin"),
+// logging what it drops: grpc-go does not check reply headers itself, and a
+// bad one would break the whole reply.
+func validMetadata(logger *slog.Logger, endpoint string, md transport.Metadata) metadata.MD {
+	bad := 0
+	for k, vs := range md {
+		if !validPair(k, vs) {
+			bad++
+		}
+	}
+	if bad == 0 {
+		return metadata.MD(md)
+	}
+	out := make(metadata.MD, len(md)-bad)
+	for k, vs := range md {
+		if validPair(k, vs) {
+			out[k] = vs
+		} else {
+			logger.Warn("grpc: dropped invalid reply metadata", "endpoint", endpoint, "key", k)
+		}
+	}
+	return out
+}
+
+func validPair(key string, vals []string) bool {
+	if key == "" || key[0] == ':' {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	if strings.HasSuffix(key, "-bin") {
+		return true
+	}
+	for _, v := range vals {
+		for i := 0; i < len(v); i++ {
+			if v[i] < 0x20 || v[i] > 0x7e {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -1,0 +1,340 @@
+package grpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/ferry-go/ferry/server"
+	"github.com/ferry-go/ferry/transport"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/reflection"
+	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoregistry"
+)
+
+// Defaults of the server options.
+const (
+	DefaultMaxConcurrentStreams = 1024
+	DefaultMaxRecvMsgSize       = 4 << 20
+	DefaultMaxSendMsgSize       = 4 << 20
+)
+
+// Keepalive settings: the server pings a connection idle for
+// keepaliveTime and drops it when no answer comes within keepaliveTimeout;
+// clients may ping at most every minPingInterval, also with no call open.
+const (
+	keepaliveTime    = 2 * time.Minute
+	keepaliveTimeout = 20 * time.Second
+	minPingInterval  = 10 * time.Second
+)
+
+// ServerOption configures a Server.
+type ServerOption func(*serverConfig)
+
+type serverConfig struct {
+	lis            net.Listener
+	maxStreams     uint32
+	maxRecv        int
+	maxSend        int
+	defaultTimeout time.Duration
+	extra          []grpc.ServerOption
+}
+
+// WithListener makes the server accept calls on l instead of listening on
+// its address. The server closes l when it stops; after a failed Start, l
+// is still the caller's to close.
+func WithListener(l net.Listener) ServerOption {
+	return func(c *serverConfig) { c.lis = l }
+}
+
+// WithMaxConcurrentStreams limits the calls in flight on one connection
+// (default 1024). It must be positive.
+func WithMaxConcurrentStreams(n uint32) ServerOption {
+	return func(c *serverConfig) { c.maxStreams = n }
+}
+
+// WithMaxRecvMsgSize limits the size of a request message in bytes (default
+// 4 MiB); larger ones are refused with ResourceExhausted. It must be positive.
+func WithMaxRecvMsgSize(n int) ServerOption {
+	return func(c *serverConfig) { c.maxRecv = n }
+}
+
+// WithMaxSendMsgSize limits the size of a reply message in bytes (default
+// 4 MiB); a larger reply fails the call with ResourceExhausted. It must be
+// positive.
+func WithMaxSendMsgSize(n int) ServerOption {
+	return func(c *serverConfig) { c.maxSend = n }
+}
+
+// WithDefaultTimeout sets the deadline of calls that arrive without a
+// grpc-timeout. The default, 0, leaves such calls without a deadline.
+func WithDefaultTimeout(d time.Duration) ServerOption {
+	return func(c *serverConfig) { c.defaultTimeout = d }
+}
+
+// WithServerOptions passes options to grpc.NewServer after Ferry's own, so
+// they win where both set the same thing (keepalive, message sizes, TLS
+// credentials, interceptors, stats handlers). Forcing another codec or
+// replacing the unknown-service handler breaks Ferry's wire behaviour.
+func WithServerOptions(opts ...grpc.ServerOption) ServerOption {
+	return func(c *serverConfig) { c.extra = append(c.extra, opts...) }
+}
+
+// Server serves one Ferry server over gRPC, with the health and reflection
+// services beside it. It implements server.Transport. Create it with
+// NewServer.
+//
+// Keepalive is set explicitly: the server pings a connection idle for two
+// minutes and closes it if no answer comes within 20 seconds; clients may
+// send keepalive pings every 10 seconds at most, also with no call open.
+// WithServerOptions can override both.
+type Server struct {
+	addr string
+	cfg  serverConfig
+
+	mu      sync.Mutex
+	started bool
+	lis     net.Listener
+	gs      *grpc.Server
+	health  *health.Server
+	served  chan struct{} // closed when Serve returns
+}
+
+var _ server.Transport = (*Server)(nil)
+
+// NewServer returns a gRPC transport that listens on addr ("host:port",
+// e.g. ":9090" or "127.0.0.1:0") when started. Invalid option values are
+// reported by Start.
+func NewServer(addr string, opts ...ServerOption) *Server {
+	cfg := serverConfig{
+		maxStreams: DefaultMaxConcurrentStreams,
+		maxRecv:    DefaultMaxRecvMsgSize,
+		maxSend:    DefaultMaxSendMsgSize,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return &Server{addr: addr, cfg: cfg}
+}
+
+func (c *serverConfig) validate() error {
+	switch {
+	case c.maxStreams == 0:
+		return errors.New("grpc: max concurrent streams must be positive")
+	case c.maxRecv <= 0:
+		return fmt.Errorf("grpc: max receive message size %d must be positive", c.maxRecv)
+	case c.maxSend <= 0:
+		return fmt.Errorf("grpc: max send message size %d must be positive", c.maxSend)
+	case c.defaultTimeout < 0:
+		return fmt.Errorf("grpc: default timeout %v must not be negative", c.defaultTimeout)
+	}
+	return nil
+}
+
+// Addr returns the address the server listens on, or nil before Start.
+func (t *Server) Addr() net.Addr {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.lis == nil {
+		return nil
+	}
+	return t.lis.Addr()
+}
+
+// Start builds the gRPC service for s, checks that every endpoint's types
+// have a protobuf form (naming the endpoint and field when one does not),
+// listens and serves in the background. It returns once calls are
+// accepted; health then reports SERVING for "" and for ServiceName(s.Name()).
+func (t *Server) Start(ctx context.Context, s *server.Server) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.started {
+		return errors.New("grpc: server already started")
+	}
+	if err := t.cfg.validate(); err != nil {
+		return err
+	}
+	if err := s.Err(); err != nil {
+		return err
+	}
+	res, err := describe(s)
+	if err != nil {
+		return err
+	}
+	lis := t.cfg.lis
+	if lis == nil {
+		var lc net.ListenConfig
+		if lis, err = lc.Listen(ctx, "tcp", t.addr); err != nil {
+			return fmt.Errorf("grpc: listen on %s: %w", t.addr, err)
+		}
+	}
+
+	opts := append([]grpc.ServerOption{
+		grpc.ForceServerCodecV2(wireCodec{}),
+		grpc.MaxConcurrentStreams(t.cfg.maxStreams),
+		grpc.MaxRecvMsgSize(t.cfg.maxRecv),
+		grpc.MaxSendMsgSize(t.cfg.maxSend),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: minPingInterval, PermitWithoutStream: true}),
+		grpc.UnknownServiceHandler(unknownMethod),
+	}, t.cfg.extra...)
+	gs := grpc.NewServer(opts...)
+	gs.RegisterService(t.serviceDesc(s), nil)
+
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	ropts := reflection.ServerOptions{Services: gs, DescriptorResolver: res, ExtensionResolver: protoregistry.GlobalTypes}
+	reflectionv1.RegisterServerReflectionServer(gs, reflection.NewServerV1(ropts))
+	reflectionv1alpha.RegisterServerReflectionServer(gs, reflection.NewServer(ropts))
+
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(ServiceName(s.Name()), healthpb.HealthCheckResponse_SERVING)
+
+	t.started, t.lis, t.gs, t.health = true, lis, gs, hs
+	t.served = make(chan struct{})
+	logger := s.Logger()
+	go func() {
+		defer close(t.served)
+		if err := gs.Serve(lis); err != nil {
+			logger.Error("grpc: serve failed", "addr", lis.Addr().String(), "error", err)
+		}
+	}()
+	return nil
+}
+
+// Stop marks every service NOT_SERVING in health, stops accepting calls and
+// waits for the calls in flight. If ctx ends first, the remaining calls are
+// cut off (their handlers see their context canceled) and ctx's error is
+// returned. Stop before a successful Start does nothing.
+func (t *Server) Stop(ctx context.Context) error {
+	t.mu.Lock()
+	gs, hs, served := t.gs, t.health, t.served
+	t.mu.Unlock()
+	if gs == nil {
+		return nil
+	}
+	hs.Shutdown()
+	graceful := make(chan struct{})
+	go func() {
+		defer close(graceful)
+		gs.GracefulStop()
+	}()
+	var err error
+	select {
+	case <-graceful:
+	case <-ctx.Done():
+		gs.Stop()
+		<-graceful
+		err = ctx.Err()
+	}
+	<-served
+	return err
+}
+
+// unknownMethod answers calls to methods nobody registered: NotFound, as on
+// every Ferry transport, where grpc-go would say Unimplemented.
+func unknownMethod(_ any, stream grpc.ServerStream) error {
+	m, _ := grpc.MethodFromServerStream(stream)
+	return status.Error(codes.NotFound, "unknown method "+m)
+}
+
+// serviceDesc describes s's endpoints as unary methods of one gRPC service.
+func (t *Server) serviceDesc(s *server.Server) *grpc.ServiceDesc {
+	name := ServiceName(s.Name())
+	eps := s.Endpoints()
+	desc := &grpc.ServiceDesc{
+		ServiceName: name,
+		HandlerType: (*any)(nil),
+		Methods:     make([]grpc.MethodDesc, len(eps)),
+		Streams:     []grpc.StreamDesc{},
+		Metadata:    filePath(s.Name()),
+	}
+	for i, ep := range eps {
+		desc.Methods[i] = grpc.MethodDesc{
+			MethodName: ep.Name,
+			Handler:    t.methodHandler(s, ep, &grpc.UnaryServerInfo{FullMethod: "/" + name + "/" + ep.Name}),
+		}
+	}
+	return desc
+}
+
+// call is everything one served call needs, in one allocation.
+type call struct {
+	call  transport.Call
+	in    incoming
+	out   outgoing
+	frame frame
+}
+
+func (t *Server) methodHandler(s *server.Server, ep *server.Endpoint, info *grpc.UnaryServerInfo) func(any, context.Context, func(any) error, grpc.UnaryServerInterceptor) (any, error) {
+	h := ep.Handler
+	name := s.Name()
+	timeout := t.cfg.defaultTimeout
+	logger := s.Logger()
+	// serve runs the endpoint for the decoded req; it is what interceptors wrap.
+	serve := func(ctx context.Context, c *call, req any) (any, error) {
+		c.in.ctx = ctx
+		c.call = transport.Call{
+			Service:  name,
+			Endpoint: ep.Name,
+			Kind:     transport.GRPC,
+			Request:  &c.in,
+			Reply:    &c.out,
+		}
+		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+			c.call.Peer = p.Addr.String()
+		}
+		c.call.Deadline, _ = ctx.Deadline()
+		resp, err := h(transport.NewCallContext(ctx, &c.call), req)
+		if len(c.out.md) > 0 {
+			// grpc.SetHeader fails only once headers went out, which a
+			// unary reply's have not; it does not check the pairs.
+			_ = grpc.SetHeader(ctx, validMetadata(logger, ep.Name, c.out.md))
+		}
+		if err != nil {
+			return nil, statusError(err)
+		}
+		return resp, nil
+	}
+	return func(_ any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+		c := new(call)
+		if err := dec(&c.frame); err != nil {
+			return nil, err // grpc-go's own status: too large, canceled, ...
+		}
+		req := ep.NewRequest()
+		err := unmarshal(c.frame.data, req)
+		c.frame.data.Free()
+		c.frame.data = nil
+		if err != nil {
+			return nil, badRequest(err)
+		}
+		if timeout > 0 {
+			if _, ok := ctx.Deadline(); !ok {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
+		}
+		if interceptor == nil {
+			return serve(ctx, c, req)
+		}
+		resp, err := interceptor(ctx, req, info, func(ctx context.Context, req any) (any, error) {
+			return serve(ctx, c, req)
+		})
+		if err != nil {
+			return nil, statusError(err)
+		}
+		return resp, nil
+	}
+}

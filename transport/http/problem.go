@@ -1,0 +1,99 @@
+package http
+
+import (
+	"encoding/json"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/ferry-go/ferry/errs"
+)
+
+// ProblemContentType is the media type of error bodies (RFC 9457).
+const ProblemContentType = "application/problem+json"
+
+// StatusClientClosedRequest is the status sent for a Canceled call; it is
+// not in the IANA registry but is the common convention (nginx, gRPC
+// gateways, Connect).
+const StatusClientClosedRequest = 499
+
+// problem is the RFC 9457 body with Ferry's extension members: "code" (the
+// canonical code name) and "details".
+type problem struct {
+	Type    string        `json:"type"`
+	Title   string        `json:"title"`
+	Status  int           `json:"status"`
+	Detail  string        `json:"detail,omitempty"`
+	Code    string        `json:"code"`
+	Details []errs.Detail `json:"details,omitempty"`
+}
+
+// statusText is http.StatusText that also names 499.
+func statusText(status int) string {
+	if status == StatusClientClosedRequest {
+		return "Client Closed Request"
+	}
+	if t := http.StatusText(status); t != "" {
+		return t
+	}
+	return "Status " + strconv.Itoa(status)
+}
+
+// writeProblem writes e as a problem+json response with the given status.
+// Reply headers the handler already set stay in place.
+func writeProblem(w http.ResponseWriter, status int, e *errs.Error) {
+	body, err := json.Marshal(problem{
+		Type:    "about:blank",
+		Title:   statusText(status),
+		Status:  status,
+		Detail:  e.Message(),
+		Code:    e.Code().String(),
+		Details: e.Details(),
+	})
+	if err != nil { // only reachable with details json cannot encode, which errs.Detail rules out
+		body = []byte(`{"type":"about:blank","status":500,"code":"internal"}`)
+		status = http.StatusInternalServerError
+	}
+	h := w.Header()
+	h.Del("Content-Length")
+	h.Set("Content-Type", ProblemContentType)
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// writeError writes err, as seen by a caller, with the status of its code.
+func writeError(w http.ResponseWriter, err error) {
+	e := errs.FromError(err)
+	writeProblem(w, errs.HTTPStatus(e.Code()), e)
+}
+
+// parseProblem turns an error response into an *errs.Error: the body's
+// "code" member when it has one (a problem+json body, or Ferry's plain
+// error JSON with "message"), else the code that best fits the status.
+func parseProblem(status int, contentType string, body []byte) *errs.Error {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	if mt == ProblemContentType || mt == "application/json" || strings.HasSuffix(mt, "+json") {
+		var p struct {
+			Code    string        `json:"code"`
+			Detail  string        `json:"detail"`
+			Message string        `json:"message"`
+			Details []errs.Detail `json:"details"`
+		}
+		if json.Unmarshal(body, &p) == nil {
+			if c, ok := errs.ParseCode(p.Code); ok {
+				msg := p.Detail
+				if msg == "" {
+					msg = p.Message
+				}
+				e := errs.New(c, msg)
+				if len(p.Details) > 0 {
+					e = e.WithDetails(p.Details...)
+				}
+				return e
+			}
+		}
+	}
+	return errs.New(errs.FromHTTPStatus(status), statusText(status))
+}

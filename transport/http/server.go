@@ -1,0 +1,633 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ferry-go/ferry/codec"
+	"github.com/ferry-go/ferry/codec/protostruct"
+	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/server"
+	"github.com/ferry-go/ferry/transport"
+)
+
+// TimeoutHeader carries a call's remaining time in whole milliseconds, an
+// integer > 0. The server bounds the handler's context by it.
+const TimeoutHeader = "Ferry-Timeout-Ms"
+
+// Defaults of the server options.
+const (
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultWriteTimeout      = 30 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultMaxBodyBytes      = 4 << 20
+)
+
+// maxTimeoutMs keeps a TimeoutHeader value from overflowing time.Duration.
+const maxTimeoutMs = int64(1<<63-1) / int64(time.Millisecond)
+
+// ServerOption configures a Server.
+type ServerOption func(*serverConfig)
+
+type serverConfig struct {
+	listener          net.Listener
+	readHeaderTimeout time.Duration
+	readTimeout       time.Duration
+	writeTimeout      time.Duration
+	idleTimeout       time.Duration
+	maxHeaderBytes    int
+	maxBodyBytes      int64
+	defaultTimeout    time.Duration
+	filters           []func(http.Handler) http.Handler
+}
+
+func newServerConfig(opts []ServerOption) serverConfig {
+	c := serverConfig{
+		readHeaderTimeout: DefaultReadHeaderTimeout,
+		readTimeout:       DefaultReadTimeout,
+		writeTimeout:      DefaultWriteTimeout,
+		idleTimeout:       DefaultIdleTimeout,
+		maxHeaderBytes:    DefaultMaxHeaderBytes,
+		maxBodyBytes:      DefaultMaxBodyBytes,
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	return c
+}
+
+// WithListener makes the server accept on l instead of listening on its
+// address. Stop closes l.
+func WithListener(l net.Listener) ServerOption {
+	return func(c *serverConfig) { c.listener = l }
+}
+
+// WithReadHeaderTimeout bounds the time to read a request's headers
+// (default 5s; 0 or less means no limit).
+func WithReadHeaderTimeout(d time.Duration) ServerOption {
+	return func(c *serverConfig) { c.readHeaderTimeout = max(d, 0) }
+}
+
+// WithReadTimeout bounds the time to read a whole request, body included
+// (default 30s; 0 or less means no limit).
+func WithReadTimeout(d time.Duration) ServerOption {
+	return func(c *serverConfig) { c.readTimeout = max(d, 0) }
+}
+
+// WithWriteTimeout bounds the time from the end of the request headers to
+// the end of the response, so it caps how long a handler can run (default
+// 30s; 0 or less means no limit).
+func WithWriteTimeout(d time.Duration) ServerOption {
+	return func(c *serverConfig) { c.writeTimeout = max(d, 0) }
+}
+
+// WithIdleTimeout bounds how long a keep-alive connection waits for its
+// next request (default 120s; 0 or less means the read timeout applies).
+func WithIdleTimeout(d time.Duration) ServerOption {
+	return func(c *serverConfig) { c.idleTimeout = max(d, 0) }
+}
+
+// WithMaxHeaderBytes limits the size of request headers (default 64 KiB;
+// 0 or less keeps the default).
+func WithMaxHeaderBytes(n int) ServerOption {
+	return func(c *serverConfig) {
+		if n > 0 {
+			c.maxHeaderBytes = n
+		}
+	}
+}
+
+// WithMaxBodyBytes limits the size of a request body (default 4 MiB; 0 or
+// less keeps the default). A larger body is answered with 413 and code
+// resource_exhausted.
+func WithMaxBodyBytes(n int64) ServerOption {
+	return func(c *serverConfig) {
+		if n > 0 {
+			c.maxBodyBytes = n
+		}
+	}
+}
+
+// WithDefaultTimeout sets the deadline of calls that carry no
+// Ferry-Timeout-Ms header (default 0: none, beyond the write timeout).
+func WithDefaultTimeout(d time.Duration) ServerOption {
+	return func(c *serverConfig) { c.defaultTimeout = max(d, 0) }
+}
+
+// WithFilter wraps the server's http.Handler with f, an HTTP-tier filter
+// (CORS, compression, access logs…). Filters see raw HTTP requests before
+// routing and decoding; they are a separate tier from Ferry middleware,
+// which sees decoded requests on every transport. The first filter listed
+// runs outermost.
+func WithFilter(f func(http.Handler) http.Handler) ServerOption {
+	return func(c *serverConfig) {
+		if f != nil {
+			c.filters = append(c.filters, f)
+		}
+	}
+}
+
+// Server serves a server.Server's endpoints over HTTP. It implements
+// server.Transport. Create it with NewServer.
+type Server struct {
+	addr string
+	cfg  serverConfig
+
+	mu      sync.Mutex
+	srv     *http.Server
+	ln      net.Listener
+	handler http.Handler
+	done    chan struct{} // closed when Serve returns
+}
+
+var _ server.Transport = (*Server)(nil)
+
+// NewServer returns a Server that will listen on addr ("host:port";
+// "127.0.0.1:0" picks a free port, see Addr) when started.
+func NewServer(addr string, opts ...ServerOption) *Server {
+	return &Server{addr: addr, cfg: newServerConfig(opts)}
+}
+
+// Start builds the routes of s, listens, and serves in a goroutine. It
+// returns an error naming the address if it cannot listen, or naming the
+// route if a route is invalid.
+func (s *Server) Start(ctx context.Context, srv *server.Server) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		return errors.New("http: server already started")
+	}
+	h, err := newHandler(srv, &s.cfg)
+	if err != nil {
+		return err
+	}
+	ln := s.cfg.listener
+	if ln == nil {
+		var lc net.ListenConfig
+		if ln, err = lc.Listen(ctx, "tcp", s.addr); err != nil {
+			return fmt.Errorf("http: listen on %q: %w", s.addr, err)
+		}
+	}
+	// Requests inherit the values of ctx (trace exporters, loggers) but not
+	// its cancellation: Stop, not the end of ctx, decides when calls end.
+	base := context.WithoutCancel(ctx)
+	logger := srv.Logger()
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: s.cfg.readHeaderTimeout,
+		ReadTimeout:       s.cfg.readTimeout,
+		WriteTimeout:      s.cfg.writeTimeout,
+		IdleTimeout:       s.cfg.idleTimeout,
+		MaxHeaderBytes:    s.cfg.maxHeaderBytes,
+		BaseContext:       func(net.Listener) context.Context { return base },
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.ErrorContext(base, "http: serve failed", "addr", ln.Addr().String(), "error", err)
+		}
+	}()
+	s.srv, s.ln, s.handler, s.done = hs, ln, h, done
+	return nil
+}
+
+// Stop stops accepting connections and waits for in-flight calls to finish.
+// If ctx ends first, it closes every connection and returns ctx's error.
+// Stop before Start does nothing.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	hs, done := s.srv, s.done
+	s.mu.Unlock()
+	if hs == nil {
+		return nil
+	}
+	err := hs.Shutdown(ctx)
+	if err != nil {
+		_ = hs.Close()
+		err = fmt.Errorf("http: stop: %w", err)
+	}
+	<-done
+	return err
+}
+
+// Addr returns the address the server listens on, or nil before Start.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Handler returns the http.Handler the server serves (filters included), or
+// nil before Start.
+func (s *Server) Handler() http.Handler {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.handler
+}
+
+// NewHandler returns an http.Handler serving srv's endpoints, for mounting
+// in an http.Server of one's own. Only the options that shape the handler
+// apply (body limit, default timeout, filters); the rest configure Server.
+func NewHandler(srv *server.Server, opts ...ServerOption) (http.Handler, error) {
+	cfg := newServerConfig(opts)
+	return newHandler(srv, &cfg)
+}
+
+// handler routes and serves calls. Everything it holds is built once and
+// read-only afterwards.
+type handler struct {
+	service    string
+	logger     *slog.Logger
+	maxBody    int64
+	defTimeout time.Duration
+	// byPath finds the default route "POST /{service}/{Endpoint}" without
+	// going through the mux.
+	byPath map[string]*route
+	// mux routes everything else; probe holds the same routes without the
+	// catch-all, to tell 405 from 404 on a miss.
+	mux, probe *http.ServeMux
+	bufs       sync.Pool // *[]byte request bodies
+
+	jsonCT, protoCT []string // Content-Type values, shared read-only
+}
+
+func newHandler(srv *server.Server, cfg *serverConfig) (http.Handler, error) {
+	if err := srv.Err(); err != nil {
+		return nil, err
+	}
+	h := &handler{
+		service:    srv.Name(),
+		logger:     srv.Logger(),
+		maxBody:    cfg.maxBodyBytes,
+		defTimeout: cfg.defaultTimeout,
+		byPath:     map[string]*route{},
+		mux:        http.NewServeMux(),
+		probe:      http.NewServeMux(),
+		jsonCT:     []string{codec.JSON.ContentType()},
+		protoCT:    []string{codec.Proto.ContentType()},
+	}
+	var errList []error
+	for _, ep := range srv.Endpoints() {
+		path := "/" + h.service + "/" + ep.Name
+		// Plain structs go through protostruct, which cannot map every Go
+		// type: find out now, so such calls get a 415, not a failed reply.
+		var noProto error
+		if err := protostruct.Check(ep.RequestType); err != nil {
+			noProto = err
+		} else if err := protostruct.Check(ep.ResponseType); err != nil {
+			noProto = err
+		}
+		rt := &route{h: h, ep: ep, body: true, noProto: noProto}
+		h.byPath[path] = rt
+		if err := h.handle("POST "+path, rt); err != nil {
+			errList = append(errList, err)
+		}
+		for _, r := range ep.Routes {
+			b, err := newBinder(r, ep.RequestType)
+			if err != nil {
+				errList = append(errList, err)
+				continue
+			}
+			m := r.Method()
+			rr := &route{h: h, ep: ep, bind: b, body: m == http.MethodPost || m == http.MethodPut || m == http.MethodPatch, noProto: noProto}
+			if err := h.handle(r.Pattern, rr); err != nil {
+				errList = append(errList, err)
+			}
+		}
+	}
+	if len(errList) > 0 {
+		return nil, errors.Join(errList...)
+	}
+	h.mux.Handle("/", http.HandlerFunc(h.miss))
+	var out http.Handler = h
+	for i := len(cfg.filters) - 1; i >= 0; i-- {
+		if out = cfg.filters[i](out); out == nil {
+			return nil, fmt.Errorf("http: filter %d returned a nil handler", i)
+		}
+	}
+	return out, nil
+}
+
+// handle registers pattern in both muxes. net/http panics on a malformed or
+// conflicting pattern; that is a configuration error, returned as such.
+func (h *handler) handle(pattern string, rt *route) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("http: route %q: %v", pattern, p)
+		}
+	}()
+	h.mux.Handle(pattern, rt)
+	h.probe.Handle(pattern, rt)
+	return nil
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost {
+		if rt := h.byPath[r.URL.Path]; rt != nil {
+			rt.ServeHTTP(w, r)
+			return
+		}
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// miss answers requests no route matched: 405 with an Allow header when
+// the path exists for other methods, else 404 naming what was not found.
+func (h *handler) miss(w http.ResponseWriter, r *http.Request) {
+	ph, pattern := h.probe.Handler(r)
+	if pattern != "" { // a trailing-slash redirect the catch-all hid
+		ph.ServeHTTP(w, r)
+		return
+	}
+	var c capture
+	ph.ServeHTTP(&c, r)
+	if c.status == http.StatusMethodNotAllowed {
+		allow := c.header.Get("Allow")
+		w.Header().Set("Allow", allow)
+		writeProblem(w, http.StatusMethodNotAllowed, errs.Newf(errs.Unimplemented,
+			"method %s is not allowed on %q; allowed: %s", r.Method, r.URL.Path, allow))
+		return
+	}
+	var msg string
+	svc, ep, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	switch {
+	case !ok || svc == "" || ep == "" || strings.Contains(ep, "/"):
+		msg = fmt.Sprintf("no route for %s %q", r.Method, r.URL.Path)
+	case svc != h.service:
+		msg = fmt.Sprintf("unknown service %q (this server serves %q)", svc, h.service)
+	default:
+		msg = fmt.Sprintf("unknown endpoint %q of service %q", ep, h.service)
+	}
+	writeProblem(w, http.StatusNotFound, errs.New(errs.NotFound, msg))
+}
+
+// capture records what the probe mux would answer.
+type capture struct {
+	header http.Header
+	status int
+}
+
+func (c *capture) Header() http.Header {
+	if c.header == nil {
+		c.header = http.Header{}
+	}
+	return c.header
+}
+
+func (c *capture) Write(b []byte) (int, error) {
+	c.WriteHeader(http.StatusOK)
+	return len(b), nil
+}
+
+func (c *capture) WriteHeader(status int) {
+	if c.status == 0 {
+		c.status = status
+	}
+}
+
+// route serves one endpoint on one pattern: the default route (body only)
+// or a REST route (path and query binding, body for POST, PUT and PATCH).
+type route struct {
+	h       *handler
+	ep      *server.Endpoint
+	bind    *binder // nil on the default route
+	body    bool
+	noProto error // why the endpoint cannot speak protobuf, if it cannot
+}
+
+// chunkThreshold is the reply size under which net/http computes
+// Content-Length itself, for free, when the handler returns.
+const chunkThreshold = 2048
+
+func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := rt.h
+	cod := codec.JSON
+	if rt.body {
+		var ok bool
+		if cod, ok = requestCodec(r.Header["Content-Type"]); !ok {
+			ct := r.Header.Get("Content-Type")
+			writeProblem(w, http.StatusUnsupportedMediaType, errs.Newf(errs.InvalidArgument,
+				"unsupported content type %q: want application/json or application/protobuf", ct).
+				WithDetails(errs.Detail{Field: "Content-Type", Reason: "unsupported media type"}))
+			return
+		}
+		if cod == codec.Proto && rt.noProto != nil {
+			writeProblem(w, http.StatusUnsupportedMediaType, errs.Newf(errs.InvalidArgument,
+				"endpoint %s/%s cannot be called with protobuf (%v); use application/json", h.service, rt.ep.Name, rt.noProto).
+				WithDetails(errs.Detail{Field: "Content-Type", Reason: "unsupported media type"}))
+			return
+		}
+	}
+
+	if ce := r.Header["Content-Encoding"]; rt.body && len(ce) > 0 && !strings.EqualFold(ce[0], "identity") {
+		writeProblem(w, http.StatusUnsupportedMediaType, errs.Newf(errs.InvalidArgument,
+			"unsupported content encoding %q: send the body uncompressed", ce[0]).
+			WithDetails(errs.Detail{Field: "Content-Encoding", Reason: "unsupported encoding"}))
+		return
+	}
+
+	ctx := r.Context()
+	timeout := h.defTimeout
+	if v := r.Header[TimeoutHeader]; len(v) > 0 {
+		ms, err := strconv.ParseInt(v[0], 10, 64)
+		if err != nil || ms <= 0 || ms > maxTimeoutMs {
+			writeProblem(w, http.StatusBadRequest, errs.Newf(errs.InvalidArgument,
+				"header %s: %q is not a whole number of milliseconds greater than 0", TimeoutHeader, v[0]).
+				WithDetails(errs.Detail{Field: TimeoutHeader, Reason: "want an integer > 0"}))
+			return
+		}
+		timeout = time.Duration(ms) * time.Millisecond
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+
+	req := rt.ep.NewRequest()
+	if rt.body {
+		if status, e := rt.decode(r, cod, req); e != nil {
+			if status == http.StatusRequestEntityTooLarge {
+				// The rest of the body is unread: do not reuse the connection.
+				w.Header().Set("Connection", "close")
+			}
+			writeProblem(w, status, e)
+			return
+		}
+	}
+	if rt.bind != nil {
+		if e := rt.bind.bind(r, req); e != nil {
+			writeProblem(w, http.StatusBadRequest, e)
+			return
+		}
+	}
+
+	call := &transport.Call{
+		Service:  h.service,
+		Endpoint: rt.ep.Name,
+		Kind:     transport.HTTP,
+		Request:  Header(r.Header),
+		Reply:    Header(w.Header()),
+		Peer:     r.RemoteAddr,
+	}
+	call.Deadline, _ = ctx.Deadline()
+	resp, err := rt.ep.Handler(transport.NewCallContext(ctx, call), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out, err := cod.Marshal(resp)
+	if err != nil {
+		h.logger.ErrorContext(ctx, "http: encoding reply failed", "service", h.service, "endpoint", rt.ep.Name, "error", err)
+		writeProblem(w, http.StatusInternalServerError, errs.New(errs.Internal, "encoding the reply failed"))
+		return
+	}
+	hdr := w.Header()
+	switch cod {
+	case codec.JSON:
+		hdr["Content-Type"] = h.jsonCT
+	case codec.Proto:
+		hdr["Content-Type"] = h.protoCT
+	default:
+		hdr.Set("Content-Type", cod.ContentType())
+	}
+	if len(out) >= chunkThreshold {
+		hdr["Content-Length"] = []string{strconv.Itoa(len(out))}
+	} else {
+		delete(hdr, "Content-Length") // net/http fills it in
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out)
+}
+
+// requestCodec picks the codec for a Content-Type header. No type and the
+// form type that `curl -d` sends both mean JSON.
+func requestCodec(vals []string) (codec.Codec, bool) {
+	if len(vals) == 0 {
+		return codec.JSON, true
+	}
+	ct := vals[0]
+	mt := ct
+	if i := strings.IndexByte(mt, ';'); i >= 0 {
+		mt = mt[:i]
+	}
+	mt = strings.TrimSpace(mt)
+	switch {
+	case mt == "", strings.EqualFold(mt, "application/json"), strings.EqualFold(mt, formType):
+		return codec.JSON, true
+	case strings.EqualFold(mt, "application/protobuf"):
+		return codec.Proto, true
+	}
+	return codec.ForContentType(ct)
+}
+
+const formType = "application/x-www-form-urlencoded"
+
+func isForm(vals []string) bool {
+	return len(vals) > 0 && strings.HasPrefix(strings.ToLower(strings.TrimSpace(vals[0])), formType)
+}
+
+// decode reads the body, within the size limit, and decodes it into req.
+// An empty body leaves req zero.
+func (rt *route) decode(r *http.Request, cod codec.Codec, req any) (int, *errs.Error) {
+	h := rt.h
+	if r.ContentLength > h.maxBody {
+		return http.StatusRequestEntityTooLarge, tooLarge(h.maxBody)
+	}
+	// Only codecs known to copy out of their input may decode from a pooled
+	// buffer: encoding/json, protojson, proto.Unmarshal and protostruct do.
+	pooled := cod == codec.JSON || cod == codec.Proto
+	var bp *[]byte
+	if pooled {
+		bp = h.getBuf()
+		defer h.putBuf(bp)
+	} else {
+		bp = new([]byte)
+	}
+	body, err := readBody(r.Body, *bp, r.ContentLength, h.maxBody)
+	*bp = body
+	switch {
+	case errors.Is(err, errTooLarge):
+		return http.StatusRequestEntityTooLarge, tooLarge(h.maxBody)
+	case err != nil:
+		return http.StatusBadRequest, errs.Newf(errs.InvalidArgument, "reading the request body: %v", err)
+	}
+	if len(body) == 0 {
+		return 0, nil
+	}
+	if err := cod.Unmarshal(body, req); err != nil {
+		e := errs.Newf(errs.InvalidArgument, "decoding the %s request body: %v", cod.Name(), err)
+		if isForm(r.Header["Content-Type"]) {
+			e = errs.Newf(errs.InvalidArgument, "decoding the request body: %v (form content is read as JSON, as `curl -d` sends JSON with this type)", err)
+		}
+		return http.StatusBadRequest, e
+	}
+	return 0, nil
+}
+
+func tooLarge(limit int64) *errs.Error {
+	return errs.Newf(errs.ResourceExhausted, "request body exceeds the %d-byte limit", limit)
+}
+
+var errTooLarge = errors.New("body too large")
+
+// readBody appends all of body to buf. It stops with errTooLarge once more
+// than limit bytes have arrived; size, when known, sizes buf up front.
+func readBody(body io.Reader, buf []byte, size, limit int64) ([]byte, error) {
+	if size > 0 && int64(cap(buf)) < size+1 {
+		buf = make([]byte, 0, size+1) // +1 so the final read sees EOF without growing
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			return buf, errTooLarge
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// maxPooledBuf keeps rare huge bodies from pinning memory in the pool.
+const maxPooledBuf = 64 << 10
+
+func (h *handler) getBuf() *[]byte {
+	if bp, _ := h.bufs.Get().(*[]byte); bp != nil {
+		return bp
+	}
+	b := make([]byte, 0, 4<<10)
+	return &b
+}
+
+func (h *handler) putBuf(bp *[]byte) {
+	if cap(*bp) > maxPooledBuf {
+		return
+	}
+	*bp = (*bp)[:0]
+	h.bufs.Put(bp)
+}
