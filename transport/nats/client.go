@@ -1,0 +1,275 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"time"
+
+	"github.com/ferry-go/ferry/codec"
+	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/middleware"
+	"github.com/ferry-go/ferry/transport"
+	"github.com/nats-io/nats.go"
+)
+
+type clientOption func(*Client)
+
+func (f clientOption) applyClient(c *Client) { f(c) }
+
+// WithCodec sets the codec requests are encoded with; replies are decoded
+// by their Content-Type. The default is codec.JSON; nil keeps it.
+func WithCodec(cd codec.Codec) ClientOption {
+	return clientOption(func(c *Client) {
+		if cd != nil {
+			c.codec = cd
+		}
+	})
+}
+
+// WithClientMiddleware appends middleware run around every call, the first
+// listed outermost. The chain is composed once, in NewClient. Middleware
+// sees the request before it is encoded and the transport.Call in the
+// context (Client true, Kind NATS); metadata it adds to Call.Request is
+// sent, and Call.Reply holds the reply metadata once the next handler
+// returns.
+func WithClientMiddleware(mws ...middleware.Middleware) ClientOption {
+	return clientOption(func(c *Client) { c.mws = append(c.mws, mws...) })
+}
+
+// Client calls services over NATS. It implements transport.Client and is
+// safe for concurrent use. Create it with NewClient.
+type Client struct {
+	nc      *nats.Conn
+	codec   codec.Codec
+	json    bool // codec writes application/json: no Content-Type header needed
+	timeout time.Duration
+	mws     []middleware.Middleware
+	handler middleware.Handler // the composed chain; nil without middleware
+}
+
+var _ transport.Client = (*Client)(nil)
+
+// NewClient returns a client calling over nc. The connection belongs to the
+// caller: Close leaves it open.
+func NewClient(nc *nats.Conn, opts ...ClientOption) *Client {
+	c := &Client{nc: nc, codec: codec.JSON, timeout: DefaultTimeout}
+	for _, o := range opts {
+		if o != nil {
+			o.applyClient(c)
+		}
+	}
+	c.json = c.codec.ContentType() == jsonContentType
+	if len(c.mws) > 0 {
+		c.handler = middleware.Chain(c.mws...)(c.send)
+	}
+	return c
+}
+
+// Close implements transport.Client. It does nothing: the connection
+// belongs to the caller.
+func (c *Client) Close() error { return nil }
+
+type invocationKey struct{}
+
+// invocation carries what the end of the middleware chain needs besides
+// the request.
+type invocation struct {
+	service, endpoint string
+	implicit          time.Time
+	call              *transport.Call
+	reply             transport.Metadata
+	resp              any
+}
+
+// Invoke calls endpoint of service on subject "<service>.<endpoint>". req
+// is encoded with the client's codec (nil sends an empty body) and the
+// reply decoded into resp (a pointer; nil discards the reply). Reply
+// metadata goes to the context's transport.ReplySink, also on error.
+func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp any) error {
+	var implicit time.Time // the deadline Invoke set, which does not go on the wire
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+		implicit, _ = ctx.Deadline()
+	}
+	if c.handler == nil {
+		md, err := c.roundTrip(ctx, implicit, service, endpoint, transport.OutgoingMetadata(ctx), req, resp)
+		if dst := transport.ReplySink(ctx); dst != nil {
+			if md == nil {
+				md = transport.Metadata{}
+			}
+			*dst = md
+		}
+		return err
+	}
+
+	deadline, _ := ctx.Deadline()
+	inv := &invocation{service: service, endpoint: endpoint, implicit: implicit, reply: transport.Metadata{}, resp: resp}
+	inv.call = &transport.Call{
+		Service:  service,
+		Endpoint: endpoint,
+		Kind:     transport.NATS,
+		Client:   true,
+		Request:  transport.OutgoingMetadata(ctx).Clone(),
+		Reply:    inv.reply,
+		Deadline: deadline,
+	}
+	ctx = transport.NewCallContext(ctx, inv.call)
+	ctx = context.WithValue(ctx, invocationKey{}, inv)
+	_, err := c.handler(ctx, req)
+	if dst := transport.ReplySink(ctx); dst != nil {
+		*dst = inv.reply
+	}
+	return err
+}
+
+// send ends the client middleware chain.
+func (c *Client) send(ctx context.Context, req any) (any, error) {
+	inv, ok := ctx.Value(invocationKey{}).(*invocation)
+	if !ok {
+		return nil, errs.New(errs.Internal, "nats client: middleware replaced the call context")
+	}
+	md, err := c.roundTrip(ctx, inv.implicit, inv.service, inv.endpoint, inv.call.Request, req, inv.resp)
+	clear(inv.reply) // a retrying middleware sees the last reply's metadata
+	maps.Copy(inv.reply, md)
+	if err != nil {
+		return nil, err
+	}
+	return inv.resp, nil
+}
+
+// roundTrip sends one request and decodes its reply, returning the reply
+// metadata (nil if none). The context's deadline goes on the wire unless it
+// is implicit, the client's default for a caller that set none: the server
+// then applies its own default, and a call without metadata needs no
+// headers at all, which NATS handles markedly faster.
+func (c *Client) roundTrip(ctx context.Context, implicit time.Time, service, endpoint string, md transport.Header, req, resp any) (transport.Metadata, error) {
+	if err := checkToken("service", service); err != nil {
+		return nil, err
+	}
+	if err := checkToken("endpoint", endpoint); err != nil {
+		return nil, err
+	}
+	subject := service + "." + endpoint
+	var data []byte
+	if req != nil {
+		var err error
+		if data, err = c.codec.Marshal(req); err != nil {
+			return nil, errs.Newf(errs.InvalidArgument, "encode %s request for %s: %v", c.codec.Name(), subject, err)
+		}
+	}
+
+	deadline, sendDeadline := ctx.Deadline()
+	sendDeadline = sendDeadline && !deadline.Equal(implicit)
+	var hdr nats.Header
+	if sendDeadline || !c.json || hasMetadata(md) {
+		hdr = requestHeader(md, 2)
+		if !c.json {
+			hdr[contentTypeHeader] = []string{c.codec.ContentType()}
+		}
+		if sendDeadline {
+			hdr[TimeoutHeader] = []string{formatTimeout(time.Until(deadline))}
+		}
+	}
+
+	var msg *nats.Msg
+	var err error
+	if hdr == nil {
+		msg, err = c.nc.RequestWithContext(ctx, subject, data)
+	} else {
+		msg, err = c.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: subject, Header: hdr, Data: data})
+	}
+	if err != nil {
+		return nil, c.requestError(subject, len(data), err)
+	}
+	rmd := replyMetadata(msg.Header)
+	if e := replyError(msg.Header, msg.Data); e != nil {
+		return rmd, e
+	}
+	if resp == nil || len(msg.Data) == 0 {
+		return rmd, nil
+	}
+	cd := c.codec
+	if ct := header(msg.Header).Get(contentTypeHeader); ct != "" && ct != cd.ContentType() {
+		var ok bool
+		if cd, ok = codec.ForContentType(ct); !ok {
+			return rmd, errs.Newf(errs.Internal, "reply from %s has unsupported Content-Type %q", subject, clip(ct))
+		}
+	}
+	if err := cd.Unmarshal(msg.Data, resp); err != nil {
+		return rmd, errs.Newf(errs.Internal, "malformed %s reply from %s: %v", cd.Name(), subject, err)
+	}
+	return rmd, nil
+}
+
+func hasMetadata(md transport.Header) bool {
+	switch m := md.(type) {
+	case nil:
+		return false
+	case transport.Metadata:
+		return len(m) > 0
+	}
+	return len(md.Keys()) > 0
+}
+
+// requestHeader copies request metadata into a new NATS header with room
+// for extra more keys. Keys of the wire format itself are left out, so
+// metadata cannot forge a deadline or content type.
+func requestHeader(md transport.Header, extra int) nats.Header {
+	switch m := md.(type) {
+	case nil:
+		return make(nats.Header, extra)
+	case transport.Metadata:
+		h := make(nats.Header, len(m)+extra)
+		for k, vs := range m {
+			if !isReserved(k) {
+				h[k] = vs
+			}
+		}
+		return h
+	}
+	keys := md.Keys()
+	h := make(nats.Header, len(keys)+extra)
+	for _, k := range keys {
+		if !isReserved(k) {
+			h[k] = md.Values(k)
+		}
+	}
+	return h
+}
+
+// checkToken rejects a service or endpoint name that is not one NATS
+// subject token: empty, or holding '.', a wildcard, or white space.
+func checkToken(what, name string) error {
+	if name == "" {
+		return errs.Newf(errs.InvalidArgument, "empty %s name", what)
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c <= ' ' || c == '.' || c == '*' || c == '>' || c == 0x7f {
+			return errs.Newf(errs.InvalidArgument, "invalid %s name %q: want one NATS subject token (no '.', '*', '>' or white space)", what, clip(name))
+		}
+	}
+	return nil
+}
+
+// requestError maps a failure of nats.Conn.RequestMsgWithContext to a code.
+func (c *Client) requestError(subject string, size int, err error) *errs.Error {
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return errs.Newf(errs.Unavailable, "no responders for %s", subject)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return errs.Newf(errs.DeadlineExceeded, "deadline exceeded calling %s: %w", subject, err)
+	case errors.Is(err, context.Canceled):
+		return errs.Newf(errs.Canceled, "call to %s canceled: %w", subject, err)
+	case errors.Is(err, nats.ErrMaxPayload):
+		return errs.Newf(errs.ResourceExhausted, "request to %s of %d bytes exceeds the NATS max payload of %d bytes: %w",
+			subject, size, c.nc.MaxPayload(), err)
+	case errors.Is(err, nats.ErrBadHeaderMsg):
+		return errs.Newf(errs.InvalidArgument, "request metadata for %s has a key that is not a valid NATS header name: %w", subject, err)
+	case errors.Is(err, nats.ErrBadSubject):
+		return errs.Newf(errs.InvalidArgument, "invalid subject %q: %w", clip(subject), err)
+	}
+	return errs.Newf(errs.Unavailable, "call to %s: %w", subject, err)
+}

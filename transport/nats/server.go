@@ -1,0 +1,487 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferry-go/ferry/codec"
+	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/server"
+	"github.com/ferry-go/ferry/transport"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/nats-io/nuid"
+)
+
+// Defaults of the server and client options.
+const (
+	// DefaultMaxConcurrent is the default bound on handlers running at
+	// once on a Server (WithMaxConcurrent).
+	DefaultMaxConcurrent = 1024
+	// DefaultTimeout is the default deadline of a call that carries none,
+	// on a Server and on a Client (WithDefaultTimeout).
+	DefaultTimeout = 30 * time.Second
+)
+
+// startFlushTimeout bounds the round trip that makes sure the server has
+// registered the subscriptions, when Start's context has no deadline.
+const startFlushTimeout = 10 * time.Second
+
+// ServerOption configures a Server.
+type ServerOption interface{ applyServer(*Server) }
+
+// ClientOption configures a Client.
+type ClientOption interface{ applyClient(*Client) }
+
+// Option configures both a Server and a Client.
+type Option interface {
+	ServerOption
+	ClientOption
+}
+
+type serverOption func(*Server)
+
+func (f serverOption) applyServer(s *Server) { f(s) }
+
+// WithQueueGroup sets the queue group the endpoints subscribe in. The
+// default is the service name, so that all instances of a service share
+// its calls. An empty name keeps the default.
+func WithQueueGroup(name string) ServerOption {
+	return serverOption(func(s *Server) {
+		if name != "" {
+			s.queue = name
+		}
+	})
+}
+
+// WithMaxConcurrent bounds the handlers running at once on this server;
+// further requests wait for a free slot. Default 1024; n <= 0 keeps it.
+func WithMaxConcurrent(n int) ServerOption {
+	return serverOption(func(s *Server) {
+		if n > 0 {
+			s.maxConcurrent = n
+		}
+	})
+}
+
+// WithMaxRequestBytes makes the server reject request bodies larger than n
+// bytes with ResourceExhausted. The default, 0, leaves the limit to the NATS
+// server's max_payload.
+func WithMaxRequestBytes(n int) ServerOption {
+	return serverOption(func(s *Server) {
+		if n > 0 {
+			s.maxRequestBytes = n
+		}
+	})
+}
+
+type timeoutOption time.Duration
+
+func (o timeoutOption) applyServer(s *Server) {
+	if o > 0 {
+		s.defaultTimeout = time.Duration(o)
+	}
+}
+
+func (o timeoutOption) applyClient(c *Client) {
+	if o > 0 {
+		c.timeout = time.Duration(o)
+	}
+}
+
+// WithDefaultTimeout sets the deadline of a call that carries none. On a
+// Server it applies to requests without a Ferry-Timeout-Ms header; on a
+// Client to contexts without a deadline. Default 30s; d <= 0 keeps it.
+func WithDefaultTimeout(d time.Duration) Option { return timeoutOption(d) }
+
+// Server serves a server.Server's endpoints over NATS and answers the NATS
+// Services API discovery requests for it. It implements server.Transport.
+// Create it with NewServer; ID, Info and Stats describe the running
+// instance as discovery does.
+type Server struct {
+	nc              *nats.Conn
+	queue           string
+	maxConcurrent   int
+	maxRequestBytes int
+	defaultTimeout  time.Duration
+
+	mu       sync.Mutex // guards state
+	state    int
+	pool     *pool
+	srv      *server.Server
+	logger   *slog.Logger
+	prefix   string // "<service>."
+	byName   map[string]*endpoint
+	list     []*endpoint
+	base     context.Context
+	cancel   context.CancelFunc
+	sub      *nats.Subscription
+	control  []*nats.Subscription
+	id       string
+	started  time.Time
+	pingJSON []byte
+	infoJSON []byte
+}
+
+const (
+	stateNew = iota
+	stateStarted
+	stateStopped
+)
+
+var _ server.Transport = (*Server)(nil)
+
+// NewServer returns a transport serving over nc. The connection belongs to
+// the caller: Stop leaves it open.
+func NewServer(nc *nats.Conn, opts ...ServerOption) *Server {
+	s := &Server{
+		nc:             nc,
+		maxConcurrent:  DefaultMaxConcurrent,
+		defaultTimeout: DefaultTimeout,
+	}
+	for _, o := range opts {
+		if o != nil {
+			o.applyServer(s)
+		}
+	}
+	return s
+}
+
+// endpoint is a registered endpoint with its statistics.
+type endpoint struct {
+	ep      *server.Endpoint
+	subject string
+
+	requests atomic.Int64
+	errors   atomic.Int64
+	nanos    atomic.Int64 // total processing time
+	mu       sync.Mutex
+	lastErr  string
+}
+
+func (e *endpoint) record(start time.Time, err *errs.Error) {
+	e.requests.Add(1)
+	e.nanos.Add(int64(time.Since(start)))
+	if err != nil {
+		e.errors.Add(1)
+		msg := err.Error()
+		e.mu.Lock()
+		e.lastErr = msg
+		e.mu.Unlock()
+	}
+}
+
+// Start subscribes to the service's subjects and the discovery subjects
+// and returns once the NATS server has registered them. It fails if srv has
+// registration errors, the connection is closed, or Start was called
+// before.
+func (s *Server) Start(ctx context.Context, srv *server.Server) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateNew {
+		return errors.New("nats: server transport already started")
+	}
+	if s.nc == nil {
+		return errors.New("nats: server transport has no connection")
+	}
+	if srv == nil {
+		return errors.New("nats: no server to serve")
+	}
+	if err := srv.Err(); err != nil {
+		return fmt.Errorf("nats: %w", err)
+	}
+	s.srv = srv
+	s.logger = srv.Logger()
+	if s.queue == "" {
+		s.queue = srv.Name()
+	}
+	s.prefix = srv.Name() + "."
+	s.id = nuid.Next()
+	s.byName = make(map[string]*endpoint)
+	for _, e := range srv.Endpoints() {
+		ep := &endpoint{ep: e, subject: s.prefix + e.Name}
+		s.byName[e.Name] = ep
+		s.list = append(s.list, ep)
+	}
+	// Handlers keep ctx's values but not its cancellation: Start's context
+	// usually ends once startup is over.
+	s.base, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.started = time.Now().UTC()
+	if err := s.buildDiscovery(); err != nil {
+		s.cancel()
+		return err
+	}
+
+	if err := s.subscribe(ctx); err != nil {
+		s.unsubscribeAll()
+		s.cancel()
+		return err
+	}
+	s.state = stateStarted
+	s.pool = &pool{
+		sub:    s.sub,
+		ctx:    s.base,
+		max:    s.maxConcurrent,
+		serve:  s.serve,
+		reject: func(msg *nats.Msg) { s.publishError(msg, errStopping) },
+	}
+	s.pool.start()
+	return nil
+}
+
+func (s *Server) subscribe(ctx context.Context) error {
+	// A synchronous subscription: workers take requests from it directly,
+	// with no dispatching goroutine in between.
+	sub, err := s.nc.QueueSubscribeSync(s.prefix+"*", s.queue)
+	if err != nil {
+		return fmt.Errorf("nats: subscribe %s*: %w", s.prefix, err)
+	}
+	s.sub = sub
+
+	name := s.srv.Name()
+	for _, verb := range []micro.Verb{micro.PingVerb, micro.InfoVerb, micro.StatsVerb} {
+		for _, subj := range controlSubjects(verb, name, s.id) {
+			cs, err := s.nc.Subscribe(subj, s.onControl(verb))
+			if err != nil {
+				return fmt.Errorf("nats: subscribe %s: %w", subj, err)
+			}
+			s.control = append(s.control, cs)
+		}
+	}
+
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, startFlushTimeout)
+		defer cancel()
+	}
+	if err := s.nc.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("nats: register subscriptions: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) unsubscribeAll() {
+	if s.sub != nil {
+		_ = s.sub.Unsubscribe()
+	}
+	for _, cs := range s.control {
+		_ = cs.Unsubscribe()
+	}
+}
+
+// Stop stops serving: it unsubscribes from discovery, drains the endpoint
+// subscription (requests already delivered are still served) and waits for
+// running handlers. If ctx ends first it cancels the handlers' contexts,
+// waits for them to return and returns ctx's error joined with any other.
+// Stop before Start, or a second Stop, does nothing.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	if s.state != stateStarted {
+		s.mu.Unlock()
+		return nil
+	}
+	s.state = stateStopped
+	s.mu.Unlock()
+	s.pool.close()
+	defer s.cancel()
+
+	var errList []error
+	for _, cs := range s.control {
+		if err := cs.Unsubscribe(); err != nil && !connGone(err) {
+			errList = append(errList, fmt.Errorf("nats: unsubscribe %s: %w", cs.Subject, err))
+		}
+	}
+	// Once drained, the subscription closes and workers exit as they find
+	// no more requests.
+	if err := s.sub.Drain(); err != nil && !connGone(err) {
+		errList = append(errList, fmt.Errorf("nats: drain %s: %w", s.sub.Subject, err))
+		_ = s.sub.Unsubscribe()
+	}
+
+	done := make(chan struct{})
+	go func() {
+		s.pool.wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errList = append(errList, ctx.Err())
+		s.cancel() // cuts handlers off; workers answer what is left Unavailable
+		<-done
+	}
+	return errors.Join(errList...)
+}
+
+func connGone(err error) bool {
+	return errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrBadSubscription) ||
+		errors.Is(err, nats.ErrConnectionDraining)
+}
+
+var errStopping = errs.New(errs.Unavailable, "service is stopping")
+
+// serve handles one request.
+func (s *Server) serve(msg *nats.Msg) {
+	defer func() {
+		if p := recover(); p != nil {
+			// Handler panics are recovered by the endpoint chain; this
+			// guards the transport's own code (codecs, metadata).
+			buf := make([]byte, 8<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			s.logger.Error("nats: panic serving request", slog.String("subject", msg.Subject),
+				slog.Any("panic", p), slog.String("stack", string(buf)))
+			s.publishError(msg, errs.New(errs.Internal, "internal error"))
+		}
+	}()
+	start := time.Now()
+	name := msg.Subject[min(len(s.prefix), len(msg.Subject)):]
+	ep := s.byName[name]
+	if ep == nil {
+		s.publishError(msg, errs.Newf(errs.NotFound, "service %s has no endpoint %q", s.srv.Name(), name))
+		return
+	}
+	cd := codec.JSON
+	var st *callState
+	resp, err := s.call(ep, msg, start, &cd, &st)
+	var reply transport.Metadata
+	if st != nil {
+		reply = st.reply.md
+	}
+	e := s.respond(msg, cd, resp, reply, err)
+	ep.record(start, e)
+}
+
+// callState holds what one request needs, in one allocation.
+type callState struct {
+	ctx   callCtx
+	call  transport.Call
+	reply replyHeader
+}
+
+// call decodes the request, runs the endpoint's chain and returns its
+// reply. cd and state are set as soon as they are known, so that an error
+// reply still carries the reply metadata.
+func (s *Server) call(ep *endpoint, msg *nats.Msg, start time.Time, cd *codec.Codec, state **callState) (any, error) {
+	hdr := header(msg.Header)
+	timeout := s.defaultTimeout
+	if v := hdr.Get(TimeoutHeader); v != "" {
+		d, err := parseTimeout(v)
+		if err != nil {
+			return nil, err
+		}
+		timeout = d
+	}
+	if ct := hdr.Get(contentTypeHeader); ct != "" && ct != jsonContentType {
+		c, ok := codec.ForContentType(ct)
+		if !ok {
+			return nil, errs.Newf(errs.InvalidArgument, "unsupported Content-Type %q: want application/json or application/protobuf", clip(ct))
+		}
+		*cd = c
+	}
+	if s.maxRequestBytes > 0 && len(msg.Data) > s.maxRequestBytes {
+		return nil, errs.Newf(errs.ResourceExhausted, "request body of %d bytes exceeds the limit of %d bytes", len(msg.Data), s.maxRequestBytes)
+	}
+
+	deadline := start.Add(timeout)
+	st := &callState{
+		ctx: callCtx{parent: s.base, deadline: deadline},
+		call: transport.Call{
+			Service:  s.srv.Name(),
+			Endpoint: ep.ep.Name,
+			Kind:     transport.NATS,
+			Request:  (*msgHeader)(msg),
+			Deadline: deadline,
+		},
+	}
+	st.call.Reply = &st.reply
+	*state = st
+	defer st.ctx.release()
+	ctx := transport.NewCallContext(&st.ctx, &st.call)
+
+	req := ep.ep.NewRequest()
+	if len(msg.Data) > 0 {
+		if err := (*cd).Unmarshal(msg.Data, req); err != nil {
+			return nil, errs.Newf(errs.InvalidArgument, "malformed %s request body for %s: %v", (*cd).Name(), ep.subject, err)
+		}
+	}
+	return ep.ep.Handler(ctx, req)
+}
+
+// respond sends the reply, or the error reply for err, and returns the
+// error actually sent (nil on success) for the statistics.
+func (s *Server) respond(msg *nats.Msg, cd codec.Codec, resp any, md transport.Metadata, err error) *errs.Error {
+	var body []byte
+	var hdr nats.Header
+	if err == nil && resp != nil {
+		if body, err = cd.Marshal(resp); err != nil {
+			err = errs.Newf(errs.Internal, "encode %s reply: %v", cd.Name(), err)
+		}
+	}
+	var e *errs.Error
+	switch {
+	case err != nil:
+		if errors.Is(err, context.Canceled) && s.base.Err() != nil {
+			err = errStopping // cut off by Stop: the caller may retry elsewhere
+		}
+		e = errs.FromError(err)
+		hdr, body = errorReply(md, e)
+	case cd != codec.JSON:
+		hdr = withRoom(md, 1)
+		hdr[contentTypeHeader] = []string{cd.ContentType()}
+	case len(md) > 0:
+		hdr = nats.Header(md)
+	}
+
+	var perr error
+	if hdr == nil {
+		perr = s.nc.Publish(msg.Reply, body)
+	} else {
+		perr = s.nc.PublishMsg(&nats.Msg{Subject: msg.Reply, Header: hdr, Data: body})
+	}
+	if perr == nil {
+		return e
+	}
+	// The reply could not be sent as built; tell the caller why instead.
+	switch {
+	case errors.Is(perr, nats.ErrMaxPayload):
+		e = errs.Newf(errs.ResourceExhausted, "reply of %d bytes exceeds the NATS max payload of %d bytes", len(body), s.nc.MaxPayload())
+	case errors.Is(perr, nats.ErrBadHeaderMsg):
+		e = errs.New(errs.Internal, "reply metadata has a key that is not a valid NATS header name")
+	default:
+		s.logger.Warn("nats: cannot send reply", slog.String("subject", msg.Subject), slog.Any("error", perr))
+		return errs.Wrap(errs.Unavailable, perr)
+	}
+	s.publishError(msg, e)
+	return e
+}
+
+// withRoom returns md as a nats.Header with room for n more keys, copying
+// it so that the handler's metadata map is left as it was.
+func withRoom(md transport.Metadata, n int) nats.Header {
+	h := make(nats.Header, len(md)+n)
+	maps.Copy(h, md)
+	return h
+}
+
+// errorReply returns the headers and body of an error reply carrying md.
+func errorReply(md transport.Metadata, e *errs.Error) (nats.Header, []byte) {
+	h := withRoom(md, 3)
+	setErrorHeaders(h, e)
+	body, _ := e.MarshalJSON() // an *errs.Error from FromError always has a valid code
+	return h, body
+}
+
+// publishError answers msg with e and nothing else.
+func (s *Server) publishError(msg *nats.Msg, e *errs.Error) {
+	h, body := errorReply(nil, e)
+	if err := s.nc.PublishMsg(&nats.Msg{Subject: msg.Reply, Header: h, Data: body}); err != nil {
+		s.logger.Warn("nats: cannot send error reply", slog.String("subject", msg.Subject), slog.Any("error", err))
+	}
+}
