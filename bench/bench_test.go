@@ -1,0 +1,300 @@
+package bench_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/ferry-go/ferry/natsembed"
+	"github.com/ferry-go/ferry/server"
+	"github.com/ferry-go/ferry/transport"
+	fgrpc "github.com/ferry-go/ferry/transport/grpc"
+	fhttp "github.com/ferry-go/ferry/transport/http"
+	fnats "github.com/ferry-go/ferry/transport/nats"
+	"github.com/nats-io/nats.go"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// Msg is the JSON workload: the same struct for raw and Ferry.
+type Msg struct {
+	Text string `json:"text"`
+	Num  int64  `json:"num"`
+}
+
+var payload = &Msg{Text: "hello, this is a benchmark payload of modest size", Num: 42}
+
+// run drives op at parallelism p (1 = a plain loop; 64 = 64 goroutines).
+func run(b *testing.B, p int, op func() error) {
+	b.ReportAllocs()
+	if p == 1 {
+		for b.Loop() {
+			if err := op(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return
+	}
+	b.SetParallelism(max(1, p/runtime.GOMAXPROCS(0)))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := op(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+var parallelism = []int{1, 64}
+
+func echoServer() *server.Server {
+	s := server.New("bench")
+	server.Handle(s, "Echo", func(_ context.Context, m *Msg) (*Msg, error) { return m, nil })
+	server.Handle(s, "EchoProto", func(_ context.Context, m *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {
+		return m, nil
+	})
+	return s
+}
+
+func startTransport(b *testing.B, t server.Transport) {
+	b.Helper()
+	if err := t.Start(context.Background(), echoServer()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = t.Stop(ctx)
+	})
+}
+
+func newHTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}}
+}
+
+func BenchmarkHTTP(b *testing.B) {
+	for _, p := range parallelism {
+		b.Run(fmt.Sprintf("raw/p%d", p), func(b *testing.B) {
+			mux := http.NewServeMux()
+			mux.HandleFunc("POST /bench/Echo", func(w http.ResponseWriter, r *http.Request) {
+				var m Msg
+				if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+				out, _ := json.Marshal(&m)
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write(out)
+			})
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+			go func() { _ = hs.Serve(ln) }()
+			b.Cleanup(func() { _ = hs.Close() })
+			url := "http://" + ln.Addr().String() + "/bench/Echo"
+			hc := newHTTPClient()
+			b.Cleanup(hc.CloseIdleConnections)
+			run(b, p, func() error {
+				body, _ := json.Marshal(payload)
+				resp, err := hc.Post(url, "application/json", bytes.NewReader(body))
+				if err != nil {
+					return err
+				}
+				defer resp.Body.Close()
+				var out Msg
+				if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+					return err
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				if out.Num != payload.Num {
+					return fmt.Errorf("bad echo %+v", out)
+				}
+				return nil
+			})
+		})
+		b.Run(fmt.Sprintf("ferry/p%d", p), func(b *testing.B) {
+			t := fhttp.NewServer("127.0.0.1:0")
+			startTransport(b, t)
+			c, err := fhttp.NewClient("http://" + t.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = c.Close() })
+			benchClient(b, p, c, "Echo")
+		})
+	}
+}
+
+func benchClient(b *testing.B, p int, c transport.Client, endpoint string) {
+	ctx := context.Background()
+	run(b, p, func() error {
+		var out Msg
+		if err := c.Invoke(ctx, "bench", endpoint, payload, &out); err != nil {
+			return err
+		}
+		if out.Num != payload.Num {
+			return fmt.Errorf("bad echo %+v", out)
+		}
+		return nil
+	})
+}
+
+func benchProtoClient(b *testing.B, p int, c transport.Client) {
+	ctx := context.Background()
+	in := wrapperspb.String(payload.Text)
+	run(b, p, func() error {
+		var out wrapperspb.StringValue
+		if err := c.Invoke(ctx, "bench", "EchoProto", in, &out); err != nil {
+			return err
+		}
+		if out.Value != in.Value {
+			return fmt.Errorf("bad echo %q", out.Value)
+		}
+		return nil
+	})
+}
+
+// rawEchoDesc is a hand-written grpc.ServiceDesc, what protoc-gen-go-grpc
+// would generate for `service Raw { rpc Echo(StringValue) returns (StringValue); }`.
+var rawEchoDesc = grpc.ServiceDesc{
+	ServiceName: "bench.Raw",
+	HandlerType: (*any)(nil),
+	Methods: []grpc.MethodDesc{{
+		MethodName: "Echo",
+		Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+			in := new(wrapperspb.StringValue)
+			if err := dec(in); err != nil {
+				return nil, err
+			}
+			return in, nil
+		},
+	}},
+}
+
+func BenchmarkGRPC(b *testing.B) {
+	for _, p := range parallelism {
+		b.Run(fmt.Sprintf("raw/p%d", p), func(b *testing.B) {
+			gs := grpc.NewServer()
+			gs.RegisterService(&rawEchoDesc, struct{}{})
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			go func() { _ = gs.Serve(ln) }()
+			b.Cleanup(gs.Stop)
+			cc, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = cc.Close() })
+			in := wrapperspb.String(payload.Text)
+			ctx := context.Background()
+			run(b, p, func() error {
+				var out wrapperspb.StringValue
+				if err := cc.Invoke(ctx, "/bench.Raw/Echo", in, &out); err != nil {
+					return err
+				}
+				if out.Value != in.Value {
+					return fmt.Errorf("bad echo %q", out.Value)
+				}
+				return nil
+			})
+		})
+		b.Run(fmt.Sprintf("ferry/p%d", p), func(b *testing.B) {
+			c := startGRPC(b)
+			benchProtoClient(b, p, c)
+		})
+		b.Run(fmt.Sprintf("ferry-struct/p%d", p), func(b *testing.B) {
+			c := startGRPC(b)
+			benchClient(b, p, c, "Echo")
+		})
+	}
+}
+
+func startGRPC(b *testing.B) *fgrpc.Client {
+	t := fgrpc.NewServer("127.0.0.1:0")
+	startTransport(b, t)
+	c, err := fgrpc.Dial(t.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func startNATS(b *testing.B) string {
+	s, err := natsembed.Start(context.Background(), natsembed.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(s.Shutdown)
+	return s.ClientURL()
+}
+
+func connect(b *testing.B, url string) *nats.Conn {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	return nc
+}
+
+func BenchmarkNATS(b *testing.B) {
+	for _, p := range parallelism {
+		b.Run(fmt.Sprintf("raw/p%d", p), func(b *testing.B) {
+			url := startNATS(b)
+			srv, cli := connect(b, url), connect(b, url)
+			sub, err := srv.QueueSubscribe("bench.Echo", "bench", func(m *nats.Msg) {
+				var in Msg
+				if err := json.Unmarshal(m.Data, &in); err != nil {
+					_ = m.Respond([]byte(err.Error()))
+					return
+				}
+				out, _ := json.Marshal(&in)
+				_ = m.Respond(out)
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = sub.Unsubscribe() })
+			if err := srv.Flush(); err != nil {
+				b.Fatal(err)
+			}
+			run(b, p, func() error {
+				body, _ := json.Marshal(payload)
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				m, err := cli.RequestWithContext(ctx, "bench.Echo", body)
+				if err != nil {
+					return err
+				}
+				var out Msg
+				if err := json.Unmarshal(m.Data, &out); err != nil {
+					return err
+				}
+				if out.Num != payload.Num {
+					return fmt.Errorf("bad echo %+v", out)
+				}
+				return nil
+			})
+		})
+		b.Run(fmt.Sprintf("ferry/p%d", p), func(b *testing.B) {
+			url := startNATS(b)
+			srv, cli := connect(b, url), connect(b, url)
+			startTransport(b, fnats.NewServer(srv))
+			benchClient(b, p, fnats.NewClient(cli), "Echo")
+		})
+	}
+}

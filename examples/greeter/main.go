@@ -1,0 +1,83 @@
+// Command greeter serves one Hello handler over HTTP, gRPC and NATS at once.
+//
+//	go run ./examples/greeter
+//
+// then, from another terminal:
+//
+//	curl -s -d '{"name":"Ada"}' localhost:8080/greeter/Hello
+//	curl -s localhost:8080/v1/hello/Ada
+//	grpcurl -plaintext -d '{"name":"Ada"}' localhost:9090 greeter.Greeter/Hello
+//	nats req greeter.Hello '{"name":"Ada"}'
+//	nats micro ls
+//
+// With no NATS URL it starts an embedded NATS server on 127.0.0.1:4222.
+// Every address can be set by a flag or an environment variable:
+// -http (GREETER_HTTP_ADDR), -grpc (GREETER_GRPC_ADDR), -nats (NATS_URL),
+// -nats-port (GREETER_NATS_PORT).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+
+	"github.com/ferry-go/ferry"
+	"github.com/ferry-go/ferry/natsembed"
+	"github.com/ferry-go/ferry/server"
+)
+
+type config struct {
+	httpAddr, grpcAddr, natsURL string
+	natsPort                    int
+}
+
+func parseFlags(args []string, getenv func(string) string) (config, error) {
+	env := func(k, def string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	fs := flag.NewFlagSet("greeter", flag.ContinueOnError)
+	var c config
+	fs.StringVar(&c.httpAddr, "http", env("GREETER_HTTP_ADDR", ":8080"), "HTTP listen address (env GREETER_HTTP_ADDR)")
+	fs.StringVar(&c.grpcAddr, "grpc", env("GREETER_GRPC_ADDR", ":9090"), "gRPC listen address (env GREETER_GRPC_ADDR)")
+	fs.StringVar(&c.natsURL, "nats", env("NATS_URL", ""), "NATS server URL; empty starts an embedded server (env NATS_URL)")
+	port, err := strconv.Atoi(env("GREETER_NATS_PORT", "4222"))
+	if err != nil {
+		return c, fmt.Errorf("GREETER_NATS_PORT: %w", err)
+	}
+	fs.IntVar(&c.natsPort, "nats-port", port, "port of the embedded NATS server (env GREETER_NATS_PORT)")
+	return c, fs.Parse(args)
+}
+
+// newServer registers the greeter's endpoints; main and the test share it.
+func newServer() *server.Server {
+	srv := server.New("greeter", server.WithVersion("1.0.0"), server.WithDescription("Says hello over HTTP, gRPC and NATS"))
+	server.Handle(srv, "Hello", Greeter{}.Hello, server.WithRoute("GET /v1/hello/{name}"), server.WithIdempotent())
+	return srv
+}
+
+func main() {
+	c, err := parseFlags(os.Args[1:], os.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		os.Exit(2)
+	}
+	svc := ferry.New(newServer(),
+		ferry.WithHTTP(c.httpAddr),
+		ferry.WithGRPC(c.grpcAddr),
+		ferry.WithNATS(c.natsURL),
+		ferry.WithEmbeddedNATS(natsembed.Options{Port: c.natsPort}),
+	)
+	if err := svc.Run(context.Background()); err != nil {
+		slog.Error("greeter", "err", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,375 @@
+package ferrytest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/server"
+	"github.com/ferry-go/ferry/transport"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// Transport describes one transport to the conformance suite. A transport
+// plug-in proves itself by passing its Transport to Conformance.
+type Transport struct {
+	// Name names the transport in subtest names, e.g. "http".
+	Name string
+	// Serve serves s over the transport on a loopback address for the rest
+	// of the test (stopping it at cleanup), enforcing lim, and returns a
+	// connection to it.
+	Serve func(t testing.TB, s *server.Server, lim Limits) Conn
+}
+
+// Limits are the server limits the suite needs configured.
+type Limits struct {
+	// MaxRequestBytes is the largest request payload the server accepts;
+	// larger ones must fail with ResourceExhausted.
+	MaxRequestBytes int
+}
+
+// Conn is the client side of a served transport.
+type Conn struct {
+	// Client invokes endpoints with typed values.
+	Client transport.Client
+	// SendRaw sends body as-is as the request payload of service/endpoint,
+	// labelled with contentType where the transport carries one, and
+	// returns the call's error (nil on success), decoded the way the
+	// transport's client decodes errors.
+	SendRaw func(ctx context.Context, service, endpoint, contentType string, body []byte) error
+}
+
+// Echo is the suite's request and reply type.
+type Echo struct {
+	Text   string            `json:"text"`
+	Num    int64             `json:"num"`
+	Tags   []string          `json:"tags,omitempty"`
+	Attrs  map[string]string `json:"attrs,omitempty"`
+	Nested *EchoNested       `json:"nested,omitempty"`
+}
+
+// EchoNested is a nested message of Echo.
+type EchoNested struct {
+	Flag  bool    `json:"flag"`
+	Ratio float64 `json:"ratio"`
+}
+
+// ErrorRequest asks the Fail endpoint for an error with this code.
+type ErrorRequest struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field"`
+}
+
+// Empty is an empty message.
+type Empty struct{}
+
+// suite is the service the conformance suite serves.
+type suite struct {
+	ctxErr  chan error // handler context errors from Block
+	started chan struct{}
+	seenMD  chan map[string]string
+}
+
+const (
+	suiteService = "conformance"
+	mdKey        = "X-Ferry-Test"
+	replyMDKey   = "X-Ferry-Reply"
+)
+
+func newSuiteServer(t testing.TB) (*server.Server, *suite) {
+	st := &suite{ctxErr: make(chan error, 16), started: make(chan struct{}, 16), seenMD: make(chan map[string]string, 16)}
+	s := server.New(suiteService, server.WithVersion("1.0.0"), server.WithLogger(quietLogger()))
+	server.Handle(s, "Echo", func(_ context.Context, r *Echo) (*Echo, error) { return r, nil })
+	server.Handle(s, "EchoProto", func(_ context.Context, r *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {
+		return wrapperspb.String("echo: " + r.GetValue()), nil
+	})
+	server.Handle(s, "Meta", func(ctx context.Context, r *Empty) (*Empty, error) {
+		c, ok := transport.CallFromContext(ctx)
+		if !ok {
+			return nil, errs.New(errs.Internal, "no call info in context")
+		}
+		st.seenMD <- map[string]string{
+			"value":    c.Request.Get(mdKey),
+			"service":  c.Service,
+			"endpoint": c.Endpoint,
+			"kind":     c.Kind.String(),
+			"client":   fmt.Sprint(c.Client),
+		}
+		c.Reply.Set(replyMDKey, "pong:"+c.Request.Get(mdKey))
+		return r, nil
+	})
+	server.Handle(s, "Fail", func(_ context.Context, r *ErrorRequest) (*Empty, error) {
+		code, ok := errs.ParseCode(r.Code)
+		if !ok {
+			return nil, errors.New("a plain error with a secret inside")
+		}
+		e := errs.New(code, r.Message)
+		if r.Field != "" {
+			e = e.WithDetails(errs.Detail{Field: r.Field, Reason: "is wrong"})
+		}
+		return nil, e
+	})
+	server.Handle(s, "Block", func(ctx context.Context, r *Empty) (*Empty, error) {
+		st.started <- struct{}{}
+		<-ctx.Done()
+		st.ctxErr <- ctx.Err()
+		return nil, ctx.Err()
+	})
+	server.Handle(s, "Panic", func(context.Context, *Empty) (*Empty, error) { panic("secret panic value") })
+	server.Handle(s, "Slow", func(ctx context.Context, r *Echo) (*Echo, error) {
+		select {
+		case <-time.After(20 * time.Millisecond):
+			return r, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	})
+	if err := s.Err(); err != nil {
+		t.Fatalf("conformance server: %v", err)
+	}
+	return s, st
+}
+
+// Conformance runs the behaviours every transport must show — round trips
+// of plain and protobuf messages, metadata both ways, every error code,
+// deadline and cancellation, oversized, malformed and mislabelled payloads,
+// unknown endpoints, handler panics and concurrent calls — against tr.
+func Conformance(t *testing.T, tr Transport) {
+	t.Helper()
+	lim := Limits{MaxRequestBytes: 64 << 10}
+	s, st := newSuiteServer(t)
+	conn := tr.Serve(t, s, lim)
+	c := conn.Client
+
+	call := func(t *testing.T, endpoint string, req, resp any) error {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return c.Invoke(ctx, suiteService, endpoint, req, resp)
+	}
+
+	t.Run("round trip", func(t *testing.T) {
+		in := &Echo{Text: "héllo ✓", Num: -42, Tags: []string{"a", "b"}, Attrs: map[string]string{"k": "v"},
+			Nested: &EchoNested{Flag: true, Ratio: 0.25}}
+		var out Echo
+		if err := call(t, "Echo", in, &out); err != nil {
+			t.Fatalf("Echo: %v", err)
+		}
+		if out.Text != in.Text || out.Num != in.Num || strings.Join(out.Tags, ",") != "a,b" ||
+			out.Attrs["k"] != "v" || out.Nested == nil || *out.Nested != *in.Nested {
+			t.Errorf("Echo = %+v, want %+v", out, in)
+		}
+	})
+
+	t.Run("round trip protobuf message", func(t *testing.T) {
+		var out wrapperspb.StringValue
+		if err := call(t, "EchoProto", wrapperspb.String("hi"), &out); err != nil {
+			t.Fatalf("EchoProto: %v", err)
+		}
+		if out.GetValue() != "echo: hi" {
+			t.Errorf("EchoProto = %q, want %q", out.GetValue(), "echo: hi")
+		}
+	})
+
+	t.Run("metadata both ways", func(t *testing.T) {
+		var reply transport.Metadata
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ctx = transport.WithMetadata(ctx, transport.Pairs(mdKey, "ping"))
+		ctx = transport.CaptureReply(ctx, &reply)
+		if err := c.Invoke(ctx, suiteService, "Meta", &Empty{}, &Empty{}); err != nil {
+			t.Fatalf("Meta: %v", err)
+		}
+		seen := <-st.seenMD
+		want := map[string]string{"value": "ping", "service": suiteService, "endpoint": "Meta", "kind": tr.Name, "client": "false"}
+		for k, v := range want {
+			if seen[k] != v {
+				t.Errorf("server saw %s = %q, want %q", k, seen[k], v)
+			}
+		}
+		if got := reply.Get(replyMDKey); got != "pong:ping" {
+			t.Errorf("reply metadata %s = %q, want pong:ping", replyMDKey, got)
+		}
+	})
+
+	t.Run("every error code", func(t *testing.T) {
+		for _, code := range errs.Codes() {
+			err := call(t, "Fail", &ErrorRequest{Code: code.String(), Message: "msg for " + code.String(), Field: "f." + code.String()}, &Empty{})
+			var e *errs.Error
+			if !errors.As(err, &e) {
+				t.Errorf("Fail(%v) error = %v (%T), want *errs.Error", code, err, err)
+				continue
+			}
+			if e.Code() != code || e.Message() != "msg for "+code.String() {
+				t.Errorf("Fail(%v) = %v, %q; want %v, %q", code, e.Code(), e.Message(), code, "msg for "+code.String())
+			}
+			if d := e.Details(); len(d) != 1 || d[0].Field != "f."+code.String() || d[0].Reason != "is wrong" {
+				t.Errorf("Fail(%v) details = %+v, want one for field f.%v", code, d, code)
+			}
+		}
+	})
+
+	t.Run("unknown error hides internals", func(t *testing.T) {
+		err := call(t, "Fail", &ErrorRequest{Code: "bogus"}, &Empty{})
+		if errs.CodeOf(err) != errs.Unknown || strings.Contains(err.Error(), "secret") {
+			t.Errorf("plain handler error = %v, want unknown without internals", err)
+		}
+	})
+
+	t.Run("deadline exceeded", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		err := c.Invoke(ctx, suiteService, "Block", &Empty{}, &Empty{})
+		if errs.CodeOf(err) != errs.DeadlineExceeded {
+			t.Errorf("Block with 300ms deadline = %v, want deadline_exceeded", err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("Block returned after %v, want about 300ms", d)
+		}
+		select {
+		case <-st.started:
+		default:
+			t.Error("handler never started")
+		}
+		select {
+		case herr := <-st.ctxErr:
+			if !errors.Is(herr, context.DeadlineExceeded) && !errors.Is(herr, context.Canceled) {
+				t.Errorf("handler ctx.Err() = %v, want deadline exceeded or canceled", herr)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("handler context was not cancelled at the deadline")
+		}
+	})
+
+	t.Run("cancellation", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- c.Invoke(ctx, suiteService, "Block", &Empty{}, &Empty{}) }()
+		select {
+		case <-st.started:
+		case <-time.After(5 * time.Second):
+			t.Fatal("handler never started")
+		}
+		cancel()
+		select {
+		case err := <-done:
+			if errs.CodeOf(err) != errs.Canceled {
+				t.Errorf("cancelled call = %v, want canceled", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("cancelled call did not return")
+		}
+		wait := 5 * time.Second // NATS: the handler learns of it at its 2s deadline
+		select {
+		case <-st.ctxErr:
+		case <-time.After(wait):
+			t.Error("handler context never ended after the caller cancelled")
+		}
+	})
+
+	t.Run("oversized payload", func(t *testing.T) {
+		big := &Echo{Text: strings.Repeat("x", 2*lim.MaxRequestBytes)}
+		err := call(t, "Echo", big, &Echo{})
+		if errs.CodeOf(err) != errs.ResourceExhausted {
+			t.Errorf("Echo(%d bytes) = %v, want resource_exhausted", len(big.Text), err)
+		}
+		// The server is still fine afterwards.
+		if err := call(t, "Echo", &Echo{Text: "small"}, &Echo{}); err != nil {
+			t.Errorf("Echo after oversized = %v", err)
+		}
+	})
+
+	t.Run("malformed payload", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, tc := range []struct{ ct, body string }{
+			{"application/json", `{"text": "unterminated`},
+			{"application/json", `{"num": "not a number"}`},
+			{"application/protobuf", "\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"},
+		} {
+			err := conn.SendRaw(ctx, suiteService, "Echo", tc.ct, []byte(tc.body))
+			if errs.CodeOf(err) != errs.InvalidArgument {
+				t.Errorf("SendRaw(%s, %q) = %v, want invalid_argument", tc.ct, tc.body, err)
+			} else if e := errs.FromError(err); e.Message() == "" {
+				t.Errorf("SendRaw(%s, %q) error has no message", tc.ct, tc.body)
+			}
+		}
+	})
+
+	t.Run("wrong content type", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := conn.SendRaw(ctx, suiteService, "Echo", "text/xml", []byte("<echo/>"))
+		if errs.CodeOf(err) != errs.InvalidArgument {
+			t.Errorf("SendRaw(text/xml) = %v, want invalid_argument", err)
+		}
+	})
+
+	t.Run("unknown endpoint", func(t *testing.T) {
+		err := call(t, "NoSuchEndpoint", &Empty{}, &Empty{})
+		if errs.CodeOf(err) != errs.NotFound || !strings.Contains(err.Error(), "NoSuchEndpoint") {
+			t.Errorf("NoSuchEndpoint = %v, want not_found naming it", err)
+		}
+	})
+
+	t.Run("handler panic", func(t *testing.T) {
+		err := call(t, "Panic", &Empty{}, &Empty{})
+		if errs.CodeOf(err) != errs.Internal || strings.Contains(err.Error(), "secret") {
+			t.Errorf("Panic = %v, want internal without the panic value", err)
+		}
+		if err := call(t, "Echo", &Echo{Text: "still alive"}, &Echo{}); err != nil {
+			t.Errorf("Echo after panic = %v", err)
+		}
+	})
+
+	t.Run("concurrent calls", func(t *testing.T) {
+		const workers, each = 32, 8
+		var wg sync.WaitGroup
+		errc := make(chan error, workers*each)
+		start := time.Now()
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					in := &Echo{Text: fmt.Sprintf("w%d-%d", w, i), Num: int64(w*1000 + i)}
+					var out Echo
+					if err := call(t, "Slow", in, &out); err != nil {
+						errc <- err
+						continue
+					}
+					if out.Text != in.Text || out.Num != in.Num {
+						errc <- fmt.Errorf("Slow(%v) = %v: replies crossed", in, out)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errc)
+		for err := range errc {
+			t.Error(err)
+		}
+		// 256 calls of 20ms each take 5s one at a time; concurrent handling
+		// finishes far sooner. The bound is loose for slow machines.
+		if d := time.Since(start); d > 4*time.Second {
+			t.Errorf("%d concurrent calls took %v: handlers are not running concurrently", workers*each, d)
+		}
+	})
+
+	t.Run("large payload under the limit", func(t *testing.T) {
+		in := &Echo{Text: string(bytes.Repeat([]byte("y"), lim.MaxRequestBytes/2))}
+		var out Echo
+		if err := call(t, "Echo", in, &out); err != nil || out.Text != in.Text {
+			t.Errorf("Echo(%d bytes) = %d bytes, %v", len(in.Text), len(out.Text), err)
+		}
+	})
+}

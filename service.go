@@ -1,0 +1,307 @@
+package ferry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ferry-go/ferry/natsembed"
+	"github.com/ferry-go/ferry/server"
+	fgrpc "github.com/ferry-go/ferry/transport/grpc"
+	fhttp "github.com/ferry-go/ferry/transport/http"
+	fnats "github.com/ferry-go/ferry/transport/nats"
+	"github.com/nats-io/nats.go"
+)
+
+// Component is anything with a lifecycle that a Service starts and stops:
+// transports, an embedded NATS server, a registry heartbeat.
+type Component interface {
+	// Start begins the component's work and returns once it is ready.
+	Start(ctx context.Context) error
+	// Stop ends it, waiting for in-flight work until ctx is done.
+	Stop(ctx context.Context) error
+}
+
+// Service runs a server.Server over the configured transports and owns
+// their lifecycle. Create it with New; Run it once.
+type Service struct {
+	srv             *server.Server
+	components      []Component
+	shutdownTimeout time.Duration
+	signals         []os.Signal
+	logger          *slog.Logger
+	errs            []error
+
+	nats *natsSetup
+
+	mu      sync.Mutex
+	started []Component
+	ready   chan struct{}
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithTransport adds a transport. Transports start in the order given and
+// stop in reverse.
+func WithTransport(t server.Transport) Option {
+	return func(s *Service) { s.components = append(s.components, &transportComponent{t: t, srv: s.srv}) }
+}
+
+// WithComponent adds a lifecycle component, started in the order given
+// among transports and other components, and stopped in reverse.
+func WithComponent(c Component) Option {
+	return func(s *Service) { s.components = append(s.components, c) }
+}
+
+// WithHTTP serves the service over HTTP at addr (e.g. ":8080").
+func WithHTTP(addr string, opts ...fhttp.ServerOption) Option {
+	return func(s *Service) { WithTransport(fhttp.NewServer(addr, opts...))(s) }
+}
+
+// WithGRPC serves the service over gRPC at addr (e.g. ":9090").
+func WithGRPC(addr string, opts ...fgrpc.ServerOption) Option {
+	return func(s *Service) { WithTransport(fgrpc.NewServer(addr, opts...))(s) }
+}
+
+// WithNATS serves the service over NATS. url is a NATS server URL (or a
+// comma-separated list); when it is empty the service starts an embedded
+// NATS server (see WithEmbeddedNATS) and connects to it, so nothing has to
+// be installed. The connection is drained and closed when the service stops.
+func WithNATS(url string, opts ...fnats.ServerOption) Option {
+	return func(s *Service) {
+		if s.nats == nil {
+			s.nats = &natsSetup{}
+		}
+		s.nats.url = url
+		s.nats.opts = opts
+		if !s.hasNATSComponent() {
+			s.components = append(s.components, s.nats)
+		}
+	}
+}
+
+// WithEmbeddedNATS sets the options of the embedded NATS server that
+// WithNATS("") starts. The default listens on 127.0.0.1 at a random port.
+func WithEmbeddedNATS(o natsembed.Options) Option {
+	return func(s *Service) {
+		if s.nats == nil {
+			s.nats = &natsSetup{}
+		}
+		s.nats.embedded = o
+	}
+}
+
+// WithShutdownTimeout bounds the graceful drain at stop (default 15s); after
+// it, transports cut off what is still in flight.
+func WithShutdownTimeout(d time.Duration) Option {
+	return func(s *Service) { s.shutdownTimeout = d }
+}
+
+// WithSignals sets the signals that make Run stop (default SIGINT and
+// SIGTERM). WithSignals() with none disables signal handling.
+func WithSignals(sig ...os.Signal) Option {
+	return func(s *Service) { s.signals = sig }
+}
+
+// WithLogger sets the logger for lifecycle events (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.logger = l } }
+
+// New returns a Service that serves srv. Nothing starts until Run or Start.
+func New(srv *server.Server, opts ...Option) *Service {
+	s := &Service{
+		srv:             srv,
+		shutdownTimeout: 15 * time.Second,
+		signals:         []os.Signal{os.Interrupt, syscall.SIGTERM},
+		logger:          srv.Logger(),
+		ready:           make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.nats != nil {
+		s.nats.srv = srv
+		s.nats.logger = s.logger
+		if s.nats.url == "" && !s.hasNATSComponent() {
+			s.errs = append(s.errs, errors.New("ferry: WithEmbeddedNATS without WithNATS"))
+		}
+	}
+	if s.shutdownTimeout <= 0 {
+		s.errs = append(s.errs, fmt.Errorf("ferry: shutdown timeout %v must be positive", s.shutdownTimeout))
+	}
+	return s
+}
+
+func (s *Service) hasNATSComponent() bool {
+	for _, c := range s.components {
+		if n, ok := c.(*natsSetup); ok && n == s.nats {
+			return true
+		}
+	}
+	return false
+}
+
+// Server returns the served server.
+func (s *Service) Server() *server.Server { return s.srv }
+
+// Ready is closed once Start has started every component.
+func (s *Service) Ready() <-chan struct{} { return s.ready }
+
+// NATSConn returns the service's NATS connection once started, or nil.
+func (s *Service) NATSConn() *nats.Conn {
+	if s.nats == nil {
+		return nil
+	}
+	return s.nats.conn()
+}
+
+// Run starts the service, blocks until ctx is done or one of the stop
+// signals arrives, then stops it within the shutdown timeout. It returns nil
+// after a clean stop, or the start or stop errors. Run never calls os.Exit.
+func (s *Service) Run(ctx context.Context) error {
+	if len(s.signals) > 0 {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, s.signals...)
+		defer stop()
+	}
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	s.logger.Info("ferry: stopping", "service", s.srv.Name(), "timeout", s.shutdownTimeout)
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.shutdownTimeout)
+	defer cancel()
+	return s.Stop(stopCtx)
+}
+
+// Start checks the registration, freezes the server and starts every
+// component in order. If one fails, those already started are stopped in
+// reverse order and the joined errors are returned.
+func (s *Service) Start(ctx context.Context) error {
+	if err := errors.Join(append(s.errs, s.srv.Err())...); err != nil {
+		return err
+	}
+	if len(s.components) == 0 {
+		return errors.New("ferry: no transport configured")
+	}
+	if len(s.srv.Endpoints()) == 0 {
+		return fmt.Errorf("ferry: service %q has no endpoints", s.srv.Name())
+	}
+	s.srv.Freeze()
+	for _, c := range s.components {
+		if err := c.Start(ctx); err != nil {
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.shutdownTimeout)
+			defer cancel()
+			return errors.Join(err, s.Stop(stopCtx))
+		}
+		s.mu.Lock()
+		s.started = append(s.started, c)
+		s.mu.Unlock()
+	}
+	close(s.ready)
+	s.logger.Info("ferry: started", "service", s.srv.Name(), "version", s.srv.Version())
+	return nil
+}
+
+// Stop stops the started components in reverse order of start, each
+// draining until ctx is done; every component is stopped even when an
+// earlier one fails, and the errors are joined.
+func (s *Service) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	started := s.started
+	s.started = nil
+	s.mu.Unlock()
+	var errs []error
+	for i := len(started) - 1; i >= 0; i-- {
+		if err := started[i].Stop(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+type transportComponent struct {
+	t   server.Transport
+	srv *server.Server
+}
+
+func (c *transportComponent) Start(ctx context.Context) error { return c.t.Start(ctx, c.srv) }
+func (c *transportComponent) Stop(ctx context.Context) error  { return c.t.Stop(ctx) }
+
+// natsSetup starts the embedded server when no URL is given, connects, and
+// serves the NATS transport; it stops them in the reverse order.
+type natsSetup struct {
+	url      string
+	opts     []fnats.ServerOption
+	embedded natsembed.Options
+	srv      *server.Server
+	logger   *slog.Logger
+
+	mu  sync.Mutex
+	emb *natsembed.Server
+	nc  *nats.Conn
+	t   *fnats.Server
+}
+
+func (n *natsSetup) conn() *nats.Conn {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.nc
+}
+
+func (n *natsSetup) Start(ctx context.Context) error {
+	url := n.url
+	var emb *natsembed.Server
+	if url == "" {
+		var err error
+		emb, err = natsembed.Start(ctx, n.embedded)
+		if err != nil {
+			return fmt.Errorf("ferry: embedded NATS: %w", err)
+		}
+		url = emb.ClientURL()
+		n.logger.Info("ferry: embedded NATS server started", "url", url)
+	}
+	nc, err := nats.Connect(url, nats.Name(n.srv.Name()), nats.MaxReconnects(-1))
+	if err != nil {
+		if emb != nil {
+			emb.Shutdown()
+		}
+		return fmt.Errorf("ferry: connect to NATS at %s: %w", url, err)
+	}
+	t := fnats.NewServer(nc, n.opts...)
+	if err := t.Start(ctx, n.srv); err != nil {
+		nc.Close()
+		if emb != nil {
+			emb.Shutdown()
+		}
+		return err
+	}
+	n.mu.Lock()
+	n.emb, n.nc, n.t = emb, nc, t
+	n.mu.Unlock()
+	return nil
+}
+
+func (n *natsSetup) Stop(ctx context.Context) error {
+	n.mu.Lock()
+	emb, nc, t := n.emb, n.nc, n.t
+	n.emb, n.nc, n.t = nil, nil, nil
+	n.mu.Unlock()
+	var errs []error
+	if t != nil {
+		errs = append(errs, t.Stop(ctx))
+	}
+	if nc != nil {
+		nc.Close()
+	}
+	if emb != nil {
+		emb.Shutdown()
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,211 @@
+package ferry_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferry-go/ferry"
+	"github.com/ferry-go/ferry/natsembed"
+	"github.com/ferry-go/ferry/server"
+	"github.com/ferry-go/ferry/transport"
+	fhttp "github.com/ferry-go/ferry/transport/http"
+	fnats "github.com/ferry-go/ferry/transport/nats"
+	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type msg struct {
+	Text string `json:"text"`
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func newServer() *server.Server {
+	s := server.New("svc", server.WithLogger(quiet()))
+	server.Handle(s, "Echo", func(_ context.Context, m *msg) (*msg, error) { return m, nil })
+	return s
+}
+
+// recorder is a Component that logs its lifecycle.
+type recorder struct {
+	name     string
+	log      *[]string
+	mu       *sync.Mutex
+	startErr error
+	stopErr  error
+}
+
+func (r recorder) Start(context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	*r.log = append(*r.log, "start "+r.name)
+	return r.startErr
+}
+
+func (r recorder) Stop(context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	*r.log = append(*r.log, "stop "+r.name)
+	return r.stopErr
+}
+
+func TestStopsInReverseOrder(t *testing.T) {
+	var log []string
+	var mu sync.Mutex
+	rec := func(name string, startErr, stopErr error) ferry.Option {
+		return ferry.WithComponent(recorder{name: name, log: &log, mu: &mu, startErr: startErr, stopErr: stopErr})
+	}
+	svc := ferry.New(newServer(), rec("a", nil, nil), rec("b", nil, errors.New("b failed to stop")), rec("c", nil, nil), ferry.WithSignals())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	<-svc.Ready()
+	cancel()
+	err := <-done
+	if err == nil || !strings.Contains(err.Error(), "b failed to stop") {
+		t.Errorf("Run = %v, want b's stop error", err)
+	}
+	if got, want := strings.Join(log, ","), "start a,start b,start c,stop c,stop b,stop a"; got != want {
+		t.Errorf("lifecycle = %s, want %s (every component stopped even after a failure)", got, want)
+	}
+}
+
+func TestStartFailureStopsStarted(t *testing.T) {
+	var log []string
+	var mu sync.Mutex
+	svc := ferry.New(newServer(),
+		ferry.WithComponent(recorder{name: "a", log: &log, mu: &mu}),
+		ferry.WithComponent(recorder{name: "b", log: &log, mu: &mu, startErr: errors.New("port in use")}),
+		ferry.WithComponent(recorder{name: "c", log: &log, mu: &mu}),
+		ferry.WithSignals())
+	err := svc.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "port in use") {
+		t.Errorf("Run = %v, want the start error", err)
+	}
+	if got, want := strings.Join(log, ","), "start a,start b,stop a"; got != want {
+		t.Errorf("lifecycle = %s, want %s", got, want)
+	}
+}
+
+func TestStartRefusesBadSetup(t *testing.T) {
+	bad := server.New("bad name")
+	server.Handle(bad, "Echo", func(_ context.Context, m *msg) (*msg, error) { return m, nil })
+	tests := []struct {
+		name string
+		svc  *ferry.Service
+		want string
+	}{
+		{"registration error", ferry.New(bad, ferry.WithHTTP("127.0.0.1:0")), `invalid service name "bad name"`},
+		{"no transport", ferry.New(newServer()), "no transport configured"},
+		{"no endpoints", ferry.New(server.New("empty"), ferry.WithHTTP("127.0.0.1:0")), `service "empty" has no endpoints`},
+		{"embedded without NATS", ferry.New(newServer(), ferry.WithHTTP("127.0.0.1:0"), ferry.WithEmbeddedNATS(natsembed.Options{})), "WithEmbeddedNATS without WithNATS"},
+		{"bad shutdown timeout", ferry.New(newServer(), ferry.WithHTTP("127.0.0.1:0"), ferry.WithShutdownTimeout(0)), "shutdown timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.svc.Start(context.Background())
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Start = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	svc := ferry.New(newServer(), ferry.WithGRPC("127.0.0.1:0"), ferry.WithHTTP(ln.Addr().String()), ferry.WithSignals())
+	err = svc.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), ln.Addr().String()) {
+		t.Errorf("Run with a busy port = %v, want an error naming %s", err, ln.Addr())
+	}
+}
+
+// A call in flight when the stop signal arrives completes; new calls are refused afterwards.
+func TestSignalDrainsInFlight(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	s := server.New("svc", server.WithLogger(quiet()))
+	server.Handle(s, "Slow", func(_ context.Context, m *msg) (*msg, error) {
+		close(started)
+		<-release
+		return m, nil
+	})
+	h := fhttp.NewServer("127.0.0.1:0")
+	svc := ferry.New(s, ferry.WithTransport(h), ferry.WithSignals(syscall.SIGUSR1), ferry.WithLogger(quiet()),
+		ferry.WithShutdownTimeout(10*time.Second))
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(context.Background()) }()
+	<-svc.Ready()
+	c, err := fhttp.NewClient("http://" + h.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	reply := make(chan error, 1)
+	go func() {
+		var out msg
+		err := c.Invoke(context.Background(), "svc", "Slow", &msg{Text: "x"}, &out)
+		if err == nil && out.Text != "x" {
+			err = errors.New("wrong reply " + out.Text)
+		}
+		reply <- err
+	}()
+	<-started
+	if err := syscall.Kill(syscall.Getpid(), syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // let shutdown begin while the call is in flight
+	close(release)
+	if err := <-reply; err != nil {
+		t.Errorf("in-flight call = %v, want it to complete during the drain", err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v, want nil after a clean stop", err)
+	}
+	if _, err := http.Post("http://"+h.Addr().String()+"/svc/Slow", "application/json", strings.NewReader("{}")); err == nil {
+		t.Error("a call after stop succeeded, want the connection refused")
+	}
+}
+
+func TestEmbeddedNATS(t *testing.T) {
+	svc := ferry.New(newServer(), ferry.WithNATS(""), ferry.WithSignals(), ferry.WithLogger(quiet()))
+	ctx := context.Background()
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nc := svc.NATSConn()
+	if nc == nil || !nc.IsConnected() {
+		t.Fatal("NATSConn() not connected after Start")
+	}
+	cnc, err := nats.Connect(nc.ConnectedUrl())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cnc.Close()
+	got, err := transport.Invoke[msg, msg](ctx, fnats.NewClient(cnc), "svc", "Echo", &msg{Text: "via embedded"})
+	if err != nil || got.Text != "via embedded" {
+		t.Errorf("Echo over embedded NATS = %v, %v", got, err)
+	}
+	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := svc.Stop(stopCtx); err != nil {
+		t.Errorf("Stop = %v", err)
+	}
+	if svc.NATSConn() != nil {
+		t.Error("NATSConn() still set after Stop")
+	}
+}
