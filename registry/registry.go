@@ -1,0 +1,117 @@
+// Package registry is Ferry's service discovery: services register the
+// addresses their transports listen on, and clients look them up and watch
+// them change.
+//
+// The interfaces are small and context-first. A Registrar is what a
+// Service uses; a Discovery is what a client uses; an implementation
+// usually provides both. Implementations live in sub-packages: memory (in
+// process), nats (a JetStream key-value bucket with per-key TTL: the
+// distributed default), static (a fixed list from config) and dns (SRV/A
+// records, e.g. a Kubernetes headless service). Each passes
+// ferrytest.RegistryConformance.
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+)
+
+// Instance is one running instance of a service.
+type Instance struct {
+	// ID is unique among the service's instances (e.g. a NUID).
+	ID string `json:"id"`
+	// Service is the service name.
+	Service string `json:"service"`
+	// Version is the service version.
+	Version string `json:"version,omitempty"`
+	// Endpoints are the addresses the instance serves on, one per transport.
+	Endpoints []Endpoint `json:"endpoints"`
+	// Metadata holds free-form labels (zone, build, ...).
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// Endpoint is where an instance serves one transport.
+type Endpoint struct {
+	// Transport is the transport kind's name: "http", "grpc" or "nats".
+	Transport string `json:"transport"`
+	// Address is what that transport's client dials: a base URL for HTTP
+	// ("http://10.0.0.7:8080"), host:port for gRPC, a NATS server URL for
+	// NATS.
+	Address string `json:"address"`
+}
+
+// Endpoint returns the instance's endpoint for transport, if any.
+func (in Instance) Endpoint(transport string) (Endpoint, bool) {
+	i := slices.IndexFunc(in.Endpoints, func(e Endpoint) bool { return e.Transport == transport })
+	if i < 0 {
+		return Endpoint{}, false
+	}
+	return in.Endpoints[i], true
+}
+
+var (
+	serviceRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
+	idRE      = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+)
+
+// Validate reports what is wrong with in, if anything: the service name and
+// ID must be usable as key tokens (letters, digits, '-', '_'), and every
+// endpoint needs a transport and an address.
+func (in Instance) Validate() error {
+	var errs []error
+	if !serviceRE.MatchString(in.Service) {
+		errs = append(errs, fmt.Errorf("registry: invalid service name %q", in.Service))
+	}
+	if !idRE.MatchString(in.ID) {
+		errs = append(errs, fmt.Errorf("registry: invalid instance id %q: want letters, digits, '-' or '_'", in.ID))
+	}
+	for i, e := range in.Endpoints {
+		if e.Transport == "" || e.Address == "" {
+			errs = append(errs, fmt.Errorf("registry: endpoint %d of %s/%s needs a transport and an address", i, in.Service, in.ID))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Registrar registers instances. Register makes in visible to Discovery and
+// keeps it visible until Deregister (implementations with a TTL heartbeat
+// on their own until then, and forget an instance whose process died
+// within the TTL). Registering the same ID again replaces the entry.
+type Registrar interface {
+	Register(ctx context.Context, in Instance) error
+	Deregister(ctx context.Context, in Instance) error
+}
+
+// Discovery finds instances.
+type Discovery interface {
+	// Lookup returns the service's current instances; an unknown service
+	// has none (an empty slice and a nil error).
+	Lookup(ctx context.Context, service string) ([]Instance, error)
+	// Watch follows the service's instances.
+	Watch(ctx context.Context, service string) (Watcher, error)
+}
+
+// Watcher follows one service's instances.
+type Watcher interface {
+	// Next blocks until the set of instances differs from the one it
+	// last returned (the first call returns the current set at once), then
+	// returns the whole new set. It returns an error when ctx ends, when
+	// the watcher is stopped (ErrWatcherStopped), or when the registry
+	// cannot be reached — the caller keeps its last known set and may call
+	// Next again.
+	Next(ctx context.Context) ([]Instance, error)
+	// Stop ends the watch and releases its resources.
+	Stop() error
+}
+
+// ErrWatcherStopped is returned by Watcher.Next after Stop.
+var ErrWatcherStopped = errors.New("registry: watcher stopped")
+
+// Registry is a Registrar and a Discovery.
+type Registry interface {
+	Registrar
+	Discovery
+}
