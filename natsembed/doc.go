@@ -6,6 +6,10 @@
 // (github.com/nats-io/nats-server/v2), so subjects, queue groups, headers,
 // max_payload and JetStream behave as in production.
 //
+// [StartCluster] starts several servers that form a NATS cluster on
+// loopback, each with its own JetStream store, for testing replicated
+// streams and node failures; [Options.Cluster] makes one server a member.
+//
 // Defaults favour tests: the server listens on 127.0.0.1 on a random free
 // port, logs nothing, and keeps a JetStream store (when enabled) in a
 // temporary directory that Shutdown removes.

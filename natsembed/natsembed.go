@@ -35,6 +35,9 @@ type Options struct {
 	// MaxPayload is the largest message, headers included, that clients may
 	// publish, in bytes. 0 keeps the nats-server default of 1 MiB.
 	MaxPayload int32
+	// Cluster makes the server a member of a NATS cluster when its Name is
+	// set. Default: no clustering. [StartCluster] starts a whole cluster.
+	Cluster ClusterOptions
 	// Logger receives the server's log lines: notices at Info, warnings at
 	// Warn, errors at Error, debug lines at Debug (only when the logger is
 	// enabled for Debug). nil logs nothing.
@@ -110,7 +113,7 @@ func (s *Server) Start(ctx context.Context) error {
 		s.tempDir, storeDir = dir, dir
 	}
 
-	ns, err := server.NewServer(&server.Options{
+	sopts := &server.Options{
 		ServerName: s.opts.ServerName,
 		Host:       host,
 		Port:       port,
@@ -119,7 +122,12 @@ func (s *Server) Start(ctx context.Context) error {
 		MaxPayload: s.opts.MaxPayload,
 		JetStream:  s.opts.JetStream,
 		StoreDir:   storeDir,
-	})
+	}
+	err := s.opts.Cluster.apply(sopts, host)
+	var ns *server.Server
+	if err == nil {
+		ns, err = server.NewServer(sopts)
+	}
 	if err != nil {
 		s.removeTemp()
 		return fmt.Errorf("natsembed: configure nats-server on %s: %w", addr, err)

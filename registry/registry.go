@@ -5,8 +5,8 @@
 // The interfaces are small and context-first. A Registrar is what a
 // Service uses; a Discovery is what a client uses; an implementation
 // usually provides both. Implementations live in sub-packages: memory (in
-// process), nats (a JetStream key-value bucket with per-key TTL: the
-// distributed default), static (a fixed list from config) and dns (SRV/A
+// process), nats (a JetStream key-value bucket whose entries expire
+// after a TTL unless heartbeated: the distributed default), static (a fixed list from config) and dns (SRV/A
 // records, e.g. a Kubernetes headless service). Each passes
 // ferrytest.RegistryConformance.
 package registry

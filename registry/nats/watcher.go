@@ -1,0 +1,311 @@
+package nats
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/registry"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// watcher follows one service. A goroutine drains the KV watch as
+// changes arrive (a KV watch that is not drained stalls its subscription)
+// and publishes each complete set; Next waits for a set that differs from
+// the last one it returned.
+//
+// After the connection comes back the goroutine replaces the KV watch: the
+// ordered consumer behind it may have missed expiry markers that aged out
+// while it was away, a fresh watch does not.
+type watcher struct {
+	r       *Registry
+	service string
+	status  chan nats.Status // connection changes
+	quit    chan struct{}    // closed by Stop
+	done    chan struct{}    // closed when run returns
+	changed chan struct{}    // one slot: something for Next may have changed
+
+	stopOnce sync.Once
+
+	mu     sync.Mutex // guards the four below, shared by run and Next
+	cur    []registry.Instance
+	ready  bool   // cur holds a complete set
+	err    error  // the latest failure to report
+	errGen uint64 // counts failures, so Next reports each once
+	closed error  // the connection closed for good: reported on every Next
+
+	nextMu  sync.Mutex // serialises Next and guards the three below
+	last    []registry.Instance
+	seenErr uint64
+	started bool
+}
+
+// watch starts a watcher on service. The first KV watch starts here, so
+// that Watch reports a registry it cannot reach.
+func (r *Registry) watch(ctx context.Context, service string) (*watcher, error) {
+	w := &watcher{
+		r:       r,
+		service: service,
+		status:  r.nc.StatusChanged(nats.CONNECTED, nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+		changed: make(chan struct{}, 1),
+	}
+	kw, err := r.kv.Watch(context.WithoutCancel(ctx), w.pattern())
+	if err != nil {
+		r.nc.RemoveStatusListener(w.status)
+		return nil, failure(ctx, "watch "+service, err)
+	}
+	// The goroutine outlives ctx; it keeps ctx's values for its requests.
+	go w.run(context.WithoutCancel(ctx), kw)
+	return w, nil
+}
+
+// Backoff between attempts to restart a KV watch.
+const (
+	minRetry = 50 * time.Millisecond
+	maxRetry = 2 * time.Second
+)
+
+func (w *watcher) run(ctx context.Context, kw jetstream.KeyWatcher) {
+	defer close(w.done)
+	defer func() {
+		if kw != nil {
+			stopWatch(kw)
+		}
+	}()
+	s, ready := newSet(), false
+	updates := kw.Updates()
+	var retry <-chan time.Time
+	backoff := minRetry
+	for {
+		select {
+		case <-w.quit:
+			return
+		case e, ok := <-updates:
+			switch {
+			case !ok: // the subscription ended
+				kw, updates = nil, nil
+				if w.r.nc.IsClosed() {
+					w.fail(nats.ErrConnectionClosed)
+					return
+				}
+				retry = time.After(backoff)
+			case e == nil:
+				ready = true
+				w.publish(s.sorted)
+			default:
+				if s.apply(e) && ready {
+					w.publish(s.sorted)
+				}
+			}
+		case st := <-w.status:
+			switch st {
+			case nats.CONNECTED:
+				if kw != nil {
+					stopWatch(kw)
+					kw, updates = nil, nil
+				}
+				retry, backoff = time.After(0), minRetry
+			case nats.CLOSED:
+				w.fail(nats.ErrConnectionClosed)
+				return
+			default:
+				// Keep draining the old watch until the connection is
+				// back; callers keep their last known set meanwhile.
+				w.report(nats.ErrDisconnected)
+			}
+		case <-retry:
+			retry = nil
+			if !w.r.nc.IsConnected() {
+				continue // the CONNECTED event restarts it
+			}
+			// nats.go bounds the request with its own timeout.
+			nkw, err := w.r.kv.Watch(ctx, w.pattern())
+			if err != nil {
+				w.report(err)
+				retry = time.After(backoff)
+				backoff = min(2*backoff, maxRetry)
+				continue
+			}
+			kw, updates, s, ready, backoff = nkw, nkw.Updates(), newSet(), false, minRetry
+		}
+	}
+}
+
+// pattern is the KV key filter of the service's instances.
+func (w *watcher) pattern() string { return w.service + ".*" }
+
+// publish makes cur the current complete set.
+func (w *watcher) publish(cur []registry.Instance) {
+	w.mu.Lock()
+	w.cur, w.ready = cur, true
+	w.mu.Unlock()
+	w.wake()
+}
+
+// report records a failure for Next to return once.
+func (w *watcher) report(err error) {
+	w.mu.Lock()
+	w.err = errs.Newf(errs.Unavailable, "registry/nats: watch %s: %w", w.service, err)
+	w.errGen++
+	w.mu.Unlock()
+	w.wake()
+}
+
+// fail records a failure that ends the watch.
+func (w *watcher) fail(err error) {
+	w.mu.Lock()
+	w.closed = errs.Newf(errs.Unavailable, "registry/nats: watch %s: %w", w.service, err)
+	w.mu.Unlock()
+	w.wake()
+}
+
+func (w *watcher) wake() {
+	select {
+	case w.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
+	w.nextMu.Lock()
+	defer w.nextMu.Unlock()
+	for {
+		select {
+		case <-w.quit:
+			return nil, registry.ErrWatcherStopped
+		default:
+		}
+		w.mu.Lock()
+		cur, ready, err, gen, closed := w.cur, w.ready, w.err, w.errGen, w.closed
+		w.mu.Unlock()
+		switch {
+		case closed != nil:
+			return nil, closed
+		case gen != w.seenErr:
+			w.seenErr = gen
+			return nil, err
+		case ready && (!w.started || !equal(cur, w.last)):
+			w.last, w.started = cur, true
+			return cloneAll(cur), nil
+		}
+		select {
+		case <-w.changed:
+		case <-w.quit:
+			return nil, registry.ErrWatcherStopped
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Stop ends the watch. While the connection is down it may take up to the
+// JetStream request timeout, as the KV watch deletes its consumer.
+func (w *watcher) Stop() error {
+	w.stopOnce.Do(func() {
+		close(w.quit)
+		<-w.done
+		w.r.nc.RemoveStatusListener(w.status)
+	})
+	return nil
+}
+
+// stopWatch stops kw while draining it: nats.go delivers to the updates
+// channel under a lock that closing the watch needs.
+func stopWatch(kw jetstream.KeyWatcher) {
+	quit, drained := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(drained)
+		for {
+			select {
+			case _, ok := <-kw.Updates():
+				if !ok {
+					return
+				}
+			case <-quit:
+				return
+			}
+		}
+	}()
+	_ = kw.Stop()
+	close(quit)
+	<-drained
+}
+
+// set is the instances seen on a KV watch, by key.
+type set struct {
+	raw    map[string][]byte
+	sorted []registry.Instance // by ID; replaced, never changed in place
+}
+
+func newSet() set { return set{raw: make(map[string][]byte)} }
+
+// apply applies one KV change and reports whether the set changed. A
+// value that is not a valid instance of its key counts as absent: the
+// bucket may be written by other clients.
+func (s *set) apply(e jetstream.KeyValueEntry) bool {
+	key := e.Key()
+	if e.Operation() == jetstream.KeyValuePut {
+		if old, ok := s.raw[key]; ok && bytes.Equal(old, e.Value()) {
+			return false // a heartbeat
+		}
+		var in registry.Instance
+		if json.Unmarshal(e.Value(), &in) == nil && in.Validate() == nil && in.Service+"."+in.ID == key {
+			s.raw[key] = bytes.Clone(e.Value())
+			s.put(in)
+			return true
+		}
+	}
+	if _, ok := s.raw[key]; !ok {
+		return false
+	}
+	delete(s.raw, key)
+	_, id, _ := strings.Cut(key, ".")
+	s.sorted = slices.DeleteFunc(slices.Clone(s.sorted), func(in registry.Instance) bool { return in.ID == id })
+	return true
+}
+
+func (s *set) put(in registry.Instance) {
+	i, found := slices.BinarySearchFunc(s.sorted, in.ID, func(x registry.Instance, id string) int { return cmp.Compare(x.ID, id) })
+	next := slices.Clone(s.sorted)
+	if found {
+		next[i] = in
+	} else {
+		next = slices.Insert(next, i, in)
+	}
+	s.sorted = next
+}
+
+func (s *set) instances() []registry.Instance {
+	if s.sorted == nil {
+		return []registry.Instance{}
+	}
+	return s.sorted
+}
+
+func equal(a, b []registry.Instance) bool {
+	return slices.EqualFunc(a, b, func(x, y registry.Instance) bool {
+		return x.ID == y.ID && x.Service == y.Service && x.Version == y.Version &&
+			slices.Equal(x.Endpoints, y.Endpoints) && maps.Equal(x.Metadata, y.Metadata)
+	})
+}
+
+// cloneAll deep-copies ins, so callers cannot change the watcher's state.
+func cloneAll(ins []registry.Instance) []registry.Instance {
+	out := make([]registry.Instance, len(ins))
+	for i, in := range ins {
+		in.Endpoints = slices.Clone(in.Endpoints)
+		in.Metadata = maps.Clone(in.Metadata)
+		out[i] = in
+	}
+	return out
+}
