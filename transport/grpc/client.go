@@ -159,12 +159,9 @@ func (c *Client) send(ctx context.Context, req any) (any, error) {
 	if !ok {
 		return nil, errs.New(errs.Internal, "grpc: client middleware replaced the call context")
 	}
-	var hdr metadata.MD
-	err := c.cc.Invoke(outgoingContext(ctx, cl.call.Request), cl.method, req, cl.resp, withHeader(c.callOptions(req, cl.resp), &hdr)...)
-	if hdr == nil {
-		hdr = metadata.MD{}
-	}
-	cl.call.Reply = transport.Metadata(hdr)
+	var hdr, trl metadata.MD
+	err := c.cc.Invoke(outgoingContext(ctx, cl.call.Request), cl.method, req, cl.resp, withHeader(c.callOptions(req, cl.resp), &hdr, &trl)...)
+	cl.call.Reply = replyMetadata(hdr, trl)
 	if err != nil {
 		return nil, fromStatus(err)
 	}
@@ -182,12 +179,9 @@ func (c *Client) invoke(ctx context.Context, method string, req, resp any, md tr
 	if sink == nil {
 		return fromStatus(c.cc.Invoke(ctx, method, req, resp, opts...))
 	}
-	var hdr metadata.MD
-	err := c.cc.Invoke(ctx, method, req, resp, withHeader(opts, &hdr)...)
-	if hdr == nil {
-		hdr = metadata.MD{}
-	}
-	*sink = transport.Metadata(hdr)
+	var hdr, trl metadata.MD
+	err := c.cc.Invoke(ctx, method, req, resp, withHeader(opts, &hdr, &trl)...)
+	*sink = replyMetadata(hdr, trl)
 	return fromStatus(err)
 }
 
@@ -204,10 +198,26 @@ func (c *Client) callOptions(req, resp any) []grpc.CallOption {
 	return c.opts
 }
 
-// withHeader returns opts plus one that stores the reply header in *md,
-// leaving opts' backing array alone.
-func withHeader(opts []grpc.CallOption, md *metadata.MD) []grpc.CallOption {
-	return append(opts[:len(opts):len(opts)], grpc.Header(md))
+// withHeader returns opts plus options that store the reply header in *md
+// and the trailer in *trl, leaving opts' backing array alone.
+func withHeader(opts []grpc.CallOption, md, trl *metadata.MD) []grpc.CallOption {
+	return append(opts[:len(opts):len(opts)], grpc.Header(md), grpc.Trailer(trl))
+}
+
+// replyMetadata is the reply metadata a caller sees: the header, with the
+// trailer's keys merged in, so that what a server sends only in trailers
+// (grpc-retry-pushback-ms, metadata of an error reply) is visible too.
+func replyMetadata(hdr, trl metadata.MD) transport.Metadata {
+	if len(trl) == 0 {
+		if hdr == nil {
+			return transport.Metadata{}
+		}
+		return transport.Metadata(hdr)
+	}
+	if len(hdr) == 0 {
+		return transport.Metadata(trl)
+	}
+	return transport.Metadata(metadata.Join(hdr, trl))
 }
 
 // outgoingContext returns ctx sending h as gRPC metadata, after any

@@ -1,0 +1,324 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/middleware"
+	"github.com/ferry-go/ferry/registry"
+	"github.com/ferry-go/ferry/transport"
+	fnats "github.com/ferry-go/ferry/transport/nats"
+	"google.golang.org/protobuf/proto"
+)
+
+// Client calls services by name. It implements transport.Client and is
+// safe for concurrent use. Create it with New; Close it when done.
+type Client struct {
+	d    registry.Discovery
+	cfg  config
+	nats transport.Client // nil without WithNATS
+
+	defaultRoute *route
+	byName       map[string]*route            // "Endpoint" configs
+	bySvc        map[string]map[string]*route // "service/Endpoint" configs
+
+	// ctx bounds the watches, which outlive any one call.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	services map[string]*service
+	closed   atomic.Bool
+}
+
+var _ transport.Client = (*Client)(nil)
+
+// route is the composed chain for calls to some endpoints.
+type route struct {
+	h       middleware.Handler
+	timeout time.Duration
+}
+
+// New returns a client finding services through d. Options are checked
+// here: an invalid one is an error.
+func New(d registry.Discovery, opts ...Option) (*Client, error) {
+	if d == nil {
+		return nil, errors.New("client: nil Discovery")
+	}
+	cfg := config{
+		transports: []string{"nats", "grpc", "http"},
+		timeout:    DefaultTimeout,
+		newSel:     P2C,
+	}
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.budget == nil {
+		cfg.budget = middleware.NewRetryBudget(0.2, 10)
+	}
+	o := &cfg.outlier
+	if o.ConsecutiveFailures == 0 {
+		o.ConsecutiveFailures = 5
+	}
+	if o.BaseEjectionTime == 0 {
+		o.BaseEjectionTime = 30 * time.Second
+	}
+	if o.MaxEjectedFraction == 0 {
+		o.MaxEjectedFraction = 1.0 / 3
+	}
+	c := &Client{d: d, cfg: cfg, services: map[string]*service{}}
+	if cfg.nc != nil {
+		c.nats = fnats.NewClient(cfg.nc, fnats.WithClientMiddleware(inject))
+	}
+	c.defaultRoute = c.newRoute(EndpointConfig{})
+	for name, ec := range cfg.endpoints {
+		r := c.newRoute(ec)
+		if svc, ep, ok := strings.Cut(name, "/"); ok {
+			if c.bySvc == nil {
+				c.bySvc = map[string]map[string]*route{}
+			}
+			if c.bySvc[svc] == nil {
+				c.bySvc[svc] = map[string]*route{}
+			}
+			c.bySvc[svc][ep] = r
+			continue
+		}
+		if c.byName == nil {
+			c.byName = map[string]*route{}
+		}
+		c.byName[name] = r
+	}
+	// The watches belong to the client, not to any call: Close ends them.
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c, nil
+}
+
+// newRoute composes the chain for one endpoint configuration.
+func (c *Client) newRoute(ec EndpointConfig) *route {
+	p := c.cfg.retry
+	if ec.Retry != nil {
+		p = *ec.Retry
+	}
+	p.Idempotent = p.Idempotent || ec.Idempotent
+	if p.Budget == nil {
+		p.Budget = c.cfg.budget
+	}
+	mws := append([]middleware.Middleware(nil), c.cfg.mws...)
+	mws = append(mws, middleware.Bulkhead(ec.Bulkhead), middleware.Retry(p))
+	return &route{h: middleware.Chain(mws...)(c.terminal), timeout: ec.Timeout}
+}
+
+func (c *Client) route(service, endpoint string) *route {
+	if m := c.bySvc[service]; m != nil {
+		if r := m[endpoint]; r != nil {
+			return r
+		}
+	}
+	if r := c.byName[endpoint]; r != nil {
+		return r
+	}
+	return c.defaultRoute
+}
+
+// callState is one call's state, shared by the chain's end across attempts.
+type callState struct {
+	call transport.Call
+	resp any
+}
+
+type stateKey struct{}
+
+// Invoke calls endpoint of service with req and decodes the reply into
+// resp (a pointer). Metadata from transport.WithMetadata goes with every
+// attempt, and so does the remaining deadline; a context without one gets
+// the default timeout. Reply metadata of the last attempt goes to
+// transport.CaptureReply's destination. Errors are *errs.Error values: an
+// unknown service (no instances, no NATS) is NotFound.
+func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp any) error {
+	if c.closed.Load() {
+		return errs.New(errs.FailedPrecondition, "client: closed")
+	}
+	if service == "" || endpoint == "" {
+		return errs.Newf(errs.InvalidArgument, "client: empty service or endpoint name (%q/%q)", service, endpoint)
+	}
+	r := c.route(service, endpoint)
+	if r.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.timeout)
+		defer cancel()
+	} else if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.timeout)
+		defer cancel()
+	}
+	st := &callState{
+		call: transport.Call{
+			Service:  service,
+			Endpoint: endpoint,
+			Client:   true,
+			Request:  transport.OutgoingMetadata(ctx).Clone(),
+		},
+		resp: resp,
+	}
+	st.call.Deadline, _ = ctx.Deadline()
+	ctx = context.WithValue(transport.NewCallContext(ctx, &st.call), stateKey{}, st)
+	out, err := r.h(ctx, req)
+	if err != nil {
+		return errs.FromError(err)
+	}
+	return assign(resp, out)
+}
+
+// Call calls service/endpoint through c with a typed request and reply.
+func Call[Req, Resp any](ctx context.Context, c *Client, service, endpoint string, req *Req) (*Resp, error) {
+	resp := new(Resp)
+	if err := c.Invoke(ctx, service, endpoint, req, resp); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// Close stops the watches and closes the transport clients the client
+// made; calls in flight over them fail. It is safe to call more than once.
+func (c *Client) Close() error {
+	c.mu.Lock() // service() starts watches under mu: none starts after this
+	already := c.closed.Swap(true)
+	c.mu.Unlock()
+	if already {
+		return nil
+	}
+	c.cancel()
+	c.wg.Wait()
+	c.mu.Lock()
+	svcs := c.services
+	c.services = map[string]*service{}
+	c.mu.Unlock()
+	var errList []error
+	for _, s := range svcs {
+		if snap := s.snap.Load(); snap != nil {
+			for _, in := range snap.list {
+				errList = append(errList, in.shut())
+			}
+		}
+	}
+	return errors.Join(errList...)
+}
+
+// terminal ends every chain: it sends one attempt.
+func (c *Client) terminal(ctx context.Context, req any) (any, error) {
+	st, ok := ctx.Value(stateKey{}).(*callState)
+	if !ok {
+		return nil, errs.New(errs.Internal, "client: middleware replaced the call context")
+	}
+	st.call.Reply = nil // no stale push-back from an earlier attempt
+	s, err := c.service(ctx, st.call.Service)
+	if err != nil {
+		return nil, err
+	}
+	att, _ := middleware.AttemptFromContext(ctx)
+	in, done, err := s.pick(att)
+	if err != nil {
+		return nil, err
+	}
+	if in == nil {
+		st.call.Kind = transport.NATS
+		err = c.nats.Invoke(ctx, st.call.Service, st.call.Endpoint, req, st.resp)
+	} else {
+		if att != nil {
+			att.MarkTried(in.id)
+		}
+		st.call.Kind = in.kind
+		st.call.Peer = in.address
+		var tc transport.Client
+		if tc, err = in.client(); err == nil {
+			err = tc.Invoke(ctx, st.call.Service, st.call.Endpoint, req, st.resp)
+		}
+		s.release(in, done, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return st.resp, nil
+}
+
+// inject is the middleware of the transport clients the client makes: it
+// sends the Call's request metadata as client middleware left it, and
+// hands the attempt's reply metadata back.
+func inject(next middleware.Handler) middleware.Handler {
+	return func(ctx context.Context, req any) (any, error) {
+		st, ok := ctx.Value(stateKey{}).(*callState)
+		tc, ok2 := transport.CallFromContext(ctx)
+		if !ok || !ok2 {
+			return next(ctx, req)
+		}
+		tc.Request = st.call.Request
+		resp, err := next(ctx, req)
+		st.call.Reply = tc.Reply
+		return resp, err
+	}
+}
+
+// service returns the state of the named service, starting its watch on
+// first use, once it has a first set of instances or a first error.
+func (c *Client) service(ctx context.Context, name string) (*service, error) {
+	c.mu.Lock()
+	s := c.services[name]
+	if s == nil {
+		if c.closed.Load() {
+			c.mu.Unlock()
+			return nil, errs.New(errs.FailedPrecondition, "client: closed")
+		}
+		s = newService(c, name)
+		c.services[name] = s
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			s.watch(c.ctx)
+		}()
+	}
+	c.mu.Unlock()
+	select {
+	case <-s.ready:
+		return s, nil
+	default:
+	}
+	select {
+	case <-s.ready:
+		return s, nil
+	case <-ctx.Done():
+		return nil, errs.Newf(errs.CodeOf(ctx.Err()), "client: waiting for the instances of service %q: %v", name, ctx.Err())
+	}
+}
+
+// assign copies a reply that middleware substituted into the caller's resp.
+func assign(resp, out any) error {
+	if out == nil || resp == nil || out == resp {
+		return nil
+	}
+	if pm, ok := resp.(proto.Message); ok {
+		if om, ok := out.(proto.Message); ok && pm.ProtoReflect().Descriptor() == om.ProtoReflect().Descriptor() {
+			proto.Reset(pm)
+			proto.Merge(pm, om)
+			return nil
+		}
+	}
+	rv, ov := reflect.ValueOf(resp), reflect.ValueOf(out)
+	if rv.Kind() == reflect.Pointer && rv.Type() == ov.Type() && !ov.IsNil() {
+		rv.Elem().Set(ov.Elem())
+		return nil
+	}
+	return errs.New(errs.Internal, fmt.Sprintf("client: middleware returned a %T reply, want %T", out, resp))
+}

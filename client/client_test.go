@@ -1,0 +1,616 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferry-go/ferry/client"
+	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/ferrytest"
+	"github.com/ferry-go/ferry/middleware"
+	"github.com/ferry-go/ferry/registry"
+	"github.com/ferry-go/ferry/server"
+	"github.com/ferry-go/ferry/transport"
+	fnats "github.com/ferry-go/ferry/transport/nats"
+	"github.com/sony/gobreaker/v2"
+)
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestRoundRobinIsEven(t *testing.T) {
+	for _, kind := range []string{"http", "grpc"} {
+		t.Run(kind, func(t *testing.T) {
+			reg := newMemory()
+			bs := []*backend{
+				start(t, reg, "echo", kind, &backend{id: "a"}),
+				start(t, reg, "echo", kind, &backend{id: "b"}),
+				start(t, reg, "echo", kind, &backend{id: "c"}),
+			}
+			c := newClient(t, reg, client.WithSelector(client.RoundRobin))
+			ctx := ctxT(t)
+			for i := range 300 {
+				r, err := echo(ctx, c, "echo", i)
+				if err != nil || r.N != i {
+					t.Fatalf("Call(%d) = %+v, %v, want N %d", i, r, err, i)
+				}
+			}
+			for _, b := range bs {
+				if got := b.hits.Load(); got != 100 {
+					t.Errorf("hits(%s) = %d, want 100", b.id, got)
+				}
+			}
+		})
+	}
+}
+
+func TestP2CPrefersLessLoaded(t *testing.T) {
+	reg := newMemory()
+	slow := start(t, reg, "echo", "http", &backend{id: "slow", fail: func(ctx context.Context, _ int64) error {
+		time.Sleep(50 * time.Millisecond)
+		return nil
+	}})
+	fast := start(t, reg, "echo", "http", &backend{id: "fast"})
+	c := newClient(t, reg) // P2C is the default
+	ctx := ctxT(t)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 40 {
+				if _, err := echo(ctx, c, "echo", w*100+i); err != nil {
+					t.Errorf("Call() = %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	s, f := slow.hits.Load(), fast.hits.Load()
+	t.Logf("P2C with 8 workers: slow %d, fast %d", s, f)
+	if f < 3*s {
+		t.Errorf("hits(fast) = %d, hits(slow) = %d, want fast ≥ 3×slow", f, s)
+	}
+}
+
+func TestWatchDrivesSelection(t *testing.T) {
+	mem := newMemory()
+	d := &counting{Discovery: mem}
+	a := start(t, mem, "echo", "http", &backend{id: "a"})
+	c := newClient(t, d, client.WithSelector(client.RoundRobin))
+	ctx := ctxT(t)
+	for i := range 10 {
+		if r, err := echo(ctx, c, "echo", i); err != nil || r.Instance != "a" {
+			t.Fatalf("Call() = %+v, %v, want instance a", r, err)
+		}
+	}
+	b := start(t, mem, "echo", "http", &backend{id: "b"})
+	eventually(t, "calls reach the added instance", func() bool {
+		_, err := echo(ctx, c, "echo", 0)
+		return err == nil && b.hits.Load() > 0
+	})
+	if err := mem.Deregister(ctx, a.in); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the removed instance stops getting calls", func() bool {
+		before := a.hits.Load()
+		for i := range 10 {
+			if _, err := echo(ctx, c, "echo", i); err != nil {
+				t.Fatalf("Call() = %v", err)
+			}
+		}
+		return a.hits.Load() == before
+	})
+	if got := d.lookups.Load(); got != 0 {
+		t.Errorf("Lookup calls = %d, want 0 (selection follows the watch)", got)
+	}
+	if got := d.watches.Load(); got != 1 {
+		t.Errorf("Watch calls = %d, want 1", got)
+	}
+}
+
+func TestRegistryDown(t *testing.T) {
+	mem := newMemory()
+	d := &counting{Discovery: mem}
+	start(t, mem, "echo", "http", &backend{id: "a"})
+	c := newClient(t, d)
+	ctx := ctxT(t)
+	if _, err := echo(ctx, c, "echo", 1); err != nil {
+		t.Fatalf("Call() = %v", err)
+	}
+	d.setDown(true)
+	eventually(t, "the watch notices the registry is down", func() bool { return d.watches.Load() >= 2 })
+	for i := range 20 {
+		if _, err := echo(ctx, c, "echo", i); err != nil {
+			t.Fatalf("Call() with the registry down = %v, want the last known instance used", err)
+		}
+	}
+
+	// A client that never reached the registry has nothing to call.
+	c2 := newClient(t, d)
+	_, err := echo(ctx, c2, "echo", 1)
+	if got := errs.CodeOf(err); got != errs.Unavailable || !strings.Contains(err.Error(), errDown.Error()) {
+		t.Errorf("Call() with no instance ever known = %v, want unavailable naming the registry error", err)
+	}
+	d.setDown(false)
+	eventually(t, "the client recovers when the registry is back", func() bool {
+		_, err := echo(ctx, c2, "echo", 1)
+		return err == nil
+	})
+}
+
+func TestUnknownService(t *testing.T) {
+	c := newClient(t, newMemory())
+	_, err := echo(ctx(t), c, "nosuch", 1)
+	if got := errs.CodeOf(err); got != errs.NotFound || !strings.Contains(err.Error(), `no instances of service "nosuch"`) {
+		t.Errorf("Call(nosuch) = %v, want not_found naming the service", err)
+	}
+	_, err = echo(ctx(t), c, "bad.name", 1)
+	if got := errs.CodeOf(err); got != errs.InvalidArgument {
+		t.Errorf("Call(bad.name) = %v, want invalid_argument", err)
+	}
+}
+
+func ctx(t *testing.T) context.Context { return ctxT(t) }
+
+func TestRetryGoesToAnotherInstance(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, b *backend)
+	}{
+		{"server unavailable", func(t *testing.T, b *backend) {
+			b.fail = func(context.Context, int64) error { return errs.New(errs.Unavailable, "draining") }
+		}},
+		{"killed", func(t *testing.T, b *backend) { b.stop() }},
+	}
+	for _, tt := range tests {
+		for _, kind := range []string{"http", "grpc"} {
+			t.Run(tt.name+"/"+kind, func(t *testing.T) {
+				reg := newMemory()
+				bad := &backend{id: "bad"}
+				start(t, reg, "echo", kind, bad)
+				tt.setup(t, bad)
+				start(t, reg, "echo", kind, &backend{id: "good"})
+				var attempts, calls atomic.Int64
+				var maxAtt atomic.Int64
+				c := newClient(t, reg,
+					client.WithSelector(client.Random),
+					// Half the calls need a retry here: more than the default budget.
+					client.WithRetryBudget(middleware.NewRetryBudget(1, 1000)),
+					client.WithOutlierDetection(client.OutlierDetection{ConsecutiveFailures: -1}),
+					client.WithRetry(middleware.RetryPolicy{OnAttempt: func(_ context.Context, n int, _ error) {
+						attempts.Add(1)
+						for m := maxAtt.Load(); int64(n) > m && !maxAtt.CompareAndSwap(m, int64(n)); m = maxAtt.Load() {
+						}
+					}}))
+				ctx := ctxT(t)
+				for i := range 50 {
+					calls.Add(1)
+					if r, err := echo(ctx, c, "echo", i); err != nil || r.Instance != "good" {
+						t.Fatalf("Call() = %+v, %v, want a reply from good", r, err)
+					}
+				}
+				if got := maxAtt.Load(); got != 2 {
+					t.Errorf("max attempts per call = %d, want 2 (a retry never returns to the failed instance)", got)
+				}
+				t.Logf("%d calls, %d attempts", calls.Load(), attempts.Load())
+			})
+		}
+	}
+}
+
+func TestNonIdempotentNotRetried(t *testing.T) {
+	reg := newMemory()
+	bad := start(t, reg, "echo", "http", &backend{id: "a", fail: func(context.Context, int64) error {
+		return errs.New(errs.DeadlineExceeded, "took too long")
+	}})
+	start(t, reg, "echo", "http", &backend{id: "b"})
+	c := newClient(t, reg,
+		client.WithSelector(client.RoundRobin),
+		client.WithOutlierDetection(client.OutlierDetection{ConsecutiveFailures: -1}),
+		client.WithEndpoint("Idem", client.EndpointConfig{Idempotent: true}))
+	ctx := ctxT(t)
+	var failed int
+	for i := range 10 {
+		if _, err := echo(ctx, c, "echo", i); err != nil {
+			if got := errs.CodeOf(err); got != errs.DeadlineExceeded {
+				t.Fatalf("Call(Echo) = %v, want deadline_exceeded", err)
+			}
+			failed++
+		}
+	}
+	if failed != 5 || bad.hits.Load() != 5 {
+		t.Errorf("non-idempotent: %d failed calls, %d hits on the bad instance, want 5 and 5 (no retries)", failed, bad.hits.Load())
+	}
+	for i := range 10 {
+		if _, err := client.Call[EchoRequest, EchoReply](ctx, c, "echo", "Idem", &EchoRequest{N: i}); err != nil {
+			t.Fatalf("Call(Idem) = %v, want retried elsewhere", err)
+		}
+	}
+}
+
+// brownout drives load at a service with three instances of which fail
+// fail half their calls, and returns calls, attempts and failures.
+func brownout(t *testing.T, failing int, budget *middleware.RetryBudget) (calls, attempts, failures int64, elapsed time.Duration) {
+	reg := newMemory()
+	for i, id := range []string{"a", "b", "c"} {
+		b := &backend{id: id}
+		if i < failing {
+			b.fail = func(_ context.Context, n int64) error {
+				if n%2 == 0 {
+					return errs.New(errs.Unavailable, "brown-out")
+				}
+				return nil
+			}
+		}
+		start(t, reg, "echo", "http", b)
+	}
+	var att atomic.Int64
+	c := newClient(t, reg,
+		client.WithRetryBudget(budget),
+		client.WithOutlierDetection(client.OutlierDetection{ConsecutiveFailures: -1}),
+		client.WithRetry(middleware.RetryPolicy{OnAttempt: func(context.Context, int, error) { att.Add(1) }}))
+	ctx := ctxT(t)
+	var nCalls, nFail atomic.Int64
+	var wg sync.WaitGroup
+	begin := time.Now()
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 250 {
+				nCalls.Add(1)
+				if _, err := echo(ctx, c, "echo", w*1000+i); err != nil {
+					nFail.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return nCalls.Load(), att.Load(), nFail.Load(), time.Since(begin)
+}
+
+func TestBrownoutRetryBudget(t *testing.T) {
+	t.Run("one of three fails half", func(t *testing.T) {
+		calls, attempts, failures, el := brownout(t, 1, middleware.NewRetryBudget(0.2, 10))
+		ratio := float64(attempts) / float64(calls)
+		t.Logf("brown-out (1 of 3 instances fails 50%%): %d calls, %d attempts (%.3f/call), %d failed, %v", calls, attempts, ratio, failures, el)
+		if ratio > 1.2 {
+			t.Errorf("attempts/call = %.3f, want ≤ 1.2", ratio)
+		}
+	})
+	t.Run("all fail half", func(t *testing.T) {
+		// Unbudgeted, half the attempts fail and ~2 attempts/call follow;
+		// the budget holds retries to 20% plus the floor.
+		calls, attempts, failures, el := brownout(t, 3, middleware.NewRetryBudget(0.2, 10))
+		ratio := float64(attempts) / float64(calls)
+		limit := 1.2 + (10*el.Seconds()+10)/float64(calls)
+		t.Logf("brown-out (3 of 3 instances fail 50%%): %d calls, %d attempts (%.3f/call), %d failed, %v", calls, attempts, ratio, failures, el)
+		if ratio > limit {
+			t.Errorf("attempts/call = %.3f, want ≤ %.3f (20%% + floor)", ratio, limit)
+		}
+	})
+}
+
+func TestCircuitBreaker(t *testing.T) {
+	reg := newMemory()
+	var healthy atomic.Bool
+	bad := start(t, reg, "echo", "http", &backend{id: "a", fail: func(context.Context, int64) error {
+		if healthy.Load() {
+			return nil
+		}
+		return errs.New(errs.Unavailable, "down")
+	}})
+	type change struct{ from, to gobreaker.State }
+	changes := make(chan change, 16)
+	c := newClient(t, reg,
+		client.WithRetry(middleware.RetryPolicy{MaxAttempts: 1}),
+		client.WithOutlierDetection(client.OutlierDetection{ConsecutiveFailures: -1}),
+		client.WithCircuitBreaker(client.BreakerSettings{
+			ReadyToTrip:   func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 3 },
+			Timeout:       300 * time.Millisecond,
+			OnStateChange: func(_ string, from, to gobreaker.State) { changes <- change{from, to} },
+		}))
+	ctx := ctxT(t)
+	for i := range 3 {
+		if _, err := echo(ctx, c, "echo", i); errs.CodeOf(err) != errs.Unavailable {
+			t.Fatalf("Call() = %v, want unavailable", err)
+		}
+	}
+	if ch := <-changes; ch != (change{gobreaker.StateClosed, gobreaker.StateOpen}) {
+		t.Fatalf("state change = %v, want closed→open", ch)
+	}
+	before := bad.hits.Load()
+	began := time.Now()
+	_, err := echo(ctx, c, "echo", 9)
+	if errs.CodeOf(err) != errs.Unavailable || !strings.Contains(err.Error(), "circuit breakers") || bad.hits.Load() != before {
+		t.Errorf("Call() with the breaker open = %v (hits %d→%d), want unavailable at once", err, before, bad.hits.Load())
+	}
+	if d := time.Since(began); d > 100*time.Millisecond {
+		t.Errorf("failing fast took %v", d)
+	}
+	healthy.Store(true)
+	eventually(t, "a half-open probe succeeds", func() bool {
+		_, err := echo(ctx, c, "echo", 1)
+		return err == nil
+	})
+	want := []change{{gobreaker.StateOpen, gobreaker.StateHalfOpen}, {gobreaker.StateHalfOpen, gobreaker.StateClosed}}
+	for _, w := range want {
+		if ch := <-changes; ch != w {
+			t.Errorf("state change = %v, want %v", ch, w)
+		}
+	}
+}
+
+func TestOutlierEjectsAtMostOneOfThree(t *testing.T) {
+	reg := newMemory()
+	failing := func(context.Context, int64) error { return errs.New(errs.Internal, "broken") }
+	a := start(t, reg, "echo", "http", &backend{id: "a", fail: failing})
+	b := start(t, reg, "echo", "http", &backend{id: "b", fail: failing})
+	start(t, reg, "echo", "http", &backend{id: "c"})
+	c := newClient(t, reg,
+		client.WithSelector(client.RoundRobin),
+		client.WithRetry(middleware.RetryPolicy{MaxAttempts: 1}),
+		client.WithOutlierDetection(client.OutlierDetection{ConsecutiveFailures: 3, BaseEjectionTime: time.Minute}))
+	ctx := ctxT(t)
+	for i := range 60 {
+		_, _ = echo(ctx, c, "echo", i)
+	}
+	a0, b0 := a.hits.Load(), b.hits.Load()
+	for i := range 30 {
+		_, _ = echo(ctx, c, "echo", i)
+	}
+	da, db := a.hits.Load()-a0, b.hits.Load()-b0
+	t.Logf("hits in the last 30 calls: a %d, b %d", da, db)
+	if (da == 0) == (db == 0) {
+		t.Errorf("hits in the last 30 calls: a %d, b %d, want exactly one of them ejected (0 hits)", da, db)
+	}
+}
+
+func TestBulkheadRejectsExcess(t *testing.T) {
+	reg := newMemory()
+	release := make(chan struct{})
+	var arrived atomic.Int64
+	start(t, reg, "echo", "http", &backend{id: "a", fail: func(ctx context.Context, _ int64) error {
+		arrived.Add(1)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	}})
+	c := newClient(t, reg, client.WithEndpoint("echo/Echo", client.EndpointConfig{Bulkhead: 2}))
+	ctx := ctxT(t)
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := echo(ctx, c, "echo", i); err != nil {
+				t.Errorf("Call() = %v", err)
+			}
+		}()
+	}
+	eventually(t, "two calls in flight", func() bool { return arrived.Load() == 2 })
+	_, err := echo(ctx, c, "echo", 3)
+	if errs.CodeOf(err) != errs.ResourceExhausted || !strings.Contains(err.Error(), "bulkhead full: 2 calls in flight") {
+		t.Errorf("third Call() = %v, want resource_exhausted: bulkhead full", err)
+	}
+	// Other endpoints have their own (here: no) limit.
+	close(release)
+	wg.Wait()
+}
+
+func TestPushBack(t *testing.T) {
+	tests := []struct {
+		name, kind, key, value string
+		wantAttempts           int
+		minWait                time.Duration
+	}{
+		{"http Retry-After", "http", "Retry-After", "1", 2, 900 * time.Millisecond},
+		{"http Retry-After invalid", "http", "Retry-After", "soon", 1, 0},
+		{"grpc pushback", "grpc", "grpc-retry-pushback-ms", "400", 2, 350 * time.Millisecond},
+		{"grpc pushback negative", "grpc", "grpc-retry-pushback-ms", "-1", 1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := newMemory()
+			start(t, reg, "echo", tt.kind, &backend{id: "a", fail: func(ctx context.Context, n int64) error {
+				if n > 1 {
+					return nil
+				}
+				c, _ := transport.CallFromContext(ctx)
+				c.Reply.Set(tt.key, tt.value)
+				return errs.New(errs.Unavailable, "busy")
+			}})
+			var attempts atomic.Int64
+			c := newClient(t, reg, client.WithRetry(middleware.RetryPolicy{
+				OnAttempt: func(context.Context, int, error) { attempts.Add(1) }}))
+			began := time.Now()
+			_, err := echo(ctxT(t), c, "echo", 1)
+			el := time.Since(began)
+			if got := int(attempts.Load()); got != tt.wantAttempts {
+				t.Errorf("attempts = %d (err %v), want %d", got, err, tt.wantAttempts)
+			}
+			if tt.wantAttempts > 1 && (err != nil || el < tt.minWait) {
+				t.Errorf("Call() = %v after %v, want success after ≥ %v", err, el, tt.minWait)
+			}
+		})
+	}
+}
+
+func TestDefaultTimeout(t *testing.T) {
+	reg := newMemory()
+	start(t, reg, "echo", "http", &backend{id: "a", fail: func(ctx context.Context, _ int64) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}})
+	c := newClient(t, reg, client.WithDefaultTimeout(200*time.Millisecond))
+	began := time.Now()
+	_, err := echo(context.Background(), c, "echo", 1)
+	el := time.Since(began)
+	if errs.CodeOf(err) != errs.DeadlineExceeded || el < 150*time.Millisecond || el > 5*time.Second {
+		t.Errorf("Call() without a deadline = %v after %v, want deadline_exceeded after about 200ms", err, el)
+	}
+}
+
+func TestMetadataAndMiddleware(t *testing.T) {
+	reg := newMemory()
+	start(t, reg, "echo", "grpc", &backend{id: "a"})
+	var kinds []transport.Kind
+	mw := func(next middleware.Handler) middleware.Handler {
+		return func(ctx context.Context, req any) (any, error) {
+			c, _ := transport.CallFromContext(ctx)
+			c.Request.Set("x-mw", "+mw")
+			resp, err := next(ctx, req)
+			kinds = append(kinds, c.Kind)
+			return resp, err
+		}
+	}
+	c := newClient(t, reg, client.WithMiddleware(mw))
+	ctx := transport.WithMetadata(ctxT(t), transport.Pairs("x-test", "md"))
+	r, err := echo(ctx, c, "echo", 1)
+	if err != nil || r.Meta != "md+mw" {
+		t.Fatalf("Call() = %+v, %v, want metadata md+mw", r, err)
+	}
+	if len(kinds) != 1 || kinds[0] != transport.GRPC {
+		t.Errorf("middleware saw kinds %v, want [grpc]", kinds)
+	}
+}
+
+func TestNATS(t *testing.T) {
+	ns := ferrytest.NATS(t)
+	nc := ferrytest.Connect(t, ns.ClientURL())
+	srv := server.New("echo")
+	b := &backend{id: "n"}
+	server.Handle(srv, "Echo", b.Echo)
+	tr := fnats.NewServer(nc)
+	ctx := ctxT(t)
+	if err := tr.Start(ctx, srv); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tr.Stop(context.Background()) })
+	reg := newMemory()
+	_, addr, _ := tr.Advertise()
+	if err := reg.Register(ctx, registry.Instance{ID: "n", Service: "echo", Endpoints: []registry.Endpoint{{Transport: "nats", Address: addr}}}); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, reg, client.WithNATS(nc))
+	if r, err := echo(ctx, c, "echo", 7); err != nil || r.N != 7 {
+		t.Fatalf("Call() over NATS = %+v, %v", r, err)
+	}
+	// No registry entry needed: the subject routes.
+	began := time.Now()
+	_, err := echo(ctx, c, "ghost", 1)
+	if errs.CodeOf(err) != errs.Unavailable || time.Since(began) > 2*time.Second {
+		t.Errorf("Call(ghost) over NATS = %v after %v, want unavailable at once", err, time.Since(began))
+	}
+	// Without WithNATS, NATS-only instances are not callable.
+	c2 := newClient(t, reg)
+	if _, err := echo(ctx, c2, "echo", 1); errs.CodeOf(err) != errs.NotFound {
+		t.Errorf("Call() of a NATS-only service without NATS = %v, want not_found", err)
+	}
+}
+
+func TestCloseStopsWatchesAndFailsLaterCalls(t *testing.T) {
+	reg := newMemory()
+	start(t, reg, "echo", "grpc", &backend{id: "a"})
+	c, err := client.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := echo(ctxT(t), c, "echo", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("Close() = %v", err)
+	}
+	if _, err := echo(ctxT(t), c, "echo", 1); !errors.Is(err, errs.New(errs.FailedPrecondition, "")) {
+		t.Errorf("Call() after Close = %v, want failed_precondition", err)
+	}
+	if _, err := client.New(nil); err == nil {
+		t.Error("New(nil) = nil error, want an error")
+	}
+	if _, err := client.New(reg, client.WithTransports("smoke")); err == nil {
+		t.Error(`New(WithTransports("smoke")) = nil error, want an error`)
+	}
+}
+
+func TestKillInstanceMidRun(t *testing.T) {
+	for _, kind := range []string{"http", "grpc"} {
+		t.Run(kind, func(t *testing.T) {
+			reg := newMemory()
+			var bs []*backend
+			for _, id := range []string{"a", "b", "c"} {
+				bs = append(bs, start(t, reg, "echo", kind, &backend{id: id, fail: func(context.Context, int64) error {
+					time.Sleep(time.Millisecond) // keep some calls in flight
+					return nil
+				}}))
+			}
+			var attempts atomic.Int64
+			c := newClient(t, reg,
+				client.WithEndpoint("Idem", client.EndpointConfig{Idempotent: true}),
+				client.WithRetry(middleware.RetryPolicy{OnAttempt: func(context.Context, int, error) { attempts.Add(1) }}))
+			ctx := ctxT(t)
+			var (
+				mu        sync.Mutex
+				latencies []time.Duration
+				failures  atomic.Int64
+				stop      = make(chan struct{})
+				wg        sync.WaitGroup
+			)
+			for range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						began := time.Now()
+						_, err := client.Call[EchoRequest, EchoReply](ctx, c, "echo", "Idem", &EchoRequest{N: i})
+						el := time.Since(began)
+						if err != nil {
+							failures.Add(1)
+							t.Errorf("Call() = %v", err)
+						}
+						mu.Lock()
+						latencies = append(latencies, el)
+						mu.Unlock()
+					}
+				}()
+			}
+			time.Sleep(500 * time.Millisecond)
+			bs[0].stop() // hard stop: in-flight calls are cut off
+			time.Sleep(300 * time.Millisecond)
+			// The registry forgets it (a TTL registry would, within its TTL).
+			if err := reg.Deregister(ctx, bs[0].in); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond)
+			hits := bs[0].hits.Load()
+			time.Sleep(500 * time.Millisecond)
+			close(stop)
+			wg.Wait()
+			if got := bs[0].hits.Load(); got != hits {
+				t.Errorf("hits on the stopped instance after deregistration = %d → %d, want no change", hits, got)
+			}
+			slices.Sort(latencies)
+			n := len(latencies)
+			t.Logf("%s: %d calls, %d failed, %.3f attempts/call, p99 %v", kind, n, failures.Load(),
+				float64(attempts.Load())/float64(n), latencies[n*99/100])
+		})
+	}
+}

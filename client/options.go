@@ -1,0 +1,205 @@
+package client
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/ferry-go/ferry/middleware"
+	"github.com/nats-io/nats.go"
+	"github.com/sony/gobreaker/v2"
+)
+
+// DefaultTimeout is the deadline given to a call whose context has none.
+const DefaultTimeout = 10 * time.Second
+
+// Option configures a Client.
+type Option func(*config) error
+
+// EndpointConfig configures calls to one endpoint; see WithEndpoint.
+type EndpointConfig struct {
+	// Idempotent marks the endpoint safe to call twice, so that failures
+	// after which the server may have processed the call are retried too.
+	Idempotent bool
+	// Retry replaces the client's retry policy (WithRetry) for the
+	// endpoint; nil keeps it. Its Idempotent field is ORed with the one
+	// above, and a nil Budget means the client's shared budget.
+	Retry *middleware.RetryPolicy
+	// Bulkhead limits the endpoint's calls in flight from this client; 0
+	// means no limit. Excess calls fail at once with ResourceExhausted.
+	Bulkhead int
+	// Timeout bounds each call, retries included, below any deadline the
+	// caller set; 0 leaves the caller's deadline (or the default timeout).
+	Timeout time.Duration
+}
+
+// OutlierDetection configures the ejection of failing instances; see
+// WithOutlierDetection.
+type OutlierDetection struct {
+	// ConsecutiveFailures ejects an instance after this many health
+	// failures in a row (default 5; negative disables detection).
+	ConsecutiveFailures int
+	// BaseEjectionTime is the first ejection's length; the n-th ejection
+	// in a row lasts n times as long, up to 10 times (default 30s).
+	BaseEjectionTime time.Duration
+	// MaxEjectedFraction bounds the fraction of a service's instances
+	// ejected at once (default and at most 1/3, so at most one of three;
+	// a service with fewer than 3 instances has none ejected).
+	MaxEjectedFraction float64
+}
+
+// BreakerSettings configure the per-instance circuit breakers; see
+// WithCircuitBreaker.
+type BreakerSettings = gobreaker.Settings
+
+type config struct {
+	transports []string
+	nc         *nats.Conn
+	mws        []middleware.Middleware
+	timeout    time.Duration
+	newSel     func() Selector
+	retry      middleware.RetryPolicy
+	budget     *middleware.RetryBudget
+	endpoints  map[string]EndpointConfig
+	breaker    *BreakerSettings
+	outlier    OutlierDetection
+}
+
+// WithTransports sets the transports calls may use, most preferred first:
+// "nats", "grpc", "http" (default all three in that order). Each instance
+// is called over the first of them it offers; instances offering none are
+// not called.
+func WithTransports(names ...string) Option {
+	return func(c *config) error {
+		if len(names) == 0 {
+			return fmt.Errorf("client: WithTransports needs at least one transport")
+		}
+		seen := map[string]bool{}
+		for _, n := range names {
+			switch n {
+			case "nats", "grpc", "http":
+			default:
+				return fmt.Errorf("client: unknown transport %q: want nats, grpc or http", n)
+			}
+			if seen[n] {
+				return fmt.Errorf("client: transport %q listed twice", n)
+			}
+			seen[n] = true
+		}
+		c.transports = append([]string(nil), names...)
+		return nil
+	}
+}
+
+// WithNATS lets the client call over NATS through nc, which stays the
+// caller's to close. Without it, instances' NATS endpoints are skipped.
+func WithNATS(nc *nats.Conn) Option {
+	return func(c *config) error {
+		if nc == nil {
+			return fmt.Errorf("client: WithNATS(nil)")
+		}
+		c.nc = nc
+		return nil
+	}
+}
+
+// WithMiddleware appends client middleware, the first listed outermost,
+// run once per call around retries. The Call in its context has Client
+// true; its Kind is set once an attempt picked a transport.
+func WithMiddleware(mws ...middleware.Middleware) Option {
+	return func(c *config) error {
+		c.mws = append(c.mws, mws...)
+		return nil
+	}
+}
+
+// WithDefaultTimeout sets the deadline of calls whose context has none
+// (default DefaultTimeout, 10s). It must be positive.
+func WithDefaultTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("client: default timeout %v: want > 0", d)
+		}
+		c.timeout = d
+		return nil
+	}
+}
+
+// WithSelector sets how an instance is picked, by a constructor called
+// once per service: RoundRobin, Random or P2C (the default).
+func WithSelector(newSelector func() Selector) Option {
+	return func(c *config) error {
+		if newSelector == nil {
+			return fmt.Errorf("client: WithSelector(nil)")
+		}
+		c.newSel = newSelector
+		return nil
+	}
+}
+
+// WithRetry sets the retry policy of every endpoint without one of its
+// own. The default is the zero RetryPolicy: up to 5 attempts of calls that
+// were not processed. A nil Budget means the client's shared budget.
+func WithRetry(p middleware.RetryPolicy) Option {
+	return func(c *config) error {
+		c.retry = p
+		return nil
+	}
+}
+
+// WithRetryBudget sets the budget shared by the client's retries (default
+// middleware.NewRetryBudget(0.2, 10): 20% of calls plus 10 per second).
+func WithRetryBudget(b *middleware.RetryBudget) Option {
+	return func(c *config) error {
+		if b == nil {
+			return fmt.Errorf("client: WithRetryBudget(nil)")
+		}
+		c.budget = b
+		return nil
+	}
+}
+
+// WithEndpoint configures calls to endpoint, named "Endpoint" (any
+// service) or "service/Endpoint" (that service only, which wins).
+func WithEndpoint(endpoint string, cfg EndpointConfig) Option {
+	return func(c *config) error {
+		if endpoint == "" {
+			return fmt.Errorf("client: WithEndpoint with an empty name")
+		}
+		if cfg.Bulkhead < 0 || cfg.Timeout < 0 {
+			return fmt.Errorf("client: endpoint %q: negative bulkhead or timeout", endpoint)
+		}
+		if c.endpoints == nil {
+			c.endpoints = map[string]EndpointConfig{}
+		}
+		c.endpoints[endpoint] = cfg
+		return nil
+	}
+}
+
+// WithCircuitBreaker gives every instance a gobreaker circuit breaker made
+// from s (Name is set to the instance; IsSuccessful and IsExcluded, when
+// nil, count the health failures listed in the package doc and ignore
+// Canceled). An open breaker takes its instance out of selection; when
+// every instance's breaker is open, calls fail at once with Unavailable.
+// Without this option there is no breaker.
+func WithCircuitBreaker(s BreakerSettings) Option {
+	return func(c *config) error {
+		c.breaker = &s
+		return nil
+	}
+}
+
+// WithOutlierDetection configures outlier detection, which is on by
+// default with the defaults of OutlierDetection's fields.
+func WithOutlierDetection(o OutlierDetection) Option {
+	return func(c *config) error {
+		if o.MaxEjectedFraction < 0 || o.MaxEjectedFraction > 1.0/3 {
+			return fmt.Errorf("client: max ejected fraction %v: want between 0 and 1/3", o.MaxEjectedFraction)
+		}
+		if o.BaseEjectionTime < 0 {
+			return fmt.Errorf("client: base ejection time %v: want >= 0", o.BaseEjectionTime)
+		}
+		c.outlier = o
+		return nil
+	}
+}

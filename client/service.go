@@ -1,0 +1,383 @@
+package client
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/middleware"
+	"github.com/ferry-go/ferry/registry"
+	"github.com/ferry-go/ferry/transport"
+	fgrpc "github.com/ferry-go/ferry/transport/grpc"
+	fhttp "github.com/ferry-go/ferry/transport/http"
+	"github.com/sony/gobreaker/v2"
+)
+
+// Back-off of a failing watch.
+const (
+	watchMinBackoff = 50 * time.Millisecond
+	watchMaxBackoff = 5 * time.Second
+)
+
+// service is what the client knows of one service.
+type service struct {
+	c     *Client
+	name  string
+	sel   Selector
+	ready chan struct{} // closed on the first set or the first error
+	once  sync.Once
+	snap  atomic.Pointer[snapshot]
+
+	mu sync.Mutex // serialises updates and ejections
+}
+
+// snapshot is one watched set of instances; it is never modified.
+type snapshot struct {
+	list  []*instance // instances called directly (HTTP, gRPC)
+	nats  bool        // some instance is best called over NATS
+	total int         // instances in the registry, usable or not
+	known bool        // the registry answered at least once
+	err   error       // the registry's last error while none was known
+}
+
+// instance is one instance called directly, with this client's state of it.
+type instance struct {
+	id, address string
+	kind        transport.Kind
+	br          *gobreaker.TwoStepCircuitBreaker[struct{}]
+
+	inFlight     atomic.Int64
+	removed      atomic.Bool
+	consec       atomic.Int32 // health failures in a row
+	ejectedUntil atomic.Int64 // unix nanoseconds
+	ejections    int          // in a row; under service.mu
+	lastUntil    time.Time    // end of the last ejection; under service.mu
+
+	tc     atomic.Pointer[transport.Client]
+	mu     sync.Mutex
+	closed bool
+}
+
+func newService(c *Client, name string) *service {
+	return &service{c: c, name: name, sel: c.cfg.newSel(), ready: make(chan struct{})}
+}
+
+// watch follows the registry until ctx ends, re-watching with back-off
+// after an error and keeping the last known set meanwhile.
+func (s *service) watch(ctx context.Context) {
+	if err := (registry.Instance{Service: s.name, ID: "x"}).Validate(); err != nil {
+		s.fail(errs.Newf(errs.InvalidArgument, "client: invalid service name %q", s.name))
+		return
+	}
+	backoff := watchMinBackoff
+	for ctx.Err() == nil {
+		w, err := s.c.d.Watch(ctx, s.name)
+		if err == nil {
+			for {
+				var ins []registry.Instance
+				if ins, err = w.Next(ctx); err != nil {
+					break
+				}
+				s.update(ins)
+				backoff = watchMinBackoff
+			}
+			_ = w.Stop()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.fail(err)
+		if !sleep(ctx, backoff/2+rand.N(backoff/2)) {
+			return
+		}
+		backoff = min(2*backoff, watchMaxBackoff)
+	}
+}
+
+func (s *service) markReady() { s.once.Do(func() { close(s.ready) }) }
+
+// fail records a registry error; a known set stays in use.
+func (s *service) fail(err error) {
+	s.mu.Lock()
+	if old := s.snap.Load(); old == nil || !old.known {
+		s.snap.Store(&snapshot{err: err})
+	}
+	s.mu.Unlock()
+	s.markReady()
+}
+
+// update installs a new set, keeping the state of instances that stay.
+func (s *service) update(ins []registry.Instance) {
+	s.mu.Lock()
+	old := s.snap.Load()
+	prev := map[string]*instance{}
+	if old != nil {
+		for _, in := range old.list {
+			prev[in.id] = in
+		}
+	}
+	next := &snapshot{known: true, total: len(ins), list: make([]*instance, 0, len(ins))}
+	for _, ri := range ins {
+		kind, addr, ok := s.best(ri)
+		switch {
+		case !ok:
+			continue
+		case kind == transport.NATS:
+			next.nats = true
+			continue
+		}
+		if in := prev[ri.ID]; in != nil && in.kind == kind && in.address == addr {
+			delete(prev, ri.ID)
+			next.list = append(next.list, in)
+			continue
+		}
+		next.list = append(next.list, s.newInstance(ri.ID, kind, addr))
+	}
+	s.snap.Store(next)
+	s.mu.Unlock()
+	for _, in := range prev {
+		in.removed.Store(true)
+		if in.inFlight.Load() == 0 {
+			_ = in.shut()
+		}
+	}
+	s.markReady()
+}
+
+// best returns the transport and address in should be called on.
+func (s *service) best(in registry.Instance) (transport.Kind, string, bool) {
+	for _, t := range s.c.cfg.transports {
+		if t == "nats" && s.c.nats == nil {
+			continue
+		}
+		if ep, ok := in.Endpoint(t); ok {
+			switch t {
+			case "nats":
+				return transport.NATS, ep.Address, true
+			case "grpc":
+				return transport.GRPC, ep.Address, true
+			case "http":
+				return transport.HTTP, ep.Address, true
+			}
+		}
+	}
+	return 0, "", false
+}
+
+func (s *service) newInstance(id string, kind transport.Kind, addr string) *instance {
+	in := &instance{id: id, kind: kind, address: addr}
+	if bs := s.c.cfg.breaker; bs != nil {
+		st := *bs
+		st.Name = s.name + "/" + id
+		if st.IsSuccessful == nil {
+			st.IsSuccessful = func(err error) bool { return !healthFailure(err) }
+		}
+		if st.IsExcluded == nil {
+			st.IsExcluded = func(err error) bool { return errs.CodeOf(err) == errs.Canceled }
+		}
+		in.br = gobreaker.NewTwoStepCircuitBreaker[struct{}](st)
+	}
+	return in
+}
+
+// healthFailure reports whether err says the instance, not the request,
+// is at fault; see the package doc.
+func healthFailure(err error) bool {
+	switch errs.CodeOf(err) {
+	case errs.Unavailable, errs.DeadlineExceeded, errs.Internal, errs.Unknown, errs.DataLoss:
+		return true
+	}
+	return false
+}
+
+// pick chooses where an attempt goes: an acquired instance with its
+// breaker's done function (nil without a breaker), or nil for NATS.
+func (s *service) pick(att *middleware.Attempt) (*instance, func(error), error) {
+	snap := s.snap.Load()
+	c := s.c
+	if c.nats != nil && len(snap.list) == 0 {
+		return nil, nil, nil // NATS needs no registry: unknown services go there too
+	}
+	if c.nats != nil && snap.nats && c.cfg.transports[0] == "nats" {
+		return nil, nil, nil
+	}
+	if len(snap.list) == 0 {
+		switch {
+		case !snap.known && snap.err != nil:
+			if errs.CodeOf(snap.err) == errs.InvalidArgument {
+				return nil, nil, snap.err
+			}
+			return nil, nil, errs.Newf(errs.Unavailable, "no known instances of service %q: registry: %v", s.name, snap.err)
+		case snap.total > 0:
+			return nil, nil, errs.Newf(errs.NotFound, "no instances of service %q offer a transport this client uses (%v)", s.name, c.cfg.transports)
+		}
+		return nil, nil, errs.Newf(errs.NotFound, "no instances of service %q", s.name)
+	}
+
+	// Prefer, in order: untried and not ejected; not ejected; any. An open
+	// breaker always excludes.
+	now := time.Now().UnixNano()
+	var buf [16]*instance
+	cands := buf[:0]
+	for tier := 0; tier < 3 && len(cands) == 0; tier++ {
+		for _, in := range snap.list {
+			if in.br != nil && in.br.State() == gobreaker.StateOpen {
+				continue
+			}
+			if tier < 2 && in.ejectedUntil.Load() > now {
+				continue
+			}
+			if tier < 1 && att != nil && att.Tried(in.id) {
+				continue
+			}
+			cands = append(cands, in)
+		}
+	}
+	for len(cands) > 0 {
+		i := s.sel.Select(candidates(cands))
+		if i < 0 || i >= len(cands) {
+			i = 0
+		}
+		in := cands[i]
+		if in.acquire() {
+			if in.br == nil {
+				return in, nil, nil
+			}
+			done, err := in.br.Allow()
+			if err == nil {
+				return in, done, nil
+			}
+			in.unacquire()
+		}
+		cands = append(cands[:i], cands[i+1:]...)
+	}
+	return nil, nil, errs.Newf(errs.Unavailable, "circuit breakers of all %d instances of service %q are open", len(snap.list), s.name)
+}
+
+// release ends an attempt on in: breaker, outlier detection, in-flight.
+func (s *service) release(in *instance, done func(error), err error) {
+	if done != nil {
+		done(err)
+	}
+	if od := s.c.cfg.outlier; od.ConsecutiveFailures > 0 {
+		switch {
+		case err != nil && healthFailure(err):
+			if int(in.consec.Add(1)) >= od.ConsecutiveFailures {
+				s.eject(in)
+			}
+		case errs.CodeOf(err) != errs.Canceled:
+			in.consec.Store(0)
+		}
+	}
+	in.unacquire()
+}
+
+// eject takes in out of selection for a while, unless that would eject more
+// than the allowed fraction of the service's instances.
+func (s *service) eject(in *instance) {
+	od := s.c.cfg.outlier
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	if in.ejectedUntil.Load() > now.UnixNano() {
+		return
+	}
+	snap := s.snap.Load()
+	limit := int(od.MaxEjectedFraction*float64(len(snap.list)) + 1e-9)
+	ejected := 0
+	for _, o := range snap.list {
+		if o.ejectedUntil.Load() > now.UnixNano() {
+			ejected++
+		}
+	}
+	if ejected >= limit {
+		return
+	}
+	if !in.lastUntil.IsZero() && now.Sub(in.lastUntil) > 10*od.BaseEjectionTime {
+		in.ejections = 0 // healthy for long: start over
+	}
+	in.ejections = min(in.ejections+1, 10)
+	in.lastUntil = now.Add(time.Duration(in.ejections) * od.BaseEjectionTime)
+	in.ejectedUntil.Store(in.lastUntil.UnixNano())
+	in.consec.Store(0)
+}
+
+// acquire counts a call in flight, failing if in has left the set.
+func (in *instance) acquire() bool {
+	in.inFlight.Add(1)
+	if in.removed.Load() {
+		in.unacquire()
+		return false
+	}
+	return true
+}
+
+func (in *instance) unacquire() {
+	if in.inFlight.Add(-1) == 0 && in.removed.Load() {
+		_ = in.shut()
+	}
+}
+
+// client returns in's transport client, made on first use.
+func (in *instance) client() (transport.Client, error) {
+	if p := in.tc.Load(); p != nil {
+		return *p, nil
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if p := in.tc.Load(); p != nil {
+		return *p, nil
+	}
+	if in.closed {
+		return nil, errs.Newf(errs.Unavailable, "instance %s left the service", in.id)
+	}
+	var (
+		tc  transport.Client
+		err error
+	)
+	switch in.kind {
+	case transport.GRPC:
+		tc, err = fgrpc.Dial(in.address, fgrpc.WithClientMiddleware(inject))
+	default:
+		tc, err = fhttp.NewClient(in.address, fhttp.WithClientMiddleware(inject))
+	}
+	if err != nil {
+		return nil, errs.Newf(errs.Unavailable, "instance %s at %q: %v", in.id, in.address, err)
+	}
+	in.tc.Store(&tc)
+	return tc, nil
+}
+
+// shut closes in's transport client; later calls cannot make a new one.
+func (in *instance) shut() error {
+	in.mu.Lock()
+	in.closed = true
+	p := in.tc.Swap(nil)
+	in.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	return (*p).Close()
+}
+
+// candidates adapts a slice of instances to Candidates.
+type candidates []*instance
+
+func (c candidates) Len() int             { return len(c) }
+func (c candidates) ID(i int) string      { return c[i].id }
+func (c candidates) InFlight(i int) int64 { return c[i].inFlight.Load() }
+
+// sleep waits d or until ctx ends, reporting whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
