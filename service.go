@@ -5,18 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/ferry-go/ferry/natsembed"
+	"github.com/ferry-go/ferry/registry"
 	"github.com/ferry-go/ferry/server"
 	fgrpc "github.com/ferry-go/ferry/transport/grpc"
 	fhttp "github.com/ferry-go/ferry/transport/http"
 	fnats "github.com/ferry-go/ferry/transport/nats"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
 )
 
 // Component is anything with a lifecycle that a Service starts and stops:
@@ -39,6 +43,10 @@ type Service struct {
 	errs            []error
 
 	nats *natsSetup
+
+	registrar     registry.Registrar
+	advertiseHost string
+	instance      registry.Instance
 
 	mu      sync.Mutex
 	started []Component
@@ -98,6 +106,23 @@ func WithEmbeddedNATS(o natsembed.Options) Option {
 	}
 }
 
+// WithRegistry registers the service in r once every transport has
+// started — one instance carrying the advertised address of each transport
+// that implements server.Advertiser — and deregisters it at stop before
+// any transport drains, so callers stop picking it while in-flight calls
+// finish. Registries with a TTL keep the entry alive on their own.
+func WithRegistry(r registry.Registrar) Option {
+	return func(s *Service) { s.registrar = r }
+}
+
+// WithAdvertiseHost sets the host put into advertised addresses whose
+// listener is bound to an unspecified address (":8080", "0.0.0.0:8080").
+// The default is the machine's first non-loopback IPv4 address, or
+// 127.0.0.1 when it has none. In Kubernetes pass the pod IP (status.podIP).
+func WithAdvertiseHost(host string) Option {
+	return func(s *Service) { s.advertiseHost = host }
+}
+
 // WithShutdownTimeout bounds the graceful drain at stop (default 15s); after
 // it, transports cut off what is still in flight.
 func WithShutdownTimeout(d time.Duration) Option {
@@ -132,6 +157,9 @@ func New(srv *server.Server, opts ...Option) *Service {
 			s.errs = append(s.errs, errors.New("ferry: WithEmbeddedNATS without WithNATS"))
 		}
 	}
+	if s.registrar != nil {
+		s.components = append(s.components, &registration{s: s})
+	}
 	if s.shutdownTimeout <= 0 {
 		s.errs = append(s.errs, fmt.Errorf("ferry: shutdown timeout %v must be positive", s.shutdownTimeout))
 	}
@@ -159,6 +187,15 @@ func (s *Service) NATSConn() *nats.Conn {
 		return nil
 	}
 	return s.nats.conn()
+}
+
+// Instance returns the registry entry of the running service (its ID and
+// advertised endpoints); it is the zero Instance unless WithRegistry is set
+// and the service has started.
+func (s *Service) Instance() registry.Instance {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.instance
 }
 
 // Run starts the service, blocks until ctx is done or one of the stop
@@ -304,4 +341,96 @@ func (n *natsSetup) Stop(ctx context.Context) error {
 		emb.Shutdown()
 	}
 	return errors.Join(errs...)
+}
+
+// registration is the last component: it registers once all transports
+// serve and deregisters first at stop.
+type registration struct {
+	s *Service
+}
+
+func (r *registration) Start(ctx context.Context) error {
+	s := r.s
+	in := registry.Instance{ID: nuid.Next(), Service: s.srv.Name(), Version: s.srv.Version()}
+	host := s.advertiseHost
+	if host == "" {
+		host = defaultAdvertiseHost()
+	}
+	for _, c := range s.components {
+		var t any = c
+		if tc, ok := c.(*transportComponent); ok {
+			t = tc.t
+		}
+		if n, ok := c.(*natsSetup); ok {
+			n.mu.Lock()
+			if n.t != nil {
+				t = n.t
+			}
+			n.mu.Unlock()
+		}
+		a, ok := t.(server.Advertiser)
+		if !ok {
+			continue
+		}
+		kind, addr, ok := a.Advertise()
+		if !ok {
+			continue
+		}
+		in.Endpoints = append(in.Endpoints, registry.Endpoint{Transport: kind, Address: fillHost(addr, host)})
+	}
+	if len(in.Endpoints) == 0 {
+		return fmt.Errorf("ferry: registry: no transport of %q advertises an address", s.srv.Name())
+	}
+	if err := s.registrar.Register(ctx, in); err != nil {
+		return fmt.Errorf("ferry: register %s/%s: %w", in.Service, in.ID, err)
+	}
+	s.mu.Lock()
+	s.instance = in
+	s.mu.Unlock()
+	s.logger.Info("ferry: registered", "service", in.Service, "id", in.ID, "endpoints", in.Endpoints)
+	return nil
+}
+
+func (r *registration) Stop(ctx context.Context) error {
+	s := r.s
+	s.mu.Lock()
+	in := s.instance
+	s.instance = registry.Instance{}
+	s.mu.Unlock()
+	if in.ID == "" {
+		return nil
+	}
+	if err := s.registrar.Deregister(ctx, in); err != nil {
+		return fmt.Errorf("ferry: deregister %s/%s: %w", in.Service, in.ID, err)
+	}
+	return nil
+}
+
+// fillHost replaces an unspecified host in addr (host:port, or a URL
+// whose authority is host:port) with host.
+func fillHost(addr, host string) string {
+	prefix, hostport := "", addr
+	if i := strings.Index(addr, "://"); i >= 0 {
+		prefix, hostport = addr[:i+3], addr[i+3:]
+	}
+	h, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
+		return prefix + net.JoinHostPort(host, port)
+	}
+	return addr
+}
+
+func defaultAdvertiseHost() string {
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() {
+				return ipn.IP.String()
+			}
+		}
+	}
+	return "127.0.0.1"
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/ferry-go/ferry"
 	"github.com/ferry-go/ferry/natsembed"
+	"github.com/ferry-go/ferry/registry"
+	"github.com/ferry-go/ferry/registry/memory"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
 	fhttp "github.com/ferry-go/ferry/transport/http"
@@ -208,4 +210,77 @@ func TestEmbeddedNATS(t *testing.T) {
 	if svc.NATSConn() != nil {
 		t.Error("NATSConn() still set after Stop")
 	}
+}
+
+func TestRegistersAdvertisedEndpoints(t *testing.T) {
+	reg := memory.New()
+	svc := ferry.New(newServer(), ferry.WithHTTP("127.0.0.1:0"), ferry.WithGRPC("127.0.0.1:0"), ferry.WithNATS(""),
+		ferry.WithRegistry(reg), ferry.WithSignals(), ferry.WithLogger(quiet()))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := reg.Lookup(ctx, "svc")
+	if err != nil || len(got) != 1 {
+		t.Fatalf("Lookup(svc) = %v, %v, want one instance", got, err)
+	}
+	in := got[0]
+	if in.ID != svc.Instance().ID || in.Version != "0.0.0" {
+		t.Errorf("registered %+v, want the service's instance %+v", in, svc.Instance())
+	}
+	for _, kind := range []string{"http", "grpc", "nats"} {
+		ep, ok := in.Endpoint(kind)
+		if !ok || !strings.Contains(ep.Address, "127.0.0.1:") {
+			t.Errorf("endpoint %s = %+v, %v, want a loopback address", kind, ep, ok)
+		}
+	}
+	if ep, _ := in.Endpoint("http"); !strings.HasPrefix(ep.Address, "http://") {
+		t.Errorf("http endpoint %q, want a base URL", ep.Address)
+	}
+	if err := svc.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := reg.Lookup(ctx, "svc"); len(got) != 0 {
+		t.Errorf("after Stop Lookup = %v, want deregistered", got)
+	}
+}
+
+// Deregistration happens before any transport drains.
+func TestDeregistersBeforeDrain(t *testing.T) {
+	var log []string
+	var mu sync.Mutex
+	reg := &recordingRegistrar{log: &log, mu: &mu}
+	svc := ferry.New(newServer(), ferry.WithHTTP("127.0.0.1:0"),
+		ferry.WithComponent(recorder{name: "transport", log: &log, mu: &mu}),
+		ferry.WithRegistry(reg), ferry.WithSignals(), ferry.WithLogger(quiet()))
+	ctx := context.Background()
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(log, ","), "start transport,register,deregister,stop transport"; got != want {
+		t.Errorf("order = %s, want %s", got, want)
+	}
+}
+
+type recordingRegistrar struct {
+	log *[]string
+	mu  *sync.Mutex
+}
+
+func (r *recordingRegistrar) Register(context.Context, registry.Instance) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	*r.log = append(*r.log, "register")
+	return nil
+}
+
+func (r *recordingRegistrar) Deregister(context.Context, registry.Instance) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	*r.log = append(*r.log, "deregister")
+	return nil
 }

@@ -42,6 +42,14 @@ type Transport interface {
 	Stop(ctx context.Context) error
 }
 
+// Advertiser is implemented by transports that clients can find through a
+// service registry. Once the transport has started, Advertise returns its
+// transport name ("http", "grpc", "nats") and the address that transport's
+// client dials; ok is false before Start or after Stop.
+type Advertiser interface {
+	Advertise() (transport, address string, ok bool)
+}
+
 var (
 	serviceName  = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
 	endpointName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)

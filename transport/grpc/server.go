@@ -152,6 +152,15 @@ func (t *Server) Addr() net.Addr {
 	return t.lis.Addr()
 }
 
+// Advertise implements server.Advertiser: "grpc" and the bound host:port.
+func (t *Server) Advertise() (transport, address string, ok bool) {
+	a := t.Addr()
+	if a == nil {
+		return "", "", false
+	}
+	return "grpc", a.String(), true
+}
+
 // Start builds the gRPC service for s, checks that every endpoint's types
 // have a protobuf form (naming the endpoint and field when one does not),
 // listens and serves in the background. It returns once calls are

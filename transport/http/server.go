@@ -235,6 +235,17 @@ func (s *Server) Addr() net.Addr {
 	return s.ln.Addr()
 }
 
+// Advertise implements server.Advertiser: "http" and the base URL of the
+// bound address, e.g. "http://127.0.0.1:8080". An unspecified host (":8080")
+// is reported as is; ferry.Service replaces it with its advertise host.
+func (s *Server) Advertise() (transport, address string, ok bool) {
+	a := s.Addr()
+	if a == nil {
+		return "", "", false
+	}
+	return "http", "http://" + a.String(), true
+}
+
 // Handler returns the http.Handler the server serves (filters included), or
 // nil before Start.
 func (s *Server) Handler() http.Handler {

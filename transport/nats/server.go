@@ -154,6 +154,17 @@ func NewServer(nc *nats.Conn, opts ...ServerOption) *Server {
 	return s
 }
 
+// Advertise implements server.Advertiser: "nats" and the URL of the NATS
+// server the connection is on (credentials redacted). NATS callers need no
+// address to reach the service — queue groups route by subject — so this is
+// informational: it tells discovery that the service speaks NATS.
+func (s *Server) Advertise() (transport, address string, ok bool) {
+	if !s.hasStarted() || !s.nc.IsConnected() {
+		return "", "", false
+	}
+	return "nats", s.nc.ConnectedUrlRedacted(), true
+}
+
 // endpoint is a registered endpoint with its statistics.
 type endpoint struct {
 	ep      *server.Endpoint
