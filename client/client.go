@@ -3,8 +3,6 @@ package client
 import (
 	"context"
 	"errors"
-	"fmt"
-	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,7 +13,6 @@ import (
 	"github.com/ferry-go/ferry/registry"
 	"github.com/ferry-go/ferry/transport"
 	fnats "github.com/ferry-go/ferry/transport/nats"
-	"google.golang.org/protobuf/proto"
 )
 
 // Client calls services by name. It implements transport.Client and is
@@ -179,7 +176,7 @@ func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp
 	if err != nil {
 		return errs.FromError(err)
 	}
-	return assign(resp, out)
+	return transport.AssignReply(resp, out)
 }
 
 // Call calls service/endpoint through c with a typed request and reply.
@@ -301,24 +298,4 @@ func (c *Client) service(ctx context.Context, name string) (*service, error) {
 	case <-ctx.Done():
 		return nil, errs.Newf(errs.CodeOf(ctx.Err()), "client: waiting for the instances of service %q: %v", name, ctx.Err())
 	}
-}
-
-// assign copies a reply that middleware substituted into the caller's resp.
-func assign(resp, out any) error {
-	if out == nil || resp == nil || out == resp {
-		return nil
-	}
-	if pm, ok := resp.(proto.Message); ok {
-		if om, ok := out.(proto.Message); ok && pm.ProtoReflect().Descriptor() == om.ProtoReflect().Descriptor() {
-			proto.Reset(pm)
-			proto.Merge(pm, om)
-			return nil
-		}
-	}
-	rv, ov := reflect.ValueOf(resp), reflect.ValueOf(out)
-	if rv.Kind() == reflect.Pointer && rv.Type() == ov.Type() && !ov.IsNil() {
-		rv.Elem().Set(ov.Elem())
-		return nil
-	}
-	return errs.New(errs.Internal, fmt.Sprintf("client: middleware returned a %T reply, want %T", out, resp))
 }

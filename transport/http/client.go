@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,7 +17,6 @@ import (
 	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/transport"
-	"google.golang.org/protobuf/proto"
 )
 
 // DefaultMaxReplyBytes is the default limit on a reply body the client
@@ -179,7 +177,7 @@ func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp
 	if err != nil {
 		return errs.FromError(err)
 	}
-	return assignReply(resp, out)
+	return transport.AssignReply(resp, out)
 }
 
 // terminal is the innermost handler of the client chain: it sends the
@@ -191,27 +189,6 @@ func (c *Client) terminal(ctx context.Context, req any) (any, error) {
 		return nil, err
 	}
 	return resp, nil
-}
-
-// assignReply copies a reply that middleware substituted (a cached one,
-// say) into the caller's resp.
-func assignReply(resp, out any) error {
-	if out == nil || resp == nil || out == resp {
-		return nil
-	}
-	if pm, ok := resp.(proto.Message); ok {
-		if om, ok := out.(proto.Message); ok && pm.ProtoReflect().Descriptor() == om.ProtoReflect().Descriptor() {
-			proto.Reset(pm)
-			proto.Merge(pm, om)
-			return nil
-		}
-	}
-	rv, ov := reflect.ValueOf(resp), reflect.ValueOf(out)
-	if rv.Kind() == reflect.Pointer && rv.Type() == ov.Type() && !ov.IsNil() {
-		rv.Elem().Set(ov.Elem())
-		return nil
-	}
-	return errs.Newf(errs.Internal, "http: client middleware returned a %T reply, want %T", out, resp)
 }
 
 // endpointURL returns the URL of service/endpoint, cached: building one
