@@ -3,7 +3,6 @@ package client_test
 import (
 	"context"
 	"errors"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -543,74 +542,5 @@ func TestCloseStopsWatchesAndFailsLaterCalls(t *testing.T) {
 	}
 	if _, err := client.New(reg, client.WithTransports("smoke")); err == nil {
 		t.Error(`New(WithTransports("smoke")) = nil error, want an error`)
-	}
-}
-
-func TestKillInstanceMidRun(t *testing.T) {
-	for _, kind := range []string{"http", "grpc"} {
-		t.Run(kind, func(t *testing.T) {
-			reg := newMemory()
-			var bs []*backend
-			for _, id := range []string{"a", "b", "c"} {
-				bs = append(bs, start(t, reg, "echo", kind, &backend{id: id, fail: func(context.Context, int64) error {
-					time.Sleep(time.Millisecond) // keep some calls in flight
-					return nil
-				}}))
-			}
-			var attempts atomic.Int64
-			c := newClient(t, reg,
-				client.WithEndpoint("Idem", client.EndpointConfig{Idempotent: true}),
-				client.WithRetry(middleware.RetryPolicy{OnAttempt: func(context.Context, int, error) { attempts.Add(1) }}))
-			ctx := ctxT(t)
-			var (
-				mu        sync.Mutex
-				latencies []time.Duration
-				failures  atomic.Int64
-				stop      = make(chan struct{})
-				wg        sync.WaitGroup
-			)
-			for range 8 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := 0; ; i++ {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						began := time.Now()
-						_, err := client.Call[EchoRequest, EchoReply](ctx, c, "echo", "Idem", &EchoRequest{N: i})
-						el := time.Since(began)
-						if err != nil {
-							failures.Add(1)
-							t.Errorf("Call() = %v", err)
-						}
-						mu.Lock()
-						latencies = append(latencies, el)
-						mu.Unlock()
-					}
-				}()
-			}
-			time.Sleep(500 * time.Millisecond)
-			bs[0].stop() // hard stop: in-flight calls are cut off
-			time.Sleep(300 * time.Millisecond)
-			// The registry forgets it (a TTL registry would, within its TTL).
-			if err := reg.Deregister(ctx, bs[0].in); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(200 * time.Millisecond)
-			hits := bs[0].hits.Load()
-			time.Sleep(500 * time.Millisecond)
-			close(stop)
-			wg.Wait()
-			if got := bs[0].hits.Load(); got != hits {
-				t.Errorf("hits on the stopped instance after deregistration = %d → %d, want no change", hits, got)
-			}
-			slices.Sort(latencies)
-			n := len(latencies)
-			t.Logf("%s: %d calls, %d failed, %.3f attempts/call, p99 %v", kind, n, failures.Load(),
-				float64(attempts.Load())/float64(n), latencies[n*99/100])
-		})
 	}
 }

@@ -16,7 +16,9 @@
 // NATS: with WithNATS, a service whose instances offer NATS (or that the
 // registry does not know at all) is called on its subject
 // "{service}.{endpoint}": the queue group balances, and "no responders"
-// fails at once with Unavailable. Circuit breaking and outlier detection
+// fails at once with Unavailable. A request taken by a member that dies
+// before replying is never answered; set RetryPolicy.AttemptTimeout on
+// idempotent endpoints so such a call is retried before its deadline. Circuit breaking and outlier detection
 // apply to instances dialled directly (HTTP, gRPC), not to NATS.
 //
 // Resilience, composed once per endpoint, outermost first: the client's

@@ -73,6 +73,13 @@ type RetryPolicy struct {
 	BaseBackoff, MaxBackoff time.Duration
 	// Idempotent marks endpoints that are safe to call twice.
 	Idempotent bool
+	// AttemptTimeout, if positive, bounds each attempt (within the
+	// caller's deadline), like Envoy's per-try timeout. An attempt that
+	// runs out of it fails with DeadlineExceeded, which is retried only
+	// when Idempotent. It is what recovers a call whose request reached a
+	// server that then died without a word — over NATS the reply simply
+	// never comes — before the caller's whole deadline is spent.
+	AttemptTimeout time.Duration
 	// Budget limits retries across every call sharing it. Nil gives each
 	// Retry middleware a budget of its own (NewRetryBudget(0.2, 10)).
 	Budget *RetryBudget
@@ -188,7 +195,7 @@ func Retry(p RetryPolicy) Middleware {
 			for {
 				a.n++
 				start := time.Now()
-				resp, err := next(ctx, req)
+				resp, err := p.attempt(ctx, next, req)
 				if p.OnAttempt != nil {
 					p.OnAttempt(ctx, a.n, err)
 				}
@@ -211,6 +218,16 @@ func Retry(p RetryPolicy) Middleware {
 			}
 		}
 	}
+}
+
+// attempt runs one attempt under the policy's attempt timeout, if any.
+func (p *RetryPolicy) attempt(ctx context.Context, next Handler, req any) (any, error) {
+	if p.AttemptTimeout <= 0 {
+		return next(ctx, req)
+	}
+	actx, cancel := context.WithTimeout(ctx, p.AttemptTimeout)
+	defer cancel()
+	return next(actx, req)
 }
 
 // delay decides whether err after attempt n is retried, and after how long.

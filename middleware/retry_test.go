@@ -107,6 +107,37 @@ func TestRetryStaysInsideDeadline(t *testing.T) {
 	}
 }
 
+func TestRetryAttemptTimeout(t *testing.T) {
+	// The first attempt hangs until its context ends, as a call to a
+	// server that died after taking the request does; the second answers.
+	hang := func(ctx context.Context, _ any) (any, error) {
+		if a, _ := middleware.AttemptFromContext(ctx); a.Number() == 1 {
+			<-ctx.Done()
+			return nil, errs.FromError(ctx.Err())
+		}
+		if _, ok := ctx.Deadline(); !ok {
+			return nil, errors.New("attempt without a deadline")
+		}
+		return "ok", nil
+	}
+	for _, idem := range []bool{true, false} {
+		p := middleware.RetryPolicy{Idempotent: idem, AttemptTimeout: 50 * time.Millisecond, BaseBackoff: time.Millisecond}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		began := time.Now()
+		resp, err := middleware.Retry(p)(hang)(ctx, nil)
+		el := time.Since(began)
+		cancel()
+		switch {
+		case idem && (err != nil || resp != "ok"):
+			t.Errorf("idempotent: Retry() = %v, %v after %v, want ok on the second attempt", resp, err, el)
+		case !idem && errs.CodeOf(err) != errs.DeadlineExceeded:
+			t.Errorf("not idempotent: Retry() = %v, %v after %v, want deadline_exceeded without a retry", resp, err, el)
+		case el < 50*time.Millisecond || el > 2*time.Second:
+			t.Errorf("idempotent=%v: took %v, want the 50ms attempt timeout and little more", idem, el)
+		}
+	}
+}
+
 func TestRetryPushBack(t *testing.T) {
 	tests := []struct {
 		key, value string

@@ -1,0 +1,353 @@
+package client_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferry-go/ferry"
+	"github.com/ferry-go/ferry/client"
+	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/ferrytest"
+	"github.com/ferry-go/ferry/middleware"
+	"github.com/ferry-go/ferry/registry"
+	natsreg "github.com/ferry-go/ferry/registry/nats"
+	"github.com/ferry-go/ferry/server"
+	"github.com/ferry-go/ferry/transport"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The kill test runs each instance of the "echo" service as a child
+// process — this test binary, re-executed with childEnv set — so that
+// killing one is a real SIGKILL: no deregistration, no drain, no goodbye
+// to the NATS server, in-flight calls cut off mid-way.
+const (
+	childEnv = "FERRY_CLIENT_TEST_CHILD" // "<kind> <id> <nats url>"
+	killTTL  = 2 * time.Second           // the registry TTL in the kill test
+)
+
+// runChild serves "echo" over kind until its stdin closes, registered in
+// the NATS registry for HTTP and gRPC. It prints "ready <address>" once
+// registered.
+func runChild(spec string) int {
+	var kind, id, url string
+	if _, err := fmt.Sscan(spec, &kind, &id, &url); err != nil {
+		fmt.Fprintln(os.Stderr, "child: bad spec:", spec, err)
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	srv := server.New("echo")
+	b := &backend{id: id, fail: func(context.Context, int64) error {
+		time.Sleep(time.Millisecond) // keep calls in flight when the kill comes
+		return nil
+	}}
+	server.Handle(srv, "Idem", b.Echo)
+	opts := []ferry.Option{ferry.WithSignals(), ferry.WithAdvertiseHost("127.0.0.1")}
+	switch kind {
+	case "http":
+		opts = append(opts, ferry.WithHTTP("127.0.0.1:0"))
+	case "grpc":
+		opts = append(opts, ferry.WithGRPC("127.0.0.1:0"))
+	case "nats":
+		opts = append(opts, ferry.WithNATS(url))
+	}
+	if kind != "nats" {
+		nc, err := nats.Connect(url, nats.Name("registry "+id))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			return 1
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			return 1
+		}
+		reg, err := natsreg.New(ctx, js, natsreg.WithTTL(killTTL))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			return 1
+		}
+		defer reg.Close()
+		opts = append(opts, ferry.WithRegistry(reg))
+	}
+	svc := ferry.New(srv, opts...)
+	if err := svc.Start(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		return 1
+	}
+	addr := "-"
+	if eps := svc.Instance().Endpoints; len(eps) > 0 {
+		addr = eps[0].Address
+	}
+	fmt.Printf("ready %s %s\n", svc.Instance().ID, addr)
+	_, _ = io.Copy(io.Discard, os.Stdin) // until the parent closes it, or dies
+	stopCtx, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	if err := svc.Stop(stopCtx); err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		return 1
+	}
+	return 0
+}
+
+// child is a running instance process.
+type child struct {
+	cmd    *exec.Cmd
+	stdin  io.Closer
+	id     string // registry instance ID ("" over NATS)
+	addr   string // advertised address ("-" over NATS)
+	stderr *bytes.Buffer
+}
+
+// startChild starts an instance process and waits for it to be ready.
+func startChild(t *testing.T, kind, name, url string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+kind+" "+name+" "+url)
+	c := &child{cmd: cmd, stderr: new(bytes.Buffer)}
+	cmd.Stderr = &lockedWriter{w: c.stderr}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c.stdin = stdin
+	t.Cleanup(func() {
+		_ = stdin.Close() // a clean stop, unless it was killed
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("instance %s stderr:\n%s", name, c.stderr)
+		}
+	})
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if line, ok := strings.CutPrefix(sc.Text(), "ready "); ok {
+				ready <- line
+			}
+		}
+		close(ready)
+	}()
+	select {
+	case line, ok := <-ready:
+		if !ok {
+			_ = cmd.Wait()
+			t.Fatalf("instance %s exited before ready: %s", name, c.stderr)
+		}
+		c.id, c.addr, _ = strings.Cut(line, " ")
+	case <-time.After(testTimeout):
+		t.Fatalf("instance %s not ready within %v: %s", name, testTimeout, c.stderr)
+	}
+	return c
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// TestKillInstance is issue #3's fault test: three instances of a service,
+// a steady load of idempotent calls from 8 workers, one instance SIGKILLed
+// mid-run. No call may fail; over HTTP and gRPC the dead instance must
+// leave the NATS registry by TTL expiry (nobody deregisters it) and stop
+// getting attempts within the TTL; over NATS the queue group routes around
+// it and only the requests it had already taken need a second attempt.
+func TestKillInstance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	for _, kind := range []string{"http", "grpc", "nats"} {
+		t.Run(kind, func(t *testing.T) { killInstance(t, kind) })
+	}
+}
+
+func killInstance(t *testing.T, kind string) {
+	ns := ferrytest.NATS(t)
+	nc := ferrytest.Connect(t, ns.ClientURL())
+	ctx := ctxT(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := natsreg.New(ctx, js, natsreg.WithTTL(killTTL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = reg.Close() })
+
+	var children []*child
+	for _, name := range []string{"a", "b", "c"} {
+		children = append(children, startChild(t, kind, name, ns.ClientURL()))
+	}
+	victim := children[0]
+	if kind != "nats" {
+		eventually(t, "3 instances registered", func() bool {
+			ins, err := reg.Lookup(ctx, "echo")
+			return err == nil && len(ins) == 3
+		})
+	}
+
+	var (
+		attempts, deadAttempts, attemptTimeouts atomic.Int64
+		lastDead                                atomic.Int64 // unix nanos of the last attempt to the victim
+	)
+	policy := middleware.RetryPolicy{
+		// Over NATS a request the victim had taken is never answered:
+		// only a per-attempt timeout recovers it before the deadline.
+		AttemptTimeout: 250 * time.Millisecond,
+		OnAttempt: func(ctx context.Context, _ int, err error) {
+			attempts.Add(1)
+			if errs.CodeOf(err) == errs.DeadlineExceeded {
+				attemptTimeouts.Add(1)
+			}
+			if c, ok := transport.CallFromContext(ctx); ok && kind != "nats" && c.Peer == victim.addr {
+				deadAttempts.Add(1)
+				lastDead.Store(time.Now().UnixNano())
+			}
+		},
+	}
+	opts := []client.Option{
+		client.WithTransports(kind),
+		client.WithEndpoint("Idem", client.EndpointConfig{Idempotent: true, Retry: &policy}),
+	}
+	if kind == "nats" {
+		opts = append(opts, client.WithNATS(nc))
+	}
+	c := newClient(t, reg, opts...)
+
+	// The registry's own view, to time the expiry.
+	var gone atomic.Int64 // unix nanos when the victim left the registry
+	if kind != "nats" {
+		w, err := reg.Watch(ctx, "echo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, wcancel := context.WithCancel(ctx)
+		var wwg sync.WaitGroup
+		wwg.Add(1)
+		go func() {
+			defer wwg.Done()
+			for {
+				ins, err := w.Next(wctx)
+				if err != nil {
+					return
+				}
+				if !slices.ContainsFunc(ins, func(in registry.Instance) bool { return in.ID == victim.id }) {
+					gone.CompareAndSwap(0, time.Now().UnixNano())
+					return
+				}
+			}
+		}()
+		t.Cleanup(func() { wcancel(); wwg.Wait(); _ = w.Stop() })
+	}
+
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		failures  atomic.Int64
+		stop      = make(chan struct{})
+		wg        sync.WaitGroup
+	)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				began := time.Now()
+				r, err := client.Call[EchoRequest, EchoReply](ctx, c, "echo", "Idem", &EchoRequest{N: w<<20 | i})
+				el := time.Since(began)
+				if err != nil {
+					if failures.Add(1) <= 5 {
+						t.Errorf("Call() = %v", err)
+					}
+				} else if r.N != w<<20|i {
+					t.Errorf("Call(%d) = reply %d", w<<20|i, r.N)
+				}
+				mu.Lock()
+				latencies = append(latencies, el)
+				mu.Unlock()
+			}
+		}()
+	}
+
+	time.Sleep(time.Second)
+	if err := victim.cmd.Process.Kill(); err != nil { // SIGKILL
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	_ = victim.cmd.Wait()
+	// Run on for the TTL, then a second more with the instance gone.
+	time.Sleep(killTTL + time.Second)
+	close(stop)
+	wg.Wait()
+
+	slices.Sort(latencies)
+	n := len(latencies)
+	if n == 0 {
+		t.Fatal("no calls made")
+	}
+	report := fmt.Sprintf("%s: %d calls, %d failed, %d attempts (%.4f/call), %d attempt timeouts, p50 %v, p99 %v, max %v",
+		kind, n, failures.Load(), attempts.Load(), float64(attempts.Load())/float64(n), attemptTimeouts.Load(),
+		latencies[n/2].Round(time.Microsecond), latencies[n*99/100].Round(time.Microsecond), latencies[n-1].Round(time.Microsecond))
+	if kind != "nats" {
+		g, l := gone.Load(), lastDead.Load()
+		switch {
+		case g == 0:
+			t.Errorf("the killed instance was still registered %v after the kill (TTL %v)", time.Since(killed), killTTL)
+		case time.Unix(0, g).Sub(killed) > killTTL+500*time.Millisecond:
+			t.Errorf("the killed instance left the registry %v after the kill, want within the TTL %v", time.Unix(0, g).Sub(killed), killTTL)
+		}
+		lastAfter := time.Duration(0)
+		if l != 0 {
+			lastAfter = time.Unix(0, l).Sub(killed)
+		}
+		if lastAfter > killTTL {
+			t.Errorf("last attempt to the killed instance %v after the kill, want within the TTL %v", lastAfter, killTTL)
+		}
+		report += fmt.Sprintf("; registry dropped the killed instance after %v, last attempt to it %v after the kill (%d attempts to it in all)",
+			time.Unix(0, g).Sub(killed).Round(time.Millisecond), lastAfter.Round(time.Millisecond), deadAttempts.Load())
+	} else if got := attemptTimeouts.Load(); got > 8 {
+		// Only requests the victim had taken may go unanswered: at most
+		// one per worker. More means requests kept going to it.
+		t.Errorf("%d attempts timed out, want at most 8 (one in flight per worker)", got)
+	}
+	t.Log(report)
+}
