@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-go/ferry/client"
 	"github.com/ferry-go/ferry/natsembed"
+	"github.com/ferry-go/ferry/registry"
+	"github.com/ferry-go/ferry/registry/memory"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
 	fgrpc "github.com/ferry-go/ferry/transport/grpc"
@@ -316,5 +319,83 @@ func BenchmarkNATS(b *testing.B) {
 				return nil
 			})
 		})
+	}
+}
+
+// BenchmarkClient measures what client.Client (discovery, P2C selection,
+// outlier tracking, retry and bulkhead middleware, default deadline) adds
+// on top of the transport client it ends in, against one instance found in
+// an in-memory registry.
+func BenchmarkClient(b *testing.B) {
+	for _, kind := range []string{"http", "grpc"} {
+		for _, p := range parallelism {
+			b.Run(fmt.Sprintf("%s/transport/p%d", kind, p), func(b *testing.B) {
+				if kind == "grpc" {
+					benchClient(b, p, startGRPC(b), "Echo")
+					return
+				}
+				t := fhttp.NewServer("127.0.0.1:0")
+				startTransport(b, t)
+				c, err := fhttp.NewClient("http://" + t.Addr().String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { _ = c.Close() })
+				benchClient(b, p, c, "Echo")
+			})
+			// client.Client always sends a deadline (its default timeout when
+			// the caller has none): this row is the transport client doing so.
+			b.Run(fmt.Sprintf("%s/transport-deadline/p%d", kind, p), func(b *testing.B) {
+				var c transport.Client
+				if kind == "grpc" {
+					c = startGRPC(b)
+				} else {
+					t := fhttp.NewServer("127.0.0.1:0")
+					startTransport(b, t)
+					hc, err := fhttp.NewClient("http://" + t.Addr().String())
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.Cleanup(func() { _ = hc.Close() })
+					c = hc
+				}
+				run(b, p, func() error {
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					defer cancel()
+					var out Msg
+					if err := c.Invoke(ctx, "bench", "Echo", payload, &out); err != nil {
+						return err
+					}
+					if out.Num != payload.Num {
+						return fmt.Errorf("bad echo %+v", out)
+					}
+					return nil
+				})
+			})
+			b.Run(fmt.Sprintf("%s/client/p%d", kind, p), func(b *testing.B) {
+				var t interface {
+					server.Transport
+					server.Advertiser
+				}
+				if kind == "grpc" {
+					t = fgrpc.NewServer("127.0.0.1:0")
+				} else {
+					t = fhttp.NewServer("127.0.0.1:0")
+				}
+				startTransport(b, t)
+				reg := memory.New()
+				name, addr, _ := t.Advertise()
+				in := registry.Instance{ID: "1", Service: "bench", Endpoints: []registry.Endpoint{{Transport: name, Address: addr}}}
+				if err := reg.Register(context.Background(), in); err != nil {
+					b.Fatal(err)
+				}
+				c, err := client.New(reg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { _ = c.Close() })
+				benchClient(b, p, c, "Echo")
+			})
+		}
 	}
 }
