@@ -1,0 +1,307 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ferry-go/ferry/broker"
+	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/transport"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ephemeralInactivity is how long the server keeps a fan-out
+// subscription's consumer after its subscriber went away.
+const ephemeralInactivity = 30 * time.Second
+
+// subscription is one running subscription: a loop fetching messages as
+// worker slots free up, and one goroutine per message in flight.
+type subscription struct {
+	b     *Broker
+	topic string
+	name  string
+	h     broker.Handler
+	cfg   broker.SubscribeConfig
+	it    jetstream.MessagesContext
+
+	sem      chan struct{}      // one slot per handler allowed to run
+	base     context.Context    // parent of the handlers' contexts
+	cancel   context.CancelFunc // cancels them when a drain runs out of time
+	stopping chan struct{}      // closed when Drain starts
+	loopDone chan struct{}      // closed when the fetch loop returned
+	wg       sync.WaitGroup     // messages in flight
+
+	drainOnce sync.Once
+	drainErr  error
+}
+
+// durableName is the consumer name of a queue subscription: one per queue
+// and topic, as core NATS queue groups are per subject.
+func durableName(queue, topic string) string {
+	r := strings.NewReplacer(".", "_", "*", "star", ">", "all")
+	return queue + "__" + r.Replace(topic)
+}
+
+func (b *Broker) subscribe(ctx context.Context, topic string, h broker.Handler, cfg broker.SubscribeConfig) (*subscription, error) {
+	stream, err := b.js.StreamNameBySubject(ctx, topic)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, errs.Newf(errs.FailedPrecondition, "broker/jetstream: subscribe %q: no stream captures the topic; provision one with jetstream.WithStream", topic)
+		}
+		return nil, failure(ctx, fmt.Sprintf("subscribe %q: find its stream", topic), err)
+	}
+	cc := jetstream.ConsumerConfig{
+		FilterSubject: topic,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    -1, // Ferry counts deliveries: see the package doc
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	if cfg.Queue != "" {
+		cc.Durable = durableName(cfg.Queue, topic)
+		cc.Description = fmt.Sprintf("Ferry queue %s on %s", cfg.Queue, topic)
+		if cfg.DeliverNew {
+			cc.DeliverPolicy = jetstream.DeliverNewPolicy
+		}
+	} else {
+		cc.DeliverPolicy = jetstream.DeliverNewPolicy
+		cc.InactiveThreshold = ephemeralInactivity
+	}
+	if cfg.Ordered {
+		cc.MaxAckPending = 1
+	}
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, stream, cc)
+	if err != nil {
+		return nil, failure(ctx, fmt.Sprintf("subscribe %q: create consumer on stream %s", topic, stream), err)
+	}
+	// Buffer no more than can start at once: what sits in the buffer is
+	// delivered but not heart-beaten.
+	it, err := cons.Messages(jetstream.PullMaxMessages(cfg.Concurrency))
+	if err != nil {
+		return nil, failure(ctx, fmt.Sprintf("subscribe %q: start fetching", topic), err)
+	}
+	s := &subscription{
+		b:        b,
+		topic:    topic,
+		name:     cfg.Name(topic),
+		h:        h,
+		cfg:      cfg,
+		it:       it,
+		sem:      make(chan struct{}, cfg.Concurrency),
+		stopping: make(chan struct{}),
+		loopDone: make(chan struct{}),
+	}
+	// Handlers outlive the Subscribe call; they keep ctx's values only.
+	s.base, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	go s.loop()
+	return s, nil
+}
+
+// Topic returns the subscribed topic.
+func (s *subscription) Topic() string { return s.topic }
+
+func (s *subscription) isStopping() bool {
+	select {
+	case <-s.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+// loop fetches a message whenever a handler slot is free.
+func (s *subscription) loop() {
+	defer close(s.loopDone)
+	for {
+		select {
+		case s.sem <- struct{}{}:
+		case <-s.stopping:
+			s.handBackBuffered()
+			return
+		}
+		msg, err := s.it.Next()
+		if err != nil {
+			<-s.sem
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return
+			}
+			// Missed heart-beats and reconnects: the iterator recovers.
+			s.cfg.Logger.Warn("broker/jetstream: fetching", "topic", s.topic, "subscription", s.name, "error", err)
+			continue
+		}
+		if s.isStopping() {
+			<-s.sem
+			s.handBack(msg)
+			continue
+		}
+		s.wg.Add(1)
+		go s.handle(msg)
+	}
+}
+
+// handBackBuffered returns what the iterator still buffers, after Drain.
+func (s *subscription) handBackBuffered() {
+	for {
+		msg, err := s.it.Next()
+		if err != nil {
+			return
+		}
+		s.handBack(msg)
+	}
+}
+
+// handBack returns an unstarted message for immediate redelivery.
+func (s *subscription) handBack(msg jetstream.Msg) {
+	if err := msg.Nak(); err != nil {
+		s.cfg.Logger.Warn("broker/jetstream: handing back a message", "topic", msg.Subject(), "subscription", s.name, "error", err)
+	}
+}
+
+// handle runs one message to its outcome.
+func (s *subscription) handle(msg jetstream.Msg) {
+	defer s.wg.Done()
+	defer func() { <-s.sem }()
+	d := s.delivery(msg)
+	ctx, cancel := context.WithCancel(s.base)
+	stopBeats := s.heartbeat(ctx, msg)
+	err := s.run(broker.NewDeliveryContext(ctx, d), d)
+	stopBeats()
+	cancel()
+	switch {
+	case err == nil:
+		if aerr := msg.Ack(); aerr != nil {
+			s.cfg.Logger.Warn("broker/jetstream: acknowledging; the message will be redelivered", "topic", d.Topic, "sequence", d.Sequence, "error", aerr)
+		}
+	case s.base.Err() != nil:
+		// Cut short by a drain: not the handler's failure.
+		s.handBack(msg)
+	case broker.IsPermanent(err) || d.Attempt >= s.cfg.MaxDeliver:
+		s.deadLetter(msg, d, err)
+	default:
+		if nerr := msg.NakWithDelay(s.cfg.Delay(d.Attempt)); nerr != nil {
+			s.cfg.Logger.Warn("broker/jetstream: negative acknowledgement; redelivery after the ack wait", "topic", d.Topic, "sequence", d.Sequence, "error", nerr)
+		}
+	}
+}
+
+// run calls the handler, turning a panic into an error.
+func (s *subscription) run(ctx context.Context, d *broker.Delivery) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = errs.Newf(errs.Internal, "broker/jetstream: handler panic on %s: %v", d.Topic, r)
+		}
+	}()
+	return s.h(ctx, d)
+}
+
+// heartbeat tells the server the message is in progress every AckWait/3
+// until the returned function is called or ctx ends.
+func (s *subscription) heartbeat(ctx context.Context, msg jetstream.Msg) func() {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(s.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() { close(stop); <-done }
+}
+
+// deadLetter stores the dead letter, then terminates the original; if the
+// letter cannot be stored the original comes back to try again.
+func (s *subscription) deadLetter(msg jetstream.Msg, d *broker.Delivery, cause error) {
+	log := s.cfg.Logger.With("topic", d.Topic, "id", d.ID, "sequence", d.Sequence, "deliveries", d.Attempt, "subscription", s.name, "error", cause)
+	if s.cfg.DeadLetter == "" {
+		log.Error("broker/jetstream: dropping a message that failed for good (no dead-letter subject)")
+		_ = msg.TermWithReason("failed for good")
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.base, s.cfg.AckWait/3)
+	defer cancel()
+	if err := s.b.Publish(ctx, broker.DeadLetterMessage(d, s.cfg.DeadLetter, cause)); err != nil {
+		log.Error("broker/jetstream: storing a dead letter failed; the message will be retried", "dead_letter", s.cfg.DeadLetter, "publish_error", err)
+		_ = msg.NakWithDelay(s.cfg.Delay(d.Attempt))
+		return
+	}
+	log.Warn("broker/jetstream: dead-lettered", "dead_letter", s.cfg.DeadLetter)
+	if err := msg.TermWithReason("dead-lettered to " + s.cfg.DeadLetter); err != nil {
+		log.Warn("broker/jetstream: terminating a dead-lettered message; its dead letter is de-duplicated if it comes back", "term_error", err)
+	}
+}
+
+// delivery describes msg to the handler.
+func (s *subscription) delivery(msg jetstream.Msg) *broker.Delivery {
+	d := &broker.Delivery{
+		Message:      broker.Message{Topic: msg.Subject(), Data: msg.Data()},
+		Attempt:      1,
+		Subscription: s.name,
+		Kind:         transport.NATS,
+	}
+	if h := msg.Headers(); len(h) > 0 {
+		d.Header = make(transport.Metadata, len(h))
+		for k, vs := range h {
+			if strings.EqualFold(k, jetstream.MsgIDHeader) {
+				d.ID = firstOf(vs)
+				continue
+			}
+			d.Header[strings.ToLower(k)] = vs
+		}
+	} else {
+		d.Header = transport.Metadata{}
+	}
+	if md, err := msg.Metadata(); err == nil {
+		d.Attempt = int(md.NumDelivered)
+		d.Sequence = md.Sequence.Stream
+		d.Published = md.Timestamp
+	}
+	return d
+}
+
+func firstOf(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
+}
+
+// Drain stops fetching and hands buffered messages back, waits for the
+// handlers in flight until ctx ends, then cancels them; their messages are
+// handed back. It returns ctx's error when handlers had to be cancelled.
+func (s *subscription) Drain(ctx context.Context) error {
+	s.drainOnce.Do(func() {
+		close(s.stopping)
+		s.it.Drain()
+		inFlight := make(chan struct{})
+		go func() {
+			<-s.loopDone
+			s.wg.Wait()
+			close(inFlight)
+		}()
+		select {
+		case <-inFlight:
+		case <-ctx.Done():
+			// Like http.Server.Shutdown, do not wait on handlers that
+			// ignore their context: they stop heart-beating now, so the
+			// stream redelivers their messages after the ack wait.
+			s.cancel()
+			s.drainErr = errs.Newf(errs.CodeOf(ctx.Err()), "broker/jetstream: drain %q: handlers still running when the context ended; their messages are handed back: %v", s.topic, ctx.Err())
+		}
+		s.cancel()
+		s.b.forget(s)
+	})
+	return s.drainErr
+}

@@ -1,0 +1,259 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/middleware"
+)
+
+// Subscription defaults.
+const (
+	// DefaultConcurrency is how many handlers of one subscription run at
+	// once.
+	DefaultConcurrency = 8
+	// DefaultMaxDeliver is how many times a message is delivered before it
+	// is dead-lettered.
+	DefaultMaxDeliver = 5
+	// DefaultAckWait is how long a broker waits for a handler's outcome
+	// (heart-beats included) before redelivering.
+	DefaultAckWait = 30 * time.Second
+	// DeadLetterPrefix prefixes a topic to make its default dead-letter
+	// subject: "orders.placed" → "dlq.orders.placed".
+	DeadLetterPrefix = "dlq."
+)
+
+// DefaultBackoff is the delay before each redelivery after a handler
+// error: the n-th redelivery waits DefaultBackoff[n-1], the last value
+// repeating.
+var DefaultBackoff = []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second}
+
+// SubscribeConfig is a subscription's resolved settings, as
+// implementations receive them. Build it with NewSubscribeConfig.
+type SubscribeConfig struct {
+	// Queue is the competing-consumer group: each message goes to one
+	// subscription of the group (JetStream: the durable consumer's name).
+	// Empty means fan-out: this subscription gets every message.
+	Queue string
+	// Concurrency bounds the handlers running at once (≥ 1).
+	Concurrency int
+	// MaxDeliver is the number of deliveries before dead-lettering (≥ 1).
+	MaxDeliver int
+	// Backoff holds the redelivery delays after handler errors.
+	Backoff []time.Duration
+	// AckWait is how long the broker waits for an outcome before
+	// redelivering; a running handler heart-beats every AckWait/3.
+	AckWait time.Duration
+	// DeadLetter is the subject dead messages go to; empty disables dead
+	// letters (a dead message is then dropped after logging).
+	DeadLetter string
+	// Ordered delivers one message at a time, in order: the next message
+	// waits until the previous one is acknowledged or dead-lettered.
+	Ordered bool
+	// DeliverNew starts a new durable subscription at messages published
+	// from now on instead of everything its stream still holds.
+	DeliverNew bool
+	// Middleware wraps the handler (typed Subscribe applies it).
+	Middleware []middleware.Middleware
+	// Logger receives dead letters and failures to acknowledge.
+	Logger *slog.Logger
+
+	deadLetterSet bool
+}
+
+// SubscribeOption configures a subscription.
+type SubscribeOption func(*SubscribeConfig) error
+
+// Queue makes the subscription a member of a competing-consumer group.
+func Queue(name string) SubscribeOption {
+	return func(c *SubscribeConfig) error {
+		if err := checkName(name); err != nil {
+			return fmt.Errorf("queue %q: %w", name, err)
+		}
+		c.Queue = name
+		return nil
+	}
+}
+
+// Concurrency sets how many handlers run at once (default
+// DefaultConcurrency).
+func Concurrency(n int) SubscribeOption {
+	return func(c *SubscribeConfig) error {
+		if n < 1 {
+			return fmt.Errorf("concurrency %d: want at least 1", n)
+		}
+		c.Concurrency = n
+		return nil
+	}
+}
+
+// MaxDeliver sets how many deliveries a message gets before it is
+// dead-lettered (default DefaultMaxDeliver).
+func MaxDeliver(n int) SubscribeOption {
+	return func(c *SubscribeConfig) error {
+		if n < 1 {
+			return fmt.Errorf("max deliver %d: want at least 1", n)
+		}
+		c.MaxDeliver = n
+		return nil
+	}
+}
+
+// Backoff sets the redelivery delays after handler errors (default
+// DefaultBackoff); the last one repeats.
+func Backoff(delays ...time.Duration) SubscribeOption {
+	return func(c *SubscribeConfig) error {
+		if len(delays) == 0 {
+			return errors.New("backoff: want at least one delay")
+		}
+		for _, d := range delays {
+			if d < 0 {
+				return fmt.Errorf("backoff delay %v: want ≥ 0", d)
+			}
+		}
+		c.Backoff = append([]time.Duration(nil), delays...)
+		return nil
+	}
+}
+
+// AckWait sets how long the broker waits for a handler's outcome before
+// redelivering (default DefaultAckWait). Handlers heart-beat every third
+// of it, so only a handler whose process died is redelivered.
+func AckWait(d time.Duration) SubscribeOption {
+	return func(c *SubscribeConfig) error {
+		if d < 100*time.Millisecond {
+			return fmt.Errorf("ack wait %v: want at least 100ms", d)
+		}
+		c.AckWait = d
+		return nil
+	}
+}
+
+// DeadLetter sets the dead-letter subject (default DeadLetterPrefix +
+// topic); "" disables dead letters.
+func DeadLetter(subject string) SubscribeOption {
+	return func(c *SubscribeConfig) error {
+		if subject != "" {
+			if err := ValidTopic(subject, false); err != nil {
+				return fmt.Errorf("dead letter: %w", err)
+			}
+		}
+		c.DeadLetter = subject
+		c.deadLetterSet = true
+		return nil
+	}
+}
+
+// Ordered processes messages one at a time in publish order (per
+// subscription group); a failing message holds back the ones after it
+// until it succeeds or is dead-lettered. It implies Concurrency(1).
+func Ordered() SubscribeOption {
+	return func(c *SubscribeConfig) error { c.Ordered = true; return nil }
+}
+
+// DeliverNew starts a new durable subscription at messages published from
+// now on; by default it starts with everything its stream holds.
+func DeliverNew() SubscribeOption {
+	return func(c *SubscribeConfig) error { c.DeliverNew = true; return nil }
+}
+
+// WithMiddleware appends handler middleware; the first runs outermost.
+func WithMiddleware(mws ...middleware.Middleware) SubscribeOption {
+	return func(c *SubscribeConfig) error { c.Middleware = append(c.Middleware, mws...); return nil }
+}
+
+// WithLogger sets where dead letters and acknowledgement failures are
+// logged (default slog.Default()).
+func WithLogger(l *slog.Logger) SubscribeOption {
+	return func(c *SubscribeConfig) error {
+		if l == nil {
+			return errors.New("nil logger")
+		}
+		c.Logger = l
+		return nil
+	}
+}
+
+// NewSubscribeConfig resolves opts for a subscription to topic, with the
+// defaults filled in. Invalid options or topic are an InvalidArgument
+// error naming each problem.
+func NewSubscribeConfig(topic string, opts ...SubscribeOption) (SubscribeConfig, error) {
+	c := SubscribeConfig{
+		Concurrency: DefaultConcurrency,
+		MaxDeliver:  DefaultMaxDeliver,
+		Backoff:     DefaultBackoff,
+		AckWait:     DefaultAckWait,
+	}
+	var problems []error
+	if err := ValidTopic(topic, true); err != nil {
+		problems = append(problems, err)
+	}
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(&c); err != nil {
+			problems = append(problems, err)
+		}
+	}
+	if err := errors.Join(problems...); err != nil {
+		return SubscribeConfig{}, errs.Newf(errs.InvalidArgument, "broker: subscribe %q: %w", topic, err)
+	}
+	if !c.deadLetterSet {
+		c.DeadLetter = DeadLetterPrefix + wildcardFree(topic)
+	}
+	if c.Ordered {
+		c.Concurrency = 1
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c, nil
+}
+
+// Delay returns the redelivery delay after a failed delivery attempt
+// (from 1).
+func (c *SubscribeConfig) Delay(attempt int) time.Duration {
+	if len(c.Backoff) == 0 {
+		return 0
+	}
+	return c.Backoff[min(max(attempt, 1), len(c.Backoff))-1]
+}
+
+// Name returns the subscription's name: its queue, or its topic.
+func (c *SubscribeConfig) Name(topic string) string {
+	if c.Queue != "" {
+		return c.Queue
+	}
+	return topic
+}
+
+// PublishOption configures one typed publish.
+type PublishOption func(*publishConfig)
+
+type publishConfig struct {
+	id     string
+	header map[string]string
+	codec  string
+}
+
+// WithID sets the message ID used for de-duplication; publishing the same
+// ID twice within the broker's window stores the message once.
+func WithID(id string) PublishOption { return func(c *publishConfig) { c.id = id } }
+
+// WithHeader adds a header to the message (metadata from
+// transport.WithMetadata on the context is added too).
+func WithHeader(key, value string) PublishOption {
+	return func(c *publishConfig) {
+		if c.header == nil {
+			c.header = map[string]string{}
+		}
+		c.header[key] = value
+	}
+}
+
+// WithProto encodes the event as protobuf instead of JSON.
+func WithProto() PublishOption { return func(c *publishConfig) { c.codec = "proto" } }

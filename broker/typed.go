@@ -1,0 +1,117 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ferry-go/ferry/codec"
+	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/middleware"
+	"github.com/ferry-go/ferry/transport"
+)
+
+// ContentTypeKey is the header carrying the payload's content type.
+const ContentTypeKey = "content-type"
+
+// Event is a decoded delivery, as typed handlers receive it.
+type Event[T any] struct {
+	*Delivery
+	// Data is the decoded payload.
+	Data *T
+}
+
+// Publish encodes v (JSON by default; WithProto for protobuf) and
+// publishes it to topic through b. Metadata set on ctx with
+// transport.WithMetadata travels as headers, with WithHeader's on top.
+func Publish[T any](ctx context.Context, b Broker, topic string, v *T, opts ...PublishOption) error {
+	if err := ValidTopic(topic, false); err != nil {
+		return err
+	}
+	var pc publishConfig
+	for _, o := range opts {
+		if o != nil {
+			o(&pc)
+		}
+	}
+	c := codec.JSON
+	if pc.codec == "proto" {
+		c = codec.Proto
+	}
+	if v == nil {
+		v = new(T)
+	}
+	data, err := c.Marshal(v)
+	if err != nil {
+		return errs.Newf(errs.InvalidArgument, "broker: encode %T for %q: %v", v, topic, err)
+	}
+	h := transport.OutgoingMetadata(ctx).Clone()
+	if h == nil {
+		h = transport.Metadata{}
+	}
+	for k, val := range pc.header {
+		h.Set(k, val)
+	}
+	h.Set(ContentTypeKey, c.ContentType())
+	return b.Publish(ctx, &Message{Topic: topic, ID: pc.id, Header: h, Data: data})
+}
+
+// Subscribe runs h for every message on topic (wildcards allowed) through
+// b, as opts say. Each payload is decoded into a new T by its content type
+// (JSON when absent); one that does not decode is dead-lettered at once
+// with the decode error. The handler runs behind recovery and the
+// middleware of WithMiddleware, which see the decoded *T as the request
+// and a transport.Call whose Endpoint is the topic, so the same middleware
+// serves RPC handlers and events. ctx bounds the set-up only.
+func Subscribe[T any](ctx context.Context, b Broker, topic string, h func(context.Context, *Event[T]) error, opts ...SubscribeOption) (Subscription, error) {
+	cfg, err := NewSubscribeConfig(topic, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, errs.Newf(errs.InvalidArgument, "broker: subscribe %q: nil handler", topic)
+	}
+	inner := func(ctx context.Context, req any) (any, error) {
+		d, _ := DeliveryFromContext(ctx)
+		v, ok := req.(*T)
+		if !ok {
+			return nil, errs.Newf(errs.Internal, "broker: subscription %q: middleware replaced the event with %T", topic, req)
+		}
+		return nil, h(ctx, &Event[T]{Delivery: d, Data: v})
+	}
+	chain := append([]middleware.Middleware{middleware.Recover(middleware.WithRecoverLogger(cfg.Logger))}, cfg.Middleware...)
+	handler := middleware.Chain(chain...)(inner)
+	name := cfg.Name(topic)
+	raw := func(ctx context.Context, d *Delivery) error {
+		v := new(T)
+		if err := decode(d, v); err != nil {
+			return err
+		}
+		call := &transport.Call{Service: name, Endpoint: d.Topic, Kind: d.Kind, Request: d.Header, Reply: transport.Metadata{}}
+		if dl, ok := ctx.Deadline(); ok {
+			call.Deadline = dl
+		}
+		_, err := handler(transport.NewCallContext(ctx, call), v)
+		return err
+	}
+	return b.Subscribe(ctx, topic, raw, cfg)
+}
+
+// decode decodes d's payload into v by its content type.
+func decode(d *Delivery, v any) error {
+	c := codec.JSON
+	if ct := d.Header.Get(ContentTypeKey); ct != "" {
+		var ok bool
+		if c, ok = codec.ForContentType(ct); !ok {
+			return Permanent(errs.Newf(errs.InvalidArgument, "broker: message %s on %q: unsupported content type %q", d.ID, d.Topic, ct))
+		}
+	}
+	if err := c.Unmarshal(d.Data, v); err != nil {
+		return Permanent(errs.Newf(errs.InvalidArgument, "broker: message %s on %q: decode %s into %T: %v", d.ID, d.Topic, c.Name(), v, err))
+	}
+	return nil
+}
+
+// String returns a short description of the delivery for logs.
+func (d *Delivery) String() string {
+	return fmt.Sprintf("%s #%d (id %s, attempt %d)", d.Topic, d.Sequence, d.ID, d.Attempt)
+}
