@@ -2,6 +2,7 @@ package jetstream_test
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -12,7 +13,12 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if url := os.Getenv(crashEnv); url != "" {
+		os.Exit(runConsumer(url)) // the consumer process of TestConsumerCrash
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
