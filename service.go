@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,6 +44,8 @@ type Service struct {
 	errs            []error
 
 	nats *natsSetup
+
+	broker *brokerComponent
 
 	registrar     registry.Registrar
 	advertiseHost string
@@ -224,11 +227,21 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := errors.Join(append(s.errs, s.srv.Err())...); err != nil {
 		return err
 	}
+	if s.broker != nil && !slices.Contains(s.components, Component(s.broker)) {
+		// After the transports, so events flow once the service serves;
+		// drained before them at stop, while the connection still works;
+		// before the registration, which stays last.
+		at := len(s.components)
+		if s.registrar != nil {
+			at--
+		}
+		s.components = slices.Insert(s.components, at, Component(s.broker))
+	}
 	if len(s.components) == 0 {
 		return errors.New("ferry: no transport configured")
 	}
-	if len(s.srv.Endpoints()) == 0 {
-		return fmt.Errorf("ferry: service %q has no endpoints", s.srv.Name())
+	if len(s.srv.Endpoints()) == 0 && (s.broker == nil || len(s.broker.subs) == 0) {
+		return fmt.Errorf("ferry: service %q has no endpoints and no subscriptions", s.srv.Name())
 	}
 	s.srv.Freeze()
 	for _, c := range s.components {

@@ -133,6 +133,13 @@ func (s *Server) Endpoints() []*Endpoint {
 	return append([]*Endpoint(nil), s.endpoints...)
 }
 
+// Middleware returns the server-wide middleware (WithMiddleware), first
+// outermost, for other handlers that should run behind it, such as event
+// subscriptions.
+func (s *Server) Middleware() []middleware.Middleware {
+	return append([]middleware.Middleware(nil), s.mws...)
+}
+
 // Endpoint returns the endpoint named name.
 func (s *Server) Endpoint(name string) (*Endpoint, bool) {
 	s.mu.RLock()

@@ -1,0 +1,157 @@
+package ferry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/ferry-go/ferry/broker"
+	"github.com/nats-io/nats.go"
+)
+
+// WithBroker sets the service's broker: subscriptions added with Subscribe
+// start on it once the transports serve and drain at stop before the
+// transports do. The service does not close b.
+func WithBroker(b broker.Broker) Option {
+	return func(s *Service) {
+		if b == nil {
+			s.errs = append(s.errs, errors.New("ferry: WithBroker(nil)"))
+			return
+		}
+		s.brokers().b = b
+	}
+}
+
+// WithBrokerFrom makes the service's broker at start from its NATS
+// connection (WithNATS, embedded or not) — for example a JetStream broker
+// on the embedded server:
+//
+//	ferry.WithBrokerFrom(func(ctx context.Context, nc *nats.Conn) (broker.Broker, error) {
+//		js, err := jetstream.New(nc)
+//		if err != nil {
+//			return nil, err
+//		}
+//		return jsbroker.New(ctx, js, jsbroker.WithStream(ordersStream))
+//	})
+//
+// The service closes that broker at stop.
+func WithBrokerFrom(f func(ctx context.Context, nc *nats.Conn) (broker.Broker, error)) Option {
+	return func(s *Service) {
+		if f == nil {
+			s.errs = append(s.errs, errors.New("ferry: WithBrokerFrom(nil)"))
+			return
+		}
+		s.brokers().make = f
+	}
+}
+
+// Subscribe adds a subscription to the service: h runs for every message
+// on topic behind the server's middleware (server.WithMiddleware) and
+// then the subscription's own (broker.WithMiddleware), exactly as RPC
+// handlers do. It starts with the service; invalid options are reported
+// by Start. A service may have subscriptions and no endpoints.
+func Subscribe[T any](s *Service, topic string, h func(context.Context, *broker.Event[T]) error, opts ...broker.SubscribeOption) {
+	if _, err := broker.NewSubscribeConfig(topic, opts...); err != nil {
+		s.errs = append(s.errs, fmt.Errorf("ferry: %w", err))
+		return
+	}
+	if h == nil {
+		s.errs = append(s.errs, fmt.Errorf("ferry: subscribe %q: nil handler", topic))
+		return
+	}
+	bc := s.brokers()
+	bc.subs = append(bc.subs, func(ctx context.Context, b broker.Broker) (broker.Subscription, error) {
+		all := append([]broker.SubscribeOption{broker.WithMiddleware(s.srv.Middleware()...), broker.WithLogger(s.logger)}, opts...)
+		return broker.Subscribe(ctx, b, topic, h, all...)
+	})
+}
+
+// Broker returns the service's broker: the one given to WithBroker, or
+// the one WithBrokerFrom made once the service started; nil otherwise.
+func (s *Service) Broker() broker.Broker {
+	if s.broker == nil {
+		return nil
+	}
+	s.broker.mu.Lock()
+	defer s.broker.mu.Unlock()
+	return s.broker.b
+}
+
+func (s *Service) brokers() *brokerComponent {
+	if s.broker == nil {
+		s.broker = &brokerComponent{s: s}
+	}
+	return s.broker
+}
+
+// brokerComponent makes the broker if asked to and runs the service's
+// subscriptions.
+type brokerComponent struct {
+	s    *Service
+	make func(ctx context.Context, nc *nats.Conn) (broker.Broker, error)
+	subs []func(ctx context.Context, b broker.Broker) (broker.Subscription, error)
+
+	mu      sync.Mutex
+	b       broker.Broker
+	owned   bool // made by make: closed at stop
+	running []broker.Subscription
+}
+
+func (c *brokerComponent) Start(ctx context.Context) error {
+	c.mu.Lock()
+	b := c.b
+	c.mu.Unlock()
+	if c.make != nil {
+		nc := c.s.NATSConn()
+		if nc == nil {
+			return errors.New("ferry: WithBrokerFrom needs the service's NATS connection: add WithNATS")
+		}
+		var err error
+		if b, err = c.make(ctx, nc); err != nil {
+			return fmt.Errorf("ferry: make the broker: %w", err)
+		}
+		if b == nil {
+			return errors.New("ferry: WithBrokerFrom returned a nil broker")
+		}
+		c.mu.Lock()
+		c.b, c.owned = b, true
+		c.mu.Unlock()
+	}
+	if b == nil {
+		return errors.New("ferry: subscriptions need a broker: add WithBroker or WithBrokerFrom")
+	}
+	for _, sub := range c.subs {
+		s, err := sub(ctx, b)
+		if err != nil {
+			return err // Stop drains what started
+		}
+		c.mu.Lock()
+		c.running = append(c.running, s)
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// Stop drains the subscriptions together, then closes an owned broker.
+func (c *brokerComponent) Stop(ctx context.Context) error {
+	c.mu.Lock()
+	running, b, owned := c.running, c.b, c.owned
+	c.running = nil
+	if owned {
+		c.b, c.owned = nil, false
+	}
+	c.mu.Unlock()
+	errCh := make(chan error, len(running))
+	for _, sub := range running {
+		go func() { errCh <- sub.Drain(ctx) }()
+	}
+	var list []error
+	for range running {
+		list = append(list, <-errCh)
+	}
+	if owned {
+		list = append(list, b.Close(ctx))
+	}
+	return errors.Join(list...)
+}

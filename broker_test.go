@@ -1,0 +1,125 @@
+package ferry_test
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferry-go/ferry"
+	"github.com/ferry-go/ferry/broker"
+	jsbroker "github.com/ferry-go/ferry/broker/jetstream"
+	"github.com/ferry-go/ferry/middleware"
+	"github.com/ferry-go/ferry/natsembed"
+	"github.com/ferry-go/ferry/server"
+	"github.com/ferry-go/ferry/transport"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+type placed struct {
+	Order string `json:"order"`
+}
+
+func jetStreamBroker(ctx context.Context, nc *nats.Conn) (broker.Broker, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	return jsbroker.New(ctx, js, jsbroker.WithStream(jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, Storage: jetstream.MemoryStorage}))
+}
+
+// TestSubscriptionsRunWithTheService: an events-only service (no
+// endpoints) on the embedded NATS server with a JetStream broker runs its
+// subscription behind the server's middleware, and drains it at stop.
+func TestSubscriptionsRunWithTheService(t *testing.T) {
+	var seenByMiddleware atomic.Value
+	mw := func(next middleware.Handler) middleware.Handler {
+		return func(ctx context.Context, req any) (any, error) {
+			if c, ok := transport.CallFromContext(ctx); ok {
+				seenByMiddleware.Store(c.Service + " " + c.Endpoint)
+			}
+			return next(ctx, req)
+		}
+	}
+	srv := server.New("billing", server.WithLogger(quiet()), server.WithMiddleware(mw))
+	svc := ferry.New(srv, ferry.WithNATS(""), ferry.WithEmbeddedNATS(natsembed.Options{JetStream: true, StoreDir: t.TempDir()}),
+		ferry.WithBrokerFrom(jetStreamBroker), ferry.WithSignals(), ferry.WithLogger(quiet()))
+	got := make(chan string, 1)
+	ferry.Subscribe(svc, "orders.placed", func(ctx context.Context, e *broker.Event[placed]) error {
+		got <- e.Data.Order
+		return nil
+	}, broker.Queue("billing"))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := svc.Start(ctx); err != nil {
+		t.Fatalf("Start = %v", err)
+	}
+	if err := broker.Publish(ctx, svc.Broker(), "orders.placed", &placed{Order: "o-1"}); err != nil {
+		t.Fatalf("Publish = %v", err)
+	}
+	select {
+	case o := <-got:
+		if o != "o-1" {
+			t.Errorf("handler got order %q, want o-1", o)
+		}
+	case <-ctx.Done():
+		t.Fatal("the subscription never got the event")
+	}
+	if s, _ := seenByMiddleware.Load().(string); s != "billing orders.placed" {
+		t.Errorf("server middleware saw %q, want %q", s, "billing orders.placed")
+	}
+	if err := svc.Stop(ctx); err != nil {
+		t.Errorf("Stop = %v", err)
+	}
+	if svc.Broker() != nil {
+		t.Error("Broker() still set after Stop")
+	}
+}
+
+func TestSubscribeBadSetup(t *testing.T) {
+	h := func(context.Context, *broker.Event[placed]) error { return nil }
+	tests := []struct {
+		name  string
+		build func() *ferry.Service
+		want  string
+	}{
+		{"bad option", func() *ferry.Service {
+			svc := ferry.New(newServer(), ferry.WithTransport(nopTransport{}), ferry.WithLogger(quiet()))
+			ferry.Subscribe(svc, "orders.placed", h, broker.Concurrency(0))
+			return svc
+		}, "concurrency 0"},
+		{"bad topic", func() *ferry.Service {
+			svc := ferry.New(newServer(), ferry.WithTransport(nopTransport{}), ferry.WithLogger(quiet()))
+			ferry.Subscribe(svc, "orders..placed", h)
+			return svc
+		}, `invalid topic "orders..placed"`},
+		{"no broker", func() *ferry.Service {
+			svc := ferry.New(newServer(), ferry.WithTransport(nopTransport{}), ferry.WithLogger(quiet()))
+			ferry.Subscribe(svc, "orders.placed", h)
+			return svc
+		}, "subscriptions need a broker"},
+		{"broker from NATS without NATS", func() *ferry.Service {
+			svc := ferry.New(newServer(), ferry.WithTransport(nopTransport{}), ferry.WithBrokerFrom(jetStreamBroker), ferry.WithLogger(quiet()))
+			ferry.Subscribe(svc, "orders.placed", h)
+			return svc
+		}, "add WithNATS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := tt.build().Start(ctx)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Start = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// nopTransport serves nothing.
+type nopTransport struct{}
+
+func (nopTransport) Start(context.Context, *server.Server) error { return nil }
+func (nopTransport) Stop(context.Context) error                  { return nil }
