@@ -55,8 +55,9 @@ type Handler func(ctx context.Context, d *Delivery) error
 // middleware.
 type Broker interface {
 	// Publish sends m. It returns once the broker has taken the message
-	// as far as its guarantee goes (JetStream: stored and acknowledged),
-	// or an error — never silently dropping it.
+	// as far as its guarantee goes (JetStream: stored and acknowledged;
+	// core NATS: handed to a connected client; memory: handed to the
+	// subscriptions that exist), or an error.
 	Publish(ctx context.Context, m *Message) error
 	// Subscribe starts delivering messages on topic (which may hold
 	// wildcards) to h as cfg says; ctx bounds the set-up only.
@@ -72,10 +73,12 @@ type Subscription interface {
 	// Topic returns the subscribed topic.
 	Topic() string
 	// Drain stops taking new messages, lets handlers in flight finish
-	// until ctx ends, then cancels their contexts; whatever is not
-	// acknowledged by then is handed back for redelivery (negatively
-	// acknowledged), never dropped. Messages fetched but not yet started
-	// are handed back at once. Drain is idempotent.
+	// until ctx ends, then cancels their contexts. Whatever is not
+	// finished by then is handed back for redelivery as far as the
+	// implementation's guarantee goes (JetStream: always; memory: to
+	// another member of the queue group, if any; core NATS: not at all).
+	// Messages fetched but not yet started are handed back at once. Drain
+	// is idempotent.
 	Drain(ctx context.Context) error
 }
 

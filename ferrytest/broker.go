@@ -424,6 +424,23 @@ func confBadInput(t *testing.T, ctx context.Context, b broker.Broker, topic stri
 	if _, err := broker.Subscribe[ConfEvent](ctx, b, topic, nil); errs.CodeOf(err) != errs.InvalidArgument {
 		t.Errorf("Subscribe(nil handler) = %v, want invalid_argument", err)
 	}
+	// The implementation's own checks, below the typed layer.
+	raw := func(context.Context, *broker.Delivery) error { return nil }
+	good := mustConfig(t, topic)
+	for _, bad := range []string{"", "a..b", "a.>.b"} {
+		if _, err := b.Subscribe(ctx, bad, raw, good); errs.CodeOf(err) != errs.InvalidArgument {
+			t.Errorf("Broker.Subscribe(%q) = %v, want invalid_argument", bad, err)
+		}
+	}
+	if _, err := b.Subscribe(ctx, topic, nil, good); errs.CodeOf(err) != errs.InvalidArgument {
+		t.Errorf("Broker.Subscribe(nil handler) = %v, want invalid_argument", err)
+	}
+	if _, err := b.Subscribe(ctx, topic, raw, broker.SubscribeConfig{}); errs.CodeOf(err) != errs.InvalidArgument {
+		t.Errorf("Broker.Subscribe(zero config) = %v, want invalid_argument", err)
+	}
+	if err := b.Publish(ctx, nil); errs.CodeOf(err) != errs.InvalidArgument {
+		t.Errorf("Broker.Publish(nil) = %v, want invalid_argument", err)
+	}
 }
 
 func contains(err error, s string) bool { return err != nil && strings.Contains(err.Error(), s) }
@@ -432,11 +449,11 @@ func confClosed(t *testing.T, ctx context.Context, b broker.Broker, topic string
 	if err := b.Close(ctx); err != nil {
 		t.Fatalf("Close() = %v", err)
 	}
-	if err := broker.Publish(ctx, b, topic, &ConfEvent{}); err == nil {
-		t.Error("Publish after Close = nil, want an error")
+	if err := broker.Publish(ctx, b, topic, &ConfEvent{}); !errors.Is(err, broker.ErrClosed) {
+		t.Errorf("Publish after Close = %v, want broker.ErrClosed", err)
 	}
-	if _, err := broker.Subscribe(ctx, b, topic, func(context.Context, *broker.Event[ConfEvent]) error { return nil }); err == nil {
-		t.Error("Subscribe after Close = nil, want an error")
+	if _, err := broker.Subscribe(ctx, b, topic, func(context.Context, *broker.Event[ConfEvent]) error { return nil }); !errors.Is(err, broker.ErrClosed) {
+		t.Errorf("Subscribe after Close = %v, want broker.ErrClosed", err)
 	}
 	if err := b.Close(ctx); err != nil {
 		t.Errorf("second Close() = %v, want nil", err)

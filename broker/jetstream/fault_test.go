@@ -164,7 +164,14 @@ func TestConsumerCrash(t *testing.T) {
 		}
 		select {
 		case <-deadline:
-			t.Fatalf("%d of %d jobs never processed", missing, total)
+			diag := "no consumer info"
+			if c, err := js.Consumer(ctx, crashStream, "workers__crash_jobs"); err == nil {
+				if ci, err := c.Info(ctx); err == nil {
+					diag = fmt.Sprintf("consumer: %d pending, %d awaiting ack, %d redelivered, %d waiting pulls, delivered %d",
+						ci.NumPending, ci.NumAckPending, ci.NumRedelivered, ci.NumWaiting, ci.Delivered.Stream)
+				}
+			}
+			t.Fatalf("%d of %d jobs never processed (%s)", missing, total, diag)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

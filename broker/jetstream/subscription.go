@@ -18,6 +18,10 @@ import (
 // subscription's consumer after its subscriber went away.
 const ephemeralInactivity = 30 * time.Second
 
+// pullExpiry is how long one pull request lives; heart-beats come every
+// half of it.
+const pullExpiry = 5 * time.Second
+
 // subscription is one running subscription: a loop fetching messages as
 // worker slots free up, and one goroutine per message in flight.
 type subscription struct {
@@ -79,8 +83,11 @@ func (b *Broker) subscribe(ctx context.Context, topic string, h broker.Handler, 
 		return nil, failure(ctx, fmt.Sprintf("subscribe %q: create consumer on stream %s", topic, stream), err)
 	}
 	// Buffer no more than can start at once: what sits in the buffer is
-	// delivered but not heart-beaten.
-	it, err := cons.Messages(jetstream.PullMaxMessages(cfg.Concurrency))
+	// delivered but not heart-beaten. Pull requests expire after
+	// pullExpiry (nats.go's default is 30s), so a request the server
+	// dropped — it happens under load, leaving the client waiting for
+	// messages that will never come — is renewed within seconds.
+	it, err := cons.Messages(jetstream.PullMaxMessages(cfg.Concurrency), jetstream.PullExpiry(pullExpiry))
 	if err != nil {
 		return nil, failure(ctx, fmt.Sprintf("subscribe %q: start fetching", topic), err)
 	}
