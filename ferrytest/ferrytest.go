@@ -1,7 +1,8 @@
 // Package ferrytest is Ferry's test kit: an embedded NATS server per test, a
 // way to run a service on HTTP, gRPC and NATS at once on loopback ports, and
-// the transport conformance suite that every transport — built in or
-// plug-in — must pass.
+// the conformance suites that every transport (Conformance), registry
+// (RegistryConformance and its read-only and TTL parts) and broker
+// (BrokerConformance) — built in or plug-in — must pass.
 //
 //	func TestGreeter(t *testing.T) {
 //		srv := server.New("greeter")
