@@ -22,11 +22,16 @@ const DefaultDeadLetterStream = "FERRY_DEAD_LETTERS"
 // Option configures a Broker.
 type Option func(*options)
 
+// DefaultPrefetch is how many messages a subscription fetches ahead of its
+// handlers by default.
+const DefaultPrefetch = 64
+
 type options struct {
-	streams []jetstream.StreamConfig
-	dlq     *jetstream.StreamConfig
-	logger  *slog.Logger
-	errs    []error
+	prefetch int
+	streams  []jetstream.StreamConfig
+	dlq      *jetstream.StreamConfig
+	logger   *slog.Logger
+	errs     []error
 }
 
 // WithStream makes New create the stream, or update it to cfg if it
@@ -61,6 +66,22 @@ func WithoutDeadLetterStream() Option {
 	return func(o *options) { o.dlq = &jetstream.StreamConfig{} }
 }
 
+// WithPrefetch sets how many messages each subscription fetches ahead of
+// its handlers (default DefaultPrefetch, and never fewer than its
+// Concurrency). Fetched messages wait in the client without heart-beats:
+// keep prefetch ÷ Concurrency × the handlers' duration well under
+// AckWait, or the stream redelivers messages still waiting (a duplicate,
+// not a loss). Lower it for slow handlers; raise it for throughput.
+func WithPrefetch(n int) Option {
+	return func(o *options) {
+		if n < 1 {
+			o.errs = append(o.errs, fmt.Errorf("prefetch %d: want at least 1", n))
+			return
+		}
+		o.prefetch = n
+	}
+}
+
 // WithLogger sets the logger for subscription failures (default
 // slog.Default()); a subscription's broker.WithLogger wins for its own.
 func WithLogger(l *slog.Logger) Option {
@@ -76,8 +97,9 @@ func WithLogger(l *slog.Logger) Option {
 // Broker is a broker.Broker on JetStream. Create it with New; it is safe
 // for concurrent use.
 type Broker struct {
-	js     jetstream.JetStream
-	logger *slog.Logger
+	js       jetstream.JetStream
+	logger   *slog.Logger
+	prefetch int
 
 	mu     sync.Mutex
 	subs   map[*subscription]struct{}
@@ -91,7 +113,7 @@ var _ broker.Broker = (*Broker)(nil)
 // Invalid options are an InvalidArgument error; a server that refuses a
 // stream (overlapping subjects, say), an error naming the stream.
 func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Broker, error) {
-	o := options{logger: slog.Default()}
+	o := options{logger: slog.Default(), prefetch: DefaultPrefetch}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)
@@ -119,7 +141,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Broker, 
 			return nil, failure(ctx, "create stream "+cfg.Name, err)
 		}
 	}
-	return &Broker{js: js, logger: o.logger, subs: map[*subscription]struct{}{}}, nil
+	return &Broker{js: js, logger: o.logger, prefetch: o.prefetch, subs: map[*subscription]struct{}{}}, nil
 }
 
 // Publish stores m in the stream capturing its topic and returns once the

@@ -42,6 +42,12 @@
 //     and only then is the original terminated. If the dead letter cannot be
 //     stored, the original is negatively acknowledged and tried again.
 //
+// A subscription runs at most Concurrency handlers and fetches up to
+// WithPrefetch messages ahead of them (default 64): what waits in that
+// buffer is not heart-beaten, so with slow handlers lower the prefetch
+// (see WithPrefetch) or the stream redelivers what still waits — a
+// duplicate, never a loss.
+//
 // The consumer itself has no delivery limit: Ferry counts deliveries, so a
 // message is never dropped by the server before its dead letter is safe.
 // broker.Ordered sets the consumer's MaxAckPending to 1, so the stream

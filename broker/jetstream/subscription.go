@@ -39,6 +39,11 @@ type subscription struct {
 	loopDone chan struct{}      // closed when the fetch loop returned
 	wg       sync.WaitGroup     // messages in flight
 
+	mu        sync.Mutex
+	running   map[jetstream.Msg]time.Time // handlers running, since when
+	beatsStop chan struct{}               // closed at the end of Drain
+	beatsDone chan struct{}               // closed when beats returned
+
 	drainOnce sync.Once
 	drainErr  error
 }
@@ -82,29 +87,33 @@ func (b *Broker) subscribe(ctx context.Context, topic string, h broker.Handler, 
 	if err != nil {
 		return nil, failure(ctx, fmt.Sprintf("subscribe %q: create consumer on stream %s", topic, stream), err)
 	}
-	// Buffer no more than can start at once: what sits in the buffer is
-	// delivered but not heart-beaten. Pull requests expire after
-	// pullExpiry (nats.go's default is 30s), so a request the server
-	// dropped — it happens under load, leaving the client waiting for
-	// messages that will never come — is renewed within seconds.
-	it, err := cons.Messages(jetstream.PullMaxMessages(cfg.Concurrency), jetstream.PullExpiry(pullExpiry))
+	// Prefetch (at least one per handler) keeps pull requests few: with a
+	// buffer of n, nats.go asks for more every n/2 messages. Pull requests
+	// expire after pullExpiry (nats.go's default is 30s), so a request the
+	// server dropped — it happens under load, leaving the client waiting
+	// for messages that will never come — is renewed within seconds.
+	it, err := cons.Messages(jetstream.PullMaxMessages(max(b.prefetch, cfg.Concurrency)), jetstream.PullExpiry(pullExpiry))
 	if err != nil {
 		return nil, failure(ctx, fmt.Sprintf("subscribe %q: start fetching", topic), err)
 	}
 	s := &subscription{
-		b:        b,
-		topic:    topic,
-		name:     cfg.Name(topic),
-		h:        h,
-		cfg:      cfg,
-		it:       it,
-		sem:      make(chan struct{}, cfg.Concurrency),
-		stopping: make(chan struct{}),
-		loopDone: make(chan struct{}),
+		b:         b,
+		topic:     topic,
+		name:      cfg.Name(topic),
+		h:         h,
+		cfg:       cfg,
+		it:        it,
+		sem:       make(chan struct{}, cfg.Concurrency),
+		stopping:  make(chan struct{}),
+		loopDone:  make(chan struct{}),
+		running:   make(map[jetstream.Msg]time.Time),
+		beatsStop: make(chan struct{}),
+		beatsDone: make(chan struct{}),
 	}
 	// Handlers outlive the Subscribe call; they keep ctx's values only.
 	s.base, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	go s.loop()
+	go s.beats()
 	return s, nil
 }
 
@@ -173,11 +182,13 @@ func (s *subscription) handle(msg jetstream.Msg) {
 	defer s.wg.Done()
 	defer func() { <-s.sem }()
 	d := s.delivery(msg)
-	ctx, cancel := context.WithCancel(s.base)
-	stopBeats := s.heartbeat(ctx, msg)
-	err := s.run(broker.NewDeliveryContext(ctx, d), d)
-	stopBeats()
-	cancel()
+	s.mu.Lock()
+	s.running[msg] = time.Now()
+	s.mu.Unlock()
+	err := s.run(broker.NewDeliveryContext(s.base, d), d)
+	s.mu.Lock()
+	delete(s.running, msg)
+	s.mu.Unlock()
 	switch {
 	case err == nil:
 		if aerr := msg.Ack(); aerr != nil {
@@ -205,27 +216,35 @@ func (s *subscription) run(ctx context.Context, d *broker.Delivery) (err error) 
 	return s.h(ctx, d)
 }
 
-// heartbeat tells the server the message is in progress every AckWait/3
-// until the returned function is called or ctx ends.
-func (s *subscription) heartbeat(ctx context.Context, msg jetstream.Msg) func() {
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(s.cfg.AckWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
+// beats heart-beats the messages whose handlers run: every AckWait/3 it
+// tells the server that each one that started before the previous tick
+// is still in progress. One goroutine per subscription, not per message.
+func (s *subscription) beats() {
+	defer close(s.beatsDone)
+	period := s.cfg.AckWait / 3
+	t := time.NewTicker(period)
+	defer t.Stop()
+	var due []jetstream.Msg
+	for {
+		select {
+		case <-s.beatsStop:
+			return
+		case <-s.base.Done():
+			return // a drain gave up on the handlers: let the stream redeliver
+		case now := <-t.C:
+			due = due[:0]
+			s.mu.Lock()
+			for msg, since := range s.running {
+				if now.Sub(since) >= period/2 {
+					due = append(due, msg)
+				}
+			}
+			s.mu.Unlock()
+			for _, msg := range due {
 				_ = msg.InProgress()
 			}
 		}
-	}()
-	return func() { close(stop); <-done }
+	}
 }
 
 // deadLetter stores the dead letter, then terminates the original; if the
@@ -308,6 +327,8 @@ func (s *subscription) Drain(ctx context.Context) error {
 			s.drainErr = errs.Newf(errs.CodeOf(ctx.Err()), "broker/jetstream: drain %q: handlers still running when the context ended; their messages are handed back: %v", s.topic, ctx.Err())
 		}
 		s.cancel()
+		close(s.beatsStop)
+		<-s.beatsDone
 		s.b.forget(s)
 	})
 	return s.drainErr
