@@ -31,20 +31,23 @@ func checkTopic(topic string, wildcards bool) error {
 	if len(topic) > maxTopic {
 		return fmt.Errorf("longer than %d bytes", maxTopic)
 	}
-	tokens := strings.Split(topic, ".")
-	for i, tok := range tokens {
+	for rest, more := topic, true; more; {
+		var tok string
+		tok, rest, more = strings.Cut(rest, ".")
 		if tok == "" {
 			return errors.New("empty token")
 		}
-		if strings.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-			return errors.New("spaces or control characters")
+		for i := 0; i < len(tok); i++ {
+			if c := tok[i]; c <= ' ' || c == 0x7f {
+				return errors.New("spaces or control characters")
+			}
 		}
 		switch {
 		case tok == "*" || tok == ">":
 			if !wildcards {
 				return errors.New("wildcards are only for subscribing")
 			}
-			if tok == ">" && i != len(tokens)-1 {
+			if tok == ">" && more {
 				return errors.New(`">" must be the last token`)
 			}
 		case strings.ContainsAny(tok, "*>"):

@@ -21,7 +21,8 @@ type Event[T any] struct {
 }
 
 // Publish encodes v (JSON by default; WithProto for protobuf) and
-// publishes it to topic through b. Metadata set on ctx with
+// publishes it to topic through b. A protobuf payload is labelled with a
+// content-type header; JSON, the default, is not. Metadata set on ctx with
 // transport.WithMetadata travels as headers, with WithHeader's on top.
 func Publish[T any](ctx context.Context, b Broker, topic string, v *T, opts ...PublishOption) error {
 	if err := ValidTopic(topic, false); err != nil {
@@ -44,14 +45,22 @@ func Publish[T any](ctx context.Context, b Broker, topic string, v *T, opts ...P
 	if err != nil {
 		return errs.Newf(errs.InvalidArgument, "broker: encode %T for %q: %v", v, topic, err)
 	}
-	h := transport.OutgoingMetadata(ctx).Clone()
-	if h == nil {
-		h = transport.Metadata{}
+	// Headers cost on every hop (NATS parses them as MIME headers), so a
+	// message without metadata carries none: JSON, the default, is not
+	// labelled.
+	var h transport.Metadata
+	if md := transport.OutgoingMetadata(ctx); len(md) > 0 || len(pc.header) > 0 || c != codec.JSON {
+		h = md.Clone()
+		if h == nil {
+			h = make(transport.Metadata, len(pc.header)+1)
+		}
+		for k, val := range pc.header {
+			h.Set(k, val)
+		}
+		if c != codec.JSON {
+			h.Set(ContentTypeKey, c.ContentType())
+		}
 	}
-	for k, val := range pc.header {
-		h.Set(k, val)
-	}
-	h.Set(ContentTypeKey, c.ContentType())
 	return b.Publish(ctx, &Message{Topic: topic, ID: pc.id, Header: h, Data: data})
 }
 
@@ -99,7 +108,7 @@ func Subscribe[T any](ctx context.Context, b Broker, topic string, h func(contex
 // decode decodes d's payload into v by its content type.
 func decode(d *Delivery, v any) error {
 	c := codec.JSON
-	if ct := d.Header.Get(ContentTypeKey); ct != "" {
+	if ct := d.Header.Get(ContentTypeKey); ct != "" && ct != "application/json" {
 		var ok bool
 		if c, ok = codec.ForContentType(ct); !ok {
 			return Permanent(errs.Newf(errs.InvalidArgument, "broker: message %s on %q: unsupported content type %q", d.ID, d.Topic, ct))

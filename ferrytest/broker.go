@@ -176,7 +176,7 @@ func confRoundTrip(t *testing.T, ctx context.Context, b broker.Broker, topic str
 	var seen atomic.Pointer[transport.Call]
 	subscribe(t, ctx, b, topic, func(ctx context.Context, e *broker.Event[ConfEvent]) error {
 		if c, ok := transport.CallFromContext(ctx); ok {
-			seen.Store(c)
+			seen.CompareAndSwap(nil, c) // the first message's
 		}
 		if d, ok := broker.DeliveryFromContext(ctx); !ok || d != e.Delivery {
 			t.Errorf("DeliveryFromContext() = %v, %v, want the event's delivery", d, ok)
@@ -194,12 +194,18 @@ func confRoundTrip(t *testing.T, ctx context.Context, b broker.Broker, topic str
 		t.Errorf("event topic = %q, want %q", e.Topic, topic)
 	case e.Header.Get("x-trace") != "abc" || e.Header.Get("X-From-Ctx") != "ctx-value":
 		t.Errorf("event header = %v, want x-trace=abc and x-from-ctx=ctx-value", e.Header)
-	case e.Header.Get(broker.ContentTypeKey) != "application/json":
-		t.Errorf("event content type = %q, want application/json", e.Header.Get(broker.ContentTypeKey))
+	case e.Header.Get(broker.ContentTypeKey) != "":
+		t.Errorf("event content type = %q, want none for JSON, the default", e.Header.Get(broker.ContentTypeKey))
 	case e.ID != "rt-1":
 		t.Errorf("event ID = %q, want rt-1", e.ID)
 	case e.Attempt != 1:
 		t.Errorf("event attempt = %d, want 1", e.Attempt)
+	}
+	// Protobuf is labelled and decodes the same.
+	publish(t, ctx, b, topic, 8, broker.WithProto())
+	r.wait(t, ctx, 1, "protobuf round trip")
+	if e := r.events()[1]; e.Data == nil || e.Data.N != 8 || e.Header.Get(broker.ContentTypeKey) != "application/protobuf" {
+		t.Errorf("protobuf event = %+v, content type %q, want N=8 labelled application/protobuf", e.Data, e.Header.Get(broker.ContentTypeKey))
 	}
 	c := seen.Load()
 	if c == nil || c.Endpoint != topic || c.Client || c.Request == nil || c.Request.Get("x-trace") != "abc" {

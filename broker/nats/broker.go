@@ -11,7 +11,6 @@ import (
 	"github.com/ferry-go/ferry/broker"
 	"github.com/ferry-go/ferry/errs"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
 )
 
 // Defaults of the broker options.
@@ -123,19 +122,22 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) error {
 	if st := b.nc.Status(); st != nats.CONNECTED {
 		return errs.Newf(errs.Unavailable, "broker/nats: publish %q: connection is %s", m.Topic, st)
 	}
-	msg := &nats.Msg{Subject: m.Topic, Data: m.Data, Header: make(nats.Header, len(m.Header)+1)}
-	for k, vs := range m.Header {
-		if strings.EqualFold(k, nats.MsgIdHdr) {
-			continue // the ID is m.ID
+	msg := &nats.Msg{Subject: m.Topic, Data: m.Data}
+	if len(m.Header) > 0 || m.ID != "" {
+		// No headers at all otherwise: nats.go and the server parse them
+		// as MIME headers on every hop.
+		msg.Header = make(nats.Header, len(m.Header)+1)
+		for k, vs := range m.Header {
+			if strings.EqualFold(k, nats.MsgIdHdr) {
+				continue // the ID is m.ID
+			}
+			lk := strings.ToLower(k)
+			msg.Header[lk] = append(msg.Header[lk], vs...)
 		}
-		lk := strings.ToLower(k)
-		msg.Header[lk] = append(msg.Header[lk], vs...)
+		if m.ID != "" {
+			msg.Header[nats.MsgIdHdr] = []string{m.ID} // exactly as JetStream reads it
+		}
 	}
-	id := m.ID
-	if id == "" {
-		id = nuid.Next()
-	}
-	msg.Header[nats.MsgIdHdr] = []string{id} // exactly as JetStream reads it
 	if err := b.nc.PublishMsg(msg); err != nil {
 		return publishError(b.nc, m, err)
 	}

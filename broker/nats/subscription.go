@@ -31,6 +31,7 @@ type subscription struct {
 	workers  sync.WaitGroup
 	natsDone chan struct{} // closed once nats.go calls the callback no more
 	natsOnce sync.Once
+	inline   bool         // Concurrency 1: handlers run in the NATS callback
 	dropped  atomic.Int64 // slow-consumer drops already logged
 
 	mu       sync.Mutex
@@ -55,8 +56,13 @@ func (b *Broker) subscribe(ctx context.Context, topic string, h broker.Handler, 
 	}
 	// Handlers outlive Subscribe's context but keep its values.
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	for range cfg.Concurrency {
-		s.workers.Go(s.run)
+	// With one handler at a time, nats.go's delivery goroutine is the
+	// worker: no hand-off, no context switch per message.
+	s.inline = cfg.Concurrency == 1
+	if !s.inline {
+		for range cfg.Concurrency {
+			s.workers.Go(s.run)
+		}
 	}
 	var (
 		sub *nats.Subscription
@@ -103,6 +109,12 @@ func (s *subscription) Topic() string { return s.topic }
 // subscription's pending buffer, within its limits.
 func (s *subscription) onMsg(m *nats.Msg) {
 	s.logDropped(m.Sub)
+	if s.inline {
+		if s.ctx.Err() == nil { // else cut off by Drain: dropped
+			s.handle(m)
+		}
+		return
+	}
 	select {
 	case s.work <- m:
 	case <-s.ctx.Done(): // cut off by Drain: dropped
@@ -240,6 +252,9 @@ func (s *subscription) Drain(ctx context.Context) error {
 		_ = s.sub.Unsubscribe()
 		close(s.quit)
 		s.workers.Wait()
+		if s.inline {
+			<-s.natsDone // the handler running in the callback has returned
+		}
 	}
 	if cut {
 		errList = append(errList, errs.Newf(errs.CodeOf(ctx.Err()), "broker/nats: drain %q: handlers cancelled: %w", s.name, ctx.Err()))
