@@ -67,8 +67,8 @@ func WithoutDeadLetterStream() Option {
 }
 
 // WithPrefetch sets how many messages each subscription fetches ahead of
-// its handlers (default DefaultPrefetch, and never fewer than its
-// Concurrency). Fetched messages wait in the client without heart-beats:
+// its handlers (default DefaultPrefetch, and never fewer than twice its
+// Concurrency or 8: nats.go 1.55 can stall on smaller pull batches). Fetched messages wait in the client without heart-beats:
 // keep prefetch ÷ Concurrency × the handlers' duration well under
 // AckWait, or the stream redelivers messages still waiting (a duplicate,
 // not a loss). Lower it for slow handlers; raise it for throughput.

@@ -22,6 +22,9 @@ const ephemeralInactivity = 30 * time.Second
 // half of it.
 const pullExpiry = 5 * time.Second
 
+// minPrefetch is the smallest client buffer a subscription uses.
+const minPrefetch = 8
+
 // subscription is one running subscription: a loop fetching messages as
 // worker slots free up, and one goroutine per message in flight.
 type subscription struct {
@@ -32,12 +35,12 @@ type subscription struct {
 	cfg   broker.SubscribeConfig
 	it    jetstream.MessagesContext
 
-	sem      chan struct{}      // one slot per handler allowed to run
+	work     chan jetstream.Msg // unbuffered: fetched messages wait for a free worker
 	base     context.Context    // parent of the handlers' contexts
 	cancel   context.CancelFunc // cancels them when a drain runs out of time
 	stopping chan struct{}      // closed when Drain starts
 	loopDone chan struct{}      // closed when the fetch loop returned
-	wg       sync.WaitGroup     // messages in flight
+	workers  sync.WaitGroup     // the Concurrency workers
 
 	mu        sync.Mutex
 	running   map[jetstream.Msg]time.Time // handlers running, since when
@@ -87,12 +90,14 @@ func (b *Broker) subscribe(ctx context.Context, topic string, h broker.Handler, 
 	if err != nil {
 		return nil, failure(ctx, fmt.Sprintf("subscribe %q: create consumer on stream %s", topic, stream), err)
 	}
-	// Prefetch (at least one per handler) keeps pull requests few: with a
-	// buffer of n, nats.go asks for more every n/2 messages. Pull requests
-	// expire after pullExpiry (nats.go's default is 30s), so a request the
-	// server dropped — it happens under load, leaving the client waiting
-	// for messages that will never come — is renewed within seconds.
-	it, err := cons.Messages(jetstream.PullMaxMessages(max(b.prefetch, cfg.Concurrency)), jetstream.PullExpiry(pullExpiry))
+	// Prefetch keeps pull requests few: with a buffer of n, nats.go asks
+	// for more every n/2 messages. It is never below minPrefetch: with
+	// very small buffers nats.go 1.55 sometimes skips a refill (a new pull
+	// is not sent while the previous one counts as in progress) and waits
+	// for its missed-heart-beat timer; pull requests expire after
+	// pullExpiry instead of nats.go's 30s, so such a stall lasts seconds
+	// at most.
+	it, err := cons.Messages(jetstream.PullMaxMessages(max(b.prefetch, 2*cfg.Concurrency, minPrefetch)), jetstream.PullExpiry(pullExpiry))
 	if err != nil {
 		return nil, failure(ctx, fmt.Sprintf("subscribe %q: start fetching", topic), err)
 	}
@@ -103,7 +108,7 @@ func (b *Broker) subscribe(ctx context.Context, topic string, h broker.Handler, 
 		h:         h,
 		cfg:       cfg,
 		it:        it,
-		sem:       make(chan struct{}, cfg.Concurrency),
+		work:      make(chan jetstream.Msg),
 		stopping:  make(chan struct{}),
 		loopDone:  make(chan struct{}),
 		running:   make(map[jetstream.Msg]time.Time),
@@ -112,6 +117,10 @@ func (b *Broker) subscribe(ctx context.Context, topic string, h broker.Handler, 
 	}
 	// Handlers outlive the Subscribe call; they keep ctx's values only.
 	s.base, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.workers.Add(cfg.Concurrency)
+	for range cfg.Concurrency {
+		go s.worker()
+	}
 	go s.loop()
 	go s.beats()
 	return s, nil
@@ -129,19 +138,15 @@ func (s *subscription) isStopping() bool {
 	}
 }
 
-// loop fetches a message whenever a handler slot is free.
+// loop hands fetched messages to the workers, and once Drain starts,
+// hands what is still buffered back to the stream. It closes work when it
+// returns, so the workers finish.
 func (s *subscription) loop() {
 	defer close(s.loopDone)
+	defer close(s.work)
 	for {
-		select {
-		case s.sem <- struct{}{}:
-		case <-s.stopping:
-			s.handBackBuffered()
-			return
-		}
 		msg, err := s.it.Next()
 		if err != nil {
-			<-s.sem
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return
 			}
@@ -150,12 +155,27 @@ func (s *subscription) loop() {
 			continue
 		}
 		if s.isStopping() {
-			<-s.sem
 			s.handBack(msg)
-			continue
+			s.handBackBuffered()
+			return
 		}
-		s.wg.Add(1)
-		go s.handle(msg)
+		select {
+		case s.work <- msg:
+		case <-s.stopping:
+			s.handBack(msg)
+			s.handBackBuffered()
+			return
+		}
+	}
+}
+
+// worker handles messages until the loop closes work. Workers live as
+// long as the subscription: a goroutine per message would grow a fresh
+// stack for every decode.
+func (s *subscription) worker() {
+	defer s.workers.Done()
+	for msg := range s.work {
+		s.handle(msg)
 	}
 }
 
@@ -179,8 +199,6 @@ func (s *subscription) handBack(msg jetstream.Msg) {
 
 // handle runs one message to its outcome.
 func (s *subscription) handle(msg jetstream.Msg) {
-	defer s.wg.Done()
-	defer func() { <-s.sem }()
 	d := s.delivery(msg)
 	s.mu.Lock()
 	s.running[msg] = time.Now()
@@ -314,7 +332,7 @@ func (s *subscription) Drain(ctx context.Context) error {
 		inFlight := make(chan struct{})
 		go func() {
 			<-s.loopDone
-			s.wg.Wait()
+			s.workers.Wait()
 			close(inFlight)
 		}()
 		select {
