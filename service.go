@@ -48,6 +48,7 @@ type Service struct {
 	broker *brokerComponent
 
 	registrar     registry.Registrar
+	makeRegistrar func(ctx context.Context, nc *nats.Conn) (registry.Registrar, error)
 	advertiseHost string
 	instance      registry.Instance
 
@@ -87,14 +88,27 @@ func WithGRPC(addr string, opts ...fgrpc.ServerOption) Option {
 // be installed. The connection is drained and closed when the service stops.
 func WithNATS(url string, opts ...fnats.ServerOption) Option {
 	return func(s *Service) {
-		if s.nats == nil {
-			s.nats = &natsSetup{}
-		}
-		s.nats.url = url
+		s.natsConnection(url)
+		s.nats.serve = true
 		s.nats.opts = opts
-		if !s.hasNATSComponent() {
-			s.components = append(s.components, s.nats)
-		}
+	}
+}
+
+// WithNATSConnection gives the service a NATS connection without serving
+// over NATS — for a NATS registry or broker (WithRegistryFrom,
+// WithBrokerFrom) next to HTTP or gRPC only. url as for WithNATS; empty
+// starts the embedded server. WithNATS wins if both are given.
+func WithNATSConnection(url string) Option {
+	return func(s *Service) { s.natsConnection(url) }
+}
+
+func (s *Service) natsConnection(url string) {
+	if s.nats == nil {
+		s.nats = &natsSetup{}
+	}
+	s.nats.url = url
+	if !s.hasNATSComponent() {
+		s.components = append(s.components, s.nats)
 	}
 }
 
@@ -116,6 +130,21 @@ func WithEmbeddedNATS(o natsembed.Options) Option {
 // finish. Registries with a TTL keep the entry alive on their own.
 func WithRegistry(r registry.Registrar) Option {
 	return func(s *Service) { s.registrar = r }
+}
+
+// WithRegistryFrom makes the registrar at start from the service's NATS
+// connection (nil without WithNATS or WithNATSConnection) — for the NATS
+// registry on the embedded server, say — then registers as WithRegistry
+// does. A registrar with a Close() error method is closed at stop, after
+// deregistering.
+func WithRegistryFrom(f func(ctx context.Context, nc *nats.Conn) (registry.Registrar, error)) Option {
+	return func(s *Service) {
+		if f == nil {
+			s.errs = append(s.errs, errors.New("ferry: WithRegistryFrom(nil)"))
+			return
+		}
+		s.makeRegistrar = f
+	}
 }
 
 // WithAdvertiseHost sets the host put into advertised addresses whose
@@ -160,7 +189,7 @@ func New(srv *server.Server, opts ...Option) *Service {
 			s.errs = append(s.errs, errors.New("ferry: WithEmbeddedNATS without WithNATS"))
 		}
 	}
-	if s.registrar != nil {
+	if s.registrar != nil || s.makeRegistrar != nil {
 		s.components = append(s.components, &registration{s: s})
 	}
 	if s.shutdownTimeout <= 0 {
@@ -232,7 +261,7 @@ func (s *Service) Start(ctx context.Context) error {
 		// drained before them at stop, while the connection still works;
 		// before the registration, which stays last.
 		at := len(s.components)
-		if s.registrar != nil {
+		if s.registrar != nil || s.makeRegistrar != nil {
 			at--
 		}
 		s.components = slices.Insert(s.components, at, Component(s.broker))
@@ -288,6 +317,7 @@ func (c *transportComponent) Stop(ctx context.Context) error  { return c.t.Stop(
 // serves the NATS transport; it stops them in the reverse order.
 type natsSetup struct {
 	url      string
+	serve    bool // serve the NATS transport (WithNATS), not just connect
 	opts     []fnats.ServerOption
 	embedded natsembed.Options
 	srv      *server.Server
@@ -324,13 +354,16 @@ func (n *natsSetup) Start(ctx context.Context) error {
 		}
 		return fmt.Errorf("ferry: connect to NATS at %s: %w", url, err)
 	}
-	t := fnats.NewServer(nc, n.opts...)
-	if err := t.Start(ctx, n.srv); err != nil {
-		nc.Close()
-		if emb != nil {
-			emb.Shutdown()
+	var t *fnats.Server
+	if n.serve {
+		t = fnats.NewServer(nc, n.opts...)
+		if err := t.Start(ctx, n.srv); err != nil {
+			nc.Close()
+			if emb != nil {
+				emb.Shutdown()
+			}
+			return err
 		}
-		return err
 	}
 	n.mu.Lock()
 	n.emb, n.nc, n.t = emb, nc, t
@@ -359,11 +392,23 @@ func (n *natsSetup) Stop(ctx context.Context) error {
 // registration is the last component: it registers once all transports
 // serve and deregisters first at stop.
 type registration struct {
-	s *Service
+	s   *Service
+	reg registry.Registrar // the one in use while started
 }
 
 func (r *registration) Start(ctx context.Context) error {
 	s := r.s
+	r.reg = s.registrar
+	if s.makeRegistrar != nil {
+		reg, err := s.makeRegistrar(ctx, s.NATSConn())
+		if err != nil {
+			return fmt.Errorf("ferry: make the registry: %w", err)
+		}
+		if reg == nil {
+			return errors.New("ferry: WithRegistryFrom returned a nil registrar")
+		}
+		r.reg = reg
+	}
 	in := registry.Instance{ID: nuid.Next(), Service: s.srv.Name(), Version: s.srv.Version()}
 	host := s.advertiseHost
 	if host == "" {
@@ -392,9 +437,11 @@ func (r *registration) Start(ctx context.Context) error {
 		in.Endpoints = append(in.Endpoints, registry.Endpoint{Transport: kind, Address: fillHost(addr, host)})
 	}
 	if len(in.Endpoints) == 0 {
+		_ = r.closeMade()
 		return fmt.Errorf("ferry: registry: no transport of %q advertises an address", s.srv.Name())
 	}
-	if err := s.registrar.Register(ctx, in); err != nil {
+	if err := r.reg.Register(ctx, in); err != nil {
+		r.closeMade()
 		return fmt.Errorf("ferry: register %s/%s: %w", in.Service, in.ID, err)
 	}
 	s.mu.Lock()
@@ -411,10 +458,24 @@ func (r *registration) Stop(ctx context.Context) error {
 	s.instance = registry.Instance{}
 	s.mu.Unlock()
 	if in.ID == "" {
+		return r.closeMade()
+	}
+	var errList []error
+	if err := r.reg.Deregister(ctx, in); err != nil {
+		errList = append(errList, fmt.Errorf("ferry: deregister %s/%s: %w", in.Service, in.ID, err))
+	}
+	return errors.Join(append(errList, r.closeMade())...)
+}
+
+// closeMade closes a registrar WithRegistryFrom made, if it can be closed.
+func (r *registration) closeMade() error {
+	reg := r.reg
+	r.reg = nil
+	if r.s.makeRegistrar == nil || reg == nil {
 		return nil
 	}
-	if err := s.registrar.Deregister(ctx, in); err != nil {
-		return fmt.Errorf("ferry: deregister %s/%s: %w", in.Service, in.ID, err)
+	if c, ok := reg.(interface{ Close() error }); ok {
+		return c.Close()
 	}
 	return nil
 }

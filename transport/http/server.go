@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -50,6 +51,7 @@ type serverConfig struct {
 	maxBodyBytes      int64
 	defaultTimeout    time.Duration
 	filters           []func(http.Handler) http.Handler
+	tls               *tls.Config
 }
 
 func newServerConfig(opts []ServerOption) serverConfig {
@@ -67,6 +69,12 @@ func newServerConfig(opts []ServerOption) serverConfig {
 		}
 	}
 	return c
+}
+
+// WithTLS serves HTTPS with cfg (which needs a certificate); Advertise then
+// reports an https:// address.
+func WithTLS(cfg *tls.Config) ServerOption {
+	return func(c *serverConfig) { c.tls = cfg }
 }
 
 // WithListener makes the server accept on l instead of listening on its
@@ -181,6 +189,9 @@ func (s *Server) Start(ctx context.Context, srv *server.Server) error {
 			return fmt.Errorf("http: listen on %q: %w", s.addr, err)
 		}
 	}
+	if s.cfg.tls != nil {
+		ln = tls.NewListener(ln, s.cfg.tls)
+	}
 	// Requests inherit the values of ctx (trace exporters, loggers) but not
 	// its cancellation: Stop, not the end of ctx, decides when calls end.
 	base := context.WithoutCancel(ctx)
@@ -242,6 +253,9 @@ func (s *Server) Advertise() (transport, address string, ok bool) {
 	a := s.Addr()
 	if a == nil {
 		return "", "", false
+	}
+	if s.cfg.tls != nil {
+		return "http", "https://" + a.String(), true
 	}
 	return "http", "http://" + a.String(), true
 }

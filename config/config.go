@@ -1,0 +1,183 @@
+package config
+
+import (
+	"time"
+)
+
+// Config is a Ferry service's whole configuration. Every field has a key
+// (its mapstructure tags joined with dots, e.g. "transports.http.addr"), an
+// environment variable (FERRY_ + the key upper-cased with dots as
+// underscores, e.g. FERRY_TRANSPORTS_HTTP_ADDR) and a default (Default).
+// docs/CONFIG.md lists them all; a test keeps it in step with this type.
+type Config struct {
+	Service    Service      `mapstructure:"service"`
+	Transports Transports   `mapstructure:"transports"`
+	NATS       NATS         `mapstructure:"nats"`
+	Registry   Registry     `mapstructure:"registry"`
+	Broker     Broker       `mapstructure:"broker"`
+	Middleware []Middleware `mapstructure:"middleware" doc:"server middleware by name with settings, outermost first (recovery is always on); file only" validate:"dive"`
+	Log        Log          `mapstructure:"log"`
+	// ShutdownTimeout bounds the graceful drain.
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout" doc:"how long a stop may drain in-flight work" validate:"gt=0"`
+	// AdvertiseHost replaces an unspecified listen host in registered
+	// addresses.
+	AdvertiseHost string `mapstructure:"advertise_host" doc:"host put into registered addresses whose listener has none (default: the first non-loopback IPv4)"`
+
+	sources map[string]string // key → where its value came from
+}
+
+// Service names the service.
+type Service struct {
+	Name        string `mapstructure:"name" doc:"service name: a letter, then letters, digits, '-' or '_'" validate:"required,service_name"`
+	Version     string `mapstructure:"version" doc:"semantic version" validate:"required,semver"`
+	Description string `mapstructure:"description" doc:"shown by discovery tools such as nats micro info"`
+}
+
+// Transports says which transports serve the service.
+type Transports struct {
+	HTTP HTTP          `mapstructure:"http"`
+	GRPC GRPC          `mapstructure:"grpc"`
+	NATS NATSTransport `mapstructure:"nats"`
+}
+
+// HTTP configures the HTTP transport.
+type HTTP struct {
+	Enabled bool   `mapstructure:"enabled" doc:"serve over HTTP"`
+	Addr    string `mapstructure:"addr" doc:"listen address, host:port" validate:"required_if=Enabled true,omitempty,listen_addr"`
+	TLS     TLS    `mapstructure:"tls"`
+}
+
+// GRPC configures the gRPC transport.
+type GRPC struct {
+	Enabled bool   `mapstructure:"enabled" doc:"serve over gRPC"`
+	Addr    string `mapstructure:"addr" doc:"listen address, host:port" validate:"required_if=Enabled true,omitempty,listen_addr"`
+	TLS     TLS    `mapstructure:"tls"`
+}
+
+// TLS names a certificate and key; both or neither.
+type TLS struct {
+	CertFile string `mapstructure:"cert_file" doc:"PEM certificate; with key_file, serve TLS" validate:"required_with=KeyFile,omitempty,file"`
+	KeyFile  string `mapstructure:"key_file" doc:"PEM private key of cert_file" validate:"required_with=CertFile,omitempty,file"`
+}
+
+// NATSTransport configures the NATS transport.
+type NATSTransport struct {
+	Enabled bool `mapstructure:"enabled" doc:"serve over NATS (subjects <service>.<Endpoint>, queue group <service>)"`
+}
+
+// NATS is the service's NATS connection, shared by the NATS transport, the
+// NATS registry and the NATS brokers.
+type NATS struct {
+	URL      string   `mapstructure:"url" doc:"NATS server URL(s), comma-separated; empty starts an embedded server" validate:"omitempty,nats_urls"`
+	Embedded Embedded `mapstructure:"embedded"`
+}
+
+// Embedded configures the embedded NATS server.
+type Embedded struct {
+	Host      string `mapstructure:"host" doc:"interface the embedded server listens on"`
+	Port      int    `mapstructure:"port" doc:"client port of the embedded server; 0 picks a free one" validate:"gte=0,lte=65535"`
+	JetStream bool   `mapstructure:"jetstream" doc:"enable JetStream on the embedded server (the nats registry and jetstream broker need it)"`
+	StoreDir  string `mapstructure:"store_dir" doc:"JetStream store directory; empty: a temporary one, removed at exit"`
+}
+
+// Registry selects and configures the service registry.
+type Registry struct {
+	Kind   string                 `mapstructure:"kind" doc:"none, memory, nats, static, dns, or a plug-in's name" validate:"required"`
+	NATS   RegistryNATS           `mapstructure:"nats"`
+	Static []StaticInstance       `mapstructure:"static" doc:"the instances of the static registry; file only" validate:"dive"`
+	DNS    map[string][]DNSTarget `mapstructure:"dns" doc:"service name → targets of the dns registry; file only" validate:"dive,dive"`
+}
+
+// RegistryNATS configures the NATS (JetStream key-value) registry.
+type RegistryNATS struct {
+	Bucket    string        `mapstructure:"bucket" doc:"key-value bucket" validate:"required"`
+	TTL       time.Duration `mapstructure:"ttl" doc:"how long an instance stays registered after its last heartbeat" validate:"gte=1s"`
+	Heartbeat time.Duration `mapstructure:"heartbeat" doc:"how often an instance is put again; 0 means a third of the TTL" validate:"gte=0"`
+	Replicas  int           `mapstructure:"replicas" doc:"bucket replicas on a NATS cluster" validate:"gte=1,lte=5"`
+}
+
+// StaticInstance is one instance of the static registry.
+type StaticInstance struct {
+	Service   string            `mapstructure:"service" validate:"required"`
+	ID        string            `mapstructure:"id" validate:"required"`
+	Endpoints map[string]string `mapstructure:"endpoints" validate:"required,min=1"` // transport → address
+}
+
+// DNSTarget is where one transport of a service is found in DNS.
+type DNSTarget struct {
+	Transport string `mapstructure:"transport" validate:"required,oneof=http grpc nats"`
+	SRV       string `mapstructure:"srv"`
+	Host      string `mapstructure:"host"`
+	Port      int    `mapstructure:"port" validate:"gte=0,lte=65535"`
+}
+
+// Broker selects and configures the broker.
+type Broker struct {
+	Kind      string          `mapstructure:"kind" doc:"none, memory, nats, jetstream, or a plug-in's name" validate:"required"`
+	JetStream BrokerJetStream `mapstructure:"jetstream"`
+}
+
+// BrokerJetStream configures the JetStream broker.
+type BrokerJetStream struct {
+	Streams            []Stream `mapstructure:"streams" doc:"streams to create or update at start; file only" validate:"dive"`
+	Prefetch           int      `mapstructure:"prefetch" doc:"messages each subscription fetches ahead of its handlers" validate:"gte=1"`
+	DeadLetterStream   bool     `mapstructure:"dead_letter_stream" doc:"provision the FERRY_DEAD_LETTERS stream on dlq.>"`
+	DeadLetterReplicas int      `mapstructure:"dead_letter_replicas" doc:"replicas of the dead-letter stream" validate:"gte=1,lte=5"`
+}
+
+// Stream is a JetStream stream to provision.
+type Stream struct {
+	Name       string        `mapstructure:"name" validate:"required"`
+	Subjects   []string      `mapstructure:"subjects" validate:"required,min=1"`
+	Replicas   int           `mapstructure:"replicas" validate:"gte=0,lte=5"`
+	MaxAge     time.Duration `mapstructure:"max_age" validate:"gte=0"`
+	Duplicates time.Duration `mapstructure:"duplicates" validate:"gte=0"`
+	Storage    string        `mapstructure:"storage" validate:"omitempty,oneof=file memory"`
+}
+
+// Middleware is one server middleware by name.
+type Middleware struct {
+	Name     string         `mapstructure:"name" validate:"required"`
+	Settings map[string]any `mapstructure:"settings"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `mapstructure:"level" doc:"debug, info, warn or error" validate:"oneof=debug info warn error"`
+	Format string `mapstructure:"format" doc:"text or json" validate:"oneof=text json"`
+}
+
+// Default returns the configuration used where no source sets a key: HTTP
+// on :8080, gRPC on :9090, NATS on an embedded server (port 4222, with
+// JetStream), no registry, no broker, info logs as text. Service.Name has
+// no default.
+func Default() Config {
+	return Config{
+		Service: Service{Version: "0.0.0"},
+		Transports: Transports{
+			HTTP: HTTP{Enabled: true, Addr: ":8080"},
+			GRPC: GRPC{Enabled: true, Addr: ":9090"},
+			NATS: NATSTransport{Enabled: true},
+		},
+		NATS: NATS{Embedded: Embedded{Host: "127.0.0.1", Port: 4222, JetStream: true}},
+		Registry: Registry{
+			Kind: "none",
+			NATS: RegistryNATS{Bucket: "ferry_registry", TTL: 10 * time.Second, Replicas: 1},
+		},
+		Broker: Broker{
+			Kind:      "none",
+			JetStream: BrokerJetStream{Prefetch: 64, DeadLetterStream: true, DeadLetterReplicas: 1},
+		},
+		Log:             Log{Level: "info", Format: "text"},
+		ShutdownTimeout: 15 * time.Second,
+	}
+}
+
+// Source returns where key's value came from: "flag --x", "env NAME",
+// "file PATH" or "default". Keys are as in docs/CONFIG.md.
+func (c *Config) Source(key string) string {
+	if s, ok := c.sources[key]; ok {
+		return s
+	}
+	return "default"
+}

@@ -1,0 +1,388 @@
+package config_test
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferry-go/ferry"
+	"github.com/ferry-go/ferry/config"
+	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/server"
+	"github.com/ferry-go/ferry/transport"
+	fgrpc "github.com/ferry-go/ferry/transport/grpc"
+	fhttp "github.com/ferry-go/ferry/transport/http"
+	fnats "github.com/ferry-go/ferry/transport/nats"
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/pflag"
+	"go.uber.org/goleak"
+)
+
+var update = flag.Bool("update", false, "rewrite docs/CONFIG.md")
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// env is a fake environment.
+func env(kv ...string) func(string) (string, bool) {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func flags(t *testing.T, args ...string) *pflag.FlagSet {
+	t.Helper()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	config.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+func TestPrecedence(t *testing.T) {
+	file := writeFile(t, "ferry.yaml", `
+service: {name: from-file, version: 1.2.3}
+transports:
+  http: {addr: ":1111"}
+  grpc: {addr: ":1112"}
+log: {level: debug}
+shutdown_timeout: 3s
+`)
+	cfg, err := config.Load(config.Sources{
+		File:  file,
+		Env:   env("FERRY_TRANSPORTS_HTTP_ADDR", ":2222", "FERRY_TRANSPORTS_GRPC_ADDR", ":2223", "FERRY_LOG_LEVEL", "error"),
+		Flags: flags(t, "--grpc-addr", ":3333", "--set", "log.level=warn"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		key, got, want, source string
+	}{
+		{"service.name", cfg.Service.Name, "from-file", "file " + file},
+		{"transports.http.addr", cfg.Transports.HTTP.Addr, ":2222", "env FERRY_TRANSPORTS_HTTP_ADDR"},
+		{"transports.grpc.addr", cfg.Transports.GRPC.Addr, ":3333", "flag --grpc-addr"},
+		{"log.level", cfg.Log.Level, "warn", "flag --set log.level"},
+		{"log.format", cfg.Log.Format, "text", "default"},
+	} {
+		if c.got != c.want || cfg.Source(c.key) != c.source {
+			t.Errorf("%s = %q from %q, want %q from %q", c.key, c.got, cfg.Source(c.key), c.want, c.source)
+		}
+	}
+	if cfg.ShutdownTimeout != 3*time.Second {
+		t.Errorf("shutdown_timeout = %v, want 3s", cfg.ShutdownTimeout)
+	}
+}
+
+// TestEnvOnly is viper's AutomaticEnv + Unmarshal trap: a key set only in
+// the environment — in no file, nested, of every type — must arrive.
+func TestEnvOnly(t *testing.T) {
+	cfg, err := config.Load(config.Sources{Env: env(
+		"FERRY_SERVICE_NAME", "envonly",
+		"FERRY_TRANSPORTS_GRPC_ENABLED", "false",
+		"FERRY_REGISTRY_KIND", "nats",
+		"FERRY_REGISTRY_NATS_TTL", "3s",
+		"FERRY_REGISTRY_NATS_REPLICAS", "3",
+		"FERRY_BROKER_JETSTREAM_STREAMS", `[{"name":"ORDERS","subjects":["orders.>"],"max_age":"1h"}]`,
+		"FERRY_MIDDLEWARE", `[{"name":"bulkhead","settings":{"max":10}}]`,
+	)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Service.Name != "envonly" || cfg.Transports.GRPC.Enabled || cfg.Registry.Kind != "nats" ||
+		cfg.Registry.NATS.TTL != 3*time.Second || cfg.Registry.NATS.Replicas != 3 ||
+		len(cfg.Broker.JetStream.Streams) != 1 || cfg.Broker.JetStream.Streams[0].MaxAge != time.Hour ||
+		cfg.Broker.JetStream.Streams[0].Subjects[0] != "orders.>" || len(cfg.Middleware) != 1 {
+		t.Errorf("config from env only = %+v", cfg)
+	}
+	// The real environment too, through os.LookupEnv.
+	t.Setenv("FERRY_SERVICE_NAME", "realenv")
+	t.Setenv("FERRY_LOG_FORMAT", "json")
+	cfg, err = config.Load(config.Sources{File: writeFile(t, "empty.yaml", "{}\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Service.Name != "realenv" || cfg.Log.Format != "json" {
+		t.Errorf("config from the process environment = %+v", cfg)
+	}
+}
+
+// TestBadConfig: every bad configuration fails at load (or build, or
+// start) with a message naming the key, where the value came from, and
+// what was expected.
+func TestBadConfig(t *testing.T) {
+	named := "FERRY_SERVICE_NAME"
+	tests := []struct {
+		name   string
+		file   string // YAML; "" for none
+		env    []string
+		flags  []string
+		want   []string // substrings of the error
+		stage  string   // "load" (default), "build"
+		noFile bool     // point --config at a missing file
+	}{
+		{name: "malformed duration in env", env: []string{named, "x", "FERRY_SHUTDOWN_TIMEOUT", "5 parsecs"},
+			want: []string{`shutdown_timeout = "5 parsecs" (from env FERRY_SHUTDOWN_TIMEOUT): want a duration such as 500ms, 10s or 1m30s`}},
+		{name: "malformed duration in file", file: "service: {name: x}\nregistry: {nats: {ttl: soon}}\n",
+			want: []string{`registry.nats.ttl = "soon" (from file `, "want a duration"}},
+		{name: "missing required key", want: []string{"service.name (from default): is required"}},
+		{name: "unknown key in file", file: "service: {name: x}\ntransports: {htp: {addr: ':1'}}\n",
+			want: []string{"transports.htp.addr (from file ", "unknown key (did you mean transports.http.addr?)"}},
+		{name: "unreadable file", noFile: true, env: []string{named, "x"},
+			want: []string{"config", "(from flag --config): cannot read the configuration file"}},
+		{name: "bad level from flag", env: []string{named, "x"}, flags: []string{"--log-level", "loud"},
+			want: []string{`log.level = "loud" (from flag --log-level): want one of: debug, info, warn, error`}},
+		{name: "enabled without address", env: []string{named, "x", "FERRY_TRANSPORTS_HTTP_ADDR", ""},
+			want: []string{"transports.http.addr (from env FERRY_TRANSPORTS_HTTP_ADDR): is required when transports.http.enabled is true"}},
+		{name: "address without port", env: []string{named, "x"}, flags: []string{"--http-addr", "8080"},
+			want: []string{`transports.http.addr = "8080" (from flag --http-addr): want host:port`}},
+		{name: "not a number", env: []string{named, "x", "FERRY_NATS_EMBEDDED_PORT", "four"},
+			want: []string{`nats.embedded.port = "four" (from env FERRY_NATS_EMBEDDED_PORT): want a whole number`}},
+		{name: "port out of range", env: []string{named, "x", "FERRY_NATS_EMBEDDED_PORT", "70000"},
+			want: []string{`nats.embedded.port = "70000" (from env FERRY_NATS_EMBEDDED_PORT): want at most 65535`}},
+		{name: "bad boolean", env: []string{named, "x", "FERRY_TRANSPORTS_NATS_ENABLED", "yes please"},
+			want: []string{"transports.nats.enabled", "want true or false"}},
+		{name: "certificate without key", file: "service: {name: x}\ntransports: {grpc: {tls: {cert_file: /etc/hostname}}}\n",
+			want: []string{"transports.grpc.tls.key_file", "is required with transports.grpc.tls.cert_file"}},
+		{name: "bad service name", env: []string{named, "1bad"},
+			want: []string{`service.name = "1bad" (from env FERRY_SERVICE_NAME): want a letter, then letters, digits, '-' or '_'`}},
+		{name: "malformed --set", env: []string{named, "x"}, flags: []string{"--set", "novalue"},
+			want: []string{`set = "novalue" (from flag --set): want KEY=VALUE`}},
+		{name: "unknown --set key", env: []string{named, "x"}, flags: []string{"--set", "transport.http.addr=:1"},
+			want: []string{"transport.http.addr (from flag --set transport.http.addr): unknown key (did you mean transports.http.addr?)"}},
+		{name: "bad JSON list in env", env: []string{named, "x", "FERRY_BROKER_JETSTREAM_STREAMS", "[{"},
+			want: []string{"broker.jetstream.streams", "(from env FERRY_BROKER_JETSTREAM_STREAMS): want JSON"}},
+		{name: "unknown registry", stage: "build", file: "service: {name: x}\nregistry: {kind: consul}\n",
+			want: []string{`registry.kind = "consul" (from file `, "unknown registry; known: dns, memory, nats, none, static"}},
+		{name: "unknown broker", stage: "build", env: []string{named, "x", "FERRY_BROKER_KIND", "kafka"},
+			want: []string{`broker.kind = "kafka" (from env FERRY_BROKER_KIND): unknown broker; known: jetstream, memory, nats, none`}},
+		{name: "unknown middleware", stage: "build", file: "service: {name: x}\nmiddleware: [{name: magic}]\n",
+			want: []string{`middleware[0] = "magic"`, "unknown middleware; known: bulkhead"}},
+		{name: "bad middleware settings", stage: "build", file: "service: {name: x}\nmiddleware: [{name: bulkhead, settings: {max: 0}}]\n",
+			want: []string{`middleware[0] = "bulkhead"`, "settings.max = 0: want at least 1"}},
+		{name: "nothing enabled", stage: "build", env: []string{named, "x", "FERRY_TRANSPORTS_HTTP_ENABLED", "false", "FERRY_TRANSPORTS_GRPC_ENABLED", "false", "FERRY_TRANSPORTS_NATS_ENABLED", "false"},
+			want: []string{"no transport is enabled and there is no broker"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := config.Sources{Env: env(tt.env...)}
+			if tt.file != "" {
+				src.File = writeFile(t, "ferry.yaml", tt.file)
+			}
+			args := tt.flags
+			if tt.noFile {
+				args = append(args, "--config", filepath.Join(t.TempDir(), "missing.yaml"))
+			}
+			src.Flags = flags(t, args...)
+			cfg, err := config.Load(src)
+			if tt.stage == "build" {
+				if err != nil {
+					t.Fatalf("Load = %v, want it to pass", err)
+				}
+				_, err = config.NewService(cfg, nil)
+			}
+			var ce *config.Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error = %v, want a *config.Error", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error = %q\nwant it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	file := writeFile(t, "ferry.yaml", "service: {name: x}\ntransports: {grpc: {enabled: false}, nats: {enabled: false}, http: {addr: '"+ln.Addr().String()+"'}}\n")
+	cfg, err := config.Load(config.Sources{File: file, Env: env()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := config.NewService(cfg, register)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = svc.Start(ctx)
+	if err == nil {
+		_ = svc.Stop(ctx)
+		t.Fatal("Start on a port in use = nil, want an error")
+	}
+	if want := "transports.http.addr (from file " + file + "): http: listen on"; !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("Start = %q, want it to contain %q and the listen error", err, want)
+	}
+}
+
+type echoMsg struct {
+	Text string `json:"text"`
+}
+
+func register(_ *ferry.Service, srv *server.Server) {
+	server.Handle(srv, "Echo", func(_ context.Context, m *echoMsg) (*echoMsg, error) { return m, nil })
+}
+
+// TestOneBinaryTwoConfigs: the same code serves HTTP only with one file
+// and gRPC + NATS with another; an environment variable overrides the
+// file.
+func TestOneBinaryTwoConfigs(t *testing.T) {
+	httpOnly := writeFile(t, "http.yaml", `
+service: {name: echo}
+transports:
+  http: {enabled: true, addr: "127.0.0.1:1"}  # overridden by the environment
+  grpc: {enabled: false}
+  nats: {enabled: false}
+registry: {kind: memory}
+log: {level: error}
+`)
+	grpcNATS := writeFile(t, "grpc-nats.yaml", `
+service: {name: echo}
+transports:
+  http: {enabled: false}
+  grpc: {enabled: true, addr: "127.0.0.1:0"}
+  nats: {enabled: true}
+nats:
+  embedded: {port: 0, jetstream: false}
+registry: {kind: memory}
+log: {level: error}
+`)
+	for _, tc := range []struct {
+		file string
+		env  []string
+		want []string // transports served
+	}{
+		{httpOnly, []string{"FERRY_TRANSPORTS_HTTP_ADDR", "127.0.0.1:0"}, []string{"http"}},
+		{grpcNATS, nil, []string{"grpc", "nats"}},
+	} {
+		cfg, err := config.Load(config.Sources{File: tc.file, Env: env(tc.env...)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, err := config.NewService(cfg, register)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		if err := svc.Start(ctx); err != nil {
+			cancel()
+			t.Fatalf("%s: Start = %v", filepath.Base(tc.file), err)
+		}
+		var served []string
+		for _, ep := range svc.Instance().Endpoints {
+			served = append(served, ep.Transport)
+			var c transport.Client
+			switch ep.Transport {
+			case "http":
+				c, err = fhttp.NewClient(ep.Address)
+			case "grpc":
+				c, err = fgrpc.Dial(ep.Address)
+			case "nats":
+				var nc *nats.Conn
+				nc, err = nats.Connect(svc.NATSConn().ConnectedUrl())
+				if err == nil {
+					defer nc.Close()
+					c = fnats.NewClient(nc)
+				}
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := transport.Invoke[echoMsg, echoMsg](ctx, c, "echo", "Echo", &echoMsg{Text: ep.Transport})
+			if err != nil || got.Text != ep.Transport {
+				t.Errorf("%s: Echo over %s = %v, %v", filepath.Base(tc.file), ep.Transport, got, err)
+			}
+			if cl, ok := c.(interface{ Close() error }); ok {
+				_ = cl.Close()
+			}
+		}
+		if strings.Join(served, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("%s: serves %v, want exactly %v", filepath.Base(tc.file), served, tc.want)
+		}
+		if err := svc.Stop(ctx); err != nil {
+			t.Errorf("Stop = %v", err)
+		}
+		cancel()
+	}
+}
+
+// TestNATSOnlyForRegistry: a NATS registry next to HTTP only connects to
+// NATS (embedded) without serving over it.
+func TestNATSOnlyForRegistry(t *testing.T) {
+	cfg, err := config.Load(config.Sources{Env: env(
+		"FERRY_SERVICE_NAME", "echo", "FERRY_TRANSPORTS_HTTP_ADDR", "127.0.0.1:0",
+		"FERRY_TRANSPORTS_GRPC_ENABLED", "false", "FERRY_TRANSPORTS_NATS_ENABLED", "false",
+		"FERRY_NATS_EMBEDDED_PORT", "0", "FERRY_REGISTRY_KIND", "nats", "FERRY_LOG_LEVEL", "error",
+	)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := config.NewService(cfg, register)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop(ctx)
+	in := svc.Instance()
+	if len(in.Endpoints) != 1 || in.Endpoints[0].Transport != "http" {
+		t.Errorf("registered endpoints = %v, want HTTP only", in.Endpoints)
+	}
+	nc, err := nats.Connect(svc.NATSConn().ConnectedUrl())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_, err = transport.Invoke[echoMsg, echoMsg](ctx, fnats.NewClient(nc), "echo", "Echo", &echoMsg{})
+	if errs.CodeOf(err) != errs.Unavailable {
+		t.Errorf("Echo over NATS = %v, want unavailable (not served)", err)
+	}
+}
+
+func TestReference(t *testing.T) {
+	const path = "../docs/CONFIG.md"
+	got := config.Reference()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./config -run TestReference -update)", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s is out of date: run go test ./config -run TestReference -update", path)
+	}
+	for _, k := range config.Keys() {
+		if !strings.Contains(got, "`"+k+"`") || !strings.Contains(got, config.EnvName(k)) {
+			t.Errorf("reference misses %s", k)
+		}
+	}
+}

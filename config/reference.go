@@ -1,0 +1,69 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+)
+
+// Reference renders the configuration reference (docs/CONFIG.md): every
+// key with its environment variable, type, default and meaning, from the
+// Config type itself, so it cannot drift.
+func Reference() string {
+	var b strings.Builder
+	b.WriteString(`# Configuration reference
+
+<!-- Generated from config.Config by config.Reference; "go test ./config -run TestReference -update" rewrites it. -->
+
+A service built with ` + "`config.NewService`" + ` or ` + "`config.Run`" + ` reads its configuration from, highest first:
+
+1. flags: ` + "`--set KEY=VALUE`" + ` for any key, and the shortcuts ` + "`--http-addr`, `--grpc-addr`, `--nats-url`, `--registry`, `--broker`, `--log-level`, `--name`" + `;
+2. environment variables: ` + "`FERRY_`" + ` + the key upper-cased with dots as underscores;
+3. the file named by ` + "`--config`" + ` (or ` + "`FERRY_CONFIG`" + `, or ` + "`ferry.yaml`" + ` if present): YAML, TOML or JSON;
+4. the defaults below.
+
+Lists of strings are comma-separated in flags and environment variables; maps and lists of objects are
+JSON there. A configuration that cannot be used stops the service at start-up with a message naming each
+key, where its value came from and what was expected.
+
+| key | environment variable | type | default | meaning |
+|---|---|---|---|---|
+`)
+	def := reflect.ValueOf(Default())
+	for _, l := range leaves() {
+		f := reflect.TypeFor[Config]().FieldByIndex(l.index)
+		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s | %s |\n", l.key, l.env, typeName(l.typ), defaultOf(def.FieldByIndex(l.index)), f.Tag.Get("doc"))
+	}
+	return b.String()
+}
+
+func typeName(t reflect.Type) string {
+	switch {
+	case t == durationType:
+		return "duration"
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
+		return "list of strings"
+	case t.Kind() == reflect.Slice:
+		return "list of " + strings.ToLower(t.Elem().Name())
+	case t.Kind() == reflect.Map:
+		return "map"
+	}
+	return t.Kind().String()
+}
+
+func defaultOf(v reflect.Value) string {
+	if v.Type() == durationType {
+		return "`" + time.Duration(v.Int()).String() + "`"
+	}
+	if v.IsZero() {
+		switch v.Kind() {
+		case reflect.Bool:
+			return "`false`"
+		case reflect.Int:
+			return "`0`"
+		}
+		return "—"
+	}
+	return fmt.Sprintf("`%v`", v.Interface())
+}

@@ -1,0 +1,54 @@
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/ferry-go/ferry"
+	"github.com/ferry-go/ferry/server"
+	"github.com/spf13/pflag"
+)
+
+// Run is a whole main: it parses args (the flags of RegisterFlags), loads
+// the configuration, builds the service with NewService and register, and
+// runs it until ctx ends or SIGINT/SIGTERM arrives, then drains it within
+// shutdown_timeout. --help prints the flags and returns nil.
+//
+//	func main() {
+//		if err := config.Run(context.Background(), register, os.Args[1:]); err != nil {
+//			fmt.Fprintln(os.Stderr, err)
+//			os.Exit(1)
+//		}
+//	}
+func Run(ctx context.Context, register func(*ferry.Service, *server.Server), args []string, opts ...Option) error {
+	fs := pflag.NewFlagSet("service", pflag.ContinueOnError)
+	RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil
+		}
+		return fmt.Errorf("config: %w", err)
+	}
+	cfg, err := Load(Sources{Flags: fs})
+	if err != nil {
+		return err
+	}
+	svc, err := NewService(cfg, register, opts...)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := svc.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout+time.Second)
+	defer cancel()
+	return svc.Stop(sctx)
+}
