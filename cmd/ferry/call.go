@@ -1,0 +1,353 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/ferry-go/ferry/client"
+	"github.com/ferry-go/ferry/cmd/ferry/internal/grpcreflect"
+	"github.com/ferry-go/ferry/cmd/ferry/internal/scaffold"
+	"github.com/ferry-go/ferry/errs"
+	natsreg "github.com/ferry-go/ferry/registry/nats"
+	fgrpc "github.com/ferry-go/ferry/transport/grpc"
+	fhttp "github.com/ferry-go/ferry/transport/http"
+	fnats "github.com/ferry-go/ferry/transport/nats"
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/dynamicpb"
+)
+
+type callOptions struct {
+	nats      natsFlags
+	transport string
+	addr      string
+	registry  string
+	timeout   time.Duration
+}
+
+func newCallCmd() *cobra.Command {
+	var o callOptions
+	cmd := &cobra.Command{
+		Use:   "call <service> <endpoint> [json]",
+		Short: "Call an endpoint over HTTP, gRPC or NATS and print the reply as JSON",
+		Long: `Call <endpoint> of <service> with the JSON request (default {}; "-" reads it from stdin)
+and print the reply as indented JSON on stdout.
+
+Where the call goes:
+  --addr http://host:port   directly over HTTP (POST /<service>/<endpoint>)
+  --addr host:port          directly over gRPC; the request and reply types are read through
+                            the server's reflection, so no .proto file is needed
+  --registry nats           look the service up in the NATS registry (bucket ` + natsreg.DefaultBucket + `)
+                            and call an instance with Ferry's client: over NATS or HTTP, or
+                            over gRPC with --transport grpc
+  (neither)                 over NATS, on the subject <service>.<endpoint>
+
+On failure the canonical error code and message (and any details) go to stderr and the exit
+status is 1; a service that is not there fails within --timeout saying so (over NATS at once:
+no responders). A malformed JSON argument or a wrong flag is a usage error, exit status 2.`,
+		Example: `  ferry call greeter Hello '{"name":"Ada"}'
+  ferry call greeter Hello '{"name":"Ada"}' --addr http://localhost:8080
+  ferry call greeter Hello '{"name":"Ada"}' --addr localhost:9090
+  ferry call greeter Hello '{"name":"Ada"}' --registry nats --transport grpc
+  echo '{"name":"Ada"}' | ferry call greeter Hello - --nats-url nats://nats:4222`,
+		Args: args(2, 3, "<service>", "<endpoint>", "[json]"),
+		RunE: runE(func(cmd *cobra.Command, argv []string) error { return runCall(cmd, argv, &o) }),
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.transport, "transport", "", "http, grpc or nats (default: from --addr, else nats)")
+	f.StringVar(&o.addr, "addr", "", "call directly: an HTTP base URL (http://host:port) or a gRPC address (host:port)")
+	f.StringVar(&o.registry, "registry", "", "find the service in a registry: nats")
+	f.DurationVar(&o.timeout, "timeout", 5*time.Second, "give up after this long, connecting included")
+	o.nats.register(f, true)
+	_ = cmd.RegisterFlagCompletionFunc("transport", cobra.FixedCompletions([]string{"http", "grpc", "nats"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("registry", cobra.FixedCompletions([]string{"nats"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+var endpointRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
+
+// route is where a call goes.
+type route struct {
+	transport string // http, grpc or nats
+	addr      string // base URL or host:port; "" over NATS and through the registry
+	registry  bool
+}
+
+func (o *callOptions) route() (route, error) {
+	switch o.transport {
+	case "", "http", "grpc", "nats":
+	default:
+		return route{}, usagef("invalid --transport %q: want http, grpc or nats", o.transport)
+	}
+	switch o.registry {
+	case "", "nats":
+	default:
+		return route{}, usagef("invalid --registry %q: want nats", o.registry)
+	}
+	if o.timeout <= 0 {
+		return route{}, usagef("invalid --timeout %v: want a positive duration", o.timeout)
+	}
+	hasScheme := strings.Contains(o.addr, "://")
+	switch {
+	case o.addr != "" && o.registry != "":
+		return route{}, usagef("--addr and --registry exclude each other: call an address, or find the service")
+	case o.registry != "":
+		return route{transport: o.transport, registry: true}, nil
+	case o.addr == "" && (o.transport == "" || o.transport == "nats"):
+		return route{transport: "nats"}, nil
+	case o.addr == "":
+		return route{}, usagef("--transport %s needs --addr, or --registry nats to find the service", o.transport)
+	case o.transport == "nats":
+		return route{}, usagef("--addr is for HTTP and gRPC; over NATS give the server with --nats-url")
+	case o.transport == "http" && !hasScheme:
+		return route{transport: "http", addr: "http://" + o.addr}, nil
+	case o.transport == "grpc" && hasScheme:
+		return route{}, usagef("--addr %q with --transport grpc: want host:port, without a scheme", o.addr)
+	case hasScheme:
+		return route{transport: "http", addr: o.addr}, nil
+	}
+	return route{transport: "grpc", addr: o.addr}, nil
+}
+
+func runCall(cmd *cobra.Command, argv []string, o *callOptions) error {
+	service, endpoint := argv[0], argv[1]
+	if err := scaffold.ValidateName(service); err != nil {
+		return usageError{err}
+	}
+	if !endpointRE.MatchString(endpoint) {
+		return usagef("invalid endpoint name %q: an endpoint name starts with a letter, followed by letters, digits or '_'", endpoint)
+	}
+	body := []byte("{}")
+	if len(argv) == 3 {
+		body = []byte(argv[2])
+	}
+	if string(body) == "-" {
+		var err error
+		if body, err = io.ReadAll(cmd.InOrStdin()); err != nil {
+			return fmt.Errorf("read the request from stdin: %w", err)
+		}
+	}
+	if err := checkRequest(body); err != nil {
+		return err
+	}
+	r, err := o.route()
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+	defer cancel()
+	var out []byte
+	switch {
+	case r.registry:
+		out, err = callRegistry(ctx, o, r.transport, service, endpoint, body)
+	case r.transport == "http":
+		out, err = callHTTP(ctx, r.addr, service, endpoint, body)
+	case r.transport == "grpc":
+		out, err = callGRPC(ctx, r.addr, service, endpoint, body)
+	default:
+		out, err = callNATS(ctx, o, service, endpoint, body)
+	}
+	if err != nil {
+		if errs.CodeOf(err) == errs.DeadlineExceeded && ctx.Err() != nil {
+			return annotate(err, fmt.Sprintf("no reply from %s.%s within --timeout %v", service, endpoint, o.timeout))
+		}
+		return err
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, out, "", "  "); err != nil {
+		return errs.Newf(errs.Internal, "the reply is not JSON: %v", err)
+	}
+	pretty.WriteByte('\n')
+	_, err = cmd.OutOrStdout().Write(pretty.Bytes())
+	return err
+}
+
+// checkRequest accepts a JSON object, the form of every Ferry request.
+func checkRequest(body []byte) error {
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return usagef("the request is not valid JSON: %v (at byte %d of %s)", err, se.Offset, clip(body))
+		}
+		return usagef("the request is not valid JSON: %v", err)
+	}
+	if _, ok := v.(map[string]any); !ok {
+		return usagef(`the request must be a JSON object such as '{"name":"Ada"}', not %s`, clip(body))
+	}
+	return nil
+}
+
+func clip(b []byte) string {
+	const n = 60
+	if len(b) > n {
+		return fmt.Sprintf("%q...", b[:n])
+	}
+	return fmt.Sprintf("%q", b)
+}
+
+func callHTTP(ctx context.Context, base, service, endpoint string, body []byte) ([]byte, error) {
+	c, err := fhttp.NewClient(base)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	defer c.Close()
+	var out json.RawMessage
+	if err := c.Invoke(ctx, service, endpoint, json.RawMessage(body), &out); err != nil {
+		return nil, annotate(err, "HTTP "+base)
+	}
+	return out, nil
+}
+
+func callGRPC(ctx context.Context, addr, service, endpoint string, body []byte) ([]byte, error) {
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, usagef("invalid gRPC address %q: %v", addr, err)
+	}
+	defer cc.Close()
+	req, resp, err := dynamicMessages(ctx, cc, service, endpoint, body)
+	if err != nil {
+		return nil, annotate(err, "gRPC "+addr)
+	}
+	if err := fgrpc.NewClient(cc).Invoke(ctx, service, endpoint, req, resp); err != nil {
+		return nil, annotate(err, "gRPC "+addr)
+	}
+	return grpcreflect.MarshalJSON(resp)
+}
+
+// dynamicMessages reads the endpoint's types through the server's
+// reflection and returns the request parsed from body and an empty reply.
+func dynamicMessages(ctx context.Context, cc grpc.ClientConnInterface, service, endpoint string, body []byte) (req, resp *dynamicpb.Message, err error) {
+	sd, err := grpcreflect.Resolve(ctx, cc, fgrpc.ServiceName(service))
+	if err != nil {
+		return nil, nil, err
+	}
+	md, err := grpcreflect.Method(sd, endpoint)
+	if err != nil {
+		return nil, nil, err
+	}
+	if req, err = grpcreflect.ParseJSON(md.Input(), body); err != nil {
+		return nil, nil, err
+	}
+	return req, dynamicpb.NewMessage(md.Output()), nil
+}
+
+func callNATS(ctx context.Context, o *callOptions, service, endpoint string, body []byte) ([]byte, error) {
+	nc, err := o.nats.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	var out json.RawMessage
+	if err := fnats.NewClient(nc).Invoke(ctx, service, endpoint, json.RawMessage(body), &out); err != nil {
+		return nil, natsError(err, o.nats.resolvedURL(), service, endpoint)
+	}
+	return out, nil
+}
+
+// natsError says plainly that a service with no responders is not there.
+func natsError(err error, url, service, endpoint string) error {
+	if e := errs.FromError(err); e.Code() == errs.Unavailable && strings.Contains(e.Message(), "no responders") {
+		return errs.Newf(errs.Unavailable, "service %q is not there: nothing on %s serves %s.%s (no responders)", service, url, service, endpoint)
+	}
+	return annotate(err, "NATS "+url)
+}
+
+// callRegistry finds the service in the NATS registry and calls it through
+// client.Client: over NATS or HTTP by default (a JSON body passes through
+// both unchanged), over gRPC only when asked, with the types read through
+// the reflection of one of its instances.
+func callRegistry(ctx context.Context, o *callOptions, transport, service, endpoint string, body []byte) ([]byte, error) {
+	nc, err := o.nats.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	js, _, err := o.nats.openRegistry(ctx, nc)
+	if errors.Is(err, errNoRegistry) {
+		return nil, errs.Newf(errs.NotFound, "service %q is not there: %v (no service has registered)", service, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	reg, err := natsreg.New(ctx, js, natsreg.WithBucket(o.nats.bucket))
+	if err != nil {
+		return nil, annotate(err, "open the NATS registry")
+	}
+	defer reg.Close()
+
+	opts := []client.Option{client.WithTransports("nats", "http"), client.WithNATS(nc)}
+	switch transport {
+	case "http":
+		opts = []client.Option{client.WithTransports("http")}
+	case "nats":
+		opts = []client.Option{client.WithTransports("nats"), client.WithNATS(nc)}
+	case "grpc":
+		opts = []client.Option{client.WithTransports("grpc")}
+	}
+	c, err := client.New(reg, opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+
+	if transport == "grpc" {
+		ins, err := reg.Lookup(ctx, service)
+		if err != nil {
+			return nil, annotate(err, "look up "+service)
+		}
+		var addr string
+		for _, in := range ins {
+			if ep, ok := in.Endpoint("grpc"); ok {
+				addr = ep.Address
+				break
+			}
+		}
+		switch {
+		case len(ins) == 0:
+			return nil, errs.Newf(errs.NotFound, "service %q is not there: no instance is registered (NATS registry %s on %s)", service, o.nats.bucket, o.nats.resolvedURL())
+		case addr == "":
+			return nil, errs.Newf(errs.NotFound, "none of the %d registered instances of service %q serves gRPC", len(ins), service)
+		}
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return nil, errs.Newf(errs.Unavailable, "registered gRPC address %q: %v", addr, err)
+		}
+		defer cc.Close()
+		req, resp, err := dynamicMessages(ctx, cc, service, endpoint, body)
+		if err != nil {
+			return nil, annotate(err, "gRPC "+addr)
+		}
+		if err := c.Invoke(ctx, service, endpoint, req, resp); err != nil {
+			return nil, registryError(err, o, service, endpoint)
+		}
+		return grpcreflect.MarshalJSON(resp)
+	}
+	var out json.RawMessage
+	if err := c.Invoke(ctx, service, endpoint, json.RawMessage(body), &out); err != nil {
+		return nil, registryError(err, o, service, endpoint)
+	}
+	return out, nil
+}
+
+// registryError says plainly that a service the registry does not know is
+// not there.
+func registryError(err error, o *callOptions, service, endpoint string) error {
+	where := fmt.Sprintf("NATS registry %s on %s", o.nats.bucket, o.nats.resolvedURL())
+	if e := errs.FromError(err); e.Code() == errs.NotFound && e.Message() == fmt.Sprintf("no instances of service %q", service) {
+		return errs.Newf(errs.NotFound, "service %q is not there: no instance is registered (%s)", service, where)
+	}
+	return natsError(err, o.nats.resolvedURL(), service, endpoint)
+}

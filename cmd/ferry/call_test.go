@@ -1,0 +1,167 @@
+package main
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferry-go/ferry/ferrytest"
+)
+
+// TestCallEveryTransport calls a live service over HTTP, gRPC and NATS,
+// directly and through the NATS registry, and checks that each route
+// prints the same reply: the gRPC one is converted from a dynamic message,
+// the others are the server's encoding/json output.
+func TestCallEveryTransport(t *testing.T) {
+	s := startService(t, true)
+	const req = `{"name":"Ada","count":9007199254740993,"ratio":1.5,"tags":["a","b"],"labels":{"y":2,"x":1},` +
+		`"at":"2026-01-02T03:04:05.5Z","blob":"AQI=","inner":{"n":7,"note":"hi"},"opt":0,"next":null,` +
+		`"flags":{"k":"v"},"ok":true,"unit":18446744073709551615,"UserID":"u1"}`
+	routes := []struct {
+		name string
+		args []string
+	}{
+		{"nats", []string{"--nats-url", s.natsURL}},
+		{"http", []string{"--addr", s.httpURL}},
+		{"http without scheme", []string{"--addr", strings.TrimPrefix(s.httpURL, "http://"), "--transport", "http"}},
+		{"grpc", []string{"--addr", s.grpcAddr}},
+		{"registry", []string{"--registry", "nats", "--nats-url", s.natsURL}},
+		{"registry http", []string{"--registry", "nats", "--transport", "http", "--nats-url", s.natsURL}},
+		{"registry grpc", []string{"--registry", "nats", "--transport", "grpc", "--nats-url", s.natsURL}},
+		{"registry nats", []string{"--registry", "nats", "--transport", "nats", "--nats-url", s.natsURL}},
+	}
+	var first string
+	for _, rt := range routes {
+		t.Run(rt.name, func(t *testing.T) {
+			r := ferryCmd(t, append([]string{"call", "echo", "Echo", req}, rt.args...)...)
+			r.want(t, exitOK)
+			var got, want map[string]any
+			if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+				t.Fatalf("stdout %q is not JSON: %v", r.stdout, err)
+			}
+			_ = json.Unmarshal([]byte(req), &want)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("call echo Echo = %s, want the request back: %s", r.stdout, req)
+			}
+			if !strings.Contains(r.stdout, "\n  \"name\": \"Ada\",\n") {
+				t.Errorf("stdout = %q, want indented JSON", r.stdout)
+			}
+			if first == "" {
+				first = r.stdout
+			} else if r.stdout != first {
+				t.Errorf("reply over %s =\n%s\nwant the same text as over nats:\n%s", rt.name, r.stdout, first)
+			}
+
+			// An error reply: code, message and details on stderr, exit 1.
+			r = ferryCmd(t, append([]string{"call", "echo", "Hello", `{"name":""}`}, rt.args...)...)
+			r.want(t, exitFailure, "ferry call: invalid_argument: name is required", "\n  name: must not be empty\n")
+			if r.stdout != "" {
+				t.Errorf("stdout = %q on error, want nothing", r.stdout)
+			}
+		})
+	}
+
+	// The request may come from stdin.
+	root := newRootCmd(new(strings.Builder), new(strings.Builder))
+	var out strings.Builder
+	root.SetOut(&out)
+	root.SetIn(strings.NewReader(`{"name":"Bo"}`))
+	root.SetArgs([]string{"call", "echo", "Hello", "-", "--nats-url", s.natsURL})
+	if err := root.Execute(); err != nil || out.String() != "{\n  \"message\": \"Hello, Bo!\"\n}\n" {
+		t.Errorf("call echo Hello - (stdin) = %q, %v", out.String(), err)
+	}
+}
+
+// TestCallServiceNotThere checks that a call to a service that is not
+// there fails within its timeout, saying so.
+func TestCallServiceNotThere(t *testing.T) {
+	url := ferrytest.NATS(t).ClientURL()
+	down := closedAddr(t)
+	empty := ferrytest.NATS(t).ClientURL()
+	tests := []struct {
+		name   string
+		args   []string
+		within time.Duration
+		msgs   []string
+	}{
+		{"nats: no responders at once", []string{"call", "nope", "Hello", "--nats-url", url, "--timeout", "10s"}, 2 * time.Second,
+			[]string{`unavailable: service "nope" is not there`, "no responders"}},
+		{"http", []string{"call", "nope", "Hello", "--addr", "http://" + down, "--timeout", "2s"}, 4 * time.Second,
+			[]string{"unavailable:", "connection refused", "HTTP http://" + down}},
+		{"grpc", []string{"call", "nope", "Hello", "--addr", down, "--timeout", "2s"}, 4 * time.Second,
+			[]string{"unavailable:", "gRPC " + down}},
+		{"registry without a bucket", []string{"call", "nope", "Hello", "--registry", "nats", "--nats-url", empty, "--timeout", "2s"}, 4 * time.Second,
+			[]string{`not_found: service "nope" is not there`, `no registry bucket "ferry_registry"`}},
+		{"no NATS server", []string{"call", "nope", "Hello", "--nats-url", "nats://" + down, "--timeout", "2s"}, 4 * time.Second,
+			[]string{"unavailable: cannot connect to NATS at nats://" + down}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := ferryCmd(t, tt.args...)
+			r.want(t, exitFailure, tt.msgs...)
+			if r.took > tt.within {
+				t.Errorf("%v took %v, want at most %v", tt.args, r.took, tt.within)
+			}
+		})
+	}
+
+	// Registered services exist, but not this one.
+	s := startService(t, true)
+	for _, tr := range []string{"http", "grpc", "nats"} {
+		r := ferryCmd(t, "call", "nope", "Hello", "--registry", "nats", "--transport", tr, "--nats-url", s.natsURL, "--timeout", "2s")
+		if tr == "nats" { // NATS needs no registry entry: it asks the subject
+			r.want(t, exitFailure, `unavailable: service "nope" is not there`)
+			continue
+		}
+		r.want(t, exitFailure, `not_found: service "nope" is not there: no instance is registered`)
+	}
+	// The service is there but does not answer in time.
+	for name, args := range map[string][]string{"nats": {"--nats-url", s.natsURL}, "http": {"--addr", s.httpURL}, "grpc": {"--addr", s.grpcAddr}} {
+		r := ferryCmd(t, append([]string{"call", "echo", "Slow", "--timeout", "300ms"}, args...)...)
+		r.want(t, exitFailure, "deadline_exceeded:", "(no reply from echo.Slow within --timeout 300ms)")
+		if r.took > 3*time.Second {
+			t.Errorf("%s: call echo Slow --timeout 300ms took %v", name, r.took)
+		}
+	}
+	// The service is there, the endpoint is not.
+	ferryCmd(t, "call", "echo", "Nope", "--nats-url", s.natsURL).want(t, exitFailure, "not_found:")
+	ferryCmd(t, "call", "echo", "Nope", "--addr", s.grpcAddr).want(t, exitFailure, `not_found: gRPC service echo.Echo has no method "Nope" (it has [Echo Hello Slow])`)
+	ferryCmd(t, "call", "echo", "Hello", `{"nmae":"x"}`, "--addr", s.grpcAddr).want(t, exitFailure, `invalid_argument: request does not fit echo.HelloRequest`, `unknown field "nmae"`)
+}
+
+// TestCallUsage checks the command-line errors: exit status 2 with a
+// message saying what is wrong, before any connection.
+func TestCallUsage(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		msg  string
+	}{
+		{"malformed JSON", []string{"call", "s", "E", `{"name":`}, "the request is not valid JSON: unexpected end of JSON input"},
+		{"JSON syntax error", []string{"call", "s", "E", `{name: "x"}`}, "the request is not valid JSON: invalid character 'n' looking for beginning of object key string (at byte 2"},
+		{"not an object", []string{"call", "s", "E", `[1,2]`}, "the request must be a JSON object"},
+		{"null", []string{"call", "s", "E", `null`}, "the request must be a JSON object"},
+		{"missing endpoint", []string{"call", "s"}, "missing <endpoint>"},
+		{"missing both", []string{"call"}, "missing <service> and <endpoint>"},
+		{"too many", []string{"call", "s", "E", "{}", "x"}, "too many arguments"},
+		{"bad service", []string{"call", "9s", "E"}, `invalid service name "9s"`},
+		{"bad endpoint", []string{"call", "s", "a.b"}, `invalid endpoint name "a.b"`},
+		{"bad transport", []string{"call", "s", "E", "--transport", "smoke"}, `invalid --transport "smoke"`},
+		{"bad registry", []string{"call", "s", "E", "--registry", "consul"}, `invalid --registry "consul"`},
+		{"grpc without addr", []string{"call", "s", "E", "--transport", "grpc"}, "--transport grpc needs --addr"},
+		{"nats with addr", []string{"call", "s", "E", "--transport", "nats", "--addr", "x:1"}, "--addr is for HTTP and gRPC"},
+		{"addr and registry", []string{"call", "s", "E", "--addr", "x:1", "--registry", "nats"}, "--addr and --registry exclude each other"},
+		{"grpc with scheme", []string{"call", "s", "E", "--transport", "grpc", "--addr", "http://x:1"}, "want host:port, without a scheme"},
+		{"bad timeout", []string{"call", "s", "E", "--timeout", "0s"}, "invalid --timeout 0s"},
+		{"malformed timeout", []string{"call", "s", "E", "--timeout", "soon"}, `invalid argument "soon" for "--timeout"`},
+		{"unknown flag", []string{"call", "s", "E", "--bogus"}, "unknown flag: --bogus"},
+		{"unknown command", []string{"cal"}, `unknown command "cal" for "ferry"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ferryCmd(t, tt.args...).want(t, exitUsage, tt.msg, "--help' for usage.")
+		})
+	}
+}

@@ -1,0 +1,16 @@
+// Command ferry is Ferry's command-line tool: it scaffolds new services,
+// calls them over HTTP, gRPC or NATS, lists the running ones and describes
+// their endpoints.
+//
+//	go install github.com/ferry-go/ferry/cmd/ferry@latest
+//
+//	ferry new demo                                  # a service module in ./demo
+//	ferry call demo Hello '{"name":"Ada"}'          # over NATS
+//	ferry call demo Hello '{"name":"Ada"}' --addr localhost:9090
+//	ferry services                                  # registry + $SRV discovery
+//	ferry describe demo --grpc localhost:9090       # request/response schemas
+//
+// Exit status: 0 on success, 1 when the command ran and failed (the error's
+// canonical code and message go to stderr), 2 when the command line itself
+// is wrong (unknown flag, missing argument, malformed JSON, invalid name).
+package main
