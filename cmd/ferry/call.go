@@ -157,7 +157,10 @@ func runCall(cmd *cobra.Command, argv []string, o *callOptions) error {
 		out, err = callNATS(ctx, o, service, endpoint, body)
 	}
 	if err != nil {
-		if errs.CodeOf(err) == errs.DeadlineExceeded && ctx.Err() != nil {
+		// The server may give up first: it got the same deadline and
+		// cancels the call a moment before the caller's own timer fires.
+		dl, hasDL := ctx.Deadline()
+		if errs.CodeOf(err) == errs.DeadlineExceeded && (ctx.Err() != nil || hasDL && time.Until(dl) < 100*time.Millisecond) {
 			return annotate(err, fmt.Sprintf("no reply from %s.%s within --timeout %v", service, endpoint, o.timeout))
 		}
 		return err
