@@ -29,8 +29,8 @@ import (
 
 // Msg is the JSON workload: the same struct for raw and Ferry.
 type Msg struct {
-	Text string `json:"text"`
-	Num  int64  `json:"num"`
+	Text string `json:"text" validate:"required"`
+	Num  int64  `json:"num" validate:"gte=0"`
 }
 
 var payload = &Msg{Text: "hello, this is a benchmark payload of modest size", Num: 42}
