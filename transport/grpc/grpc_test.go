@@ -523,6 +523,21 @@ func TestHealthAndStop(t *testing.T) {
 		}
 	}
 
+	// Readiness drives health: NOT_SERVING and back.
+	for _, serving := range []bool{false, true} {
+		tr.SetServing(serving)
+		want := healthpb.HealthCheckResponse_NOT_SERVING
+		if serving {
+			want = healthpb.HealthCheckResponse_SERVING
+		}
+		for _, svc := range []string{"", "greeter.Greeter"} {
+			resp, err := hc.Check(testContext(t), &healthpb.HealthCheckRequest{Service: svc})
+			if err != nil || resp.GetStatus() != want {
+				t.Errorf("after SetServing(%v): Check(%q) = %v, %v, want %v", serving, svc, resp.GetStatus(), err, want)
+			}
+		}
+	}
+
 	watchCtx, stopWatch := context.WithCancel(testContext(t))
 	defer stopWatch()
 	watch, err := hc.Watch(watchCtx, &healthpb.HealthCheckRequest{})

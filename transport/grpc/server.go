@@ -108,6 +108,7 @@ type Server struct {
 	lis     net.Listener
 	gs      *grpc.Server
 	health  *health.Server
+	name    string        // the health service name
 	served  chan struct{} // closed when Serve returns
 }
 
@@ -210,7 +211,7 @@ func (t *Server) Start(ctx context.Context, s *server.Server) error {
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(ServiceName(s.Name()), healthpb.HealthCheckResponse_SERVING)
 
-	t.started, t.lis, t.gs, t.health = true, lis, gs, hs
+	t.started, t.lis, t.gs, t.health, t.name = true, lis, gs, hs, ServiceName(s.Name())
 	t.served = make(chan struct{})
 	logger := s.Logger()
 	go func() {
@@ -220,6 +221,25 @@ func (t *Server) Start(ctx context.Context, s *server.Server) error {
 		}
 	}()
 	return nil
+}
+
+// SetServing sets the health status of "" and of the service to SERVING
+// or NOT_SERVING, so gRPC health checks follow the service's readiness —
+// e.g. telemetry.Admin's OnDrain, or a dependency going down. It does
+// nothing before Start or after Stop.
+func (t *Server) SetServing(serving bool) {
+	t.mu.Lock()
+	hs, name := t.health, t.name
+	t.mu.Unlock()
+	if hs == nil {
+		return
+	}
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if serving {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	hs.SetServingStatus("", st)
+	hs.SetServingStatus(name, st)
 }
 
 // Stop marks every service NOT_SERVING in health, stops accepting calls and
