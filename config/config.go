@@ -17,6 +17,8 @@ type Config struct {
 	Broker     Broker       `mapstructure:"broker"`
 	Middleware []Middleware `mapstructure:"middleware" doc:"server middleware by name with settings, outermost first (recovery is always on); file only" validate:"dive"`
 	Log        Log          `mapstructure:"log"`
+	Telemetry  Telemetry    `mapstructure:"telemetry"`
+	Admin      Admin        `mapstructure:"admin"`
 	// ShutdownTimeout bounds the graceful drain.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout" doc:"how long a stop may drain in-flight work" validate:"gt=0"`
 	// AdvertiseHost replaces an unspecified listen host in registered
@@ -147,6 +149,27 @@ type Log struct {
 	Format string `mapstructure:"format" doc:"text or json" validate:"oneof=text json"`
 }
 
+// Telemetry configures tracing, metrics and access logs (package
+// telemetry). Traces leave the process only with an OTLP endpoint (here or
+// in OTEL_EXPORTER_OTLP_ENDPOINT) or stdout; metrics are served on the
+// admin port.
+type Telemetry struct {
+	Enabled       bool     `mapstructure:"enabled" doc:"trace, measure and log every call and event"`
+	OTLPEndpoint  string   `mapstructure:"otlp_endpoint" doc:"OTLP/HTTP trace endpoint, host:port or URL; empty: OTEL_EXPORTER_OTLP_* env, if set"`
+	OTLPInsecure  bool     `mapstructure:"otlp_insecure" doc:"send OTLP over plain HTTP (host:port endpoints)"`
+	Stdout        bool     `mapstructure:"stdout" doc:"write spans as JSON to stdout"`
+	Sampler       string   `mapstructure:"sampler" doc:"an OTEL_TRACES_SAMPLER name; empty: OTEL_TRACES_SAMPLER, else parentbased_always_on" validate:"omitempty,oneof=always_on always_off traceidratio parentbased_always_on parentbased_always_off parentbased_traceidratio"`
+	SamplerRatio  float64  `mapstructure:"sampler_ratio" doc:"ratio for the traceidratio samplers" validate:"gte=0,lte=1"`
+	AccessLog     bool     `mapstructure:"access_log" doc:"one log line per call and event"`
+	SecretHeaders []string `mapstructure:"secret_headers" doc:"metadata keys never logged, besides authorization, cookie, x-api-key and the like"`
+}
+
+// Admin configures the admin HTTP server: /metrics, /livez, /readyz.
+type Admin struct {
+	Enabled bool   `mapstructure:"enabled" doc:"serve /metrics, /livez and /readyz"`
+	Addr    string `mapstructure:"addr" doc:"admin listen address, host:port" validate:"required_if=Enabled true,omitempty,listen_addr"`
+}
+
 // Default returns the configuration used where no source sets a key: HTTP
 // on :8080, gRPC on :9090, NATS on an embedded server (port 4222, with
 // JetStream), no registry, no broker, info logs as text. Service.Name has
@@ -169,6 +192,8 @@ func Default() Config {
 			JetStream: BrokerJetStream{Prefetch: 64, DeadLetterStream: true, DeadLetterReplicas: 1},
 		},
 		Log:             Log{Level: "info", Format: "text"},
+		Telemetry:       Telemetry{Enabled: true, AccessLog: true},
+		Admin:           Admin{Enabled: true, Addr: ":9464"},
 		ShutdownTimeout: 15 * time.Second,
 	}
 }

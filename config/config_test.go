@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -217,7 +219,7 @@ func TestPortInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	file := writeFile(t, "ferry.yaml", "service: {name: x}\ntransports: {grpc: {enabled: false}, nats: {enabled: false}, http: {addr: '"+ln.Addr().String()+"'}}\n")
+	file := writeFile(t, "ferry.yaml", "service: {name: x}\nadmin: {enabled: false}\ntransports: {grpc: {enabled: false}, nats: {enabled: false}, http: {addr: '"+ln.Addr().String()+"'}}\n")
 	cfg, err := config.Load(config.Sources{File: file, Env: env()})
 	if err != nil {
 		t.Fatal(err)
@@ -258,6 +260,7 @@ transports:
   nats: {enabled: false}
 registry: {kind: memory}
 log: {level: error}
+admin: {addr: "127.0.0.1:0"}
 `)
 	grpcNATS := writeFile(t, "grpc-nats.yaml", `
 service: {name: echo}
@@ -269,6 +272,7 @@ nats:
   embedded: {port: 0, jetstream: false}
 registry: {kind: memory}
 log: {level: error}
+admin: {addr: "127.0.0.1:0"}
 `)
 	for _, tc := range []struct {
 		file string
@@ -336,6 +340,7 @@ func TestNATSOnlyForRegistry(t *testing.T) {
 		"FERRY_SERVICE_NAME", "echo", "FERRY_TRANSPORTS_HTTP_ADDR", "127.0.0.1:0",
 		"FERRY_TRANSPORTS_GRPC_ENABLED", "false", "FERRY_TRANSPORTS_NATS_ENABLED", "false",
 		"FERRY_NATS_EMBEDDED_PORT", "0", "FERRY_REGISTRY_KIND", "nats", "FERRY_LOG_LEVEL", "error",
+		"FERRY_ADMIN_ADDR", "127.0.0.1:0",
 	)})
 	if err != nil {
 		t.Fatal(err)
@@ -383,6 +388,60 @@ func TestReference(t *testing.T) {
 	for _, k := range config.Keys() {
 		if !strings.Contains(got, "`"+k+"`") || !strings.Contains(got, config.EnvName(k)) {
 			t.Errorf("reference misses %s", k)
+		}
+	}
+}
+
+// TestTelemetryFromConfig: by default a configured service measures every
+// call and serves /metrics, /livez and /readyz on the admin address.
+func TestTelemetryFromConfig(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminAddr := ln.Addr().String()
+	ln.Close()
+	cfg, err := config.Load(config.Sources{Env: env(
+		"FERRY_SERVICE_NAME", "echo", "FERRY_TRANSPORTS_HTTP_ADDR", "127.0.0.1:0", "FERRY_TRANSPORTS_GRPC_ENABLED", "false",
+		"FERRY_TRANSPORTS_NATS_ENABLED", "false", "FERRY_REGISTRY_KIND", "memory", "FERRY_LOG_LEVEL", "error",
+		"FERRY_ADMIN_ADDR", adminAddr,
+	)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := config.NewService(cfg, register)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop(ctx)
+	c, err := fhttp.NewClient(svc.Instance().Endpoints[0].Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := transport.Invoke[echoMsg, echoMsg](ctx, c, "echo", "Echo", &echoMsg{Text: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + adminAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, `rpc_server_duration_seconds_count{`) || !strings.Contains(body, `rpc_method="Echo"`) {
+		t.Errorf("/metrics = %d, want the call's duration histogram; got:\n%.2000s", code, body)
+	}
+	for _, p := range []string{"/livez", "/readyz"} {
+		if code, body := get(p); code != 200 {
+			t.Errorf("%s = %d %s, want 200", p, code, body)
 		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 	natsreg "github.com/ferry-go/ferry/registry/nats"
 	"github.com/ferry-go/ferry/registry/static"
 	"github.com/ferry-go/ferry/server"
+	"github.com/ferry-go/ferry/telemetry"
 	fgrpc "github.com/ferry-go/ferry/transport/grpc"
 	fhttp "github.com/ferry-go/ferry/transport/http"
 	"github.com/nats-io/nats.go"
@@ -249,6 +250,28 @@ func NewService(cfg *Config, register func(*ferry.Service, *server.Server), opts
 		return nil, &Error{Problems: problems}
 	}
 
+	var tel *telemetry.Telemetry
+	if cfg.Telemetry.Enabled || cfg.Admin.Enabled {
+		tc := cfg.Telemetry
+		var err error
+		tel, err = telemetry.Setup(context.Background(), telemetry.Config{
+			ServiceName: cfg.Service.Name, ServiceVersion: cfg.Service.Version,
+			OTLPEndpoint: tc.OTLPEndpoint, OTLPInsecure: tc.OTLPInsecure, Stdout: tc.Stdout,
+			Sampler: tc.Sampler, SamplerRatio: tc.SamplerRatio,
+			Logger: logger, SecretHeaders: tc.SecretHeaders,
+		})
+		if err != nil {
+			return nil, &Error{Problems: []Problem{{Key: "telemetry", Source: cfg.Source("telemetry.enabled"), Message: err.Error()}}}
+		}
+		if cfg.Telemetry.Enabled {
+			tm := []middleware.Middleware{tel.Tracing(), tel.Metrics()}
+			if cfg.Telemetry.AccessLog {
+				tm = append(tm, tel.AccessLog())
+			}
+			mws = append(tm, mws...) // outermost: they see what the configured middleware decide
+		}
+	}
+
 	srvOpts := []server.Option{server.WithVersion(cfg.Service.Version), server.WithLogger(logger)}
 	if cfg.Service.Description != "" {
 		srvOpts = append(srvOpts, server.WithDescription(cfg.Service.Description))
@@ -259,6 +282,15 @@ func NewService(cfg *Config, register func(*ferry.Service, *server.Server), opts
 	srv := server.New(cfg.Service.Name, append(srvOpts, bo.server...)...)
 
 	sopts := []ferry.Option{ferry.WithLogger(logger), ferry.WithShutdownTimeout(cfg.ShutdownTimeout)}
+	var admin *telemetry.Admin
+	if tel != nil {
+		// First: the providers flush last, after everything else stopped.
+		sopts = append(sopts, ferry.WithComponent(shutdownComponent(tel.Shutdown)))
+		if cfg.Admin.Enabled {
+			admin = tel.Admin(cfg.Admin.Addr)
+			sopts = append(sopts, ferry.WithComponent(&keyedComponent{Component: admin, key: "admin.addr", cfg: cfg}))
+		}
+	}
 	if cfg.AdvertiseHost != "" {
 		sopts = append(sopts, ferry.WithAdvertiseHost(cfg.AdvertiseHost))
 	}
@@ -267,6 +299,7 @@ func NewService(cfg *Config, register func(*ferry.Service, *server.Server), opts
 		if t.HTTP.TLS.CertFile != "" {
 			tc, err := loadTLS(t.HTTP.TLS)
 			if err != nil {
+				_ = shutdownTel(tel)
 				return nil, &Error{Problems: []Problem{{Key: "transports.http.tls.cert_file", Source: cfg.Source("transports.http.tls.cert_file"), Value: t.HTTP.TLS.CertFile, Message: err.Error()}}}
 			}
 			hopts = append(hopts, fhttp.WithTLS(tc))
@@ -278,11 +311,16 @@ func NewService(cfg *Config, register func(*ferry.Service, *server.Server), opts
 		if t.GRPC.TLS.CertFile != "" {
 			tc, err := loadTLS(t.GRPC.TLS)
 			if err != nil {
+				_ = shutdownTel(tel)
 				return nil, &Error{Problems: []Problem{{Key: "transports.grpc.tls.cert_file", Source: cfg.Source("transports.grpc.tls.cert_file"), Value: t.GRPC.TLS.CertFile, Message: err.Error()}}}
 			}
 			gopts = append(gopts, fgrpc.WithServerOptions(grpc.Creds(credentials.NewTLS(tc))))
 		}
-		sopts = append(sopts, ferry.WithTransport(&keyed{Transport: fgrpc.NewServer(t.GRPC.Addr, gopts...), key: "transports.grpc.addr", cfg: cfg}))
+		g := fgrpc.NewServer(t.GRPC.Addr, gopts...)
+		if admin != nil {
+			admin.OnDrain(func() { g.SetServing(false) }) // gRPC health follows /readyz
+		}
+		sopts = append(sopts, ferry.WithTransport(&keyed{Transport: g, key: "transports.grpc.addr", cfg: cfg}))
 	}
 	if natsOn {
 		if t.NATS.Enabled {
@@ -308,14 +346,53 @@ func NewService(cfg *Config, register func(*ferry.Service, *server.Server), opts
 			if err != nil {
 				return nil, fmt.Errorf("broker.kind = %s (from %s): %w", cfg.Broker.Kind, cfg.Source("broker.kind"), err)
 			}
+			if tel != nil && cfg.Telemetry.Enabled {
+				b = tel.Broker(b) // producer spans, published and dead-lettered counts
+			}
 			return b, nil
 		}))
 	}
-	svc := ferry.New(srv, append(sopts, bo.extra...)...)
+	var svc *ferry.Service
+	if admin != nil {
+		if natsOn {
+			admin.AddCheck("nats", telemetry.NATSConnected(func() *nats.Conn { return svc.NATSConn() }))
+		}
+		// Last: at stop, readiness drops before anything drains.
+		sopts = append(sopts, ferry.WithComponent(admin.DrainSignal()))
+	}
+	svc = ferry.New(srv, append(sopts, bo.extra...)...)
 	if register != nil {
 		register(svc, srv)
 	}
 	return svc, nil
+}
+
+// shutdownTel releases telemetry set up for a service that will not run.
+func shutdownTel(t *telemetry.Telemetry) error {
+	if t == nil {
+		return nil
+	}
+	return t.Shutdown(context.Background())
+}
+
+// shutdownComponent runs f at stop.
+type shutdownComponent func(context.Context) error
+
+func (shutdownComponent) Start(context.Context) error      { return nil }
+func (f shutdownComponent) Stop(ctx context.Context) error { return f(ctx) }
+
+// keyedComponent is a component whose start errors name its key.
+type keyedComponent struct {
+	ferry.Component
+	key string
+	cfg *Config
+}
+
+func (k *keyedComponent) Start(ctx context.Context) error {
+	if err := k.Component.Start(ctx); err != nil {
+		return fmt.Errorf("%s (from %s): %w", k.key, k.cfg.Source(k.key), err)
+	}
+	return nil
 }
 
 // keyed is a transport whose start errors name its configuration key.

@@ -67,6 +67,7 @@ nats:
   embedded: {host: 127.0.0.1, port: %d, jetstream: true, store_dir: %q}
 registry: {kind: nats}
 advertise_host: 127.0.0.1
+admin: {addr: "127.0.0.1:0"}
 shutdown_timeout: 5s
 `, httpAddr, grpcAddr, ports[2], filepath.Join(work, "jetstream")), 0o644)
 	if err != nil {
