@@ -142,14 +142,7 @@ func (c *brokerComponent) Stop(ctx context.Context) error {
 		c.b, c.owned = nil, false
 	}
 	c.mu.Unlock()
-	errCh := make(chan error, len(running))
-	for _, sub := range running {
-		go func() { errCh <- sub.Drain(ctx) }()
-	}
-	var list []error
-	for range running {
-		list = append(list, <-errCh)
-	}
+	list := []error{broker.DrainAll(ctx, running)}
 	if owned {
 		list = append(list, b.Close(ctx))
 	}

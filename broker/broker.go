@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/ferry-go/ferry/errs"
@@ -80,6 +81,19 @@ type Subscription interface {
 	// Messages fetched but not yet started are handed back at once. Drain
 	// is idempotent.
 	Drain(ctx context.Context) error
+}
+
+// DrainAll drains every subscription of subs at once, within ctx, and
+// joins their errors: what Broker.Close implementations do with the
+// subscriptions still open.
+func DrainAll[S Subscription](ctx context.Context, subs []S) error {
+	errList := make([]error, len(subs))
+	var wg sync.WaitGroup
+	for i, s := range subs {
+		wg.Go(func() { errList[i] = s.Drain(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errList...)
 }
 
 // ErrClosed is returned by a Broker used after Close, and by Subscribe on a

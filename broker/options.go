@@ -214,6 +214,16 @@ func NewSubscribeConfig(topic string, opts ...SubscribeOption) (SubscribeConfig,
 	return c, nil
 }
 
+// Check reports a configuration not built by NewSubscribeConfig (missing
+// the defaults implementations rely on) as an InvalidArgument error; an
+// implementation calls it first thing in Subscribe.
+func (c *SubscribeConfig) Check(impl, topic string) error {
+	if c.Concurrency < 1 || c.MaxDeliver < 1 || c.AckWait <= 0 || c.Logger == nil {
+		return errs.Newf(errs.InvalidArgument, "%s: subscribe %q: configuration without defaults; build it with broker.NewSubscribeConfig", impl, topic)
+	}
+	return nil
+}
+
 // Delay returns the redelivery delay after a failed delivery attempt
 // (from 1).
 func (c *SubscribeConfig) Delay(attempt int) time.Duration {

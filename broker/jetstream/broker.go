@@ -188,14 +188,14 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 	if h == nil {
 		return nil, errs.Newf(errs.InvalidArgument, "broker/jetstream: subscribe %q: nil handler", topic)
 	}
-	if cfg.Concurrency < 1 || cfg.MaxDeliver < 1 || cfg.AckWait <= 0 {
-		return nil, errs.Newf(errs.InvalidArgument, "broker/jetstream: subscribe %q: configuration without defaults; build it with broker.NewSubscribeConfig", topic)
+	if cfg.Logger == nil {
+		cfg.Logger = b.logger
+	}
+	if err := cfg.Check("broker/jetstream", topic); err != nil {
+		return nil, err
 	}
 	if b.isClosed() {
 		return nil, broker.ErrClosed
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = b.logger
 	}
 	s, err := b.subscribe(ctx, topic, h, cfg)
 	if err != nil {
@@ -235,15 +235,7 @@ func (b *Broker) Close(ctx context.Context) error {
 		subs = append(subs, s)
 	}
 	b.mu.Unlock()
-	errCh := make(chan error, len(subs))
-	for _, s := range subs {
-		go func() { errCh <- s.Drain(ctx) }()
-	}
-	var list []error
-	for range subs {
-		list = append(list, <-errCh)
-	}
-	return errors.Join(list...)
+	return broker.DrainAll(ctx, subs)
 }
 
 // failure turns a JetStream error into an *errs.Error saying what failed.

@@ -225,8 +225,8 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 	if h == nil {
 		return nil, errs.Newf(errs.InvalidArgument, "broker/memory: subscribe %q: nil handler", topic)
 	}
-	if cfg.Concurrency < 1 || cfg.MaxDeliver < 1 || cfg.Logger == nil {
-		return nil, errs.Newf(errs.InvalidArgument, "broker/memory: subscribe %q: configuration without defaults; build it with broker.NewSubscribeConfig", topic)
+	if err := cfg.Check("broker/memory", topic); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, errs.Newf(errs.CodeOf(err), "broker/memory: subscribe %q: %w", topic, err)
@@ -297,16 +297,11 @@ func (b *Broker) Close(ctx context.Context) error {
 	b.mu.Unlock()
 	defer close(b.done)
 
-	errList := make([]error, len(subs))
-	var wg sync.WaitGroup
-	for i, s := range subs {
-		wg.Go(func() { errList[i] = s.Drain(ctx) })
-	}
-	wg.Wait()
+	err := broker.DrainAll(ctx, subs)
 
 	b.mu.Lock()
 	clear(b.seen)
 	b.ids = nil
 	b.mu.Unlock()
-	return errors.Join(errList...)
+	return err
 }

@@ -217,8 +217,8 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 	if h == nil {
 		return nil, errs.Newf(errs.InvalidArgument, "broker/nats: subscribe %q: nil handler", topic)
 	}
-	if cfg.Concurrency < 1 || cfg.Logger == nil {
-		return nil, errs.Newf(errs.InvalidArgument, "broker/nats: subscribe %q: configuration without defaults; build it with broker.NewSubscribeConfig", topic)
+	if err := cfg.Check("broker/nats", topic); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, errs.Newf(errs.CodeOf(err), "broker/nats: subscribe %q: %w", topic, err)
@@ -280,11 +280,5 @@ func (b *Broker) Close(ctx context.Context) error {
 	b.mu.Unlock()
 	defer close(b.done)
 
-	errList := make([]error, len(subs))
-	var wg sync.WaitGroup
-	for i, s := range subs {
-		wg.Go(func() { errList[i] = s.Drain(ctx) })
-	}
-	wg.Wait()
-	return errors.Join(errList...)
+	return broker.DrainAll(ctx, subs)
 }
