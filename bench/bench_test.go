@@ -68,9 +68,12 @@ func echoServer() *server.Server {
 	return s
 }
 
-func startTransport(b *testing.B, t server.Transport) {
+func startTransport(b *testing.B, t server.Transport) { serve(b, t, echoServer()) }
+
+// serve runs s on t until the end of the benchmark.
+func serve(b *testing.B, t server.Transport, s *server.Server) {
 	b.Helper()
-	if err := t.Start(context.Background(), echoServer()); err != nil {
+	if err := t.Start(context.Background(), s); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() {
@@ -127,14 +130,7 @@ func BenchmarkHTTP(b *testing.B) {
 			})
 		})
 		b.Run(fmt.Sprintf("ferry/p%d", p), func(b *testing.B) {
-			t := fhttp.NewServer("127.0.0.1:0")
-			startTransport(b, t)
-			c, err := fhttp.NewClient("http://" + t.Addr().String())
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { _ = c.Close() })
-			benchClient(b, p, c, "Echo")
+			benchClient(b, p, startHTTP(b, echoServer()), "Echo")
 		})
 	}
 }
@@ -144,6 +140,22 @@ func benchClient(b *testing.B, p int, c transport.Client, endpoint string) {
 	run(b, p, func() error {
 		var out Msg
 		if err := c.Invoke(ctx, "bench", endpoint, payload, &out); err != nil {
+			return err
+		}
+		if out.Num != payload.Num {
+			return fmt.Errorf("bad echo %+v", out)
+		}
+		return nil
+	})
+}
+
+// benchDeadlineClient is benchClient with a caller deadline on every call.
+func benchDeadlineClient(b *testing.B, p int, c transport.Client) {
+	run(b, p, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var out Msg
+		if err := c.Invoke(ctx, "bench", "Echo", payload, &out); err != nil {
 			return err
 		}
 		if out.Num != payload.Num {
@@ -223,6 +235,18 @@ func BenchmarkGRPC(b *testing.B) {
 			benchClient(b, p, c, "Echo")
 		})
 	}
+}
+
+// startHTTP serves s over HTTP on loopback and returns a client for it.
+func startHTTP(b *testing.B, s *server.Server) *fhttp.Client {
+	t := fhttp.NewServer("127.0.0.1:0")
+	serve(b, t, s)
+	c, err := fhttp.NewClient("http://" + t.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.Close() })
+	return c
 }
 
 func startGRPC(b *testing.B) *fgrpc.Client {
@@ -305,21 +329,18 @@ func BenchmarkNATS(b *testing.B) {
 			url := startNATS(b)
 			srv, cli := connect(b, url), connect(b, url)
 			startTransport(b, fnats.NewServer(srv))
-			c := fnats.NewClient(cli)
-			run(b, p, func() error {
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer cancel()
-				var out Msg
-				if err := c.Invoke(ctx, "bench", "Echo", payload, &out); err != nil {
-					return err
-				}
-				if out.Num != payload.Num {
-					return fmt.Errorf("bad echo %+v", out)
-				}
-				return nil
-			})
+			benchDeadlineClient(b, p, fnats.NewClient(cli))
 		})
 	}
+}
+
+// transportClient serves the echo server over kind ("http" or "grpc") and
+// returns that transport's own client.
+func transportClient(b *testing.B, kind string) transport.Client {
+	if kind == "grpc" {
+		return startGRPC(b)
+	}
+	return startHTTP(b, echoServer())
 }
 
 // BenchmarkClient measures what client.Client (discovery, P2C selection,
@@ -330,47 +351,12 @@ func BenchmarkClient(b *testing.B) {
 	for _, kind := range []string{"http", "grpc"} {
 		for _, p := range parallelism {
 			b.Run(fmt.Sprintf("%s/transport/p%d", kind, p), func(b *testing.B) {
-				if kind == "grpc" {
-					benchClient(b, p, startGRPC(b), "Echo")
-					return
-				}
-				t := fhttp.NewServer("127.0.0.1:0")
-				startTransport(b, t)
-				c, err := fhttp.NewClient("http://" + t.Addr().String())
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { _ = c.Close() })
-				benchClient(b, p, c, "Echo")
+				benchClient(b, p, transportClient(b, kind), "Echo")
 			})
 			// client.Client always sends a deadline (its default timeout when
 			// the caller has none): this row is the transport client doing so.
 			b.Run(fmt.Sprintf("%s/transport-deadline/p%d", kind, p), func(b *testing.B) {
-				var c transport.Client
-				if kind == "grpc" {
-					c = startGRPC(b)
-				} else {
-					t := fhttp.NewServer("127.0.0.1:0")
-					startTransport(b, t)
-					hc, err := fhttp.NewClient("http://" + t.Addr().String())
-					if err != nil {
-						b.Fatal(err)
-					}
-					b.Cleanup(func() { _ = hc.Close() })
-					c = hc
-				}
-				run(b, p, func() error {
-					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-					defer cancel()
-					var out Msg
-					if err := c.Invoke(ctx, "bench", "Echo", payload, &out); err != nil {
-						return err
-					}
-					if out.Num != payload.Num {
-						return fmt.Errorf("bad echo %+v", out)
-					}
-					return nil
-				})
+				benchDeadlineClient(b, p, transportClient(b, kind))
 			})
 			b.Run(fmt.Sprintf("%s/client/p%d", kind, p), func(b *testing.B) {
 				var t interface {

@@ -8,7 +8,6 @@ import (
 	"github.com/ferry-go/ferry/middleware/validate"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/telemetry"
-	fhttp "github.com/ferry-go/ferry/transport/http"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -37,17 +36,7 @@ func BenchmarkMiddleware(b *testing.B) {
 				}
 				s := server.New("bench", opts...)
 				server.Handle(s, "Echo", func(_ context.Context, m *Msg) (*Msg, error) { return m, nil })
-				t := fhttp.NewServer("127.0.0.1:0")
-				if err := t.Start(context.Background(), s); err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { _ = t.Stop(context.Background()) })
-				c, err := fhttp.NewClient("http://" + t.Addr().String())
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { _ = c.Close() })
-				benchClient(b, p, c, "Echo")
+				benchClient(b, p, startHTTP(b, s), "Echo")
 			})
 		}
 	}
