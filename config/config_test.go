@@ -240,6 +240,27 @@ func TestPortInUse(t *testing.T) {
 	}
 }
 
+// startFromEnv runs a service "echo" configured by kv (environment
+// variables; errors-only logs) until the end of the test.
+func startFromEnv(t *testing.T, kv ...string) (*ferry.Service, context.Context) {
+	t.Helper()
+	cfg, err := config.Load(config.Sources{Env: env(append([]string{"FERRY_SERVICE_NAME", "echo", "FERRY_LOG_LEVEL", "error"}, kv...)...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := config.NewService(cfg, register)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop(ctx) })
+	return svc, ctx
+}
+
 type echoMsg struct {
 	Text string `json:"text"`
 }
@@ -336,25 +357,9 @@ admin: {addr: "127.0.0.1:0"}
 // TestNATSOnlyForRegistry: a NATS registry next to HTTP only connects to
 // NATS (embedded) without serving over it.
 func TestNATSOnlyForRegistry(t *testing.T) {
-	cfg, err := config.Load(config.Sources{Env: env(
-		"FERRY_SERVICE_NAME", "echo", "FERRY_TRANSPORTS_HTTP_ADDR", "127.0.0.1:0",
-		"FERRY_TRANSPORTS_GRPC_ENABLED", "false", "FERRY_TRANSPORTS_NATS_ENABLED", "false",
-		"FERRY_NATS_EMBEDDED_PORT", "0", "FERRY_REGISTRY_KIND", "nats", "FERRY_LOG_LEVEL", "error",
-		"FERRY_ADMIN_ADDR", "127.0.0.1:0",
-	)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := config.NewService(cfg, register)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Stop(ctx)
+	svc, ctx := startFromEnv(t,
+		"FERRY_TRANSPORTS_HTTP_ADDR", "127.0.0.1:0", "FERRY_TRANSPORTS_GRPC_ENABLED", "false", "FERRY_TRANSPORTS_NATS_ENABLED", "false",
+		"FERRY_NATS_EMBEDDED_PORT", "0", "FERRY_REGISTRY_KIND", "nats", "FERRY_ADMIN_ADDR", "127.0.0.1:0")
 	in := svc.Instance()
 	if len(in.Endpoints) != 1 || in.Endpoints[0].Transport != "http" {
 		t.Errorf("registered endpoints = %v, want HTTP only", in.Endpoints)
@@ -401,24 +406,9 @@ func TestTelemetryFromConfig(t *testing.T) {
 	}
 	adminAddr := ln.Addr().String()
 	ln.Close()
-	cfg, err := config.Load(config.Sources{Env: env(
-		"FERRY_SERVICE_NAME", "echo", "FERRY_TRANSPORTS_HTTP_ADDR", "127.0.0.1:0", "FERRY_TRANSPORTS_GRPC_ENABLED", "false",
-		"FERRY_TRANSPORTS_NATS_ENABLED", "false", "FERRY_REGISTRY_KIND", "memory", "FERRY_LOG_LEVEL", "error",
-		"FERRY_ADMIN_ADDR", adminAddr,
-	)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := config.NewService(cfg, register)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Stop(ctx)
+	svc, ctx := startFromEnv(t,
+		"FERRY_TRANSPORTS_HTTP_ADDR", "127.0.0.1:0", "FERRY_TRANSPORTS_GRPC_ENABLED", "false", "FERRY_TRANSPORTS_NATS_ENABLED", "false",
+		"FERRY_REGISTRY_KIND", "memory", "FERRY_ADMIN_ADDR", adminAddr)
 	c, err := fhttp.NewClient(svc.Instance().Endpoints[0].Address)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package config_test
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -18,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferry-go/ferry/config"
 	"github.com/ferry-go/ferry/transport"
 	fgrpc "github.com/ferry-go/ferry/transport/grpc"
 	fhttp "github.com/ferry-go/ferry/transport/http"
@@ -68,31 +66,19 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 // an https:// address) and gRPC serves TLS.
 func TestTLS(t *testing.T) {
 	cert, key, pool := selfSigned(t)
-	cfg, err := config.Load(config.Sources{Env: env(
-		"FERRY_SERVICE_NAME", "echo", "FERRY_TRANSPORTS_NATS_ENABLED", "false", "FERRY_REGISTRY_KIND", "memory", "FERRY_LOG_LEVEL", "error",
+	svc, ctx := startFromEnv(t, "FERRY_TRANSPORTS_NATS_ENABLED", "false", "FERRY_REGISTRY_KIND", "memory",
 		"FERRY_TRANSPORTS_HTTP_ADDR", "127.0.0.1:0", "FERRY_TRANSPORTS_GRPC_ADDR", "127.0.0.1:0", "FERRY_ADMIN_ADDR", "127.0.0.1:0",
 		"FERRY_TRANSPORTS_HTTP_TLS_CERT_FILE", cert, "FERRY_TRANSPORTS_HTTP_TLS_KEY_FILE", key,
-		"FERRY_TRANSPORTS_GRPC_TLS_CERT_FILE", cert, "FERRY_TRANSPORTS_GRPC_TLS_KEY_FILE", key,
-	)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := config.NewService(cfg, register)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Stop(ctx)
+		"FERRY_TRANSPORTS_GRPC_TLS_CERT_FILE", cert, "FERRY_TRANSPORTS_GRPC_TLS_KEY_FILE", key)
 	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	if n := len(svc.Instance().Endpoints); n != 2 {
 		t.Fatalf("registered %d endpoints, want HTTP and gRPC", n)
 	}
 	for _, ep := range svc.Instance().Endpoints {
-		var c transport.Client
+		var (
+			c   transport.Client
+			err error
+		)
 		switch ep.Transport {
 		case "http":
 			if !strings.HasPrefix(ep.Address, "https://") {
