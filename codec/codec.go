@@ -3,7 +3,9 @@
 // Two codecs are built in, chosen by content type:
 //
 //   - JSON ("application/json"): protobuf messages go through protojson,
-//     everything else through encoding/json and its struct tags.
+//     everything else through encoding/json and its struct tags. HTML
+//     characters are not escaped ("a>b" stays "a>b", not "a\u003eb"): the
+//     bytes are for APIs, not for inlining into HTML pages.
 //   - Proto ("application/protobuf"): protobuf messages through
 //     proto.Marshal, plain Go structs through the schema derived from their
 //     fields by package protostruct, so the same bytes are valid protobuf for
@@ -13,9 +15,11 @@
 package codec
 
 import (
+	"bytes"
 	"encoding/json"
 	"mime"
 	"strings"
+	"sync"
 
 	"github.com/ferry-go/ferry/codec/protostruct"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -68,8 +72,41 @@ func (jsonCodec) Marshal(v any) ([]byte, error) {
 	if m, ok := v.(proto.Message); ok {
 		return protojson.Marshal(m)
 	}
-	return json.Marshal(v)
+	return MarshalJSON(v)
 }
+
+// MarshalJSON is json.Marshal without HTML escaping: <, > and & are
+// written as themselves. Transports use it for every JSON body they build.
+func MarshalJSON(v any) ([]byte, error) {
+	jb := jsonBufs.Get().(*jsonBuf)
+	jb.buf.Reset()
+	err := jb.enc.Encode(v)
+	var out []byte
+	if err == nil {
+		b := jb.buf.Bytes()
+		out = append([]byte(nil), b[:len(b)-1]...) // without Encode's newline
+	}
+	if jb.buf.Cap() <= maxPooledJSON {
+		jsonBufs.Put(jb)
+	}
+	return out, err
+}
+
+// maxPooledJSON bounds the buffers kept for reuse, so one huge reply does
+// not pin its memory.
+const maxPooledJSON = 64 << 10
+
+type jsonBuf struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+var jsonBufs = sync.Pool{New: func() any {
+	jb := new(jsonBuf)
+	jb.enc = json.NewEncoder(&jb.buf)
+	jb.enc.SetEscapeHTML(false)
+	return jb
+}}
 
 func (jsonCodec) Unmarshal(data []byte, v any) error {
 	if m, ok := v.(proto.Message); ok {

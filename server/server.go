@@ -224,7 +224,10 @@ func WithEndpointMiddleware(mws ...middleware.Middleware) EndpointOption {
 	return func(e *Endpoint) { e.mws = append(e.mws, mws...) }
 }
 
-// WithIdempotent marks the endpoint as safe to retry and to serve from GET.
+// WithIdempotent marks the endpoint as safe to call more than once: clients
+// retry it after failures that may have reached the handler, and the HTTP
+// transport also serves it from GET /{service}/{Endpoint}, with the request
+// fields as query parameters.
 func WithIdempotent() EndpointOption { return func(e *Endpoint) { e.Idempotent = true } }
 
 // WithRoute adds a REST route served by the HTTP transport besides the

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferry-go/ferry/broker"
 	jsbroker "github.com/ferry-go/ferry/broker/jetstream"
+	"github.com/ferry-go/ferry/ferrytest"
 	"github.com/ferry-go/ferry/natsembed"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -19,13 +20,15 @@ import (
 // TestClusterNodeLoss: on a three-node cluster with an R3 stream, the
 // stream leader is shut down while publishers are mid-way through 3,000
 // messages. Every publish that was acknowledged is consumed afterwards.
+// A publisher retries a message (same ID, so it is stored once) until it
+// is acknowledged, as a real one would: how many tries the leader change
+// cost is reported, not asserted, for it depends on the machine's load.
 func TestClusterNodeLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster")
 	}
 	const total = 3000
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
+	ctx := ferrytest.Context(t)
 	servers, err := natsembed.StartCluster(ctx, 3, natsembed.Options{JetStream: true, StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatalf("StartCluster(3) = %v", err)
@@ -57,11 +60,14 @@ func TestClusterNodeLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leader := info.Cluster.Leader
+	var leader string
+	ferrytest.Eventually(t, "the R3 stream has a leader", func() bool {
+		info, err := stream.Info(ctx)
+		if err == nil && info.Cluster != nil {
+			leader = info.Cluster.Leader
+		}
+		return leader != ""
+	})
 	var victim *natsembed.Server
 	for _, s := range servers {
 		if s.NATS().Name() == leader {
@@ -73,12 +79,13 @@ func TestClusterNodeLoss(t *testing.T) {
 	}
 
 	// Four publishers; each message retried (same ID, so stored once)
-	// until acknowledged or out of attempts.
+	// until acknowledged or the test's time is up.
 	var (
 		acked    sync.Map // n → true
 		nAcked   atomic.Int64
 		nFailed  atomic.Int64
 		retries  atomic.Int64
+		maxTries atomic.Int64
 		next     atomic.Int64
 		wg       sync.WaitGroup
 		killOnce sync.Once
@@ -99,7 +106,7 @@ func TestClusterNodeLoss(t *testing.T) {
 					})
 				}
 				ok := false
-				for attempt := 0; attempt < 5 && !ok; attempt++ {
+				for attempt := 0; !ok && ctx.Err() == nil; attempt++ {
 					if attempt > 0 {
 						retries.Add(1)
 						time.Sleep(100 * time.Millisecond)
@@ -108,6 +115,9 @@ func TestClusterNodeLoss(t *testing.T) {
 					err := broker.Publish(pctx, b, "events.tick", &Job{N: n}, broker.WithID(fmt.Sprintf("tick-%d", n)))
 					cancel()
 					ok = err == nil
+					if ok && int64(attempt+1) > maxTries.Load() {
+						maxTries.Store(int64(attempt + 1)) // racy max, for the report only
+					}
 				}
 				if ok {
 					acked.Store(n, true)
@@ -155,9 +165,8 @@ func TestClusterNodeLoss(t *testing.T) {
 		})
 		return n
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for lost() > 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
+	if err := ferrytest.Poll(ctx, func() bool { return lost() == 0 }); err != nil {
+		t.Logf("waiting for every acknowledged message: %v", err)
 	}
 	mu.Lock()
 	consumed, dups := len(seen), 0
@@ -166,12 +175,12 @@ func TestClusterNodeLoss(t *testing.T) {
 	}
 	mu.Unlock()
 	n := lost()
-	t.Logf("cluster node loss (leader %s shut down after %d publishes): %d acknowledged, %d not (after 5 tries), %d retried publishes; consumed %d distinct (%d redelivered); %d acknowledged messages lost",
-		leader, total/3, nAcked.Load(), nFailed.Load(), retries.Load(), consumed, dups, n)
+	t.Logf("cluster node loss (leader %s shut down after %d publishes): %d acknowledged, %d not, %d retried publishes (at most %d tries for one); consumed %d distinct (%d redelivered); %d acknowledged messages lost",
+		leader, total/3, nAcked.Load(), nFailed.Load(), retries.Load(), maxTries.Load(), consumed, dups, n)
 	if n != 0 {
 		t.Errorf("%d acknowledged messages were never consumed, want 0", n)
 	}
-	if nAcked.Load() < total/2 {
-		t.Errorf("only %d of %d publishes acknowledged: the cluster did not keep serving", nAcked.Load(), total)
+	if nFailed.Load() != 0 {
+		t.Errorf("%d of %d publishes never acknowledged: the cluster did not keep serving", nFailed.Load(), total)
 	}
 }

@@ -299,8 +299,12 @@ func TestDedupe(t *testing.T) {
 }
 
 // TestSlowHandlerNotRedelivered: a handler running four times the ack
-// wait heart-beats, so its message is not redelivered while it runs.
+// wait heart-beats, so its message is not redelivered while it runs. The
+// ack wait is a second so that a beat (every third of it) has two thirds
+// of a second to spare on a loaded machine; a redelivery would start the
+// handler again at once on the subscription's second worker.
 func TestSlowHandlerNotRedelivered(t *testing.T) {
+	const ackWait = time.Second
 	js, _ := newJS(t)
 	ctx := ctxT(t)
 	b := newBroker(t, js, jsbroker.WithStream(jetstream.StreamConfig{Name: "SLOW", Subjects: []string{"slow.>"}}))
@@ -308,11 +312,11 @@ func TestSlowHandlerNotRedelivered(t *testing.T) {
 	done := make(chan struct{})
 	_, err := broker.Subscribe(ctx, b, "slow.work", func(ctx context.Context, e *broker.Event[Job]) error {
 		if runs.Add(1) == 1 {
-			time.Sleep(1200 * time.Millisecond)
+			time.Sleep(4 * ackWait)
 			close(done)
 		}
 		return nil
-	}, broker.Queue("slow"), broker.AckWait(300*time.Millisecond), broker.Concurrency(2))
+	}, broker.Queue("slow"), broker.AckWait(ackWait), broker.Concurrency(2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +324,7 @@ func TestSlowHandlerNotRedelivered(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-done
-	time.Sleep(600 * time.Millisecond)
+	time.Sleep(ackWait) // a redelivery already on its way still arrives
 	if got := runs.Load(); got != 1 {
 		t.Errorf("slow handler ran %d times, want once (heart-beats keep it from redelivery)", got)
 	}

@@ -43,9 +43,9 @@ type subscription struct {
 	workers  sync.WaitGroup     // the Concurrency workers
 
 	mu        sync.Mutex
-	running   map[jetstream.Msg]time.Time // handlers running, since when
-	beatsStop chan struct{}               // closed at the end of Drain
-	beatsDone chan struct{}               // closed when beats returned
+	running   map[jetstream.Msg]struct{} // messages whose handlers run
+	beatsStop chan struct{}              // closed at the end of Drain
+	beatsDone chan struct{}              // closed when beats returned
 
 	drainOnce sync.Once
 	drainErr  error
@@ -111,7 +111,7 @@ func (b *Broker) subscribe(ctx context.Context, topic string, h broker.Handler, 
 		work:      make(chan jetstream.Msg),
 		stopping:  make(chan struct{}),
 		loopDone:  make(chan struct{}),
-		running:   make(map[jetstream.Msg]time.Time),
+		running:   make(map[jetstream.Msg]struct{}),
 		beatsStop: make(chan struct{}),
 		beatsDone: make(chan struct{}),
 	}
@@ -201,7 +201,7 @@ func (s *subscription) handBack(msg jetstream.Msg) {
 func (s *subscription) handle(msg jetstream.Msg) {
 	d := s.delivery(msg)
 	s.mu.Lock()
-	s.running[msg] = time.Now()
+	s.running[msg] = struct{}{}
 	s.mu.Unlock()
 	err := s.run(broker.NewDeliveryContext(s.base, d), d)
 	s.mu.Lock()
@@ -235,12 +235,13 @@ func (s *subscription) run(ctx context.Context, d *broker.Delivery) (err error) 
 }
 
 // beats heart-beats the messages whose handlers run: every AckWait/3 it
-// tells the server that each one that started before the previous tick
-// is still in progress. One goroutine per subscription, not per message.
+// tells the server that each one is still in progress, so a handler's first
+// beat comes at most AckWait/3 after it started and each later one
+// AckWait/3 after the last: two thirds of AckWait to spare for a busy
+// machine. One goroutine per subscription, not per message.
 func (s *subscription) beats() {
 	defer close(s.beatsDone)
-	period := s.cfg.AckWait / 3
-	t := time.NewTicker(period)
+	t := time.NewTicker(s.cfg.AckWait / 3)
 	defer t.Stop()
 	var due []jetstream.Msg
 	for {
@@ -249,13 +250,11 @@ func (s *subscription) beats() {
 			return
 		case <-s.base.Done():
 			return // a drain gave up on the handlers: let the stream redeliver
-		case now := <-t.C:
+		case <-t.C:
 			due = due[:0]
 			s.mu.Lock()
-			for msg, since := range s.running {
-				if now.Sub(since) >= period/2 {
-					due = append(due, msg)
-				}
+			for msg := range s.running {
+				due = append(due, msg)
 			}
 			s.mu.Unlock()
 			for _, msg := range due {

@@ -199,9 +199,12 @@ func TestKeyFuncs(t *testing.T) {
 }
 
 // TestBoundedKeys: churning keys never hold more than WithMaxKeys
-// limiters, and the most recently used keys are the ones kept.
+// limiters, and the most recently used keys are the ones kept. The clock
+// stands still: a used-up key can only get a token back by being evicted
+// and re-created, however slowly the loop runs.
 func TestBoundedKeys(t *testing.T) {
-	l, err := ratelimit.New(1, 1, ratelimit.WithMaxKeys(100))
+	clk := &clock{now: time.Unix(1_800_000_000, 0)}
+	l, err := ratelimit.New(1, 1, ratelimit.WithMaxKeys(100), ratelimit.WithClock(clk.Now))
 	if err != nil {
 		t.Fatal(err)
 	}

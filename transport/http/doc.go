@@ -19,6 +19,10 @@
 // "GET /v1/hello/{name}": the body, for POST, PUT and PATCH, is decoded
 // first, then path wildcards and query parameters are set into request
 // fields by their JSON names. Repeated query parameters fill list fields.
+// An idempotent endpoint (server.WithIdempotent) also answers
+// GET /{service}/{Endpoint}, its request taken from the query string:
+//
+//	curl -s 'localhost:8080/greeter/Hello?name=Ada'
 //
 // Metadata travels as headers both ways. The caller's deadline travels as
 // the Ferry-Timeout-Ms header (whole milliseconds); the server bounds the

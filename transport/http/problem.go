@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ferry-go/ferry/codec"
 	"github.com/ferry-go/ferry/errs"
 )
 
@@ -43,7 +44,7 @@ func statusText(status int) string {
 // writeProblem writes e as a problem+json response with the given status.
 // Reply headers the handler already set stay in place.
 func writeProblem(w http.ResponseWriter, status int, e *errs.Error) {
-	body, err := json.Marshal(problem{
+	body, err := codec.MarshalJSON(problem{
 		Type:    "about:blank",
 		Title:   statusText(status),
 		Status:  status,

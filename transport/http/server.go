@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -325,7 +326,13 @@ func newHandler(srv *server.Server, cfg *serverConfig) (http.Handler, error) {
 		if err := h.handle("POST "+path, rt); err != nil {
 			errList = append(errList, err)
 		}
-		for _, r := range ep.Routes {
+		routes := ep.Routes
+		if ep.Idempotent && !slices.ContainsFunc(routes, func(r server.Route) bool { return r.Method() == http.MethodGet && r.Path() == path }) {
+			// Safe to repeat, so safe to serve from GET: the default path
+			// with the request's fields as query parameters.
+			routes = append(slices.Clip(routes), server.Route{Pattern: http.MethodGet + " " + path})
+		}
+		for _, r := range routes {
 			b, err := newBinder(r, ep.RequestType)
 			if err != nil {
 				errList = append(errList, err)

@@ -78,6 +78,7 @@ func do(t testing.TB, hc *http.Client, method, url, contentType string, body []b
 func greeter(opts ...server.Option) *server.Server {
 	s := server.New("greeter", append([]server.Option{server.WithLogger(quiet)}, opts...)...)
 	server.Handle(s, "Hello", hello)
+	server.Handle(s, "Idem", hello, server.WithIdempotent())
 	server.Handle(s, "Panic", func(context.Context, *helloReq) (*helloResp, error) { panic("secret panic value") })
 	server.Handle(s, "Leak", func(context.Context, *helloReq) (*helloResp, error) {
 		return nil, errors.New("secret internal detail")
@@ -115,6 +116,9 @@ func TestServerStatuses(t *testing.T) {
 		{name: "no route", method: "GET", path: "/a/b/c", status: 404, code: "not_found", detailHas: `"/a/b/c"`},
 		{name: "root", method: "GET", path: "/", status: 404, code: "not_found"},
 		{name: "wrong method", method: "GET", path: "/greeter/Hello", status: 405, code: "unimplemented", allow: "POST"},
+		{name: "idempotent GET", method: "GET", path: "/greeter/Idem?name=Ada", status: 200},
+		{name: "idempotent GET bad param", method: "GET", path: "/greeter/Idem?nope=1", status: 400, code: "invalid_argument", detailHas: "nope"},
+		{name: "idempotent DELETE", method: "DELETE", path: "/greeter/Idem", status: 405, code: "unimplemented", allow: "GET, HEAD, POST"},
 		{name: "bad timeout", method: "POST", path: "/greeter/Hello", hdr: []string{"Ferry-Timeout-Ms", "soon"}, status: 400, code: "invalid_argument", detailHas: "Ferry-Timeout-Ms"},
 		{name: "zero timeout", method: "POST", path: "/greeter/Hello", hdr: []string{"Ferry-Timeout-Ms", "0"}, status: 400, code: "invalid_argument", detailHas: "Ferry-Timeout-Ms"},
 		{name: "huge timeout", method: "POST", path: "/greeter/Hello", hdr: []string{"Ferry-Timeout-Ms", "99999999999999999"}, status: 400, code: "invalid_argument"},
@@ -157,6 +161,11 @@ func TestServerStatuses(t *testing.T) {
 func TestServerReplyBody(t *testing.T) {
 	_, base := start(t, greeter())
 	r := do(t, rawClient(t), "POST", base+"/greeter/Hello", "", []byte(`{"name":"Ada"}`))
+	if got, want := string(r.body), `{"message":"Hello, Ada"}`; got != want {
+		t.Errorf("body = %s, want %s", got, want)
+	}
+	// An idempotent endpoint answers GET with its fields in the query string.
+	r = do(t, rawClient(t), "GET", base+"/greeter/Idem?name=Ada", "", nil)
 	if got, want := string(r.body), `{"message":"Hello, Ada"}`; got != want {
 		t.Errorf("body = %s, want %s", got, want)
 	}

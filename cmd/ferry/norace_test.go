@@ -1,0 +1,6 @@
+//go:build !race
+
+package main
+
+// buildFlags: see race_test.go.
+var buildFlags []string
