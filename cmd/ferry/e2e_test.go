@@ -41,7 +41,7 @@ func TestNewProjectBuildsAndAnswers(t *testing.T) {
 	goCmd := func(verb string, args ...string) {
 		t.Helper()
 		start := time.Now()
-		args = append(append([]string{verb}, buildFlags...), args...)
+		args = append(append([]string{verb}, ferrytest.BuildFlags...), args...)
 		cmd := exec.CommandContext(ctx, goBin, args...)
 		cmd.Dir, cmd.Env = dir, env
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -3,8 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"text/tabwriter"
 
 	"github.com/ferry-go/ferry/cmd/ferry/internal/scaffold"
@@ -30,6 +33,11 @@ a Makefile (build, test, run, docker), a multi-stage Dockerfile for a distroless
 image, Kubernetes manifests (TCP readiness and liveness probes on the HTTP port, a preStop
 sleep so endpoints drain) and a README. Then it runs go mod tidy (unless --no-tidy).
 
+Which Ferry the project builds against: --ferry-version, if given; else, when ferry new runs
+inside a Ferry checkout, or this ferry is a development build (go install ./cmd/ferry from a
+checkout), that checkout, through a replace directive in go.mod (docker build then needs the
+directive removed and a released version required); else this ferry's own version.
+
 The name must be a valid Ferry service name: a letter, then letters, digits, '-' or '_'. The
 module path defaults to the name. An existing non-empty directory is refused.
 
@@ -53,7 +61,7 @@ ferry new last wrote (the hashes are in ` + scaffold.ManifestFile + `). So:
 	f.StringVar(&o.dir, "dir", "", "directory to create the project in (default ./<name>)")
 	f.StringVar(&o.module, "module", "", "Go module path (default <name>)")
 	f.BoolVar(&o.update, "update", false, "refresh Ferry's files of a project ferry new created; never overwrites files you wrote or edited")
-	f.StringVar(&o.ferryReplace, "ferry-replace", "", "add 'replace "+scaffold.FerryModule+" => PATH' to go.mod (a local Ferry checkout)")
+	f.StringVar(&o.ferryReplace, "ferry-replace", "", "add 'replace "+scaffold.FerryModule+" => PATH' to go.mod (a local Ferry checkout; default: the checkout the working directory is in, or the one a development build of ferry came from)")
 	f.StringVar(&o.ferryVersion, "ferry-version", "", "Ferry version go.mod requires (default: this ferry's version, or the latest via go mod tidy for a development build)")
 	f.BoolVar(&o.noTidy, "no-tidy", false, "do not run go mod tidy in the new project")
 	return cmd
@@ -78,6 +86,13 @@ func runNew(cmd *cobra.Command, name string, o *newOptions) error {
 		version = o.ferryVersion
 	}
 	replace := o.ferryReplace
+	if replace == "" && o.ferryVersion == "" {
+		var why string
+		if replace, why = defaultReplace(version); replace != "" {
+			fmt.Fprintf(cmd.ErrOrStderr(), "ferry new: go.mod replaces %s with the checkout at %s (%s); pass --ferry-version to require a release instead\n",
+				scaffold.FerryModule, replace, why)
+		}
+	}
 	if replace != "" {
 		abs, err := filepath.Abs(replace)
 		if err != nil {
@@ -112,7 +127,7 @@ func runNew(cmd *cobra.Command, name string, o *newOptions) error {
 		return err
 	}
 	if !o.noTidy {
-		if err := goModTidy(cmd, dir); err != nil {
+		if err := goModTidy(cmd, dir, replace != ""); err != nil {
 			return err
 		}
 	}
@@ -122,9 +137,52 @@ func runNew(cmd *cobra.Command, name string, o *newOptions) error {
 	return nil
 }
 
+// defaultReplace is the Ferry checkout a new project builds against when
+// the user named neither a version nor a checkout: the one the working
+// directory is in, else the one this development build of ferry was built
+// from (a "(devel)" build knows its source directory unless it was built
+// with -trimpath). why says which, for the message.
+func defaultReplace(version string) (dir, why string) {
+	if wd, err := os.Getwd(); err == nil {
+		if root, ok := ferryCheckout(wd); ok {
+			return root, "the working directory is inside it"
+		}
+	}
+	if version != "(devel)" && version != "(unknown)" && version != "" {
+		return "", "" // a release or pseudo-version: go mod tidy downloads it
+	}
+	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
+		if root, ok := ferryCheckout(filepath.Dir(file)); ok {
+			return root, "this ferry is a development build from it"
+		}
+	}
+	return "", ""
+}
+
+var ferryModuleLine = regexp.MustCompile(`(?m)^module\s+` + regexp.QuoteMeta(scaffold.FerryModule) + `\s*$`)
+
+// ferryCheckout finds the root of the Ferry checkout that dir is in.
+func ferryCheckout(dir string) (string, bool) {
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil {
+			// The nearest go.mod decides: a project inside a checkout is
+			// not the checkout.
+			return dir, ferryModuleLine.Match(b)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", false
+		}
+		dir = parent
+	}
+}
+
 // goModTidy runs go mod tidy in dir, which writes go.sum (and adds the
-// latest Ferry when go.mod requires none).
-func goModTidy(cmd *cobra.Command, dir string) error {
+// latest Ferry when go.mod requires none). replaced says whether go.mod
+// points Ferry at a local checkout; when it does not, a failure is most
+// likely Ferry that cannot be downloaded, and the error says what to do.
+func goModTidy(cmd *cobra.Command, dir string, replaced bool) error {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		fmt.Fprintf(cmd.ErrOrStderr(), "go not found in PATH: run 'go mod tidy' in %s before building\n", dir)
@@ -137,6 +195,11 @@ func goModTidy(cmd *cobra.Command, dir string) error {
 	if err := tidy.Run(); err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
+			if !replaced {
+				return fmt.Errorf("the project is written, but 'go mod tidy' in %s failed (%v). If %s could not be downloaded, "+
+					"build against a local checkout of Ferry instead: cd %s && go mod edit -replace %s=<path to the checkout> && go mod tidy "+
+					"(ferry new --ferry-replace <path> does this for a new project)", dir, ee, scaffold.FerryModule, dir, scaffold.FerryModule)
+			}
 			return fmt.Errorf("the project is written, but 'go mod tidy' in %s failed (%v); fix the cause above and run it again", dir, ee)
 		}
 		return fmt.Errorf("run go mod tidy in %s: %w", dir, err)

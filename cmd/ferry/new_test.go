@@ -2,12 +2,14 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/ferry-go/ferry"
 	"github.com/ferry-go/ferry/cmd/ferry/internal/scaffold"
 )
 
@@ -126,6 +128,10 @@ func TestHelp(t *testing.T) {
 		if !strings.HasPrefix(r.stdout, "ferry ") || !strings.Contains(r.stdout, runtime.Version()) {
 			t.Errorf("ferry %v = %q, want the ferry and Go versions", args, r.stdout)
 		}
+		// A test binary is a development build: it names its source's release.
+		if !strings.Contains(r.stdout, "\nsource "+ferry.Version+"\n") {
+			t.Errorf("ferry %v = %q, want the source's release %s", args, r.stdout, ferry.Version)
+		}
 	}
 	ferryCmd(t, "version", "extra").want(t, exitUsage, `ferry version: takes no arguments, got ["extra"]`)
 	r := ferryCmd(t, "completion", "bash")
@@ -136,5 +142,65 @@ func TestHelp(t *testing.T) {
 	r = ferryCmd(t, "__complete", "call", "s", "E", "--transport", "")
 	if !strings.Contains(r.stdout, "http\ngrpc\nnats\n") {
 		t.Errorf("completion of --transport = %q, want http, grpc and nats", r.stdout)
+	}
+}
+
+// TestNewDefaultsToTheCheckout: run from inside a Ferry checkout (as this
+// test is), ferry new builds the project against that checkout; with
+// --ferry-version it requires the release instead.
+func TestNewDefaultsToTheCheckout(t *testing.T) {
+	root := repoRoot(t)
+	dir := filepath.Join(t.TempDir(), "demo")
+	r := ferryCmd(t, "new", "demo", "--dir", dir, "--no-tidy")
+	r.want(t, exitOK, "go.mod replaces github.com/ferry-go/ferry with the checkout at "+root+" (the working directory is inside it)")
+	gomod, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(gomod), "replace github.com/ferry-go/ferry => "+root+"\n") {
+		t.Errorf("go.mod =\n%s\nwant a replace directive to %s", gomod, root)
+	}
+
+	dir = filepath.Join(t.TempDir(), "demo")
+	r = ferryCmd(t, "new", "demo", "--dir", dir, "--no-tidy", "--ferry-version", "v0.1.0")
+	r.want(t, exitOK)
+	if strings.Contains(r.stderr, "replaces") {
+		t.Errorf("with --ferry-version: stderr = %q, want no replace", r.stderr)
+	}
+	gomod, _ = os.ReadFile(filepath.Join(dir, "go.mod"))
+	if strings.Contains(string(gomod), "replace") || !strings.Contains(string(gomod), "require github.com/ferry-go/ferry v0.1.0") {
+		t.Errorf("go.mod with --ferry-version =\n%s\nwant a require of v0.1.0 and no replace", gomod)
+	}
+}
+
+// TestNewTidyFailureSaysWhatToDo: when Ferry cannot be downloaded (no
+// module proxy here), the error says how to build against a checkout.
+func TestNewTidyFailureSaysWhatToDo(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command in PATH")
+	}
+	t.Setenv("GOPROXY", "off")
+	t.Setenv("GOFLAGS", "-mod=mod")
+	dir := filepath.Join(t.TempDir(), "demo")
+	ferryCmd(t, "new", "demo", "--dir", dir, "--ferry-version", "v0.0.1").want(t, exitFailure,
+		"'go mod tidy' in "+dir+" failed",
+		"cd "+dir+" && go mod edit -replace github.com/ferry-go/ferry=<path to the checkout> && go mod tidy")
+}
+
+func TestFerryCheckout(t *testing.T) {
+	root := repoRoot(t)
+	if got, ok := ferryCheckout(filepath.Join(root, "cmd", "ferry", "internal")); !ok || got != root {
+		t.Errorf("ferryCheckout(inside the checkout) = %q, %v, want %q", got, ok, root)
+	}
+	// A module of its own inside a checkout is not the checkout.
+	other := t.TempDir()
+	if err := os.WriteFile(filepath.Join(other, "go.mod"), []byte("module example.com/demo\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := ferryCheckout(filepath.Join(other)); ok {
+		t.Errorf("ferryCheckout(another module) = %q, want none", got)
+	}
+	if got, ok := ferryCheckout(string(filepath.Separator)); ok {
+		t.Errorf("ferryCheckout(/) = %q, want none", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/ferry-go/ferry"
 	"github.com/ferry-go/ferry/cmd/ferry/internal/scaffold"
 	"github.com/spf13/cobra"
 )
@@ -17,7 +18,8 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print ferry's module version and the Go version it was built with",
 		Long: `Print the version of the Ferry module this ferry binary was built from (as go install
 recorded it: a release such as v0.4.0, a pseudo-version, or "(devel)" for a build from a
-checkout), the VCS revision when known, and the Go version and platform.
+checkout, which also prints the release its source is heading for, ferry.Version), the VCS
+revision when known, and the Go version and platform.
 
 ferry new requires this same Ferry version in the go.mod it writes.`,
 		Example: `  ferry version
@@ -54,6 +56,10 @@ func ferryVersion() string {
 func versionText() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "ferry %s\n", ferryVersion())
+	if v := ferryVersion(); v != ferry.Version && v != strings.TrimSuffix(ferry.Version, "-dev") {
+		// A development build: say which release its source is heading for.
+		fmt.Fprintf(&b, "source %s\n", ferry.Version)
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		var rev, at, dirty string
 		for _, s := range bi.Settings {

@@ -1,6 +1,0 @@
-//go:build !race
-
-package main
-
-// buildFlags: see race_test.go.
-var buildFlags []string

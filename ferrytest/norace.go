@@ -1,0 +1,6 @@
+//go:build !race
+
+package ferrytest
+
+// BuildFlags: see race.go.
+var BuildFlags []string
