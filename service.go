@@ -33,6 +33,16 @@ type Component interface {
 	Stop(ctx context.Context) error
 }
 
+// Listener is implemented by a component that listens on an address of
+// its own which is not a transport (an admin server, say): the service's
+// "started" log line shows it beside the transports' addresses. It is not
+// registered in the registry.
+type Listener interface {
+	// ListenAddr names what listens ("admin") and where
+	// ("http://[::]:9464"); ok is false while it does not listen.
+	ListenAddr() (name, addr string, ok bool)
+}
+
 // Service runs a server.Server over the configured transports and owns
 // their lifecycle. Create it with New; Run it once.
 type Service struct {
@@ -284,8 +294,36 @@ func (s *Service) Start(ctx context.Context) error {
 		s.mu.Unlock()
 	}
 	close(s.ready)
-	s.logger.Info("ferry: started", "service", s.srv.Name(), "version", s.srv.Version())
+	s.logger.Info("ferry: started", append([]any{"service", s.srv.Name(), "version", s.srv.Version()}, s.listening()...)...)
 	return nil
+}
+
+// listening returns, as log attributes, every address the started service
+// serves on: "http", "http://[::]:8080", "grpc", "[::]:9090", "nats",
+// "nats://127.0.0.1:4222", and those of components that are Listeners.
+func (s *Service) listening() []any {
+	var attrs []any
+	for _, c := range s.components {
+		var t any = c
+		if tc, ok := c.(*transportComponent); ok {
+			t = tc.t
+		}
+		switch t := t.(type) {
+		case *natsSetup:
+			if nc := t.conn(); nc != nil && t.serve {
+				attrs = append(attrs, "nats", nc.ConnectedUrl())
+			}
+		case server.Advertiser:
+			if kind, addr, ok := t.Advertise(); ok {
+				attrs = append(attrs, kind, addr)
+			}
+		case Listener:
+			if name, addr, ok := t.ListenAddr(); ok {
+				attrs = append(attrs, name, addr)
+			}
+		}
+	}
+	return attrs
 }
 
 // Stop stops the started components in reverse order of start, each

@@ -284,3 +284,64 @@ func (r *recordingRegistrar) Deregister(context.Context, registry.Instance) erro
 	*r.log = append(*r.log, "deregister")
 	return nil
 }
+
+// listenerComponent is a Component that listens somewhere of its own.
+type listenerComponent struct{ recorder }
+
+func (listenerComponent) ListenAddr() (string, string, bool) {
+	return "admin", "http://127.0.0.1:9", true
+}
+
+// TestStartedLogNamesEveryAddress: the "started" line says where the
+// service can be reached, transport by transport, and where its other
+// listeners are.
+func TestStartedLogNamesEveryAddress(t *testing.T) {
+	ns, err := natsembed.Start(context.Background(), natsembed.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	var (
+		buf syncBuffer
+		mu  sync.Mutex
+		log []string
+	)
+	svc := ferry.New(newServer(),
+		ferry.WithHTTP("127.0.0.1:0"), ferry.WithGRPC("127.0.0.1:0"), ferry.WithNATS(ns.ClientURL()),
+		ferry.WithComponent(listenerComponent{recorder{name: "admin", log: &log, mu: &mu}}),
+		ferry.WithLogger(slog.New(slog.NewTextHandler(&buf, nil))))
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var started string
+	for line := range strings.Lines(buf.String()) {
+		if strings.Contains(line, "ferry: started") {
+			started = line
+		}
+	}
+	for _, want := range []string{"service=svc", "http=http://127.0.0.1:", "grpc=127.0.0.1:", "nats=" + ns.ClientURL(), "admin=http://127.0.0.1:9"} {
+		if !strings.Contains(started, want) {
+			t.Errorf("started log line = %q, want it to contain %q", started, want)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -395,6 +395,14 @@ func (k *keyedComponent) Start(ctx context.Context) error {
 	return nil
 }
 
+// ListenAddr forwards to the component, so the start log shows its address.
+func (k *keyedComponent) ListenAddr() (string, string, bool) {
+	if l, ok := k.Component.(ferry.Listener); ok {
+		return l.ListenAddr()
+	}
+	return "", "", false
+}
+
 // keyed is a transport whose start errors name its configuration key.
 type keyed struct {
 	server.Transport

@@ -210,6 +210,17 @@ func (a *Admin) Start(ctx context.Context) error {
 	return nil
 }
 
+// ListenAddr implements ferry.Listener: "admin" and the URL it serves on,
+// once started.
+func (a *Admin) ListenAddr() (name, addr string, ok bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.lis == nil {
+		return "", "", false
+	}
+	return "admin", "http://" + a.lis.Addr().String(), true
+}
+
 // Stop implements ferry.Component: /readyz goes 503 at once, then after the
 // drain delay the server shuts down gracefully until ctx ends.
 func (a *Admin) Stop(ctx context.Context) error {
