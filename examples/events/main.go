@@ -10,13 +10,14 @@
 //	curl -s -d '{"customer":"ada","amount":4200}' localhost:8081/orders/Place
 //	curl -s -d '{"customer":"ada","amount":500000}' localhost:8081/orders/Place   # over the credit limit: dead letter
 //	curl -s -d '{"customer":"bob","amount":100,"order_id":"o-1"}' localhost:8081/v1/orders  # twice: billed once
-//	nats stream ls
-//	nats stream get FERRY_DEAD_LETTERS 1   # the dead letter, with its ferry-dead-letter-* headers
+//	nats -s localhost:4223 stream ls
+//	nats -s localhost:4223 stream get FERRY_DEAD_LETTERS 1   # the dead letter, with its ferry-dead-letter-* headers
 //
 // With no NATS URL it starts an embedded NATS server with JetStream on
-// 127.0.0.1:4222 (stored in a temporary directory, gone at exit). Flags
+// 127.0.0.1:4223 (stored in a temporary directory, gone at exit), so it runs
+// beside the greeter example (which takes 4222). Flags
 // and environment variables: -http (ORDERS_HTTP_ADDR, default :8081), -nats
-// (NATS_URL), -nats-port (EVENTS_NATS_PORT, default 4222), -failure-rate
+// (NATS_URL), -nats-port (EVENTS_NATS_PORT, default 4223), -failure-rate
 // (BILLING_FAILURE_RATE, default 0.3).
 package main
 
@@ -58,7 +59,7 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	var c config
 	fs.StringVar(&c.httpAddr, "http", env("ORDERS_HTTP_ADDR", ":8081"), "orders HTTP listen address (env ORDERS_HTTP_ADDR)")
 	fs.StringVar(&c.natsURL, "nats", env("NATS_URL", ""), "NATS server URL, with JetStream; empty starts an embedded server (env NATS_URL)")
-	port, err := strconv.Atoi(env("EVENTS_NATS_PORT", "4222"))
+	port, err := strconv.Atoi(env("EVENTS_NATS_PORT", "4223"))
 	if err != nil {
 		return c, fmt.Errorf("EVENTS_NATS_PORT: %w", err)
 	}

@@ -133,7 +133,7 @@ func TestParseFlags(t *testing.T) {
 	c, err := parseFlags(nil, func(k string) string {
 		return map[string]string{"ORDERS_HTTP_ADDR": ":9999", "BILLING_FAILURE_RATE": "0.1"}[k]
 	})
-	if err != nil || c.httpAddr != ":9999" || c.failureRate != 0.1 || c.natsPort != 4222 {
+	if err != nil || c.httpAddr != ":9999" || c.failureRate != 0.1 || c.natsPort != 4223 {
 		t.Errorf("parseFlags(env) = %+v, %v", c, err)
 	}
 	if _, err := parseFlags([]string{"-failure-rate", "2"}, func(string) string { return "" }); err == nil {

@@ -9,9 +9,9 @@
 // and every span lands in the same trace.
 //
 //	go run ./examples/tracing
-//	curl -s -d '{"name":"Ada"}' localhost:8080/frontend/Hello
-//	curl -s localhost:9464/metrics | grep rpc_server_duration
-//	curl -s localhost:9464/readyz
+//	curl -s -d '{"name":"Ada"}' localhost:8082/frontend/Hello
+//	curl -s localhost:9465/metrics | grep rpc_server_duration
+//	curl -s localhost:9465/readyz
 //
 // Spans go to stdout as JSON by default. With the standard OTLP variables
 // set they go to a collector instead, e.g. Jaeger:
@@ -20,7 +20,8 @@
 //	OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 go run ./examples/tracing
 //
 // An embedded NATS server (127.0.0.1, random port) carries the middle hop.
-// Flags: -http (:8080), -grpc (127.0.0.1:9090), -admin (:9464).
+// Flags: -http (:8082), -grpc (127.0.0.1:9092), -admin (:9465): ports of
+// their own, so it runs beside the other examples.
 package main
 
 import (
@@ -192,9 +193,9 @@ func (a *app) stop(ctx context.Context) error {
 
 func main() {
 	var cfg config
-	flag.StringVar(&cfg.httpAddr, "http", ":8080", "frontend HTTP address")
-	flag.StringVar(&cfg.grpcAddr, "grpc", "127.0.0.1:9090", "backend gRPC address")
-	flag.StringVar(&cfg.adminAddr, "admin", ":9464", "admin address (/metrics, /livez, /readyz)")
+	flag.StringVar(&cfg.httpAddr, "http", ":8082", "frontend HTTP address")
+	flag.StringVar(&cfg.grpcAddr, "grpc", "127.0.0.1:9092", "backend gRPC address")
+	flag.StringVar(&cfg.adminAddr, "admin", ":9465", "admin address (/metrics, /livez, /readyz)")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -204,7 +205,9 @@ func main() {
 		logger.Error("tracing example", "err", err)
 		os.Exit(1)
 	}
-	logger.Info("try: curl -s -d '{\"name\":\"Ada\"}' localhost" + portOf(cfg.httpAddr) + "/frontend/Hello")
+	logger.Info("tracing example: ready", "frontend", "http://"+a.http.Addr().String(), "middle", a.nats.ClientURL(),
+		"backend", a.grpc.Addr().String(), "admin", "http://"+a.admin.Addr().String(),
+		"try", "curl -s -d '{\"name\":\"Ada\"}' localhost"+portOf(cfg.httpAddr)+"/frontend/Hello")
 	<-ctx.Done()
 	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
