@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferry-go/ferry"
+	"github.com/ferry-go/ferry/ferrytest"
 	"github.com/ferry-go/ferry/natsembed"
 	"github.com/ferry-go/ferry/registry"
 	"github.com/ferry-go/ferry/registry/memory"
@@ -302,7 +303,7 @@ func TestStartedLogNamesEveryAddress(t *testing.T) {
 	}
 	defer ns.Shutdown()
 	var (
-		buf syncBuffer
+		buf ferrytest.Buffer
 		mu  sync.Mutex
 		log []string
 	)
@@ -327,21 +328,4 @@ func TestStartedLogNamesEveryAddress(t *testing.T) {
 			t.Errorf("started log line = %q, want it to contain %q", started, want)
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -6,7 +6,6 @@
 package examples_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -365,14 +363,14 @@ func (r *runner) run(t *testing.T, text string) string {
 // proc is a server started by the test.
 type proc struct {
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *ferrytest.Buffer
 	done chan struct{}
 	err  error
 }
 
 func (r *runner) start(t *testing.T, text string) *proc {
 	t.Helper()
-	p := &proc{out: new(lockedBuffer), done: make(chan struct{})}
+	p := &proc{out: new(ferrytest.Buffer), done: make(chan struct{})}
 	p.cmd = exec.Command("bash", "-c", text)
 	p.cmd.Dir = r.root
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -430,21 +428,4 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

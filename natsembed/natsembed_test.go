@@ -1,7 +1,6 @@
 package natsembed_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -9,10 +8,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/ferry-go/ferry/ferrytest"
 	"github.com/ferry-go/ferry/natsembed"
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
@@ -198,7 +197,7 @@ func TestStartCanceledContext(t *testing.T) {
 }
 
 func TestLogger(t *testing.T) {
-	var out lockedBuffer
+	var out ferrytest.Buffer
 	l := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	s, err := natsembed.Start(testCtx(t), natsembed.Options{Logger: l})
 	if err != nil {
@@ -214,22 +213,4 @@ func TestLogger(t *testing.T) {
 	if strings.Contains(got, "level=DEBUG") {
 		t.Errorf("log output has DEBUG lines with an Info logger:\n%s", got)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for the server's logging goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -1,12 +1,10 @@
 package telemetry_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/ferry-go/ferry/errs"
@@ -16,29 +14,12 @@ import (
 	"github.com/ferry-go/ferry/transport"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestAccessLog: one line per call on every transport, with trace_id and
 // span_id of the server span; secret metadata (built-in and user-listed)
 // never appears, even with metadata logging on; levels follow the code.
 func TestAccessLog(t *testing.T) {
 	tp, _ := newTracer(t)
-	var buf syncBuffer
+	var buf ferrytest.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := server.New("logged", server.WithMiddleware(
 		telemetry.Tracing(tp, nil),

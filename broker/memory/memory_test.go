@@ -1,10 +1,8 @@
 package memory_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,26 +36,6 @@ func TestConformance(t *testing.T) {
 	ferrytest.BrokerConformance(t, ferrytest.BrokerCaps{Redelivery: true, DeadLetter: true, Dedupe: true, Ordered: true},
 		func(t testing.TB) broker.Broker { return newBroker(t) })
 }
-
-// logBuffer is a slog destination tests can read.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
 
 func config(t *testing.T, topic string, opts ...broker.SubscribeOption) broker.SubscribeConfig {
 	t.Helper()
@@ -264,14 +242,14 @@ func TestRedeliveryDoesNotBlockWorkers(t *testing.T) {
 
 func TestRawPanicRedelivered(t *testing.T) {
 	b := newBroker(t)
-	var logs logBuffer
+	var logs ferrytest.Buffer
 	ch, ok := deliveries(1)
 	subscribe(t, b, "raw.panic", func(ctx context.Context, d *broker.Delivery) error {
 		if d.Attempt == 1 {
 			panic("boom")
 		}
 		return ok(ctx, d)
-	}, broker.Backoff(time.Millisecond), broker.WithLogger(logs.logger()))
+	}, broker.Backoff(time.Millisecond), broker.WithLogger(logs.Logger()))
 	publish(t, b, &broker.Message{Topic: "raw.panic"})
 	if d := next(t, ch, "after a panic"); d.Attempt != 2 {
 		t.Errorf("after a panic: attempt %d, want 2", d.Attempt)
@@ -283,14 +261,14 @@ func TestRawPanicRedelivered(t *testing.T) {
 
 func TestDeadLetterDisabledLogs(t *testing.T) {
 	b := newBroker(t)
-	var logs logBuffer
+	var logs ferrytest.Buffer
 	var calls atomic.Int64
 	dlq, h := deliveries(1)
 	subscribe(t, b, "dlq.>", h)
 	subscribe(t, b, "nodlq.x", func(context.Context, *broker.Delivery) error {
 		calls.Add(1)
 		return errors.New("always")
-	}, broker.MaxDeliver(2), broker.Backoff(time.Millisecond), broker.DeadLetter(""), broker.WithLogger(logs.logger()))
+	}, broker.MaxDeliver(2), broker.Backoff(time.Millisecond), broker.DeadLetter(""), broker.WithLogger(logs.Logger()))
 	publish(t, b, &broker.Message{Topic: "nodlq.x", ID: "lost-1"})
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(logs.String(), "lost-1") && time.Now().Before(deadline) {
@@ -336,13 +314,13 @@ func TestDrainHandsBackToOtherMember(t *testing.T) {
 
 func TestDrainLastMemberDrops(t *testing.T) {
 	b := newBroker(t)
-	var logs logBuffer
+	var logs ferrytest.Buffer
 	started := make(chan struct{}, 1)
 	sub, err := b.Subscribe(context.Background(), "last.one", func(ctx context.Context, d *broker.Delivery) error {
 		started <- struct{}{}
 		<-ctx.Done()
 		return ctx.Err()
-	}, config(t, "last.one", broker.Queue("solo"), broker.Concurrency(1), broker.WithLogger(logs.logger())))
+	}, config(t, "last.one", broker.Queue("solo"), broker.Concurrency(1), broker.WithLogger(logs.Logger())))
 	if err != nil {
 		t.Fatal(err)
 	}

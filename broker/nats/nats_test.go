@@ -1,12 +1,10 @@
 package nats_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,26 +41,6 @@ func TestConformance(t *testing.T) {
 		return newBroker(t, ferrytest.Connect(t, s.ClientURL()))
 	})
 }
-
-// logBuffer is a slog destination tests can read.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
 
 // waitFor polls cond for up to 5s.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -284,7 +262,7 @@ func TestStreamDeduplicatesByID(t *testing.T) {
 func TestHandlerFailureLoggedAndDropped(t *testing.T) {
 	s := ferrytest.NATS(t)
 	b := newBroker(t, ferrytest.Connect(t, s.ClientURL()))
-	var logs logBuffer
+	var logs ferrytest.Buffer
 	var calls atomic.Int64
 	ok := make(chan *broker.Delivery, 1)
 	subscribe(t, b, "fail.x", func(_ context.Context, d *broker.Delivery) error {
@@ -296,7 +274,7 @@ func TestHandlerFailureLoggedAndDropped(t *testing.T) {
 		}
 		ok <- d
 		return nil
-	}, broker.WithLogger(logs.logger()), broker.Concurrency(1))
+	}, broker.WithLogger(logs.Logger()), broker.Concurrency(1))
 	for _, id := range []string{"a", "b", "c"} {
 		if err := b.Publish(context.Background(), &broker.Message{Topic: "fail.x", ID: id}); err != nil {
 			t.Fatal(err)
@@ -321,14 +299,14 @@ func TestSlowConsumerLogged(t *testing.T) {
 	s := ferrytest.NATS(t)
 	nc := ferrytest.Connect(t, s.ClientURL())
 	b := newBroker(t, nc, natsbroker.WithPendingLimits(2, -1))
-	var logs logBuffer
+	var logs ferrytest.Buffer
 	release := make(chan struct{})
 	var handled atomic.Int64
 	subscribe(t, b, "slow.x", func(context.Context, *broker.Delivery) error {
 		<-release
 		handled.Add(1)
 		return nil
-	}, broker.WithLogger(logs.logger()), broker.Concurrency(1))
+	}, broker.WithLogger(logs.Logger()), broker.Concurrency(1))
 	for range 20 {
 		if err := b.Publish(context.Background(), &broker.Message{Topic: "slow.x"}); err != nil {
 			t.Fatal(err)

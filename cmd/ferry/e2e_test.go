@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -154,9 +152,9 @@ func freePorts(t *testing.T, n int) []int {
 // startProcess starts bin in dir until the end of the test, then stops it
 // with SIGTERM (a SIGKILL after 15s) and fails the test unless it exited
 // cleanly. It returns the process's output, safe to read at any time.
-func startProcess(t *testing.T, dir, bin string, args ...string) *syncBuffer {
+func startProcess(t *testing.T, dir, bin string, args ...string) *ferrytest.Buffer {
 	t.Helper()
-	logs := new(syncBuffer)
+	logs := new(ferrytest.Buffer)
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -179,22 +177,4 @@ func startProcess(t *testing.T, dir, bin string, args ...string) *syncBuffer {
 		}
 	})
 	return logs
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
