@@ -43,6 +43,13 @@ type Listener interface {
 	ListenAddr() (name, addr string, ok bool)
 }
 
+// Checker is implemented by a component that can tell whether it works —
+// a transport whose subscription has ended, say. Service.Check asks every
+// started one; it fits a readiness check.
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
 // Service runs a server.Server over the configured transports and owns
 // their lifecycle. Create it with New; Run it once.
 type Service struct {
@@ -231,6 +238,38 @@ func (s *Service) NATSConn() *nats.Conn {
 	return s.nats.conn()
 }
 
+// Check reports whether the service works: an error before Start or after
+// Stop, else the joined errors of the started components (transports
+// included) that implement Checker and fail, nil when none does. The NATS
+// transport fails it once its subscription has ended or its connection is
+// not connected. It fits a readiness check (telemetry.Admin's AddCheck).
+func (s *Service) Check(ctx context.Context) error {
+	s.mu.Lock()
+	started := slices.Clone(s.started)
+	s.mu.Unlock()
+	if len(started) == 0 {
+		return errors.New("ferry: service not running")
+	}
+	select {
+	case <-s.ready:
+	default:
+		return errors.New("ferry: service starting")
+	}
+	var list []error
+	for _, c := range started {
+		var x any = c
+		if tc, ok := c.(*transportComponent); ok {
+			x = tc.t
+		}
+		if ch, ok := x.(Checker); ok {
+			if err := ch.Check(ctx); err != nil {
+				list = append(list, err)
+			}
+		}
+	}
+	return errors.Join(list...)
+}
+
 // Instance returns the registry entry of the running service (its ID and
 // advertised endpoints); it is the zero Instance unless WithRegistry is set
 // and the service has started.
@@ -406,6 +445,24 @@ func (n *natsSetup) Start(ctx context.Context) error {
 	n.mu.Lock()
 	n.emb, n.nc, n.t = emb, nc, t
 	n.mu.Unlock()
+	return nil
+}
+
+// Check implements Checker: the connection must be connected and the NATS
+// transport, if served, taking requests.
+func (n *natsSetup) Check(ctx context.Context) error {
+	n.mu.Lock()
+	nc, t := n.nc, n.t
+	n.mu.Unlock()
+	if nc == nil {
+		return errors.New("ferry: no NATS connection")
+	}
+	if st := nc.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("ferry: NATS connection %s", strings.ToLower(st.String()))
+	}
+	if t != nil {
+		return t.Check(ctx)
+	}
 	return nil
 }
 

@@ -329,3 +329,29 @@ func TestStartedLogNamesEveryAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestCheck: the service's readiness check follows its transports; a NATS
+// transport whose connection is gone fails it.
+func TestCheck(t *testing.T) {
+	ns, err := natsembed.Start(context.Background(), natsembed.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	svc := ferry.New(newServer(), ferry.WithHTTP("127.0.0.1:0"), ferry.WithNATS(ns.ClientURL()), ferry.WithLogger(quiet()))
+	ctx := context.Background()
+	if err := svc.Check(ctx); err == nil {
+		t.Error("Check before Start = nil, want an error")
+	}
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop(ctx)
+	if err := svc.Check(ctx); err != nil {
+		t.Errorf("Check while serving = %v", err)
+	}
+	svc.NATSConn().Close()
+	if err := svc.Check(ctx); err == nil || !strings.Contains(err.Error(), "NATS connection closed") {
+		t.Errorf("Check with the NATS connection closed = %v, want it to say so", err)
+	}
+}

@@ -357,6 +357,9 @@ func NewService(cfg *Config, register func(*ferry.Service, *server.Server), opts
 		if natsOn {
 			admin.AddCheck("nats", telemetry.NATSConnected(func() *nats.Conn { return svc.NATSConn() }))
 		}
+		// Transports that can tell they stopped working (the NATS transport
+		// whose subscription ended) take the service out of rotation.
+		admin.AddCheck("transports", func(ctx context.Context) error { return svc.Check(ctx) })
 		// Last: at stop, readiness drops before anything drains.
 		sopts = append(sopts, ferry.WithComponent(admin.DrainSignal()))
 	}
@@ -401,6 +404,14 @@ func (k *keyedComponent) ListenAddr() (string, string, bool) {
 		return l.ListenAddr()
 	}
 	return "", "", false
+}
+
+// Check forwards to the transport, for Service.Check.
+func (k *keyed) Check(ctx context.Context) error {
+	if c, ok := k.Transport.(ferry.Checker); ok {
+		return c.Check(ctx)
+	}
+	return nil
 }
 
 // keyed is a transport whose start errors name its configuration key.

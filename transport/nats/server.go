@@ -28,6 +28,10 @@ const (
 	// DefaultTimeout is the default deadline of a call that carries none,
 	// on a Server and on a Client (WithDefaultTimeout).
 	DefaultTimeout = 30 * time.Second
+	// DefaultMaxQueued is the default bound on requests waiting for a
+	// handler on a Server (WithMaxQueued), lowered to a quarter of the
+	// connection's SyncQueueLen when that is smaller.
+	DefaultMaxQueued = 8192
 )
 
 // startFlushTimeout bounds the round trip that makes sure the server has
@@ -71,6 +75,22 @@ func WithMaxConcurrent(n int) ServerOption {
 	})
 }
 
+// WithMaxQueued bounds the requests waiting for a handler once
+// WithMaxConcurrent handlers run. Past n, each request taken is answered at
+// once with ResourceExhausted ("overloaded") instead of being served, until
+// the backlog is back under n: a burst is refused in microseconds per
+// request rather than left to time out, and the connection's own queue
+// (nats.SyncQueueLen, 65,536 messages by default), which drops requests
+// silently when full, is not reached. Default DefaultMaxQueued, or a quarter
+// of the connection's SyncQueueLen if that is smaller; n <= 0 keeps it.
+func WithMaxQueued(n int) ServerOption {
+	return serverOption(func(s *Server) {
+		if n > 0 {
+			s.maxQueued = n
+		}
+	})
+}
+
 // WithMaxRequestBytes makes the server reject request bodies larger than n
 // bytes with ResourceExhausted. The default, 0, leaves the limit to the NATS
 // server's max_payload.
@@ -109,6 +129,7 @@ type Server struct {
 	nc              *nats.Conn
 	queue           string
 	maxConcurrent   int
+	maxQueued       int
 	maxRequestBytes int
 	defaultTimeout  time.Duration
 
@@ -128,6 +149,8 @@ type Server struct {
 	started  time.Time
 	pingJSON []byte
 	infoJSON []byte
+	// overloaded answers requests shed past maxQueued.
+	overloaded *errs.Error
 }
 
 const (
@@ -149,6 +172,12 @@ func NewServer(nc *nats.Conn, opts ...ServerOption) *Server {
 	for _, o := range opts {
 		if o != nil {
 			o.applyServer(s)
+		}
+	}
+	if s.maxQueued == 0 {
+		s.maxQueued = DefaultMaxQueued
+		if nc != nil && nc.Opts.SubChanLen > 0 {
+			s.maxQueued = min(s.maxQueued, max(nc.Opts.SubChanLen/4, 1))
 		}
 	}
 	return s
@@ -214,6 +243,7 @@ func (s *Server) Start(ctx context.Context, srv *server.Server) error {
 		s.queue = srv.Name()
 	}
 	s.prefix = srv.Name() + "."
+	s.overloaded = errs.Newf(errs.ResourceExhausted, "service %s is overloaded: more than %d requests waiting; retry later", srv.Name(), s.maxQueued)
 	s.id = nuid.Next()
 	s.byName = make(map[string]*endpoint)
 	for _, e := range srv.Endpoints() {
@@ -242,8 +272,45 @@ func (s *Server) Start(ctx context.Context, srv *server.Server) error {
 		max:    s.maxConcurrent,
 		serve:  s.serve,
 		reject: func(msg *nats.Msg) { s.publishError(msg, errStopping) },
+
+		maxQueued: s.maxQueued,
+		shed:      func(msg *nats.Msg) { s.publishError(msg, s.overloaded) },
+		dropped:   s.onDropped,
 	}
 	s.pool.start()
+	return nil
+}
+
+// onDropped logs that nats.go dropped requests because its queue was full;
+// their callers get no reply and time out. Past WithMaxQueued the server
+// sheds requests itself, so this only happens when requests arrive faster
+// than they can even be refused.
+func (s *Server) onDropped(err error) {
+	n, _ := s.sub.Dropped()
+	s.logger.Warn("nats: requests dropped: the subscription's queue was full; their callers will time out",
+		slog.String("subject", s.sub.Subject), slog.Int("dropped_total", n), slog.Any("error", err))
+}
+
+// Check reports whether the server takes requests: nil while it serves,
+// an error before Start, after Stop, or once its subscription has ended
+// while it should serve (the connection closed, say). It fits a readiness
+// check (telemetry.Admin's AddCheck).
+func (s *Server) Check(context.Context) error {
+	s.mu.Lock()
+	state, p := s.state, s.pool
+	s.mu.Unlock()
+	switch {
+	case state == stateNew:
+		return errors.New("nats: not started")
+	case state == stateStopped:
+		return errors.New("nats: stopped")
+	}
+	if err := p.ended(); err != nil {
+		return fmt.Errorf("nats: no longer taking requests on %s: %w", s.sub.Subject, err)
+	}
+	if !s.sub.IsValid() {
+		return fmt.Errorf("nats: the subscription to %s has ended", s.sub.Subject)
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package nats
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -34,6 +35,14 @@ type pool struct {
 	max    int
 	serve  func(*nats.Msg)
 	reject func(*nats.Msg) // answers a request taken after ctx was cancelled
+	// maxQueued bounds the requests waiting in the subscription: above it
+	// the leader answers each request it takes with shed at once, instead
+	// of serving it, until the backlog is back under the bound. 0: never.
+	maxQueued int
+	shed      func(*nats.Msg)
+	// dropped is told when nats.go reports that it dropped requests (its
+	// queue was full: a slow consumer). The pool goes on serving.
+	dropped func(error)
 
 	mu      sync.Mutex
 	workers int
@@ -41,6 +50,7 @@ type pool struct {
 	free    bool      // nobody leads: the next worker to finish takes the lead
 	closed  bool      // Stop began: start no more workers
 	done    bool      // the subscription ended: workers exit
+	endErr  error     // why it ended
 	wg      sync.WaitGroup
 }
 
@@ -84,9 +94,15 @@ func (w *worker) run() {
 	defer p.wg.Done()
 	for {
 		msg, err := p.sub.NextMsgWithContext(p.ctx)
+		if errors.Is(err, nats.ErrSlowConsumer) {
+			// nats.go's queue overflowed and it dropped requests; it says
+			// so once and goes on delivering. So does the pool.
+			p.dropped(err)
+			continue
+		}
 		if err != nil {
 			// Drained and closed, connection closed, or cut off by Stop.
-			p.end()
+			p.end(err)
 			return
 		}
 		switch {
@@ -94,6 +110,9 @@ func (w *worker) run() {
 			continue // a publish, not a request: nobody to answer
 		case p.ctx.Err() != nil:
 			p.reject(msg)
+			continue
+		case p.maxQueued > 0 && p.queued() > p.maxQueued:
+			p.shed(msg)
 			continue
 		}
 		w.timer.Reset(rescueAfter)
@@ -158,9 +177,32 @@ func (p *pool) handoffLocked() {
 	p.free = true
 }
 
-// end records that the subscription has ended and releases the followers.
-func (p *pool) end() {
+// queued returns the number of requests waiting in the subscription.
+func (p *pool) queued() int {
+	n, _, err := p.sub.Pending()
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// ended returns why the workers stopped taking requests, or nil while
+// they take them.
+func (p *pool) ended() error {
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.done {
+		return nil
+	}
+	return p.endErr
+}
+
+// end records that the subscription has ended and releases the followers.
+func (p *pool) end(err error) {
+	p.mu.Lock()
+	if !p.done {
+		p.endErr = err
+	}
 	p.done = true
 	for _, f := range p.idle {
 		f.wake <- false
