@@ -57,9 +57,16 @@
 // kept until Stop) takes over waiting. So a stream of fast requests runs on
 // one goroutine with its replies batched, as with a plain nats.go
 // subscription, while slow or blocking handlers run concurrently. When all
-// workers are busy, requests wait in the subscription's pending buffer
-// rather than being rejected. A request's deadline (from Ferry-Timeout-Ms or
-// the default) counts from the moment a worker picks it up.
+// workers are busy, requests wait in the subscription's queue, up to
+// WithMaxQueued (default 8192); past that, each request taken is answered at
+// once with ResourceExhausted ("overloaded") until the backlog is back under
+// the bound, so a burst is refused quickly instead of timing out. Should
+// requests arrive faster than even that, nats.go's own queue (the
+// connection's SyncQueueLen) overflows and drops some — their callers time
+// out — and the transport logs it and goes on serving. Server.Check (and so
+// Service.Check and /readyz) fails once the subscription has ended. A
+// request's deadline (from Ferry-Timeout-Ms or the default) counts from the
+// moment a worker picks it up.
 //
 // (A goroutine per request was measured first: handing each request to a
 // fresh goroutine cost about twice the CPU of a plain subscription, from
