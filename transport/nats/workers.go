@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -43,6 +44,9 @@ type pool struct {
 	// dropped is told when nats.go reports that it dropped requests (its
 	// queue was full: a slow consumer). The pool goes on serving.
 	dropped func(error)
+	// seen counts requests taken; shedding is set while over maxQueued.
+	seen     atomic.Uint64
+	shedding atomic.Bool
 
 	mu      sync.Mutex
 	workers int
@@ -111,7 +115,7 @@ func (w *worker) run() {
 		case p.ctx.Err() != nil:
 			p.reject(msg)
 			continue
-		case p.maxQueued > 0 && p.queued() > p.maxQueued:
+		case p.maxQueued > 0 && p.overloaded():
 			p.shed(msg)
 			continue
 		}
@@ -176,6 +180,23 @@ func (p *pool) handoffLocked() {
 	}
 	p.free = true
 }
+
+// overloaded reports whether more than maxQueued requests wait. Counting
+// them takes the subscription's lock, which nats.go's reader also takes for
+// every message, so while the pool is not shedding it looks only at every
+// checkEvery-th request; once shedding, at every one.
+func (p *pool) overloaded() bool {
+	if !p.shedding.Load() && p.seen.Add(1)%checkEvery != 0 {
+		return false
+	}
+	over := p.queued() > p.maxQueued
+	p.shedding.Store(over)
+	return over
+}
+
+// checkEvery is how often overloaded counts the queue while not shedding:
+// a backlog grows by at most this many requests before it is noticed.
+const checkEvery = 16
 
 // queued returns the number of requests waiting in the subscription.
 func (p *pool) queued() int {
