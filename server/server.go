@@ -167,7 +167,11 @@ func (s *Server) add(e *Endpoint, opts []EndpointOption) {
 	for _, o := range opts {
 		o(e)
 	}
-	chain := append(append([]middleware.Middleware{middleware.Recover(middleware.WithRecoverLogger(s.logger))}, s.mws...), e.mws...)
+	// Recovery twice: around the handler, so that a panic reaches every
+	// middleware as an Internal error (telemetry ends its span, counts the
+	// call and logs it), and outermost, for panics in middleware.
+	recov := middleware.Recover(middleware.WithRecoverLogger(s.logger))
+	chain := append(append(append([]middleware.Middleware{recov}, s.mws...), e.mws...), recov)
 	e.Handler = middleware.Chain(chain...)(e.Handler)
 
 	s.mu.Lock()
@@ -322,10 +326,34 @@ var (
 	errorType = reflect.TypeFor[error]()
 )
 
+// endpointShape reports whether a method type (receiver first) is
+// func(context.Context, *Req) (*Resp, error) with struct Req and Resp.
+func endpointShape(mt reflect.Type) bool {
+	if mt.NumIn() != 3 || mt.NumOut() != 2 || mt.In(1) != ctxType || mt.Out(1) != errorType {
+		return false
+	}
+	return ptrToStruct(mt.In(2)) && ptrToStruct(mt.Out(0))
+}
+
+// nearEndpoint reports whether a method type looks meant as an endpoint:
+// it takes a context.Context first, or it takes one pointer to a struct
+// and returns a value and an error.
+func nearEndpoint(mt reflect.Type) bool {
+	if mt.NumIn() >= 2 && mt.In(1) == ctxType {
+		return true
+	}
+	return mt.NumIn() == 2 && ptrToStruct(mt.In(1)) && mt.NumOut() == 2 && mt.Out(1) == errorType
+}
+
+func ptrToStruct(t reflect.Type) bool { return t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct }
+
 // HandleMethods registers every exported method of v whose shape is
-// func(context.Context, *Req) (*Resp, error), named after the method; other
-// methods are skipped. opts apply to each endpoint. It returns the names
-// registered.
+// func(context.Context, *Req) (*Resp, error), named after the method. opts
+// apply to each endpoint. It returns the names registered. Other methods are
+// skipped, except near misses — a method that takes a context.Context
+// first, or takes a pointer to a struct and returns a value and an error,
+// without the endpoint shape — which are registration errors (Err), so a
+// handler with a slip in its signature is not silently left out.
 //
 // The method set is found by reflection once, here; each call then goes
 // through reflect.Value.Call, which costs a few hundred nanoseconds and some
@@ -337,14 +365,14 @@ func HandleMethods(s *Server, v any, opts ...EndpointOption) []string {
 	for i := 0; i < rt.NumMethod(); i++ {
 		m := rt.Method(i)
 		mt := m.Type // includes the receiver
-		if mt.NumIn() != 3 || mt.NumOut() != 2 || mt.In(1) != ctxType || mt.Out(1) != errorType {
+		if !endpointShape(mt) {
+			if nearEndpoint(mt) {
+				s.recordErr(fmt.Errorf("server: HandleMethods(%T): method %s is %v, not an endpoint: want func(context.Context, *Req) (*Resp, error) with struct types Req and Resp",
+					v, m.Name, rv.Method(i).Type()))
+			}
 			continue
 		}
 		in, out := mt.In(2), mt.Out(0)
-		if in.Kind() != reflect.Pointer || in.Elem().Kind() != reflect.Struct ||
-			out.Kind() != reflect.Pointer || out.Elem().Kind() != reflect.Struct {
-			continue
-		}
 		fn := rv.Method(i)
 		name := m.Name
 		reqT, respT := in.Elem(), out.Elem()

@@ -33,10 +33,16 @@ func (greeter) Fail(context.Context, *HelloRequest) (*HelloReply, error) {
 
 func (greeter) Empty(context.Context, *HelloRequest) (*HelloReply, error) { return nil, nil }
 
-// Not endpoints: wrong shapes.
-func (greeter) Helper(string) string                                     { return "" }
-func (greeter) NoCtx(*HelloRequest) (*HelloReply, error)                 { return nil, nil }
-func (greeter) Value(context.Context, HelloRequest) (*HelloReply, error) { return nil, nil }
+// Not an endpoint, and not meant as one: skipped.
+func (greeter) Helper(string) string { return "" }
+func (greeter) Close() error         { return nil }
+
+// sloppy has handlers with a slip in their signatures: near misses.
+type sloppy struct{ greeter }
+
+func (sloppy) NoCtx(*HelloRequest) (*HelloReply, error)                 { return nil, nil }
+func (sloppy) Value(context.Context, HelloRequest) (*HelloReply, error) { return nil, nil }
+func (sloppy) NoErr(context.Context, *HelloRequest) *HelloReply         { return nil }
 
 func TestHandleTyped(t *testing.T) {
 	s := server.New("greeter")
@@ -77,6 +83,31 @@ func TestHandleMethods(t *testing.T) {
 	e, _ = s.Endpoint("Empty")
 	if resp, err := e.Handler(context.Background(), &HelloRequest{}); err != nil || resp.(*HelloReply) == nil {
 		t.Errorf("Empty = %v, %v, want a non-nil empty reply", resp, err)
+	}
+	if err := s.Err(); err != nil {
+		t.Errorf("Err = %v, want nil (Helper and Close are not meant as endpoints)", err)
+	}
+}
+
+// TestHandleMethodsNearMisses is issue #11's defect 14: a method that is
+// almost an endpoint was skipped without a word; it is a registration
+// error naming the method and its signature.
+func TestHandleMethodsNearMisses(t *testing.T) {
+	s := server.New("greeter")
+	names := server.HandleMethods(s, sloppy{})
+	if got, want := strings.Join(names, ","), "Empty,Fail,Hello"; got != want {
+		t.Errorf("HandleMethods = %s, want %s", got, want)
+	}
+	err := s.Err()
+	for _, want := range []string{
+		"method NoCtx is func(*server_test.HelloRequest) (*server_test.HelloReply, error), not an endpoint",
+		"method Value is func(context.Context, server_test.HelloRequest) (*server_test.HelloReply, error), not an endpoint",
+		"method NoErr is func(context.Context, *server_test.HelloRequest) *server_test.HelloReply, not an endpoint",
+		"want func(context.Context, *Req) (*Resp, error)",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Err = %v, want it to contain %q", err, want)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package telemetry_test
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/ferry-go/ferry/broker"
 	"github.com/ferry-go/ferry/broker/memory"
 	natsbroker "github.com/ferry-go/ferry/broker/nats"
+	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/ferrytest"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/telemetry"
@@ -304,5 +306,30 @@ func TestBrokerOverNATS(t *testing.T) {
 	}
 	if s := attrs(cons)["messaging.system"].AsString(); s != "nats" {
 		t.Errorf("consumer messaging.system = %q, want nats", s)
+	}
+}
+
+// TestPanicIsObserved is issue #11's defect 18: recovery ran outside the
+// telemetry middleware, so a panicking handler left its span unended, no
+// access-log line and no duration sample. Recovery now also wraps the
+// handler itself: the middleware see an Internal error like any other.
+func TestPanicIsObserved(t *testing.T) {
+	tp, exp := newTracer(t)
+	var buf ferrytest.Buffer
+	srv := server.New("panics", server.WithLogger(slog.New(slog.DiscardHandler)), server.WithMiddleware(
+		telemetry.Tracing(tp, nil),
+		telemetry.AccessLog(slog.New(slog.NewJSONHandler(&buf, nil))),
+	))
+	server.Handle(srv, "Boom", func(context.Context, *hop) (*hop, error) { panic("boom") })
+	inst := ferrytest.Start(t, srv)
+	if _, err := transport.Invoke[hop, hop](testCtx(t), inst.HTTP, "panics", "Boom", &hop{}); errs.CodeOf(err) != errs.Internal {
+		t.Fatalf("Boom = %v, want internal", err)
+	}
+	s := findSpan(t, exp.GetSpans(), "panics/Boom", trace.SpanKindServer)
+	if s.Status.Code != codes.Error || attrs(s)["ferry.code"].AsString() != "internal" {
+		t.Errorf("span status %v, ferry.code %q, want an ended error span with code internal", s.Status.Code, attrs(s)["ferry.code"].AsString())
+	}
+	if out := buf.String(); !strings.Contains(out, `"code":"internal"`) || !strings.Contains(out, `"endpoint":"Boom"`) {
+		t.Errorf("access log = %q, want a line for Boom with code internal", out)
 	}
 }
