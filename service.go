@@ -70,9 +70,16 @@ type Service struct {
 	instance      registry.Instance
 
 	mu      sync.Mutex
+	state   int // stateNew until Start, then stateRunning, stateDone once stopped or failed
 	started []Component
 	ready   chan struct{}
 }
+
+const (
+	stateNew = iota
+	stateRunning
+	stateDone
+)
 
 // Option configures a Service.
 type Option func(*Service)
@@ -301,7 +308,29 @@ func (s *Service) Run(ctx context.Context) error {
 // Start checks the registration, freezes the server and starts every
 // component in order. If one fails, those already started are stopped in
 // reverse order and the joined errors are returned.
-func (s *Service) Start(ctx context.Context) error {
+//
+// A Service runs once: Start while it runs, or after it stopped or failed to
+// start, returns an error; build a new Service to start again.
+func (s *Service) Start(ctx context.Context) (err error) {
+	s.mu.Lock()
+	state := s.state
+	if state == stateNew {
+		s.state = stateRunning
+	}
+	s.mu.Unlock()
+	switch state {
+	case stateRunning:
+		return fmt.Errorf("ferry: service %q already started", s.srv.Name())
+	case stateDone:
+		return fmt.Errorf("ferry: service %q has stopped and cannot be restarted: a Service runs once; build a new one with ferry.New", s.srv.Name())
+	}
+	defer func() {
+		if err != nil {
+			s.mu.Lock()
+			s.state = stateDone
+			s.mu.Unlock()
+		}
+	}()
 	if err := errors.Join(append(s.errs, s.srv.Err())...); err != nil {
 		return err
 	}
@@ -372,6 +401,9 @@ func (s *Service) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	started := s.started
 	s.started = nil
+	if s.state == stateRunning {
+		s.state = stateDone
+	}
 	s.mu.Unlock()
 	var errs []error
 	for i := len(started) - 1; i >= 0; i-- {

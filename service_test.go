@@ -355,3 +355,33 @@ func TestCheck(t *testing.T) {
 		t.Errorf("Check with the NATS connection closed = %v, want it to say so", err)
 	}
 }
+
+// TestStartTwice is issue #11's defect 8: starting a stopped NATS-only
+// service panicked (close of closed channel) and HTTP/gRPC ones failed
+// with a misleading error. A Service runs once: a second Start says so.
+func TestStartTwice(t *testing.T) {
+	ns, err := natsembed.Start(context.Background(), natsembed.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	ctx := context.Background()
+	for name, opt := range map[string]ferry.Option{"nats": ferry.WithNATS(ns.ClientURL()), "http": ferry.WithHTTP("127.0.0.1:0")} {
+		svc := ferry.New(newServer(), opt, ferry.WithLogger(quiet()))
+		if err := svc.Start(ctx); err != nil {
+			t.Fatalf("%s: Start = %v", name, err)
+		}
+		if err := svc.Start(ctx); err == nil || !strings.Contains(err.Error(), "already started") {
+			t.Errorf("%s: Start while running = %v, want already started", name, err)
+		}
+		if err := svc.Stop(ctx); err != nil {
+			t.Fatalf("%s: Stop = %v", name, err)
+		}
+		if err := svc.Start(ctx); err == nil || !strings.Contains(err.Error(), "cannot be restarted") {
+			t.Errorf("%s: Start after Stop = %v, want cannot be restarted", name, err)
+		}
+		if err := svc.Stop(ctx); err != nil {
+			t.Errorf("%s: second Stop = %v, want nil", name, err)
+		}
+	}
+}
