@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"slices"
 	"sort"
 	"strings"
 )
@@ -23,8 +24,10 @@ type Header interface {
 	Keys() []string
 }
 
-// Metadata is a case-insensitive multi-map held with lower-case keys. The
-// zero value (nil) is readable; use make or a literal before writing.
+// Metadata is a case-insensitive multi-map. Its methods write lower-case
+// keys; a map literal may use any case ({"X-Tenant": {"t1"}}) and reads
+// still find it. The zero value (nil) is readable; use make or a literal
+// before writing.
 type Metadata map[string][]string
 
 var _ Header = Metadata(nil)
@@ -50,42 +53,77 @@ func lower(s string) string {
 
 // Get implements Header.
 func (m Metadata) Get(key string) string {
-	if vs := m[lower(key)]; len(vs) > 0 {
+	if vs := m.Values(key); len(vs) > 0 {
 		return vs[0]
 	}
 	return ""
 }
 
 // Values implements Header.
-func (m Metadata) Values(key string) []string { return m[lower(key)] }
+func (m Metadata) Values(key string) []string {
+	k := lower(key)
+	if vs, ok := m[k]; ok {
+		return vs
+	}
+	// A key written in another case, by a map literal.
+	for mk, vs := range m {
+		if mk != k && strings.EqualFold(mk, k) {
+			return vs
+		}
+	}
+	return nil
+}
 
 // Set implements Header.
-func (m Metadata) Set(key, value string) { m[lower(key)] = []string{value} }
+func (m Metadata) Set(key, value string) {
+	k := lower(key)
+	m.dropVariants(k)
+	m[k] = []string{value}
+}
 
 // Add implements Header.
 func (m Metadata) Add(key, value string) {
 	k := lower(key)
+	if _, ok := m[k]; !ok {
+		m[k] = m.Values(k) // values a literal put under another case
+		m.dropVariants(k)
+	}
 	m[k] = append(m[k], value)
 }
 
 // Del implements Header.
-func (m Metadata) Del(key string) { delete(m, lower(key)) }
+func (m Metadata) Del(key string) {
+	k := lower(key)
+	delete(m, k)
+	m.dropVariants(k)
+}
 
-// Keys implements Header.
+// dropVariants deletes the keys other than k that equal it but for case.
+func (m Metadata) dropVariants(k string) {
+	for mk := range m {
+		if mk != k && strings.EqualFold(mk, k) {
+			delete(m, mk)
+		}
+	}
+}
+
+// Keys implements Header: lower-cased, sorted, each once.
 func (m Metadata) Keys() []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
-		keys = append(keys, k)
+		keys = append(keys, lower(k))
 	}
 	sort.Strings(keys)
-	return keys
+	return slices.Compact(keys)
 }
 
-// Clone returns a deep copy of m; Clone of nil is an empty, writable map.
+// Clone returns a deep copy of m with lower-case keys; Clone of nil is an
+// empty, writable map.
 func (m Metadata) Clone() Metadata {
 	out := make(Metadata, len(m))
 	for k, vs := range m {
-		out[k] = append([]string(nil), vs...)
+		lk := lower(k)
+		out[lk] = append(out[lk], vs...)
 	}
 	return out
 }

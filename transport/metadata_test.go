@@ -32,6 +32,38 @@ func TestMetadataCaseInsensitive(t *testing.T) {
 	}
 }
 
+// TestMetadataLiteral is issue #11's note: a Metadata literal with
+// mixed-case keys was invisible to Get. Reads find it in any case; writes
+// fold it into the lower-case key.
+func TestMetadataLiteral(t *testing.T) {
+	md := transport.Metadata{"X-Tenant": {"t1"}, "Authorization": {"Bearer x"}}
+	if got := md.Get("x-tenant"); got != "t1" {
+		t.Errorf("Get(x-tenant) of a literal = %q, want t1", got)
+	}
+	if got := md.Values("AUTHORIZATION"); !reflect.DeepEqual(got, []string{"Bearer x"}) {
+		t.Errorf("Values(AUTHORIZATION) = %v", got)
+	}
+	if got := md.Keys(); !reflect.DeepEqual(got, []string{"authorization", "x-tenant"}) {
+		t.Errorf("Keys = %v, want lower-cased", got)
+	}
+	md.Add("x-tenant", "t2")
+	if got := md.Values("X-Tenant"); !reflect.DeepEqual(got, []string{"t1", "t2"}) || len(md) != 2 {
+		t.Errorf("after Add: Values = %v, map %v; want one key with t1 t2", got, md)
+	}
+	md.Set("AUTHORIZATION", "Bearer y")
+	if got := md.Get("authorization"); got != "Bearer y" || len(md) != 2 {
+		t.Errorf("after Set: %q, map %v", got, md)
+	}
+	md["X-Gone"] = []string{"v"}
+	md.Del("x-gone")
+	if md.Get("X-Gone") != "" || len(md) != 2 {
+		t.Errorf("after Del: map %v", md)
+	}
+	if cl := (transport.Metadata{"A": {"1"}, "a": {"2"}}).Clone(); !reflect.DeepEqual(cl.Values("a"), []string{"1", "2"}) && !reflect.DeepEqual(cl.Values("a"), []string{"2", "1"}) || len(cl) != 1 {
+		t.Errorf("Clone merges case variants: %v", cl)
+	}
+}
+
 func TestOutgoingMetadataMerges(t *testing.T) {
 	ctx := transport.WithMetadata(context.Background(), transport.Pairs("a", "1"))
 	ctx = transport.WithMetadata(ctx, transport.Pairs("a", "2", "b", "3"))
