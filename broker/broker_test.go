@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 	"time"
 
 	"github.com/ferry-go/ferry/broker"
@@ -139,6 +140,13 @@ func TestDeadLetterMessage(t *testing.T) {
 	}
 	if d.Header.Get(broker.DeadLetterTopicKey) != "" {
 		t.Error("DeadLetterMessage changed the original's headers")
+	}
+	// The cut falls inside a two-byte character: the header keeps whole
+	// characters only. Line breaks (errors.Join) cannot go into a header.
+	long := errors.Join(errors.New("first"), errors.New(strings.Repeat("é", 600)))
+	got := broker.DeadLetterMessage(d, "dlq.orders.placed", long).Header.Get(broker.DeadLetterErrorKey)
+	if !utf8.ValidString(got) || len(got) > 1024 || len(got) < 1020 || !strings.HasPrefix(got, "first; éé") || strings.ContainsAny(got, "\r\n") {
+		t.Errorf("error header = %q (%d bytes), want valid UTF-8, one line, at most 1024 bytes", got, len(got))
 	}
 }
 

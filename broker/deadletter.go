@@ -2,6 +2,7 @@ package broker
 
 import (
 	"strconv"
+	"strings"
 )
 
 // Headers a dead letter carries besides the original message's.
@@ -35,10 +36,7 @@ func DeadLetterMessage(d *Delivery, subject string, err error) *Message {
 	}
 	msg := "unknown error"
 	if err != nil {
-		msg = err.Error()
-	}
-	if len(msg) > maxErrorHeader {
-		msg = msg[:maxErrorHeader]
+		msg = headerText(err.Error(), maxErrorHeader)
 	}
 	h.Set(DeadLetterTopicKey, d.Topic)
 	h.Set(DeadLetterErrorKey, msg)
@@ -51,4 +49,29 @@ func DeadLetterMessage(d *Delivery, subject string, err error) *Message {
 		key = strconv.FormatUint(d.Sequence, 10)
 	}
 	return &Message{Topic: subject, ID: "dlq-" + d.Subscription + "-" + key, Header: h, Data: d.Data}
+}
+
+// headerText makes s fit a header value: line breaks and other control
+// characters (errors.Join puts newlines between errors; a NATS header line
+// cannot hold one) become "; " or a space, invalid UTF-8 becomes U+FFFD, and
+// the result is cut to at most max bytes on a character boundary.
+func headerText(s string, max int) string {
+	var b strings.Builder
+	b.Grow(min(len(s), max))
+	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
+		var piece string
+		switch {
+		case r == '\n':
+			piece = "; "
+		case r < 0x20 || r == 0x7f:
+			piece = " "
+		default:
+			piece = string(r)
+		}
+		if b.Len()+len(piece) > max {
+			break
+		}
+		b.WriteString(piece)
+	}
+	return b.String()
 }
