@@ -29,6 +29,8 @@ import (
 
 	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/middleware"
+	"github.com/ferry-go/ferry/transport"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Transport serves a Server's endpoints over one wire protocol.
@@ -171,7 +173,7 @@ func (s *Server) add(e *Endpoint, opts []EndpointOption) {
 	// middleware as an Internal error (telemetry ends its span, counts the
 	// call and logs it), and outermost, for panics in middleware.
 	recov := middleware.Recover(middleware.WithRecoverLogger(s.logger))
-	chain := append(append(append([]middleware.Middleware{recov}, s.mws...), e.mws...), recov)
+	chain := append(append(append([]middleware.Middleware{recov}, s.mws...), e.mws...), recov, s.reportHidden(e.Name))
 	e.Handler = middleware.Chain(chain...)(e.Handler)
 
 	s.mu.Lock()
@@ -193,6 +195,39 @@ func (s *Server) add(e *Endpoint, opts []EndpointOption) {
 		s.endpoints = append(s.endpoints, e)
 		s.byName[e.Name] = e
 	}
+}
+
+// reportHidden logs, at Error, a handler error whose text the caller will
+// not see: a plain error goes on the wire as "unknown error", and an
+// *errs.Error wrapped with fmt.Errorf loses the wrapping text. The log line
+// carries the whole error with the service, endpoint, transport and trace
+// ID, so the cause of a failed call can be found.
+func (s *Server) reportHidden(endpoint string) middleware.Middleware {
+	return func(next middleware.Handler) middleware.Handler {
+		return func(ctx context.Context, req any) (any, error) {
+			resp, err := next(ctx, req)
+			if err != nil {
+				s.logHidden(ctx, endpoint, err)
+			}
+			return resp, err
+		}
+	}
+}
+
+func (s *Server) logHidden(ctx context.Context, endpoint string, err error) {
+	e := errs.FromError(err)
+	if error(e) == err || e.Code() == errs.Canceled || e.Code() == errs.DeadlineExceeded {
+		return // the caller sees all there is, or the call simply ran out
+	}
+	attrs := []slog.Attr{slog.String("service", s.name), slog.String("endpoint", endpoint)}
+	if c, ok := transport.CallFromContext(ctx); ok {
+		attrs = append(attrs, slog.String("transport", c.Kind.String()))
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+	}
+	attrs = append(attrs, slog.String("caller_sees", e.Error()), slog.String("error", err.Error()))
+	s.logger.LogAttrs(ctx, slog.LevelError, "server: handler failed; the caller sees less", attrs...)
 }
 
 // Endpoint is one registered handler. Its fields are read-only once
@@ -345,7 +380,9 @@ func nearEndpoint(mt reflect.Type) bool {
 	return mt.NumIn() == 2 && ptrToStruct(mt.In(1)) && mt.NumOut() == 2 && mt.Out(1) == errorType
 }
 
-func ptrToStruct(t reflect.Type) bool { return t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct }
+func ptrToStruct(t reflect.Type) bool {
+	return t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct
+}
 
 // HandleMethods registers every exported method of v whose shape is
 // func(context.Context, *Req) (*Resp, error), named after the method. opts

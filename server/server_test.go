@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -195,5 +196,50 @@ func TestServerMiddlewareOrderAndRecovery(t *testing.T) {
 	}
 	if got := strings.Join(order, ","); got != "server,endpoint,handler" {
 		t.Errorf("order = %s, want server,endpoint,handler", got)
+	}
+}
+
+// TestHiddenErrorIsLogged is issue #11's defect 10: a plain handler error
+// reaches the caller as "unknown error" (rightly), and its text was logged
+// nowhere. The server logs it with the endpoint; an *errs.Error returned
+// as is, a cancellation or a deadline is not logged (the caller sees it
+// all).
+func TestHiddenErrorIsLogged(t *testing.T) {
+	var buf strings.Builder
+	s := server.New("svc", server.WithLogger(slog.New(slog.NewTextHandler(&buf, nil))))
+	server.Handle(s, "Plain", func(context.Context, *HelloRequest) (*HelloReply, error) {
+		return nil, errors.New("db: connection refused to 10.0.0.7:5432")
+	})
+	server.Handle(s, "Wrapped", func(context.Context, *HelloRequest) (*HelloReply, error) {
+		return nil, fmt.Errorf("loading user 7: %w", errs.New(errs.NotFound, "no such user"))
+	})
+	server.Handle(s, "Clean", func(context.Context, *HelloRequest) (*HelloReply, error) {
+		return nil, errs.New(errs.NotFound, "no such user")
+	})
+	server.Handle(s, "Late", func(ctx context.Context, _ *HelloRequest) (*HelloReply, error) {
+		return nil, context.DeadlineExceeded
+	})
+	call := func(name string) error {
+		e, _ := s.Endpoint(name)
+		_, err := e.Handler(context.Background(), &HelloRequest{})
+		return err
+	}
+	if err := call("Plain"); errs.FromError(err).Message() != "unknown error" {
+		t.Errorf("Plain = %v, want the wire to say unknown error", err)
+	}
+	_ = call("Wrapped")
+	_ = call("Clean")
+	_ = call("Late")
+	out := buf.String()
+	for _, want := range []string{
+		`endpoint=Plain caller_sees="unknown: unknown error" error="db: connection refused to 10.0.0.7:5432"`,
+		`endpoint=Wrapped caller_sees="not_found: no such user" error="loading user 7: not_found: no such user"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log =\n%s\nwant a line with %s", out, want)
+		}
+	}
+	if strings.Contains(out, "endpoint=Clean") || strings.Contains(out, "endpoint=Late") {
+		t.Errorf("log =\n%s\nwant nothing for errors the caller sees whole", out)
 	}
 }
