@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -43,6 +44,10 @@ type Conn struct {
 	// returns the call's error (nil on success), decoded the way the
 	// transport's client decodes errors.
 	SendRaw func(ctx context.Context, service, endpoint, contentType string, body []byte) error
+	// ClientWith, if set, returns another client of the same server whose
+	// calls run through mws (the transport's WithClientMiddleware), for
+	// the client middleware cases; they are skipped without it.
+	ClientWith func(mws ...middleware.Middleware) transport.Client
 }
 
 // Echo is the suite's request and reply type.
@@ -166,6 +171,13 @@ func Conformance(t *testing.T, tr Transport) {
 			out.Attrs["k"] != "v" || out.Nested == nil || *out.Nested != *in.Nested {
 			t.Errorf("Echo = %+v, want %+v", out, in)
 		}
+	})
+
+	t.Run("client middleware", func(t *testing.T) {
+		if conn.ClientWith == nil {
+			t.Skip("the transport gives no client with middleware (Conn.ClientWith)")
+		}
+		confClientMiddleware(t, tr.Name, conn.ClientWith)
 	})
 
 	t.Run("round trip protobuf message", func(t *testing.T) {
@@ -372,4 +384,62 @@ func Conformance(t *testing.T, tr Transport) {
 			t.Errorf("Echo(%d bytes) = %d bytes, %v", len(in.Text), len(out.Text), err)
 		}
 	})
+}
+
+// confClientMiddleware: client middleware sees the call's kind, service
+// and endpoint before anything is sent; a reply it returns without calling
+// on is what the caller gets; an error it returns comes back as an
+// *errs.Error — a plain one as Unknown with a generic message, kept as the
+// cause for errors.Is, as a server does — the same on every transport.
+func confClientMiddleware(t *testing.T, kind string, with func(mws ...middleware.Middleware) transport.Client) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	var seen transport.Call
+	observe := func(next middleware.Handler) middleware.Handler {
+		return func(ctx context.Context, req any) (any, error) {
+			if c, ok := transport.CallFromContext(ctx); ok {
+				seen = *c
+			}
+			return next(ctx, req)
+		}
+	}
+	var out Echo
+	if err := with(observe).Invoke(ctx, suiteService, "Echo", &Echo{Text: "hi"}, &out); err != nil || out.Text != "hi" {
+		t.Fatalf("Echo through observing middleware = %+v, %v", out, err)
+	}
+	if seen.Kind.String() != kind || !seen.Client || seen.Service != suiteService || seen.Endpoint != "Echo" {
+		t.Errorf("middleware saw kind %q, client %v, %s/%s; want %q, true, %s/Echo", seen.Kind, seen.Client, seen.Service, seen.Endpoint, kind, suiteService)
+	}
+
+	cached := func(middleware.Handler) middleware.Handler {
+		return func(context.Context, any) (any, error) { return &Echo{Text: "from the cache", Num: 7}, nil }
+	}
+	out = Echo{}
+	if err := with(cached).Invoke(ctx, suiteService, "Echo", &Echo{Text: "hi"}, &out); err != nil || out.Text != "from the cache" || out.Num != 7 {
+		t.Errorf("Echo through a middleware that answers itself = %+v, %v; want its reply", out, err)
+	}
+	wrongType := func(middleware.Handler) middleware.Handler {
+		return func(context.Context, any) (any, error) { return &EchoNested{}, nil }
+	}
+	if err := with(wrongType).Invoke(ctx, suiteService, "Echo", &Echo{}, &out); errs.CodeOf(err) != errs.Internal {
+		t.Errorf("a middleware reply of the wrong type = %v, want internal", err)
+	}
+
+	spent := errors.New("local quota spent")
+	failing := func(middleware.Handler) middleware.Handler {
+		return func(context.Context, any) (any, error) { return nil, spent }
+	}
+	err := with(failing).Invoke(ctx, suiteService, "Echo", &Echo{}, &out)
+	var e *errs.Error
+	if ok := errors.As(err, &e); !ok || error(e) != err || e.Code() != errs.Unknown || !errors.Is(err, spent) {
+		t.Errorf("a plain middleware error = %#v, want an *errs.Error, code unknown, with the error as its cause", err)
+	}
+	limited := errs.New(errs.ResourceExhausted, "quota spent").WithDetails(errs.Detail{Field: "quota", Reason: "spent"})
+	failing = func(middleware.Handler) middleware.Handler {
+		return func(context.Context, any) (any, error) { return nil, limited }
+	}
+	if err := with(failing).Invoke(ctx, suiteService, "Echo", &Echo{}, &out); err != error(limited) {
+		t.Errorf("an *errs.Error from middleware = %v, want it as is", err)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ferry-go/ferry"
+	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
 	fgrpc "github.com/ferry-go/ferry/transport/grpc"
@@ -35,6 +36,10 @@ func HTTP() Transport {
 			defer rc.Close()
 			var out []byte
 			return rc.Invoke(ctx, service, endpoint, body, &out)
+		}, ClientWith: func(mws ...middleware.Middleware) transport.Client {
+			mc := must(fhttp.NewClient(base, fhttp.WithClientMiddleware(mws...)))(t)
+			t.Cleanup(func() { _ = mc.Close() })
+			return mc
 		}}
 	}}
 }
@@ -52,6 +57,10 @@ func GRPC() Transport {
 		return Conn{Client: c, SendRaw: func(ctx context.Context, service, endpoint, _ string, body []byte) error {
 			var out []byte
 			return raw.Invoke(ctx, service, endpoint, body, &out)
+		}, ClientWith: func(mws ...middleware.Middleware) transport.Client {
+			mc := must(fgrpc.Dial(tr.Addr().String(), fgrpc.WithClientMiddleware(mws...)))(t)
+			t.Cleanup(func() { _ = mc.Close() })
+			return mc
 		}}
 	}}
 }
@@ -66,6 +75,8 @@ func NATSTransport() Transport {
 		return Conn{Client: fnats.NewClient(nc), SendRaw: func(ctx context.Context, service, endpoint, ct string, body []byte) error {
 			var out []byte
 			return fnats.NewClient(nc, fnats.WithCodec(rawCodec{ct: ct})).Invoke(ctx, service, endpoint, body, &out)
+		}, ClientWith: func(mws ...middleware.Middleware) transport.Client {
+			return fnats.NewClient(nc, fnats.WithClientMiddleware(mws...))
 		}}
 	}}
 }

@@ -2,7 +2,6 @@ package grpc
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync/atomic"
 
@@ -130,18 +129,14 @@ func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp
 	}
 	cl.call.Deadline, _ = ctx.Deadline()
 	ctx = context.WithValue(transport.NewCallContext(ctx, &cl.call), clientCallKey{}, cl)
-	_, err := c.handler(ctx, req)
+	out, err := c.handler(ctx, req)
 	if sink := transport.ReplySink(ctx); sink != nil {
 		*sink = transport.Copy(cl.call.Reply)
 	}
-	if err == nil {
-		return nil
+	if err != nil {
+		return errs.FromError(err) // one mapping on every transport: an *errs.Error as is, anything else hidden behind its code, kept as the cause
 	}
-	var e *errs.Error
-	if errors.As(err, &e) {
-		return err
-	}
-	return errs.Wrap(errs.CodeOf(err), err)
+	return transport.AssignReply(resp, out) // a reply middleware returned in place of the wire's
 }
 
 // clientCall carries what the innermost handler needs past the middleware.

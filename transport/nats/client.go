@@ -118,11 +118,14 @@ func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp
 	}
 	ctx = transport.NewCallContext(ctx, inv.call)
 	ctx = context.WithValue(ctx, invocationKey{}, inv)
-	_, err := c.handler(ctx, req)
+	out, err := c.handler(ctx, req)
 	if dst := transport.ReplySink(ctx); dst != nil {
 		*dst = inv.reply
 	}
-	return err
+	if err != nil {
+		return errs.FromError(err) // one mapping on every transport: an *errs.Error as is, anything else hidden behind its code, kept as the cause
+	}
+	return transport.AssignReply(resp, out) // a reply middleware returned in place of the wire's
 }
 
 // send ends the client middleware chain.
