@@ -319,9 +319,12 @@ type notifyListener struct {
 	closed chan struct{}
 }
 
+// Close closes the listener, then tells: a test that waits for closed
+// may count on new connections being refused.
 func (l *notifyListener) Close() error {
+	err := l.Listener.Close()
 	l.once.Do(func() { close(l.closed) })
-	return l.Listener.Close()
+	return err
 }
 
 func TestStopDrains(t *testing.T) {
