@@ -124,7 +124,11 @@ func (c *brokerComponent) Start(ctx context.Context) error {
 	for _, sub := range c.subs {
 		s, err := sub(ctx, b)
 		if err != nil {
-			return err // Stop drains what started
+			// The service stops only the components that started, and this
+			// one did not: undo what it started here.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.shutdownTimeout)
+			defer cancel()
+			return errors.Join(err, c.Stop(sctx))
 		}
 		c.mu.Lock()
 		c.running = append(c.running, s)

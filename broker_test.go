@@ -2,7 +2,9 @@ package ferry_test
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/ferry-go/ferry"
 	"github.com/ferry-go/ferry/broker"
 	jsbroker "github.com/ferry-go/ferry/broker/jetstream"
+	"github.com/ferry-go/ferry/broker/memory"
 	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/natsembed"
 	"github.com/ferry-go/ferry/server"
@@ -123,3 +126,68 @@ type nopTransport struct{}
 
 func (nopTransport) Start(context.Context, *server.Server) error { return nil }
 func (nopTransport) Stop(context.Context) error                  { return nil }
+
+// failingBroker is a memory broker whose Subscribe fails for one topic and
+// which tracks whether each subscription it made was drained.
+type failingBroker struct {
+	broker.Broker
+	fail string
+
+	mu   sync.Mutex
+	subs []*trackedSub
+}
+
+type trackedSub struct {
+	broker.Subscription
+	drained atomic.Bool
+}
+
+func (s *trackedSub) Drain(ctx context.Context) error {
+	s.drained.Store(true)
+	return s.Subscription.Drain(ctx)
+}
+
+func (b *failingBroker) Subscribe(ctx context.Context, topic string, h broker.Handler, cfg broker.SubscribeConfig) (broker.Subscription, error) {
+	if topic == b.fail {
+		return nil, errors.New("cannot subscribe to " + topic)
+	}
+	s, err := b.Broker.Subscribe(ctx, topic, h, cfg)
+	if err != nil {
+		return nil, err
+	}
+	ts := &trackedSub{Subscription: s}
+	b.mu.Lock()
+	b.subs = append(b.subs, ts)
+	b.mu.Unlock()
+	return ts, nil
+}
+
+// TestFailedStartDrainsSubscriptions is issue #11's defect 1: when a
+// later subscription failed to start, the ones that had started kept
+// consuming after Start returned the error.
+func TestFailedStartDrainsSubscriptions(t *testing.T) {
+	mb, err := memory.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mb.Close(context.Background())
+	fb := &failingBroker{Broker: mb, fail: "orders.broken"}
+	svc := ferry.New(server.New("billing", server.WithLogger(quiet())), ferry.WithBroker(fb), ferry.WithSignals(), ferry.WithLogger(quiet()))
+	ok := func(context.Context, *broker.Event[placed]) error { return nil }
+	ferry.Subscribe(svc, "orders.placed", ok)
+	ferry.Subscribe(svc, "orders.shipped", ok)
+	ferry.Subscribe(svc, "orders.broken", ok)
+	if err := svc.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "cannot subscribe to orders.broken") {
+		t.Fatalf("Start = %v, want the subscription's error", err)
+	}
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	if len(fb.subs) != 2 {
+		t.Fatalf("%d subscriptions started, want 2", len(fb.subs))
+	}
+	for _, s := range fb.subs {
+		if !s.drained.Load() {
+			t.Errorf("subscription to %s still runs after Start failed", s.Topic())
+		}
+	}
+}
