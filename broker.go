@@ -35,7 +35,9 @@ func WithBroker(b broker.Broker) Option {
 //		return jsbroker.New(ctx, js, jsbroker.WithStream(ordersStream))
 //	})
 //
-// The service closes that broker at stop.
+// The broker is made before the transports start, so handlers can publish
+// from their first call, and the service closes it at stop once the
+// transports have drained.
 func WithBrokerFrom(f func(ctx context.Context, nc *nats.Conn) (broker.Broker, error)) Option {
 	return func(s *Service) {
 		if f == nil {
@@ -85,8 +87,9 @@ func (s *Service) brokers() *brokerComponent {
 	return s.broker
 }
 
-// brokerComponent makes the broker if asked to and runs the service's
-// subscriptions.
+// brokerComponent is the service's broker and subscriptions; it starts and
+// stops as two components, brokerOpen and brokerSubs, which startOrder puts
+// in their places.
 type brokerComponent struct {
 	s    *Service
 	make func(ctx context.Context, nc *nats.Conn) (broker.Broker, error)
@@ -98,17 +101,20 @@ type brokerComponent struct {
 	running []broker.Subscription
 }
 
-func (c *brokerComponent) Start(ctx context.Context) error {
-	c.mu.Lock()
-	b := c.b
-	c.mu.Unlock()
+// brokerOpen makes the broker (WithBrokerFrom) before the transports start,
+// so handlers can publish from their first call, and closes a broker it
+// made after they drained.
+type brokerOpen struct{ c *brokerComponent }
+
+func (o brokerOpen) Start(ctx context.Context) error {
+	c := o.c
 	if c.make != nil {
 		nc := c.s.NATSConn()
 		if nc == nil {
 			return errors.New("ferry: WithBrokerFrom needs the service's NATS connection: add WithNATS")
 		}
-		var err error
-		if b, err = c.make(ctx, nc); err != nil {
+		b, err := c.make(ctx, nc)
+		if err != nil {
 			return fmt.Errorf("ferry: make the broker: %w", err)
 		}
 		if b == nil {
@@ -118,9 +124,40 @@ func (c *brokerComponent) Start(ctx context.Context) error {
 		c.b, c.owned = b, true
 		c.mu.Unlock()
 	}
-	if b == nil {
+	c.mu.Lock()
+	b := c.b
+	c.mu.Unlock()
+	if b == nil && len(c.subs) > 0 {
 		return errors.New("ferry: subscriptions need a broker: add WithBroker or WithBrokerFrom")
 	}
+	return nil
+}
+
+// Stop closes a broker WithBrokerFrom made; one given to WithBroker stays
+// open (its owner closes it).
+func (o brokerOpen) Stop(ctx context.Context) error {
+	c := o.c
+	c.mu.Lock()
+	b, owned := c.b, c.owned
+	if owned {
+		c.b, c.owned = nil, false
+	}
+	c.mu.Unlock()
+	if !owned {
+		return nil
+	}
+	return b.Close(ctx)
+}
+
+// brokerSubs runs the service's subscriptions: they start once the
+// transports serve and drain, together, before the transports do.
+type brokerSubs struct{ c *brokerComponent }
+
+func (o brokerSubs) Start(ctx context.Context) error {
+	c := o.c
+	c.mu.Lock()
+	b := c.b
+	c.mu.Unlock()
 	for _, sub := range c.subs {
 		s, err := sub(ctx, b)
 		if err != nil {
@@ -128,7 +165,7 @@ func (c *brokerComponent) Start(ctx context.Context) error {
 			// one did not: undo what it started here.
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.shutdownTimeout)
 			defer cancel()
-			return errors.Join(err, c.Stop(sctx))
+			return errors.Join(err, o.Stop(sctx))
 		}
 		c.mu.Lock()
 		c.running = append(c.running, s)
@@ -137,18 +174,12 @@ func (c *brokerComponent) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop drains the subscriptions together, then closes an owned broker.
-func (c *brokerComponent) Stop(ctx context.Context) error {
+// Stop drains the subscriptions together.
+func (o brokerSubs) Stop(ctx context.Context) error {
+	c := o.c
 	c.mu.Lock()
-	running, b, owned := c.running, c.b, c.owned
+	running := c.running
 	c.running = nil
-	if owned {
-		c.b, c.owned = nil, false
-	}
 	c.mu.Unlock()
-	list := []error{broker.DrainAll(ctx, running)}
-	if owned {
-		list = append(list, b.Close(ctx))
-	}
-	return errors.Join(list...)
+	return broker.DrainAll(ctx, running)
 }

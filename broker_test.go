@@ -3,6 +3,7 @@ package ferry_test
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,10 +14,12 @@ import (
 	"github.com/ferry-go/ferry/broker"
 	jsbroker "github.com/ferry-go/ferry/broker/jetstream"
 	"github.com/ferry-go/ferry/broker/memory"
+	"github.com/ferry-go/ferry/ferrytest"
 	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/natsembed"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
+	fhttp "github.com/ferry-go/ferry/transport/http"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -189,5 +192,60 @@ func TestFailedStartDrainsSubscriptions(t *testing.T) {
 		if !s.drained.Load() {
 			t.Errorf("subscription to %s still runs after Start failed", s.Topic())
 		}
+	}
+}
+
+// TestInFlightCallsPublishDuringStop is issue #11's defect 2: graceful stop
+// closed the broker (WithBrokerFrom) before the transports drained, so an
+// in-flight call that then published met a nil broker (a panic, recovered
+// as a 500). The broker now closes after the transports have drained.
+func TestInFlightCallsPublishDuringStop(t *testing.T) {
+	srv := server.New("orders", server.WithLogger(quiet()))
+	var svc *ferry.Service
+	started, release := make(chan struct{}), make(chan struct{})
+	server.Handle(srv, "Place", func(ctx context.Context, p *placed) (*placed, error) {
+		close(started)
+		<-release
+		return p, broker.Publish(ctx, svc.Broker(), "orders.placed", p)
+	})
+	h := fhttp.NewServer("127.0.0.1:0")
+	svc = ferry.New(srv, ferry.WithTransport(h), ferry.WithNATS(""),
+		ferry.WithEmbeddedNATS(natsembed.Options{JetStream: true, StoreDir: t.TempDir()}),
+		ferry.WithBrokerFrom(jetStreamBroker), ferry.WithSignals(), ferry.WithLogger(quiet()))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	addr := "http://" + h.Addr().String()
+	reply := make(chan error, 1)
+	go func() {
+		c, err := fhttp.NewClient(addr)
+		if err != nil {
+			reply <- err
+			return
+		}
+		defer c.Close()
+		_, err = transport.Invoke[placed, placed](ctx, c, "orders", "Place", &placed{Order: "o-9"})
+		reply <- err
+	}()
+	<-started
+	stopped := make(chan error, 1)
+	go func() { stopped <- svc.Stop(ctx) }()
+	// The HTTP transport is draining once it refuses new connections.
+	host := strings.TrimPrefix(addr, "http://")
+	ferrytest.Eventually(t, "the HTTP transport stops accepting", func() bool {
+		conn, err := net.Dial("tcp", host)
+		if err == nil {
+			conn.Close()
+		}
+		return err != nil
+	})
+	close(release)
+	if err := <-reply; err != nil {
+		t.Errorf("the in-flight call that publishes during stop = %v, want success", err)
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("Stop = %v", err)
 	}
 }

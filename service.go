@@ -334,24 +334,14 @@ func (s *Service) Start(ctx context.Context) (err error) {
 	if err := errors.Join(append(s.errs, s.srv.Err())...); err != nil {
 		return err
 	}
-	if s.broker != nil && !slices.Contains(s.components, Component(s.broker)) {
-		// After the transports, so events flow once the service serves;
-		// drained before them at stop, while the connection still works;
-		// before the registration, which stays last.
-		at := len(s.components)
-		if s.registrar != nil || s.makeRegistrar != nil {
-			at--
-		}
-		s.components = slices.Insert(s.components, at, Component(s.broker))
-	}
-	if len(s.components) == 0 {
+	if len(s.components) == 0 && s.broker == nil {
 		return errors.New("ferry: no transport configured")
 	}
 	if len(s.srv.Endpoints()) == 0 && (s.broker == nil || len(s.broker.subs) == 0) {
 		return fmt.Errorf("ferry: service %q has no endpoints and no subscriptions", s.srv.Name())
 	}
 	s.srv.Freeze()
-	for _, c := range s.components {
+	for _, c := range s.startOrder() {
 		if err := c.Start(ctx); err != nil {
 			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.shutdownTimeout)
 			defer cancel()
@@ -422,8 +412,74 @@ type transportComponent struct {
 func (c *transportComponent) Start(ctx context.Context) error { return c.t.Start(ctx, c.srv) }
 func (c *transportComponent) Stop(ctx context.Context) error  { return c.t.Stop(ctx) }
 
-// natsSetup starts the embedded server when no URL is given, connects, and
-// serves the NATS transport; it stops them in the reverse order.
+// startOrder is the order Start starts the components in; Stop stops them
+// in reverse. It is the order they were given in, except that what the
+// transports use while they drain comes just before the first transport —
+// the NATS connection (and embedded server), then the broker — and the
+// subscriptions just after the last one. So at stop the registration goes
+// first, the subscriptions stop taking messages, the transports drain
+// (their handlers can still publish), and only then do the broker and the
+// NATS connection close.
+func (s *Service) startOrder() []Component {
+	first, last := -1, -1
+	for i, c := range s.components {
+		switch c.(type) {
+		case *transportComponent, *natsSetup:
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	var before, after []Component
+	if s.nats != nil {
+		before = append(before, natsConn{s.nats})
+	}
+	if s.broker != nil {
+		before = append(before, brokerOpen{s.broker})
+		after = append(after, brokerSubs{s.broker})
+	}
+	var out []Component
+	add := func(c Component) {
+		if n, ok := c.(*natsSetup); ok {
+			if n.serve {
+				out = append(out, natsServe{n})
+			}
+			return
+		}
+		out = append(out, c)
+	}
+	if first < 0 { // no transport: an events-only service
+		out = append(out, before...)
+		for _, c := range s.components {
+			if _, ok := c.(*registration); !ok {
+				add(c)
+			}
+		}
+		out = append(out, after...)
+		for _, c := range s.components {
+			if r, ok := c.(*registration); ok {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	for i, c := range s.components {
+		if i == first {
+			out = append(out, before...)
+		}
+		add(c)
+		if i == last {
+			out = append(out, after...)
+		}
+	}
+	return out
+}
+
+// natsSetup is the service's NATS: the embedded server when no URL is
+// given, the connection, and the NATS transport (WithNATS). It starts and
+// stops as two components, natsConn and natsServe, which startOrder puts
+// in their places.
 type natsSetup struct {
 	url      string
 	serve    bool // serve the NATS transport (WithNATS), not just connect
@@ -444,7 +500,12 @@ func (n *natsSetup) conn() *nats.Conn {
 	return n.nc
 }
 
-func (n *natsSetup) Start(ctx context.Context) error {
+// natsConn starts the embedded server (without a URL) and connects; it
+// closes the connection and shuts the server down at stop.
+type natsConn struct{ n *natsSetup }
+
+func (c natsConn) Start(ctx context.Context) error {
+	n := c.n
 	url := n.url
 	var emb *natsembed.Server
 	if url == "" {
@@ -463,58 +524,88 @@ func (n *natsSetup) Start(ctx context.Context) error {
 		}
 		return fmt.Errorf("ferry: connect to NATS at %s: %w", url, err)
 	}
-	var t *fnats.Server
-	if n.serve {
-		t = fnats.NewServer(nc, n.opts...)
-		if err := t.Start(ctx, n.srv); err != nil {
-			nc.Close()
-			if emb != nil {
-				emb.Shutdown()
-			}
-			return err
-		}
-	}
 	n.mu.Lock()
-	n.emb, n.nc, n.t = emb, nc, t
+	n.emb, n.nc = emb, nc
 	n.mu.Unlock()
 	return nil
 }
 
-// Check implements Checker: the connection must be connected and the NATS
-// transport, if served, taking requests.
-func (n *natsSetup) Check(ctx context.Context) error {
-	n.mu.Lock()
-	nc, t := n.nc, n.t
-	n.mu.Unlock()
+// Check implements Checker: the connection must be connected.
+func (c natsConn) Check(context.Context) error {
+	nc := c.n.conn()
 	if nc == nil {
 		return errors.New("ferry: no NATS connection")
 	}
 	if st := nc.Status(); st != nats.CONNECTED {
 		return fmt.Errorf("ferry: NATS connection %s", strings.ToLower(st.String()))
 	}
-	if t != nil {
-		return t.Check(ctx)
-	}
 	return nil
 }
 
-func (n *natsSetup) Stop(ctx context.Context) error {
+func (c natsConn) Stop(context.Context) error {
+	n := c.n
 	n.mu.Lock()
-	emb, nc, t := n.emb, n.nc, n.t
-	n.emb, n.nc, n.t = nil, nil, nil
+	emb, nc := n.emb, n.nc
+	n.emb, n.nc = nil, nil
 	n.mu.Unlock()
-	var errs []error
-	if t != nil {
-		errs = append(errs, t.Stop(ctx))
-	}
 	if nc != nil {
 		nc.Close()
 	}
 	if emb != nil {
 		emb.Shutdown()
 	}
-	return errors.Join(errs...)
+	return nil
 }
+
+// natsServe serves the NATS transport on the connection natsConn made.
+type natsServe struct{ n *natsSetup }
+
+func (c natsServe) Start(ctx context.Context) error {
+	n := c.n
+	nc := n.conn()
+	if nc == nil {
+		return errors.New("ferry: NATS transport without a connection")
+	}
+	t := fnats.NewServer(nc, n.opts...)
+	if err := t.Start(ctx, n.srv); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.t = t
+	n.mu.Unlock()
+	return nil
+}
+
+// Check implements Checker: the transport must be taking requests.
+func (c natsServe) Check(ctx context.Context) error {
+	c.n.mu.Lock()
+	t := c.n.t
+	c.n.mu.Unlock()
+	if t == nil {
+		return errors.New("ferry: NATS transport not serving")
+	}
+	return t.Check(ctx)
+}
+
+func (c natsServe) Stop(ctx context.Context) error {
+	n := c.n
+	n.mu.Lock()
+	t := n.t
+	n.t = nil
+	n.mu.Unlock()
+	if t == nil {
+		return nil
+	}
+	return t.Stop(ctx)
+}
+
+// Start and Stop make natsSetup a Component in the caller's list; the
+// service starts it through natsConn and natsServe instead (startOrder).
+func (n *natsSetup) Start(ctx context.Context) error {
+	return errors.New("ferry: internal error: the NATS setup is started through startOrder")
+}
+
+func (n *natsSetup) Stop(context.Context) error { return nil }
 
 // registration is the last component: it registers once all transports
 // serve and deregisters first at stop.
