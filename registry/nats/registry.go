@@ -283,18 +283,22 @@ func (h *heartbeat) stop() {
 
 // beat puts data under key every heartbeat interval until ctx ends. A
 // failed put is logged and retried at the next tick; a put after a long
-// outage recreates a key that expired meanwhile.
+// outage recreates a key that expired meanwhile. A put may take what is
+// left of the TTL after one interval (at least one interval): a slow
+// server (a loaded machine, a leader election) gets as long as the entry
+// can wait, rather than a put cut off that would have landed in time.
 func (r *Registry) beat(ctx context.Context, hb *heartbeat, key string, data []byte) {
 	defer close(hb.done)
 	t := time.NewTicker(r.heartbeat)
 	defer t.Stop()
+	putTimeout := max(r.ttl-r.heartbeat, r.heartbeat)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		pctx, cancel := context.WithTimeout(ctx, r.heartbeat)
+		pctx, cancel := context.WithTimeout(ctx, putTimeout)
 		_, err := r.kv.Put(pctx, key, data)
 		cancel()
 		if err != nil && ctx.Err() == nil && r.logger != nil {
