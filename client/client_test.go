@@ -397,6 +397,45 @@ func TestOutlierEjectsAtMostOneOfThree(t *testing.T) {
 	}
 }
 
+// TestOutlierEjectsOneOfTwo is issue #11's defect 5: with fewer than three
+// instances the cap (⌊n/3⌋ = 0) let no instance be ejected, so a dead one
+// of two kept failing a share of calls for ever. At least one instance may
+// now be ejected whenever there are two or more.
+func TestOutlierEjectsOneOfTwo(t *testing.T) {
+	reg := newMemory()
+	dead := start(t, reg, "echo", "http", &backend{id: "dead"})
+	live := start(t, reg, "echo", "http", &backend{id: "live"})
+	dead.stop() // connection refused from now on; its registry entry stays
+	c := newClient(t, reg,
+		client.WithSelector(client.RoundRobin),
+		client.WithRetry(middleware.RetryPolicy{MaxAttempts: 1}),
+		client.WithOutlierDetection(client.OutlierDetection{ConsecutiveFailures: 3, BaseEjectionTime: time.Minute}))
+	ctx := ctxT(t)
+	for i := range 20 { // round robin: the dead one fails every other call until ejected
+		_, _ = echo(ctx, c, "echo", i)
+	}
+	before := live.hits.Load()
+	for i := range 30 {
+		if _, err := echo(ctx, c, "echo", i); err != nil {
+			t.Fatalf("call %d after the dead instance's failures = %v, want it ejected", i, err)
+		}
+	}
+	if got := live.hits.Load() - before; got != 30 {
+		t.Errorf("the live instance got %d of the last 30 calls, want all", got)
+	}
+	// The last instance standing is never ejected.
+	reg2 := newMemory()
+	lone := start(t, reg2, "echo", "http", &backend{id: "lone", fail: func(context.Context, int64) error { return errs.New(errs.Internal, "broken") }})
+	c2 := newClient(t, reg2, client.WithRetry(middleware.RetryPolicy{MaxAttempts: 1}),
+		client.WithOutlierDetection(client.OutlierDetection{ConsecutiveFailures: 3, BaseEjectionTime: time.Minute}))
+	for i := range 10 {
+		_, _ = echo(ctx, c2, "echo", i)
+	}
+	if got := lone.hits.Load(); got != 10 {
+		t.Errorf("a lone failing instance got %d of 10 calls, want all (never ejected)", got)
+	}
+}
+
 func TestBulkheadRejectsExcess(t *testing.T) {
 	reg := newMemory()
 	release := make(chan struct{})

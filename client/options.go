@@ -42,8 +42,9 @@ type OutlierDetection struct {
 	// in a row lasts n times as long, up to 10 times (default 30s).
 	BaseEjectionTime time.Duration
 	// MaxEjectedFraction bounds the fraction of a service's instances
-	// ejected at once (default and at most 1/3, so at most one of three;
-	// a service with fewer than 3 instances has none ejected).
+	// ejected at once (default and at most 1/3, so one of three), except
+	// that one instance may always be ejected when there are two or more;
+	// the last instance is never ejected.
 	MaxEjectedFraction float64
 }
 

@@ -276,7 +276,9 @@ func (s *service) release(in *instance, done func(error), err error) {
 }
 
 // eject takes in out of selection for a while, unless that would eject more
-// than the allowed fraction of the service's instances.
+// than the allowed fraction of the service's instances — but one instance of
+// two or more may always be ejected (as Envoy does), so that a dead one of
+// two does not fail a share of calls for ever; a lone instance never is.
 func (s *service) eject(in *instance) {
 	od := s.c.cfg.outlier
 	s.mu.Lock()
@@ -287,6 +289,9 @@ func (s *service) eject(in *instance) {
 	}
 	snap := s.snap.Load()
 	limit := int(od.MaxEjectedFraction*float64(len(snap.list)) + 1e-9)
+	if limit < 1 && len(snap.list) > 1 {
+		limit = 1
+	}
 	ejected := 0
 	for _, o := range snap.list {
 		if o.ejectedUntil.Load() > now.UnixNano() {
