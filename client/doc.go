@@ -29,7 +29,7 @@
 // (WithCircuitBreaker) fails fast while open, and outlier detection
 // (WithOutlierDetection, on by default) ejects an instance after
 // consecutive failures for a growing period, never more than a third of
-// the instances.
+// the instances (but one of two or more; never the last one).
 //
 // Failures that count against an instance's health, for both the breaker
 // and outlier detection, are the codes that say the instance, not the
