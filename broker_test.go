@@ -200,7 +200,7 @@ func TestFailedStartDrainsSubscriptions(t *testing.T) {
 // in-flight call that then published met a nil broker (a panic, recovered
 // as a 500). The broker now closes after the transports have drained.
 func TestInFlightCallsPublishDuringStop(t *testing.T) {
-	srv := server.New("orders", server.WithLogger(quiet()))
+	srv := server.New("shop", server.WithLogger(quiet()))
 	var svc *ferry.Service
 	started, release := make(chan struct{}), make(chan struct{})
 	server.Handle(srv, "Place", func(ctx context.Context, p *placed) (*placed, error) {
@@ -226,7 +226,7 @@ func TestInFlightCallsPublishDuringStop(t *testing.T) {
 			return
 		}
 		defer c.Close()
-		_, err = transport.Invoke[placed, placed](ctx, c, "orders", "Place", &placed{Order: "o-9"})
+		_, err = transport.Invoke[placed, placed](ctx, c, "shop", "Place", &placed{Order: "o-9"})
 		reply <- err
 	}()
 	<-started

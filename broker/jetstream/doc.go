@@ -7,8 +7,14 @@
 // needs:
 //
 //	b, err := jsbroker.New(ctx, js, jsbroker.WithStream(jetstream.StreamConfig{
-//		Name: "ORDERS", Subjects: []string{"orders.>"}, Replicas: 3,
+//		Name: "ORDERS", Subjects: []string{"events.orders.>"}, Replicas: 3,
 //	}))
+//
+// Event subjects need a prefix of their own ("events.orders.>", not
+// "orders.>"): the NATS transport serves a service's requests on
+// "<service>.*", and a stream capturing those would store every request and
+// answer it with a PubAck instead of the service. The NATS transport refuses
+// to start beside such a stream.
 //
 // # Guarantees
 //

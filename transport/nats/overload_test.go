@@ -8,12 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/ferrytest"
 	"github.com/ferry-go/ferry/natsembed"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
 	fnats "github.com/ferry-go/ferry/transport/nats"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestBurstSurvives is issue #11's defect 15: a burst larger than the
@@ -143,4 +145,33 @@ func TestCheck(t *testing.T) {
 	if err := tr.Check(ctx); err == nil || !strings.Contains(err.Error(), "stopped") {
 		t.Errorf("Check after Stop = %v, want stopped", err)
 	}
+}
+
+// TestStreamCapturingRequestsRefused is issue #11's defect 6: a JetStream
+// stream whose subjects cover "<service>.>" answered the service's
+// requests with a PubAck, which callers decoded as an empty reply with no
+// error, and stored the requests as events. The transport now refuses to
+// start, naming the stream; a service whose subjects it does not cover
+// starts.
+func TestStreamCapturingRequestsRefused(t *testing.T) {
+	ns := startNATS(t, natsembed.Options{JetStream: true, StoreDir: t.TempDir()})
+	nc := connect(t, ns)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	hello := func(context.Context, *HelloRequest) (*HelloReply, error) { return &HelloReply{Message: "hi"}, nil }
+	orders := server.New("orders", server.WithLogger(discardLogger()))
+	server.Handle(orders, "Place", hello)
+	err = fnats.NewServer(nc).Start(ctx, orders)
+	if errs.CodeOf(err) != errs.FailedPrecondition || !strings.Contains(err.Error(), "JetStream stream ORDERS captures orders.*") {
+		t.Errorf("Start(orders) beside stream ORDERS on orders.> = %v, want failed_precondition naming the stream", err)
+	}
+	billing := server.New("billing", server.WithLogger(discardLogger()))
+	server.Handle(billing, "Charge", hello)
+	serve(t, nc, billing) // fails the test if Start does
 }

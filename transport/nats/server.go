@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/nats-io/nuid"
 )
@@ -260,6 +262,10 @@ func (s *Server) Start(ctx context.Context, srv *server.Server) error {
 		return err
 	}
 
+	if err := s.checkStreams(ctx); err != nil {
+		s.cancel()
+		return err
+	}
 	if err := s.subscribe(ctx); err != nil {
 		s.unsubscribeAll()
 		s.cancel()
@@ -310,6 +316,45 @@ func (s *Server) Check(context.Context) error {
 	}
 	if !s.sub.IsValid() {
 		return fmt.Errorf("nats: the subscription to %s has ended", s.sub.Subject)
+	}
+	return nil
+}
+
+// streamCheckTimeout bounds the look-up of JetStream streams at Start.
+const streamCheckTimeout = 5 * time.Second
+
+// checkStreams refuses to serve when a JetStream stream captures the
+// service's request subjects ("<service>.*"): JetStream would store every
+// request as an event and answer it with a PubAck, which a caller would
+// take for an empty reply. Event subjects must live apart from service
+// names ("events.orders.>", not "orders.>"). Without JetStream there is
+// nothing to check; a look-up that fails otherwise is logged and serving
+// goes on.
+func (s *Server) checkStreams(ctx context.Context) error {
+	js, err := jetstream.New(s.nc)
+	if err != nil {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, streamCheckTimeout)
+	defer cancel()
+	subject := s.prefix + "*"
+	names := js.StreamNames(cctx, jetstream.WithStreamListSubject(subject))
+	var hits []string
+	for n := range names.Name() {
+		hits = append(hits, n)
+	}
+	if err := names.Err(); err != nil {
+		if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, jetstream.ErrJetStreamNotEnabled) &&
+			!errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+			s.logger.Warn("nats: could not check that no JetStream stream captures the service's subjects",
+				slog.String("subjects", subject), slog.Any("error", err))
+		}
+		return nil
+	}
+	if len(hits) > 0 {
+		return errs.Newf(errs.FailedPrecondition, "nats: JetStream stream %s captures %s, the subjects of requests to service %s: "+
+			"they would be stored as events and answered by JetStream instead of the service. Give event subjects a prefix "+
+			"of their own (events.%s.>, not %s.>)", strings.Join(hits, ", "), subject, s.srv.Name(), s.srv.Name(), s.srv.Name())
 	}
 	return nil
 }
