@@ -54,10 +54,10 @@ func DeadLetterMessage(d *Delivery, subject string, err error) *Message {
 // headerText makes s fit a header value: line breaks and other control
 // characters (errors.Join puts newlines between errors; a NATS header line
 // cannot hold one) become "; " or a space, invalid UTF-8 becomes U+FFFD, and
-// the result is cut to at most max bytes on a character boundary.
-func headerText(s string, max int) string {
+// the result is cut to at most limit bytes on a character boundary.
+func headerText(s string, limit int) string {
 	var b strings.Builder
-	b.Grow(min(len(s), max))
+	b.Grow(min(len(s), limit))
 	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
 		var piece string
 		switch {
@@ -68,7 +68,7 @@ func headerText(s string, max int) string {
 		default:
 			piece = string(r)
 		}
-		if b.Len()+len(piece) > max {
+		if b.Len()+len(piece) > limit {
 			break
 		}
 		b.WriteString(piece)

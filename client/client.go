@@ -174,7 +174,7 @@ func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp
 	ctx = context.WithValue(transport.NewCallContext(ctx, &st.call), stateKey{}, st)
 	out, err := r.h(ctx, req)
 	if err != nil {
-		return errs.FromError(err) // one mapping on every transport: an *errs.Error as is, anything else hidden behind its code, kept as the cause
+		return errs.FromError(err) // the same mapping on every transport
 	}
 	return transport.AssignReply(resp, out)
 }

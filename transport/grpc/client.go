@@ -134,9 +134,9 @@ func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp
 		*sink = transport.Copy(cl.call.Reply)
 	}
 	if err != nil {
-		return errs.FromError(err) // one mapping on every transport: an *errs.Error as is, anything else hidden behind its code, kept as the cause
+		return errs.FromError(err) // the same mapping on every transport
 	}
-	return transport.AssignReply(resp, out) // a reply middleware returned in place of the wire's
+	return transport.AssignReply(resp, out) // a reply middleware returned instead of the wire's
 }
 
 // clientCall carries what the innermost handler needs past the middleware.
