@@ -386,7 +386,13 @@ func (s *Service) listening() []any {
 
 // Stop stops the started components in reverse order of start, each
 // draining until ctx is done; every component is stopped even when an
-// earlier one fails, and the errors are joined.
+// earlier one fails, and the errors are joined. Check fails from the moment
+// Stop is called, so a readiness probe turns away new traffic first.
+//
+// The transports stop together, in the place of the last one started: each
+// stops accepting new calls at once and then drains its in-flight calls,
+// concurrently with the others, under the one deadline of ctx — no
+// transport takes new calls while another drains.
 func (s *Service) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	started := s.started
@@ -396,12 +402,49 @@ func (s *Service) Stop(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	var errs []error
+	transportsStopped := false
 	for i := len(started) - 1; i >= 0; i-- {
-		if err := started[i].Stop(ctx); err != nil {
-			errs = append(errs, err)
+		c := started[i]
+		if !isTransport(c) {
+			if err := c.Stop(ctx); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		if !transportsStopped { // at the last transport started: all of them
+			transportsStopped = true
+			errs = append(errs, stopTogether(ctx, slices.DeleteFunc(slices.Clone(started), func(c Component) bool { return !isTransport(c) }))...)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// isTransport tells the components that serve calls, which Stop stops
+// together.
+func isTransport(c Component) bool {
+	switch c.(type) {
+	case *transportComponent, natsServe:
+		return true
+	}
+	return false
+}
+
+// stopTogether stops cs concurrently and returns their errors in the order
+// of cs.
+func stopTogether(ctx context.Context, cs []Component) []error {
+	if len(cs) == 1 {
+		if err := cs[0].Stop(ctx); err != nil {
+			return []error{err}
+		}
+		return nil
+	}
+	errs := make([]error, len(cs))
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Go(func() { errs[i] = c.Stop(ctx) })
+	}
+	wg.Wait()
+	return slices.DeleteFunc(errs, func(err error) bool { return err == nil })
 }
 
 type transportComponent struct {

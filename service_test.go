@@ -20,10 +20,13 @@ import (
 	"github.com/ferry-go/ferry/registry/memory"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
+	fgrpc "github.com/ferry-go/ferry/transport/grpc"
 	fhttp "github.com/ferry-go/ferry/transport/http"
 	fnats "github.com/ferry-go/ferry/transport/nats"
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -171,7 +174,7 @@ func TestSignalDrainsInFlight(t *testing.T) {
 	if err := syscall.Kill(syscall.Getpid(), syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // let shutdown begin while the call is in flight
+	ferrytest.Eventually(t, "the transport stops accepting while the call is in flight", refusing(h.Addr().String()))
 	close(release)
 	if err := <-reply; err != nil {
 		t.Errorf("in-flight call = %v, want it to complete during the drain", err)
@@ -383,5 +386,62 @@ func TestStartTwice(t *testing.T) {
 		if err := svc.Stop(ctx); err != nil {
 			t.Errorf("%s: second Stop = %v, want nil", name, err)
 		}
+	}
+}
+
+// refusing reports whether nothing accepts TCP connections at addr any more.
+func refusing(addr string) func() bool {
+	return func() bool {
+		conn, err := net.Dial("tcp", addr)
+		if err == nil {
+			conn.Close()
+		}
+		return err != nil
+	}
+}
+
+// Issue #11 defect 7: the transports stop accepting together and drain
+// concurrently. A call held on gRPC (the last transport started, so the
+// first to stop before) must not keep HTTP accepting new calls.
+func TestTransportsStopTogether(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	s := server.New("svc", server.WithLogger(quiet()))
+	server.Handle(s, "Slow", func(_ context.Context, m *msg) (*msg, error) {
+		close(started)
+		<-release
+		return m, nil
+	})
+	h, g := fhttp.NewServer("127.0.0.1:0"), fgrpc.NewServer("127.0.0.1:0")
+	svc := ferry.New(s, ferry.WithTransport(h), ferry.WithTransport(g), ferry.WithSignals(), ferry.WithLogger(quiet()))
+	ctx := ferrytest.Context(t)
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cc, err := grpc.NewClient(g.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	reply := make(chan error, 1)
+	go func() {
+		var out msg
+		reply <- fgrpc.NewClient(cc).Invoke(ctx, "svc", "Slow", &msg{Text: "x"}, &out)
+	}()
+	<-started
+	stopped := make(chan error, 1)
+	go func() { stopped <- svc.Stop(ctx) }()
+	ferrytest.Eventually(t, "gRPC stops accepting", refusing(g.Addr().String()))
+	ferrytest.Eventually(t, "HTTP stops accepting while gRPC still drains a call", refusing(h.Addr().String()))
+	select {
+	case err := <-reply:
+		t.Fatalf("the held gRPC call ended before it was released: %v", err)
+	default:
+	}
+	close(release)
+	if err := <-reply; err != nil {
+		t.Errorf("in-flight gRPC call = %v, want it to complete during the drain", err)
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("Stop = %v", err)
 	}
 }
