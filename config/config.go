@@ -2,6 +2,8 @@ package config
 
 import (
 	"time"
+
+	"github.com/ferry-go/ferry/transport"
 )
 
 // Config is a Ferry service's whole configuration. Every field has a key
@@ -44,16 +46,20 @@ type Transports struct {
 
 // HTTP configures the HTTP transport.
 type HTTP struct {
-	Enabled bool   `mapstructure:"enabled" doc:"serve over HTTP"`
-	Addr    string `mapstructure:"addr" doc:"listen address, host:port" validate:"required_if=Enabled true,omitempty,listen_addr"`
-	TLS     TLS    `mapstructure:"tls"`
+	Enabled    bool          `mapstructure:"enabled" doc:"serve over HTTP"`
+	Addr       string        `mapstructure:"addr" doc:"listen address, host:port" validate:"required_if=Enabled true,omitempty,listen_addr"`
+	Timeout    time.Duration `mapstructure:"timeout" doc:"deadline of a call that carries none (no Ferry-Timeout-Ms)" validate:"gt=0"`
+	MaxTimeout time.Duration `mapstructure:"max_timeout" doc:"longest deadline a caller may ask for; longer ones are cut to it" validate:"gt=0"`
+	TLS        TLS           `mapstructure:"tls"`
 }
 
 // GRPC configures the gRPC transport.
 type GRPC struct {
-	Enabled bool   `mapstructure:"enabled" doc:"serve over gRPC"`
-	Addr    string `mapstructure:"addr" doc:"listen address, host:port" validate:"required_if=Enabled true,omitempty,listen_addr"`
-	TLS     TLS    `mapstructure:"tls"`
+	Enabled    bool          `mapstructure:"enabled" doc:"serve over gRPC"`
+	Addr       string        `mapstructure:"addr" doc:"listen address, host:port" validate:"required_if=Enabled true,omitempty,listen_addr"`
+	Timeout    time.Duration `mapstructure:"timeout" doc:"deadline of a call that carries none (no grpc-timeout)" validate:"gt=0"`
+	MaxTimeout time.Duration `mapstructure:"max_timeout" doc:"longest deadline a caller may ask for; longer ones are cut to it" validate:"gt=0"`
+	TLS        TLS           `mapstructure:"tls"`
 }
 
 // TLS names a certificate and key; both or neither.
@@ -64,7 +70,9 @@ type TLS struct {
 
 // NATSTransport configures the NATS transport.
 type NATSTransport struct {
-	Enabled bool `mapstructure:"enabled" doc:"serve over NATS (subjects <service>.<Endpoint>, queue group <service>)"`
+	Enabled    bool          `mapstructure:"enabled" doc:"serve over NATS (subjects <service>.<Endpoint>, queue group <service>)"`
+	Timeout    time.Duration `mapstructure:"timeout" doc:"deadline of a call that carries none (no Ferry-Timeout-Ms)" validate:"gt=0"`
+	MaxTimeout time.Duration `mapstructure:"max_timeout" doc:"longest deadline a caller may ask for; longer ones are cut to it" validate:"gt=0"`
 }
 
 // NATS is the service's NATS connection, shared by the NATS transport, the
@@ -178,9 +186,9 @@ func Default() Config {
 	return Config{
 		Service: Service{Version: "0.0.0"},
 		Transports: Transports{
-			HTTP: HTTP{Enabled: true, Addr: ":8080"},
-			GRPC: GRPC{Enabled: true, Addr: ":9090"},
-			NATS: NATSTransport{Enabled: true},
+			HTTP: HTTP{Enabled: true, Addr: ":8080", Timeout: transport.DefaultTimeout, MaxTimeout: transport.DefaultMaxTimeout},
+			GRPC: GRPC{Enabled: true, Addr: ":9090", Timeout: transport.DefaultTimeout, MaxTimeout: transport.DefaultMaxTimeout},
+			NATS: NATSTransport{Enabled: true, Timeout: transport.DefaultTimeout, MaxTimeout: transport.DefaultMaxTimeout},
 		},
 		NATS: NATS{Embedded: Embedded{Host: "127.0.0.1", Port: 4222, JetStream: true}},
 		Registry: Registry{

@@ -27,6 +27,7 @@ import (
 	"github.com/ferry-go/ferry/telemetry"
 	fgrpc "github.com/ferry-go/ferry/transport/grpc"
 	fhttp "github.com/ferry-go/ferry/transport/http"
+	fnats "github.com/ferry-go/ferry/transport/nats"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
@@ -295,7 +296,7 @@ func NewService(cfg *Config, register func(*ferry.Service, *server.Server), opts
 		sopts = append(sopts, ferry.WithAdvertiseHost(cfg.AdvertiseHost))
 	}
 	if t.HTTP.Enabled {
-		var hopts []fhttp.ServerOption
+		hopts := []fhttp.ServerOption{fhttp.WithDefaultTimeout(t.HTTP.Timeout), fhttp.WithMaxTimeout(t.HTTP.MaxTimeout)}
 		if t.HTTP.TLS.CertFile != "" {
 			tc, err := loadTLS(t.HTTP.TLS)
 			if err != nil {
@@ -307,7 +308,7 @@ func NewService(cfg *Config, register func(*ferry.Service, *server.Server), opts
 		sopts = append(sopts, ferry.WithTransport(&keyed{Transport: fhttp.NewServer(t.HTTP.Addr, hopts...), key: "transports.http.addr", cfg: cfg}))
 	}
 	if t.GRPC.Enabled {
-		var gopts []fgrpc.ServerOption
+		gopts := []fgrpc.ServerOption{fgrpc.WithDefaultTimeout(t.GRPC.Timeout), fgrpc.WithMaxTimeout(t.GRPC.MaxTimeout)}
 		if t.GRPC.TLS.CertFile != "" {
 			tc, err := loadTLS(t.GRPC.TLS)
 			if err != nil {
@@ -324,7 +325,7 @@ func NewService(cfg *Config, register func(*ferry.Service, *server.Server), opts
 	}
 	if natsOn {
 		if t.NATS.Enabled {
-			sopts = append(sopts, ferry.WithNATS(cfg.NATS.URL))
+			sopts = append(sopts, ferry.WithNATS(cfg.NATS.URL, fnats.WithDefaultTimeout(t.NATS.Timeout), fnats.WithMaxTimeout(t.NATS.MaxTimeout)))
 		} else {
 			sopts = append(sopts, ferry.WithNATSConnection(cfg.NATS.URL))
 		}

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/ferry-go/ferry/errs"
 )
@@ -122,4 +124,22 @@ func ExampleNew() {
 	// Output:
 	// not_found: user "ada" not found
 	// not_found 404
+}
+
+func TestClip(t *testing.T) {
+	long := strings.Repeat("9", 1<<20)
+	for _, c := range []struct{ in, want string }{
+		{"", ""},
+		{"short", "short"},
+		{long, strings.Repeat("9", errs.ClipLen) + "…"},
+		{strings.Repeat("a", errs.ClipLen-1) + "é" + "tail", strings.Repeat("a", errs.ClipLen-1) + "…"},
+		{"bad \xff byte", "bad \uFFFD byte"},
+	} {
+		if got := errs.Clip(c.in); got != c.want {
+			t.Errorf("Clip(%.20q…) = %q, want %q", c.in, got, c.want)
+		}
+		if !utf8.ValidString(errs.Clip(c.in)) {
+			t.Errorf("Clip(%.20q…) is not valid UTF-8", c.in)
+		}
+	}
 }

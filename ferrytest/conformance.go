@@ -33,6 +33,9 @@ type Limits struct {
 	// MaxRequestBytes is the largest request payload the server accepts;
 	// larger ones must fail with ResourceExhausted.
 	MaxRequestBytes int
+	// DefaultTimeout is the deadline the server gives a call that carries
+	// none; MaxTimeout the longest deadline it lets a caller ask for.
+	DefaultTimeout, MaxTimeout time.Duration
 }
 
 // Conn is the client side of a served transport.
@@ -127,6 +130,15 @@ func newSuiteServer(t testing.TB) (*server.Server, *suite) {
 		st.ctxErr <- ctx.Err()
 		return nil, ctx.Err()
 	})
+	// Deadline answers how many milliseconds its context has left, -1 for
+	// no deadline.
+	server.Handle(s, "Deadline", func(ctx context.Context, _ *Empty) (*Echo, error) {
+		d, ok := ctx.Deadline()
+		if !ok {
+			return &Echo{Num: -1}, nil
+		}
+		return &Echo{Num: time.Until(d).Milliseconds()}, nil
+	})
 	server.Handle(s, "Panic", func(context.Context, *Empty) (*Empty, error) { panic("secret panic value") })
 	server.Handle(s, "Slow", func(ctx context.Context, r *Echo) (*Echo, error) {
 		select {
@@ -148,7 +160,7 @@ func newSuiteServer(t testing.TB) (*server.Server, *suite) {
 // unknown endpoints, handler panics and concurrent calls — against tr.
 func Conformance(t *testing.T, tr Transport) {
 	t.Helper()
-	lim := Limits{MaxRequestBytes: 64 << 10}
+	lim := Limits{MaxRequestBytes: 64 << 10, DefaultTimeout: 40 * time.Second, MaxTimeout: 90 * time.Second}
 	s, st := newSuiteServer(t)
 	conn := tr.Serve(t, s, lim)
 	c := conn.Client
@@ -258,6 +270,28 @@ func Conformance(t *testing.T, tr Transport) {
 			}
 		case <-time.After(5 * time.Second):
 			t.Error("handler context was not cancelled at the deadline")
+		}
+	})
+
+	t.Run("deadline bounded by the server", func(t *testing.T) {
+		// A caller asking for a century gets the server's maximum.
+		ctx, cancel := context.WithDeadline(context.Background(), time.Now().AddDate(100, 0, 0))
+		defer cancel()
+		var out Echo
+		if err := c.Invoke(ctx, suiteService, "Deadline", &Empty{}, &out); err != nil {
+			t.Fatalf("Deadline with a 100-year deadline = %v, want success", err)
+		}
+		if out.Num <= 0 || out.Num > lim.MaxTimeout.Milliseconds() {
+			t.Errorf("handler deadline in %dms for a 100-year caller deadline, want at most the server's maximum %v", out.Num, lim.MaxTimeout)
+		}
+		// A caller without a deadline runs under the server's default (or
+		// its client's, when the client sets one).
+		out = Echo{}
+		if err := c.Invoke(context.Background(), suiteService, "Deadline", &Empty{}, &out); err != nil {
+			t.Fatalf("Deadline without a deadline = %v, want success", err)
+		}
+		if out.Num <= 0 || out.Num > lim.MaxTimeout.Milliseconds() {
+			t.Errorf("handler deadline in %dms for a caller without one, want a deadline (the server's default %v)", out.Num, lim.DefaultTimeout)
 		}
 	})
 

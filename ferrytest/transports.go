@@ -26,7 +26,8 @@ func Transports() []Transport {
 // HTTP describes the HTTP transport.
 func HTTP() Transport {
 	return Transport{Name: "http", Serve: func(t testing.TB, s *server.Server, lim Limits) Conn {
-		tr := fhttp.NewServer("127.0.0.1:0", fhttp.WithMaxBodyBytes(int64(lim.MaxRequestBytes)))
+		tr := fhttp.NewServer("127.0.0.1:0", fhttp.WithMaxBodyBytes(int64(lim.MaxRequestBytes)),
+			fhttp.WithDefaultTimeout(lim.DefaultTimeout), fhttp.WithMaxTimeout(lim.MaxTimeout))
 		serve(t, s, tr)
 		base := "http://" + tr.Addr().String()
 		c := must(fhttp.NewClient(base))(t)
@@ -48,7 +49,8 @@ func HTTP() Transport {
 // gRPC always carries protobuf.
 func GRPC() Transport {
 	return Transport{Name: "grpc", Serve: func(t testing.TB, s *server.Server, lim Limits) Conn {
-		tr := fgrpc.NewServer("127.0.0.1:0", fgrpc.WithMaxRecvMsgSize(lim.MaxRequestBytes))
+		tr := fgrpc.NewServer("127.0.0.1:0", fgrpc.WithMaxRecvMsgSize(lim.MaxRequestBytes),
+			fgrpc.WithDefaultTimeout(lim.DefaultTimeout), fgrpc.WithMaxTimeout(lim.MaxTimeout))
 		serve(t, s, tr)
 		c := must(fgrpc.Dial(tr.Addr().String()))(t)
 		t.Cleanup(func() { _ = c.Close() })
@@ -70,7 +72,8 @@ func GRPC() Transport {
 func NATSTransport() Transport {
 	return Transport{Name: "nats", Serve: func(t testing.TB, s *server.Server, lim Limits) Conn {
 		url := NATS(t).ClientURL()
-		serve(t, s, fnats.NewServer(Connect(t, url), fnats.WithMaxRequestBytes(lim.MaxRequestBytes)))
+		serve(t, s, fnats.NewServer(Connect(t, url), fnats.WithMaxRequestBytes(lim.MaxRequestBytes),
+			fnats.WithDefaultTimeout(lim.DefaultTimeout), fnats.WithMaxTimeout(lim.MaxTimeout)))
 		nc := Connect(t, url)
 		return Conn{Client: fnats.NewClient(nc), SendRaw: func(ctx context.Context, service, endpoint, ct string, body []byte) error {
 			var out []byte

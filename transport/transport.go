@@ -13,6 +13,15 @@ import (
 	"time"
 )
 
+// Default bounds of a served call's deadline. Each transport server takes a
+// call's deadline from the caller (grpc-timeout, Ferry-Timeout-Ms) but
+// never beyond its maximum, and gives a call that carries none its default;
+// WithDefaultTimeout and WithMaxTimeout on each server change them.
+const (
+	DefaultTimeout    = 30 * time.Second
+	DefaultMaxTimeout = 5 * time.Minute
+)
+
 // Kind names a transport.
 type Kind uint8
 

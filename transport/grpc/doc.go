@@ -39,6 +39,9 @@
 //
 // An oversized message is grpc-go's own ResourceExhausted.
 //
+// A call runs under the caller's grpc-timeout, cut to WithMaxTimeout (5m),
+// or under WithDefaultTimeout (30s) when the caller sent none.
+//
 // # Client
 //
 // [Client] is a transport.Client. It sends the metadata attached with

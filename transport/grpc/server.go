@@ -48,6 +48,7 @@ type serverConfig struct {
 	maxRecv        int
 	maxSend        int
 	defaultTimeout time.Duration
+	maxTimeout     time.Duration
 	extra          []grpc.ServerOption
 }
 
@@ -78,9 +79,25 @@ func WithMaxSendMsgSize(n int) ServerOption {
 }
 
 // WithDefaultTimeout sets the deadline of calls that arrive without a
-// grpc-timeout. The default, 0, leaves such calls without a deadline.
+// grpc-timeout (default transport.DefaultTimeout, 30s; 0 or less keeps the
+// default).
 func WithDefaultTimeout(d time.Duration) ServerOption {
-	return func(c *serverConfig) { c.defaultTimeout = d }
+	return func(c *serverConfig) {
+		if d > 0 {
+			c.defaultTimeout = d
+		}
+	}
+}
+
+// WithMaxTimeout caps the deadline a caller may ask for in grpc-timeout
+// (default transport.DefaultMaxTimeout, 5m; 0 or less keeps the default):
+// a longer one is cut to it, so no caller holds a handler for hours.
+func WithMaxTimeout(d time.Duration) ServerOption {
+	return func(c *serverConfig) {
+		if d > 0 {
+			c.maxTimeout = d
+		}
+	}
 }
 
 // WithServerOptions passes options to grpc.NewServer after Ferry's own, so
@@ -122,6 +139,9 @@ func NewServer(addr string, opts ...ServerOption) *Server {
 		maxStreams: DefaultMaxConcurrentStreams,
 		maxRecv:    DefaultMaxRecvMsgSize,
 		maxSend:    DefaultMaxSendMsgSize,
+
+		defaultTimeout: transport.DefaultTimeout,
+		maxTimeout:     transport.DefaultMaxTimeout,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -137,8 +157,6 @@ func (c *serverConfig) validate() error {
 		return fmt.Errorf("grpc: max receive message size %d must be positive", c.maxRecv)
 	case c.maxSend <= 0:
 		return fmt.Errorf("grpc: max send message size %d must be positive", c.maxSend)
-	case c.defaultTimeout < 0:
-		return fmt.Errorf("grpc: default timeout %v must not be negative", c.defaultTimeout)
 	}
 	return nil
 }
@@ -309,7 +327,7 @@ type call struct {
 func (t *Server) methodHandler(s *server.Server, ep *server.Endpoint, info *grpc.UnaryServerInfo) func(any, context.Context, func(any) error, grpc.UnaryServerInterceptor) (any, error) {
 	h := ep.Handler
 	name := s.Name()
-	timeout := t.cfg.defaultTimeout
+	timeout, maxTimeout := t.cfg.defaultTimeout, t.cfg.maxTimeout
 	logger := s.Logger()
 	// serve runs the endpoint for the decoded req; it is what interceptors wrap.
 	serve := func(ctx context.Context, c *call, req any) (any, error) {
@@ -348,12 +366,14 @@ func (t *Server) methodHandler(s *server.Server, ep *server.Endpoint, info *grpc
 		if err != nil {
 			return nil, badRequest(err)
 		}
-		if timeout > 0 {
-			if _, ok := ctx.Deadline(); !ok {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, timeout)
-				defer cancel()
+		if d, ok := ctx.Deadline(); !ok || time.Until(d) > maxTimeout {
+			bound := timeout // the default, or the maximum for a longer deadline
+			if ok {
+				bound = maxTimeout
 			}
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, bound)
+			defer cancel()
 		}
 		if interceptor == nil {
 			return serve(ctx, c, req)

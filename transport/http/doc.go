@@ -26,7 +26,10 @@
 //
 // Metadata travels as headers both ways. The caller's deadline travels as
 // the Ferry-Timeout-Ms header (whole milliseconds); the server bounds the
-// handler's context by it, and cancels it when the client goes away.
+// handler's context by it — cut to WithMaxTimeout (5m), or
+// WithDefaultTimeout (30s) when the header is absent — and cancels it when
+// the client goes away. The reply may take WithWriteTimeout (10s) beyond
+// the deadline to be written.
 //
 // Errors are RFC 9457 application/problem+json bodies with the canonical
 // code and details as extension members:

@@ -23,21 +23,35 @@ import (
 )
 
 // TimeoutHeader carries a call's remaining time in whole milliseconds, an
-// integer > 0. The server bounds the handler's context by it.
+// integer > 0. The server bounds the handler's context by it, or by its
+// maximum timeout when that is shorter (see WithMaxTimeout).
 const TimeoutHeader = "Ferry-Timeout-Ms"
 
 // Defaults of the server options.
 const (
 	DefaultReadHeaderTimeout = 5 * time.Second
 	DefaultReadTimeout       = 30 * time.Second
-	DefaultWriteTimeout      = 30 * time.Second
+	DefaultWriteTimeout      = 10 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
 	DefaultMaxHeaderBytes    = 64 << 10
 	DefaultMaxBodyBytes      = 4 << 20
 )
 
-// maxTimeoutMs keeps a TimeoutHeader value from overflowing time.Duration.
-const maxTimeoutMs = int64(1<<63-1) / int64(time.Millisecond)
+// parseTimeout parses a TimeoutHeader value, a whole number of
+// milliseconds > 0, cut to limit; ok is false when v is not one.
+func parseTimeout(v string, limit time.Duration) (d time.Duration, ok bool) {
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if errors.Is(err, strconv.ErrRange) && ms > 0 { // too many digits: as long as allowed
+		return limit, true
+	}
+	if err != nil || ms <= 0 {
+		return 0, false
+	}
+	if ms >= int64(limit/time.Millisecond) {
+		return limit, true
+	}
+	return time.Duration(ms) * time.Millisecond, true
+}
 
 // ServerOption configures a Server.
 type ServerOption func(*serverConfig)
@@ -51,8 +65,19 @@ type serverConfig struct {
 	maxHeaderBytes    int
 	maxBodyBytes      int64
 	defaultTimeout    time.Duration
+	maxTimeout        time.Duration
 	filters           []func(http.Handler) http.Handler
 	tls               *tls.Config
+}
+
+// baseWriteTimeout is the http.Server's write timeout: a call under the
+// default deadline has the write timeout beyond it. A call that asks for
+// more moves its connection's write deadline (handler.writeDeadline).
+func (c *serverConfig) baseWriteTimeout() time.Duration {
+	if c.writeTimeout <= 0 {
+		return 0
+	}
+	return c.defaultTimeout + c.writeTimeout
 }
 
 func newServerConfig(opts []ServerOption) serverConfig {
@@ -63,6 +88,8 @@ func newServerConfig(opts []ServerOption) serverConfig {
 		idleTimeout:       DefaultIdleTimeout,
 		maxHeaderBytes:    DefaultMaxHeaderBytes,
 		maxBodyBytes:      DefaultMaxBodyBytes,
+		defaultTimeout:    transport.DefaultTimeout,
+		maxTimeout:        transport.DefaultMaxTimeout,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -96,9 +123,14 @@ func WithReadTimeout(d time.Duration) ServerOption {
 	return func(c *serverConfig) { c.readTimeout = max(d, 0) }
 }
 
-// WithWriteTimeout bounds the time from the end of the request headers to
-// the end of the response, so it caps how long a handler can run (default
-// 30s; 0 or less means no limit).
+// WithWriteTimeout bounds how long writing a response may take beyond the
+// call's deadline (default 10s; 0 or less means no limit). A call's
+// handler runs under its deadline (WithDefaultTimeout, WithMaxTimeout); the
+// connection's write deadline is that deadline plus this, so a reply is
+// written even when the handler used all its time, and a client that stops
+// reading cannot hold the connection for ever. A handler that ignores its
+// context and outlives its deadline by more than this has its connection
+// closed: the caller sees the connection end.
 func WithWriteTimeout(d time.Duration) ServerOption {
 	return func(c *serverConfig) { c.writeTimeout = max(d, 0) }
 }
@@ -131,9 +163,26 @@ func WithMaxBodyBytes(n int64) ServerOption {
 }
 
 // WithDefaultTimeout sets the deadline of calls that carry no
-// Ferry-Timeout-Ms header (default 0: none, beyond the write timeout).
+// Ferry-Timeout-Ms header (default transport.DefaultTimeout, 30s; 0 or
+// less keeps the default). The handler's context ends at the deadline and a
+// handler that honours it is answered 504 deadline_exceeded.
 func WithDefaultTimeout(d time.Duration) ServerOption {
-	return func(c *serverConfig) { c.defaultTimeout = max(d, 0) }
+	return func(c *serverConfig) {
+		if d > 0 {
+			c.defaultTimeout = d
+		}
+	}
+}
+
+// WithMaxTimeout caps the deadline a caller may ask for in Ferry-Timeout-Ms
+// (default transport.DefaultMaxTimeout, 5m; 0 or less keeps the default): a
+// longer one is cut to it, so no caller holds a handler for hours.
+func WithMaxTimeout(d time.Duration) ServerOption {
+	return func(c *serverConfig) {
+		if d > 0 {
+			c.maxTimeout = d
+		}
+	}
 }
 
 // WithFilter wraps the server's http.Handler with f, an HTTP-tier filter
@@ -179,7 +228,7 @@ func (s *Server) Start(ctx context.Context, srv *server.Server) error {
 	if s.srv != nil {
 		return errors.New("http: server already started")
 	}
-	h, err := newHandler(srv, &s.cfg)
+	h, err := newHandler(srv, &s.cfg, s.cfg.writeTimeout)
 	if err != nil {
 		return err
 	}
@@ -201,7 +250,7 @@ func (s *Server) Start(ctx context.Context, srv *server.Server) error {
 		Handler:           h,
 		ReadHeaderTimeout: s.cfg.readHeaderTimeout,
 		ReadTimeout:       s.cfg.readTimeout,
-		WriteTimeout:      s.cfg.writeTimeout,
+		WriteTimeout:      s.cfg.baseWriteTimeout(),
 		IdleTimeout:       s.cfg.idleTimeout,
 		MaxHeaderBytes:    s.cfg.maxHeaderBytes,
 		BaseContext:       func(net.Listener) context.Context { return base },
@@ -274,7 +323,7 @@ func (s *Server) Handler() http.Handler {
 // apply (body limit, default timeout, filters); the rest configure Server.
 func NewHandler(srv *server.Server, opts ...ServerOption) (http.Handler, error) {
 	cfg := newServerConfig(opts)
-	return newHandler(srv, &cfg)
+	return newHandler(srv, &cfg, 0)
 }
 
 // handler routes and serves calls. Everything it holds is built once and
@@ -284,6 +333,12 @@ type handler struct {
 	logger     *slog.Logger
 	maxBody    int64
 	defTimeout time.Duration
+	maxTimeout time.Duration
+	// writeAfter is the write time the connection keeps beyond a call's
+	// deadline when that is later than the server's write timeout allows;
+	// 0 when the handler is mounted elsewhere (NewHandler) or writes are
+	// unbounded.
+	writeAfter time.Duration
 	// byPath finds the default route "POST /{service}/{Endpoint}" without
 	// going through the mux.
 	byPath map[string]*route
@@ -295,7 +350,7 @@ type handler struct {
 	jsonCT, protoCT []string // Content-Type values, shared read-only
 }
 
-func newHandler(srv *server.Server, cfg *serverConfig) (http.Handler, error) {
+func newHandler(srv *server.Server, cfg *serverConfig, writeAfter time.Duration) (http.Handler, error) {
 	if err := srv.Err(); err != nil {
 		return nil, err
 	}
@@ -304,6 +359,8 @@ func newHandler(srv *server.Server, cfg *serverConfig) (http.Handler, error) {
 		logger:     srv.Logger(),
 		maxBody:    cfg.maxBodyBytes,
 		defTimeout: cfg.defaultTimeout,
+		maxTimeout: cfg.maxTimeout,
+		writeAfter: writeAfter,
 		byPath:     map[string]*route{},
 		mux:        http.NewServeMux(),
 		probe:      http.NewServeMux(),
@@ -479,20 +536,22 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	timeout := h.defTimeout
 	if v := r.Header[TimeoutHeader]; len(v) > 0 {
-		ms, err := strconv.ParseInt(v[0], 10, 64)
-		if err != nil || ms <= 0 || ms > maxTimeoutMs {
+		d, ok := parseTimeout(v[0], h.maxTimeout)
+		if !ok {
 			writeProblem(w, http.StatusBadRequest, errs.Newf(errs.InvalidArgument,
-				"header %s: %q is not a whole number of milliseconds greater than 0", TimeoutHeader, v[0]).
+				"header %s: %q is not a whole number of milliseconds greater than 0", TimeoutHeader, errs.Clip(v[0])).
 				WithDetails(errs.Detail{Field: TimeoutHeader, Reason: "want an integer > 0"}))
 			return
 		}
-		timeout = time.Duration(ms) * time.Millisecond
+		timeout = d
+		if h.writeAfter > 0 && timeout > h.defTimeout {
+			// The server's write timeout covers the default deadline only.
+			_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(timeout + h.writeAfter))
+		}
 	}
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
+	var cancel context.CancelFunc
+	ctx, cancel = context.WithTimeout(ctx, timeout)
+	defer cancel()
 
 	req := rt.ep.NewRequest()
 	if rt.body {

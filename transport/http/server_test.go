@@ -121,7 +121,8 @@ func TestServerStatuses(t *testing.T) {
 		{name: "idempotent DELETE", method: "DELETE", path: "/greeter/Idem", status: 405, code: "unimplemented", allow: "GET, HEAD, POST"},
 		{name: "bad timeout", method: "POST", path: "/greeter/Hello", hdr: []string{"Ferry-Timeout-Ms", "soon"}, status: 400, code: "invalid_argument", detailHas: "Ferry-Timeout-Ms"},
 		{name: "zero timeout", method: "POST", path: "/greeter/Hello", hdr: []string{"Ferry-Timeout-Ms", "0"}, status: 400, code: "invalid_argument", detailHas: "Ferry-Timeout-Ms"},
-		{name: "huge timeout", method: "POST", path: "/greeter/Hello", hdr: []string{"Ferry-Timeout-Ms", "99999999999999999"}, status: 400, code: "invalid_argument"},
+		{name: "huge timeout is cut to the maximum", method: "POST", path: "/greeter/Hello", hdr: []string{"Ferry-Timeout-Ms", "99999999999999999"}, status: 200},
+		{name: "negative timeout", method: "POST", path: "/greeter/Hello", hdr: []string{"Ferry-Timeout-Ms", "-5"}, status: 400, code: "invalid_argument", detailHas: "Ferry-Timeout-Ms"},
 		{name: "panic", method: "POST", path: "/greeter/Panic", status: 500, code: "internal", detailHas: "internal error"},
 		{name: "plain error hidden", method: "POST", path: "/greeter/Leak", status: 500, code: "unknown", detailHas: "unknown error"},
 		{name: "after panic", method: "POST", path: "/greeter/Hello", body: []byte(`{"name":"again"}`), status: 200},
@@ -427,5 +428,61 @@ func TestNewHandler(t *testing.T) {
 	h.ServeHTTP(rec, req)
 	if rec.Code != 200 || rec.Body.String() != `{"message":"Hello, Bo"}` {
 		t.Errorf("ServeHTTP = %d %s, want 200 {\"message\":\"Hello, Bo\"}", rec.Code, rec.Body)
+	}
+}
+
+// Issue #11 defect 17: an HTTP call without Ferry-Timeout-Ms runs under the
+// server's default deadline, and a caller cannot ask for more than the
+// maximum.
+func TestServerDeadlineBounds(t *testing.T) {
+	left := make(chan time.Duration, 1)
+	s := server.New("dl", server.WithLogger(quiet))
+	server.Handle(s, "Get", func(ctx context.Context, _ *helloReq) (*helloResp, error) {
+		d, ok := ctx.Deadline()
+		if !ok {
+			left <- -1
+		} else {
+			left <- time.Until(d)
+		}
+		return &helloResp{}, nil
+	})
+	_, base := start(t, s, fhttp.WithMaxTimeout(time.Minute))
+	hc := rawClient(t)
+	for _, c := range []struct {
+		header string
+		max    time.Duration
+	}{
+		{"", transport.DefaultTimeout},
+		{"9223372036854", time.Minute},
+		{"99999999999999999999999", time.Minute},
+		{"1500", 1500 * time.Millisecond},
+	} {
+		var hdr []string
+		if c.header != "" {
+			hdr = []string{fhttp.TimeoutHeader, c.header}
+		}
+		if r := do(t, hc, "POST", base+"/dl/Get", "", nil, hdr...); r.status != 200 {
+			t.Fatalf("%s %q: status %d, want 200", fhttp.TimeoutHeader, c.header, r.status)
+		}
+		if d := <-left; d <= 0 || d > c.max {
+			t.Errorf("%s %q: handler deadline in %v, want within %v", fhttp.TimeoutHeader, c.header, d, c.max)
+		}
+	}
+}
+
+// A call that asks for a deadline beyond the server's default still gets
+// its reply written: the connection's write deadline follows the call's
+// (before, a handler that used more than the write timeout left the caller
+// with EOF).
+func TestServerWritesAfterLongDeadline(t *testing.T) {
+	s := server.New("dl", server.WithLogger(quiet))
+	server.Handle(s, "Wait", func(ctx context.Context, _ *helloReq) (*helloResp, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	_, base := start(t, s, fhttp.WithDefaultTimeout(50*time.Millisecond), fhttp.WithWriteTimeout(time.Second))
+	r := do(t, rawClient(t), "POST", base+"/dl/Wait", "", nil, fhttp.TimeoutHeader, "1500")
+	if r.status != http.StatusGatewayTimeout || r.problem.Code != "deadline_exceeded" {
+		t.Errorf("status %d code %q, want 504 deadline_exceeded written after the handler's 1.5s deadline", r.status, r.problem.Code)
 	}
 }

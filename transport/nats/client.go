@@ -198,7 +198,7 @@ func (c *Client) roundTrip(ctx context.Context, implicit time.Time, service, end
 	if ct := header(msg.Header).Get(contentTypeHeader); ct != "" && ct != cd.ContentType() {
 		var ok bool
 		if cd, ok = codec.ForContentType(ct); !ok {
-			return rmd, errs.Newf(errs.Internal, "reply from %s has unsupported Content-Type %q", subject, clip(ct))
+			return rmd, errs.Newf(errs.Internal, "reply from %s has unsupported Content-Type %q", subject, errs.Clip(ct))
 		}
 	}
 	if err := cd.Unmarshal(msg.Data, resp); err != nil {
@@ -251,7 +251,7 @@ func checkToken(what, name string) error {
 	}
 	for i := 0; i < len(name); i++ {
 		if c := name[i]; c <= ' ' || c == '.' || c == '*' || c == '>' || c == 0x7f {
-			return errs.Newf(errs.InvalidArgument, "invalid %s name %q: want one NATS subject token (no '.', '*', '>' or white space)", what, clip(name))
+			return errs.Newf(errs.InvalidArgument, "invalid %s name %q: want one NATS subject token (no '.', '*', '>' or white space)", what, errs.Clip(name))
 		}
 	}
 	return nil
@@ -272,7 +272,7 @@ func (c *Client) requestError(subject string, size int, err error) *errs.Error {
 	case errors.Is(err, nats.ErrBadHeaderMsg):
 		return errs.Newf(errs.InvalidArgument, "request metadata for %s has a key that is not a valid NATS header name: %w", subject, err)
 	case errors.Is(err, nats.ErrBadSubject):
-		return errs.Newf(errs.InvalidArgument, "invalid subject %q: %w", clip(subject), err)
+		return errs.Newf(errs.InvalidArgument, "invalid subject %q: %w", errs.Clip(subject), err)
 	}
 	return errs.Newf(errs.Unavailable, "call to %s: %w", subject, err)
 }

@@ -14,8 +14,8 @@
 // reads are case-insensitive although NATS headers are not.
 //
 // The caller's deadline travels in the Ferry-Timeout-Ms header as a whole
-// number of milliseconds; a request without it gets the server's default
-// timeout (30s). A malformed value is an InvalidArgument error. A client
+// number of milliseconds, cut to the server's WithMaxTimeout (5m); a request
+// without it gets the server's default timeout (30s). A malformed value is an InvalidArgument error. A client
 // call whose context has no deadline sends none: the client stops waiting
 // after its own default timeout, and the server applies its default.
 //

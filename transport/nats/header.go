@@ -2,6 +2,7 @@ package nats
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"sort"
 	"strconv"
@@ -183,11 +184,18 @@ func (r *replyHeader) Del(key string) { r.md.Del(key) }
 // Keys implements transport.Header.
 func (r *replyHeader) Keys() []string { return r.md.Keys() }
 
-// parseTimeout parses a TimeoutHeader value.
-func parseTimeout(v string) (time.Duration, error) {
+// parseTimeout parses a TimeoutHeader value, a whole number of
+// milliseconds > 0, cut to limit.
+func parseTimeout(v string, limit time.Duration) (time.Duration, error) {
 	ms, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || ms <= 0 || ms > maxTimeoutMs {
-		return 0, errs.Newf(errs.InvalidArgument, "header %s: want a positive whole number of milliseconds, got %q", TimeoutHeader, clip(v))
+	if errors.Is(err, strconv.ErrRange) && ms > 0 { // too many digits: as long as allowed
+		return limit, nil
+	}
+	if err != nil || ms <= 0 {
+		return 0, errs.Newf(errs.InvalidArgument, "header %s: want a positive whole number of milliseconds, got %q", TimeoutHeader, errs.Clip(v))
+	}
+	if ms >= int64(limit/time.Millisecond) {
+		return limit, nil
 	}
 	return time.Duration(ms) * time.Millisecond, nil
 }
@@ -201,15 +209,6 @@ func formatTimeout(d time.Duration) string {
 		ms++
 	}
 	return strconv.FormatInt(min(max(ms, 1), maxTimeoutMs), 10)
-}
-
-// clip shortens a wire value quoted in an error message.
-func clip(s string) string {
-	const n = 64
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }
 
 // isReserved reports whether key is a header of the wire format itself,
@@ -260,7 +259,7 @@ func replyError(h nats.Header, body []byte) *errs.Error {
 		code = errs.FromHTTPStatus(n)
 	}
 	if msg == "" {
-		msg = "error status " + clip(status)
+		msg = "error status " + errs.Clip(status)
 	}
 	return errs.New(code, msg)
 }

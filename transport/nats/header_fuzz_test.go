@@ -19,8 +19,9 @@ func FuzzParseTimeout(f *testing.F) {
 	for _, s := range []string{"1", "250", "30000", "0", "-1", "", " 5", "1e3", "+7", "9223372036854", "9223372036855", "99999999999999999999", "0x10", "١٢"} {
 		f.Add(s)
 	}
+	const limit = 5 * time.Minute
 	f.Fuzz(func(t *testing.T, s string) {
-		d, err := parseTimeout(s)
+		d, err := parseTimeout(s, limit)
 		if err != nil {
 			if errs.CodeOf(err) != errs.InvalidArgument {
 				t.Fatalf("parseTimeout(%q) error = %v, want invalid_argument", s, err)
@@ -30,10 +31,10 @@ func FuzzParseTimeout(f *testing.F) {
 			}
 			return
 		}
-		if d <= 0 || d%time.Millisecond != 0 {
-			t.Fatalf("parseTimeout(%q) = %v, want a positive whole number of ms", s, d)
+		if d <= 0 || d%time.Millisecond != 0 || d > limit {
+			t.Fatalf("parseTimeout(%q) = %v, want a positive whole number of ms, at most %v", s, d, limit)
 		}
-		back, err := parseTimeout(formatTimeout(d))
+		back, err := parseTimeout(formatTimeout(d), limit)
 		if err != nil || back != d {
 			t.Fatalf("parseTimeout(formatTimeout(%v)) = %v, %v, want %v", d, back, err, d)
 		}
@@ -44,13 +45,13 @@ func FuzzFormatTimeout(f *testing.F) {
 	for _, d := range []int64{-5, 0, 1, int64(time.Millisecond) - 1, int64(time.Millisecond), int64(time.Millisecond) + 1, int64(30 * time.Second), 1<<63 - 1} {
 		f.Add(d)
 	}
+	limit := time.Duration(maxTimeoutMs) * time.Millisecond
 	f.Fuzz(func(t *testing.T, n int64) {
 		d := time.Duration(n)
-		got, err := parseTimeout(formatTimeout(d))
+		got, err := parseTimeout(formatTimeout(d), limit)
 		if err != nil {
 			t.Fatalf("parseTimeout(formatTimeout(%v)) = %v, want nil error", d, err)
 		}
-		limit := time.Duration(maxTimeoutMs) * time.Millisecond
 		if got <= 0 || (d <= limit && got < d) || (d > 0 && got-d >= time.Millisecond) {
 			t.Fatalf("formatTimeout(%v) round trips to %v, want d rounded up to whole ms, at least 1ms", d, got)
 		}

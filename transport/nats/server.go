@@ -29,7 +29,7 @@ const (
 	DefaultMaxConcurrent = 1024
 	// DefaultTimeout is the default deadline of a call that carries none,
 	// on a Server and on a Client (WithDefaultTimeout).
-	DefaultTimeout = 30 * time.Second
+	DefaultTimeout = transport.DefaultTimeout
 	// DefaultMaxQueued is the default bound on requests waiting for a
 	// handler on a Server (WithMaxQueued), lowered to a quarter of the
 	// connection's SyncQueueLen when that is smaller.
@@ -93,6 +93,17 @@ func WithMaxQueued(n int) ServerOption {
 	})
 }
 
+// WithMaxTimeout caps the deadline a caller may ask for in Ferry-Timeout-Ms
+// (default transport.DefaultMaxTimeout, 5m; d <= 0 keeps it): a longer one
+// is cut to it, so no caller holds a handler for hours.
+func WithMaxTimeout(d time.Duration) ServerOption {
+	return serverOption(func(s *Server) {
+		if d > 0 {
+			s.maxTimeout = d
+		}
+	})
+}
+
 // WithMaxRequestBytes makes the server reject request bodies larger than n
 // bytes with ResourceExhausted. The default, 0, leaves the limit to the NATS
 // server's max_payload.
@@ -134,6 +145,7 @@ type Server struct {
 	maxQueued       int
 	maxRequestBytes int
 	defaultTimeout  time.Duration
+	maxTimeout      time.Duration
 
 	mu       sync.Mutex // guards state
 	state    int
@@ -170,6 +182,7 @@ func NewServer(nc *nats.Conn, opts ...ServerOption) *Server {
 		nc:             nc,
 		maxConcurrent:  DefaultMaxConcurrent,
 		defaultTimeout: DefaultTimeout,
+		maxTimeout:     transport.DefaultMaxTimeout,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -495,7 +508,7 @@ func (s *Server) call(ep *endpoint, msg *nats.Msg, start time.Time, cd *codec.Co
 	hdr := header(msg.Header)
 	timeout := s.defaultTimeout
 	if v := hdr.Get(TimeoutHeader); v != "" {
-		d, err := parseTimeout(v)
+		d, err := parseTimeout(v, s.maxTimeout)
 		if err != nil {
 			return nil, err
 		}
@@ -504,7 +517,7 @@ func (s *Server) call(ep *endpoint, msg *nats.Msg, start time.Time, cd *codec.Co
 	if ct := hdr.Get(contentTypeHeader); ct != "" && ct != jsonContentType {
 		c, ok := codec.ForContentType(ct)
 		if !ok {
-			return nil, errs.Newf(errs.InvalidArgument, "unsupported Content-Type %q: want application/json or application/protobuf", clip(ct))
+			return nil, errs.Newf(errs.InvalidArgument, "unsupported Content-Type %q: want application/json or application/protobuf", errs.Clip(ct))
 		}
 		*cd = c
 	}
