@@ -12,6 +12,7 @@ import (
 	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/registry"
 	"github.com/ferry-go/ferry/transport"
+	"github.com/ferry-go/ferry/transport/callkit"
 	fnats "github.com/ferry-go/ferry/transport/nats"
 )
 
@@ -74,11 +75,11 @@ func New(d registry.Discovery, opts ...Option) (*Client, error) {
 		o.BaseEjectionTime = 30 * time.Second
 	}
 	if o.MaxEjectedFraction == 0 {
-		o.MaxEjectedFraction = 1.0 / 3
+		o.MaxEjectedFraction = 0.5
 	}
 	c := &Client{d: d, cfg: cfg, services: map[string]*service{}}
 	if cfg.nc != nil {
-		c.nats = fnats.NewClient(cfg.nc, fnats.WithClientMiddleware(inject))
+		c.nats = fnats.NewClient(cfg.nc, fnats.WithClientMiddleware(cfg.mws...))
 	}
 	c.defaultRoute = c.newRoute(EndpointConfig{})
 	for name, ec := range cfg.endpoints {
@@ -113,9 +114,7 @@ func (c *Client) newRoute(ec EndpointConfig) *route {
 	if p.Budget == nil {
 		p.Budget = c.cfg.budget
 	}
-	mws := append([]middleware.Middleware(nil), c.cfg.mws...)
-	mws = append(mws, middleware.Bulkhead(ec.Bulkhead), middleware.Retry(p))
-	return &route{h: middleware.Chain(mws...)(c.terminal), timeout: ec.Timeout}
+	return &route{h: middleware.Chain(middleware.Bulkhead(ec.Bulkhead), middleware.Retry(p))(c.terminal), timeout: ec.Timeout}
 }
 
 func (c *Client) route(service, endpoint string) *route {
@@ -166,17 +165,18 @@ func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp
 			Service:  service,
 			Endpoint: endpoint,
 			Client:   true,
-			Request:  transport.OutgoingMetadata(ctx).Clone(),
+			Request:  transport.OutgoingMetadata(ctx), // read only: each attempt copies it
 		},
 		resp: resp,
 	}
 	st.call.Deadline, _ = ctx.Deadline()
 	ctx = context.WithValue(transport.NewCallContext(ctx, &st.call), stateKey{}, st)
+	ctx = callkit.WithParent(ctx, &st.call) // each attempt sends and fills st.call
 	out, err := r.h(ctx, req)
 	if err != nil {
 		return errs.FromError(err) // the same mapping on every transport
 	}
-	return transport.AssignReply(resp, out)
+	return callkit.AssignReply(resp, out)
 }
 
 // Call calls service/endpoint through c with a typed request and reply.
@@ -238,7 +238,7 @@ func (c *Client) terminal(ctx context.Context, req any) (any, error) {
 			att.MarkTried(in.id)
 		}
 		st.call.Kind = in.kind
-		st.call.Peer = in.address
+		st.call.Peer = in.peer
 		var tc transport.Client
 		if tc, err = in.client(); err == nil {
 			err = tc.Invoke(ctx, st.call.Service, st.call.Endpoint, req, st.resp)
@@ -249,23 +249,6 @@ func (c *Client) terminal(ctx context.Context, req any) (any, error) {
 		return nil, err
 	}
 	return st.resp, nil
-}
-
-// inject is the middleware of the transport clients the client makes: it
-// sends the Call's request metadata as client middleware left it, and
-// hands the attempt's reply metadata back.
-func inject(next middleware.Handler) middleware.Handler {
-	return func(ctx context.Context, req any) (any, error) {
-		st, ok := ctx.Value(stateKey{}).(*callState)
-		tc, ok2 := transport.CallFromContext(ctx)
-		if !ok || !ok2 {
-			return next(ctx, req)
-		}
-		tc.Request = st.call.Request
-		resp, err := next(ctx, req)
-		st.call.Reply = tc.Reply
-		return resp, err
-	}
 }
 
 // service returns the state of the named service, starting its watch on

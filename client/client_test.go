@@ -613,3 +613,74 @@ func TestCloseStopsWatchesAndFailsLaterCalls(t *testing.T) {
 		t.Error(`New(WithTransports("smoke")) = nil error, want an error`)
 	}
 }
+
+// Issue #11 defect 4: client middleware runs once an attempt has picked its
+// instance, so it sees the transport and the peer before it calls next
+// (telemetry records rpc.system and the peer from them).
+func TestMiddlewareSeesKindAndPeer(t *testing.T) {
+	for _, kind := range []string{"grpc", "http"} {
+		t.Run(kind, func(t *testing.T) {
+			reg := newMemory()
+			b := start(t, reg, "echo", kind, &backend{id: "a"})
+			var mu sync.Mutex
+			var seen []transport.Call
+			mw := func(next middleware.Handler) middleware.Handler {
+				return func(ctx context.Context, req any) (any, error) {
+					c, _ := transport.CallFromContext(ctx)
+					mu.Lock()
+					seen = append(seen, *c)
+					mu.Unlock()
+					return next(ctx, req)
+				}
+			}
+			c := newClient(t, reg, client.WithMiddleware(mw))
+			if _, err := echo(ctxT(t), c, "echo", 1); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(seen) != 1 {
+				t.Fatalf("middleware ran %d times for one call, want once", len(seen))
+			}
+			got := seen[0]
+			peer := strings.TrimPrefix(b.in.Endpoints[0].Address, "http://")
+			if got.Kind.String() != kind || got.Peer != peer || got.Service != "echo" || got.Endpoint != "Echo" || !got.Client || got.Deadline.IsZero() {
+				t.Errorf("middleware saw %s %q %s/%s client=%v deadline=%v before the call, want %s %q echo/Echo, a client call with a deadline",
+					got.Kind, got.Peer, got.Service, got.Endpoint, got.Client, got.Deadline, kind, b.in.Endpoints[0].Address)
+			}
+		})
+	}
+}
+
+// fakeCandidates are Candidates with set loads.
+type fakeCandidates struct {
+	inFlight []int64
+	failures []int
+}
+
+func (f fakeCandidates) Len() int             { return len(f.inFlight) }
+func (f fakeCandidates) ID(i int) string      { return string(rune('a' + i)) }
+func (f fakeCandidates) InFlight(i int) int64 { return f.inFlight[i] }
+func (f fakeCandidates) Failures(i int) int   { return f.failures[i] }
+
+// Issue #11 defect 5: P2C must not prefer an instance that just failed
+// (a dead one answers at once, so it never has calls in flight).
+func TestP2CAvoidsRecentFailures(t *testing.T) {
+	sel := client.P2C()
+	c := fakeCandidates{inFlight: []int64{0, 2}, failures: []int{1, 0}}
+	for range 200 {
+		if i := sel.Select(c); i != 1 {
+			t.Fatalf("P2C picked the idle instance that just failed (%d) over the busy healthy one", i)
+		}
+	}
+	c = fakeCandidates{inFlight: []int64{0, 9}, failures: []int{1, 0}}
+	picked := 0
+	for range 200 {
+		if sel.Select(c) == 0 {
+			picked++
+		}
+	}
+	if picked != 200 {
+		t.Errorf("P2C picked the instance with one failure %d of 200 times against one with 9 calls in flight, want always", picked)
+	}
+}

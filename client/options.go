@@ -36,15 +36,19 @@ type EndpointConfig struct {
 // WithOutlierDetection.
 type OutlierDetection struct {
 	// ConsecutiveFailures ejects an instance after this many health
-	// failures in a row (default 5; negative disables detection).
+	// failures in a row (default 5; negative disables detection). An
+	// instance that cannot be reached at all — connection refused, a
+	// failed dial: the request was not sent — is ejected at its first such
+	// failure.
 	ConsecutiveFailures int
 	// BaseEjectionTime is the first ejection's length; the n-th ejection
 	// in a row lasts n times as long, up to 10 times (default 30s).
 	BaseEjectionTime time.Duration
 	// MaxEjectedFraction bounds the fraction of a service's instances
-	// ejected at once (default and at most 1/3, so one of three), except
-	// that one instance may always be ejected when there are two or more;
-	// the last instance is never ejected.
+	// ejected at once (default 1/2, so two of five; at most 1), except that
+	// one instance may always be ejected when there are two or more; the
+	// last instance is never ejected. When every instance is ejected or
+	// failing, calls still go to the least bad one.
 	MaxEjectedFraction float64
 }
 
@@ -104,8 +108,13 @@ func WithNATS(nc *nats.Conn) Option {
 }
 
 // WithMiddleware appends client middleware, the first listed outermost,
-// run once per call around retries. The Call in its context has Client
-// true; its Kind is set once an attempt picked a transport.
+// run once per attempt: after the instance and its transport are picked, so
+// the transport.Call in its context names the Kind and the Peer; inside the
+// retries, bulkhead and default timeout, so a retried call runs it again
+// (a span and a measurement per attempt). Metadata it adds to Call.Request
+// is sent with that attempt; Call.Reply holds the attempt's reply metadata
+// once next returns, and a reply it returns instead of calling next (a
+// cache) is the call's reply.
 func WithMiddleware(mws ...middleware.Middleware) Option {
 	return func(c *config) error {
 		c.mws = append(c.mws, mws...)
@@ -194,8 +203,8 @@ func WithCircuitBreaker(s BreakerSettings) Option {
 // default with the defaults of OutlierDetection's fields.
 func WithOutlierDetection(o OutlierDetection) Option {
 	return func(c *config) error {
-		if o.MaxEjectedFraction < 0 || o.MaxEjectedFraction > 1.0/3 {
-			return fmt.Errorf("client: max ejected fraction %v: want between 0 and 1/3", o.MaxEjectedFraction)
+		if o.MaxEjectedFraction < 0 || o.MaxEjectedFraction > 1 {
+			return fmt.Errorf("client: max ejected fraction %v: want between 0 and 1", o.MaxEjectedFraction)
 		}
 		if o.BaseEjectionTime < 0 {
 			return fmt.Errorf("client: base ejection time %v: want >= 0", o.BaseEjectionTime)

@@ -13,6 +13,10 @@ type Candidates interface {
 	ID(i int) string
 	// InFlight returns the calls this client has in flight to candidate i.
 	InFlight(i int) int64
+	// Failures returns candidate i's recent health failures in a row
+	// (unavailable, deadline exceeded, internal…), 0 once it succeeded or
+	// has not failed for a while.
+	Failures(i int) int
 }
 
 // Selector picks one of the candidates for a call. A client makes one per
@@ -40,7 +44,10 @@ type random struct{}
 func (random) Select(c Candidates) int { return rand.IntN(c.Len()) }
 
 // P2C returns the default Selector, the power of two choices: of two
-// candidates drawn at random, the one with fewer calls in flight.
+// candidates drawn at random, the one with the lower load — calls in
+// flight, each recent failure in a row counting as failurePenalty more.
+// Without the penalty a dead instance, which answers at once and so never
+// has calls in flight, would be preferred.
 func P2C() Selector { return p2c{} }
 
 type p2c struct{}
@@ -55,8 +62,15 @@ func (p2c) Select(c Candidates) int {
 	if j >= i {
 		j++
 	}
-	if c.InFlight(j) < c.InFlight(i) {
+	if load(c, j) < load(c, i) {
 		return j
 	}
 	return i
+}
+
+// failurePenalty is how many calls in flight a recent failure weighs in P2C.
+const failurePenalty = 4
+
+func load(c Candidates, i int) int64 {
+	return c.InFlight(i) + failurePenalty*int64(c.Failures(i))
 }

@@ -2,9 +2,14 @@ package client
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
+	"net"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ferry-go/ferry/errs"
@@ -46,12 +51,15 @@ type snapshot struct {
 // instance is one instance called directly, with this client's state of it.
 type instance struct {
 	id, address string
+	peer        string // host:port, for Call.Peer
 	kind        transport.Kind
+	mws         []middleware.Middleware // the client's, run by its transport client
 	br          *gobreaker.TwoStepCircuitBreaker[struct{}]
 
 	inFlight     atomic.Int64
 	removed      atomic.Bool
 	consec       atomic.Int32 // health failures in a row
+	lastFail     atomic.Int64 // unix nanoseconds of the last health failure
 	ejectedUntil atomic.Int64 // unix nanoseconds
 	ejections    int          // in a row; under service.mu
 	lastUntil    time.Time    // end of the last ejection; under service.mu
@@ -168,7 +176,10 @@ func (s *service) best(in registry.Instance) (transport.Kind, string, bool) {
 }
 
 func (s *service) newInstance(id string, kind transport.Kind, addr string) *instance {
-	in := &instance{id: id, kind: kind, address: addr}
+	in := &instance{id: id, kind: kind, address: addr, peer: addr, mws: s.c.cfg.mws}
+	if u, err := url.Parse(addr); err == nil && u.Host != "" && kind == transport.HTTP {
+		in.peer = u.Host
+	}
 	if bs := s.c.cfg.breaker; bs != nil {
 		st := *bs
 		st.Name = s.name + "/" + id
@@ -265,7 +276,8 @@ func (s *service) release(in *instance, done func(error), err error) {
 	if od := s.c.cfg.outlier; od.ConsecutiveFailures > 0 {
 		switch {
 		case err != nil && healthFailure(err):
-			if int(in.consec.Add(1)) >= od.ConsecutiveFailures {
+			in.lastFail.Store(time.Now().UnixNano())
+			if int(in.consec.Add(1)) >= od.ConsecutiveFailures || unreachable(err) {
 				s.eject(in)
 			}
 		case errs.CodeOf(err) != errs.Canceled:
@@ -288,7 +300,7 @@ func (s *service) eject(in *instance) {
 		return
 	}
 	snap := s.snap.Load()
-	limit := int(od.MaxEjectedFraction*float64(len(snap.list)) + 1e-9)
+	limit := min(int(od.MaxEjectedFraction*float64(len(snap.list))+1e-9), len(snap.list)-1)
 	if limit < 1 && len(snap.list) > 1 {
 		limit = 1
 	}
@@ -345,9 +357,9 @@ func (in *instance) client() (transport.Client, error) {
 	)
 	switch in.kind {
 	case transport.GRPC:
-		tc, err = fgrpc.Dial(in.address, fgrpc.WithClientMiddleware(inject))
+		tc, err = fgrpc.Dial(in.address, fgrpc.WithClientMiddleware(in.mws...))
 	default:
-		tc, err = fhttp.NewClient(in.address, fhttp.WithClientMiddleware(inject))
+		tc, err = fhttp.NewClient(in.address, fhttp.WithClientMiddleware(in.mws...))
 	}
 	if err != nil {
 		return nil, errs.Newf(errs.Unavailable, "instance %s at %q: %v", in.id, in.address, err)
@@ -374,6 +386,35 @@ type candidates []*instance
 func (c candidates) Len() int             { return len(c) }
 func (c candidates) ID(i int) string      { return c[i].id }
 func (c candidates) InFlight(i int) int64 { return c[i].inFlight.Load() }
+
+// recentFailure is how long a health failure counts against an instance in
+// selection (Candidates.Failures).
+const recentFailure = 10 * time.Second
+
+func (c candidates) Failures(i int) int {
+	in := c[i]
+	if time.Now().UnixNano()-in.lastFail.Load() > int64(recentFailure) {
+		return 0
+	}
+	return int(in.consec.Load())
+}
+
+// unreachable reports whether err means the instance could not be reached
+// at all: the connection was refused or could not be made, so the request
+// was never sent (and is safe to send elsewhere).
+func unreachable(err error) bool {
+	var e *errs.Error
+	if !errors.As(err, &e) || e.Code() != errs.Unavailable {
+		return false
+	}
+	if cause := e.Unwrap(); cause != nil {
+		var op *net.OpError
+		return errors.Is(cause, syscall.ECONNREFUSED) || (errors.As(cause, &op) && op.Op == "dial")
+	}
+	// grpc-go reports a failed dial only in the status message.
+	msg := e.Message()
+	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "Error while dialing")
+}
 
 // sleep waits d or until ctx ends, reporting whether d passed.
 func sleep(ctx context.Context, d time.Duration) bool {

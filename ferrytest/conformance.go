@@ -445,6 +445,9 @@ func confClientMiddleware(t *testing.T, kind string, with func(mws ...middleware
 	if seen.Kind.String() != kind || !seen.Client || seen.Service != suiteService || seen.Endpoint != "Echo" {
 		t.Errorf("middleware saw kind %q, client %v, %s/%s; want %q, true, %s/Echo", seen.Kind, seen.Client, seen.Service, seen.Endpoint, kind, suiteService)
 	}
+	if seen.Peer == "" || seen.Deadline.IsZero() || seen.Request == nil {
+		t.Errorf("middleware saw peer %q, deadline %v, request metadata %v before the call; want the peer, the caller's deadline and writable metadata", seen.Peer, seen.Deadline, seen.Request)
+	}
 
 	cached := func(middleware.Handler) middleware.Handler {
 		return func(context.Context, any) (any, error) { return &Echo{Text: "from the cache", Num: 7}, nil }

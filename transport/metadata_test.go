@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ferry-go/ferry/transport"
+	"github.com/ferry-go/ferry/transport/callkit"
 )
 
 func TestMetadataCaseInsensitive(t *testing.T) {
@@ -76,7 +77,7 @@ func TestOutgoingMetadataMerges(t *testing.T) {
 	}
 	var dst transport.Metadata
 	ctx = transport.CaptureReply(ctx, &dst)
-	if transport.ReplySink(ctx) != &dst {
+	if callkit.ReplySink(ctx) != &dst {
 		t.Error("ReplySink did not return the capture destination")
 	}
 }

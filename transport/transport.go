@@ -11,6 +11,8 @@ package transport
 import (
 	"context"
 	"time"
+
+	"github.com/ferry-go/ferry/transport/internal/ctxkey"
 )
 
 // Default bounds of a served call's deadline. Each transport server takes a
@@ -104,19 +106,11 @@ func OutgoingMetadata(ctx context.Context) Metadata {
 	return md
 }
 
-type replySinkKey struct{}
-
 // CaptureReply returns a copy of ctx that makes client calls made with it
-// store the reply metadata in *dst when they return (also on error).
+// store the reply metadata in *dst when they return (also on error). With
+// retries, *dst holds the last attempt's.
 func CaptureReply(ctx context.Context, dst *Metadata) context.Context {
-	return context.WithValue(ctx, replySinkKey{}, dst)
-}
-
-// ReplySink returns the destination set by CaptureReply, or nil. Transport
-// clients call it to deliver reply metadata.
-func ReplySink(ctx context.Context) *Metadata {
-	dst, _ := ctx.Value(replySinkKey{}).(*Metadata)
-	return dst
+	return context.WithValue(ctx, ctxkey.ReplySink{}, dst)
 }
 
 // Client invokes endpoints of a service over one transport. Invoke encodes

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/transport"
+	"github.com/ferry-go/ferry/transport/callkit"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -52,7 +52,8 @@ type Client struct {
 	owned   *grpc.ClientConn   // closed by Close when Dial made it
 	opts    []grpc.CallOption  // forcing wireCodec, for plain structs
 	msgOpts []grpc.CallOption  // grpc-go's default codec, for generated messages
-	handler middleware.Handler // nil without middleware
+	pipe    *callkit.Pipeline
+	peer    string // the target, for Call.Peer
 	methods atomic.Pointer[map[methodKey]string]
 }
 
@@ -89,11 +90,12 @@ func NewClient(cc grpc.ClientConnInterface, opts ...ClientOption) *Client {
 
 func newClient(cc grpc.ClientConnInterface, cfg *clientConfig) *Client {
 	c := &Client{cc: cc}
+	if t, ok := cc.(interface{ Target() string }); ok {
+		c.peer = t.Target()
+	}
 	c.opts = append([]grpc.CallOption{grpc.ForceCodecV2(wireCodec{})}, cfg.callOpts...)
 	c.msgOpts = append([]grpc.CallOption(nil), cfg.callOpts...)
-	if len(cfg.mws) > 0 {
-		c.handler = middleware.Chain(cfg.mws...)(c.send)
-	}
+	c.pipe = callkit.New(transport.GRPC, c.send, cfg.mws...)
 	return c
 }
 
@@ -111,56 +113,18 @@ func (c *Client) Close() error {
 // an *errs.Error: the server's code, message and details, or Unavailable,
 // DeadlineExceeded or Canceled as grpc-go reports them.
 func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp any) error {
-	method := c.method(service, endpoint)
-	if c.handler == nil {
-		return c.invoke(ctx, method, req, resp, transport.OutgoingMetadata(ctx))
+	if c.pipe.Bare(ctx) {
+		return c.invoke(ctx, c.method(service, endpoint), req, resp, transport.OutgoingMetadata(ctx))
 	}
-	cl := &clientCall{
-		call: transport.Call{
-			Service:  service,
-			Endpoint: endpoint,
-			Kind:     transport.GRPC,
-			Client:   true,
-			Request:  transport.OutgoingMetadata(ctx).Clone(),
-			Reply:    transport.Metadata{},
-		},
-		method: method,
-		resp:   resp,
-	}
-	cl.call.Deadline, _ = ctx.Deadline()
-	ctx = context.WithValue(transport.NewCallContext(ctx, &cl.call), clientCallKey{}, cl)
-	out, err := c.handler(ctx, req)
-	if sink := transport.ReplySink(ctx); sink != nil {
-		*sink = transport.Copy(cl.call.Reply)
-	}
-	if err != nil {
-		return errs.FromError(err) // the same mapping on every transport
-	}
-	return transport.AssignReply(resp, out) // a reply middleware returned instead of the wire's
+	return c.pipe.Invoke(ctx, service, endpoint, c.peer, req, resp)
 }
-
-// clientCall carries what the innermost handler needs past the middleware.
-type clientCall struct {
-	call   transport.Call
-	method string
-	resp   any
-}
-
-type clientCallKey struct{}
 
 // send is the innermost handler under client middleware.
-func (c *Client) send(ctx context.Context, req any) (any, error) {
-	cl, ok := ctx.Value(clientCallKey{}).(*clientCall)
-	if !ok {
-		return nil, errs.New(errs.Internal, "grpc: client middleware replaced the call context")
-	}
+func (c *Client) send(ctx context.Context, call *transport.Call, req, resp any) error {
 	var hdr, trl metadata.MD
-	err := c.cc.Invoke(outgoingContext(ctx, cl.call.Request), cl.method, req, cl.resp, withHeader(c.callOptions(req, cl.resp), &hdr, &trl)...)
-	cl.call.Reply = replyMetadata(hdr, trl)
-	if err != nil {
-		return nil, fromStatus(err)
-	}
-	return cl.resp, nil
+	err := c.cc.Invoke(outgoingContext(ctx, call.Request), c.method(call.Service, call.Endpoint), req, resp, withHeader(c.callOptions(req, resp), &hdr, &trl)...)
+	call.Reply = replyMetadata(hdr, trl)
+	return fromStatus(err)
 }
 
 // invoke is the call without middleware: no Call value, and reply metadata
@@ -170,7 +134,7 @@ func (c *Client) invoke(ctx context.Context, method string, req, resp any, md tr
 		ctx = outgoingContext(ctx, md)
 	}
 	opts := c.callOptions(req, resp)
-	sink := transport.ReplySink(ctx)
+	sink := callkit.ReplySink(ctx)
 	if sink == nil {
 		return fromStatus(c.cc.Invoke(ctx, method, req, resp, opts...))
 	}

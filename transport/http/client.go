@@ -17,6 +17,7 @@ import (
 	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/transport"
+	"github.com/ferry-go/ferry/transport/callkit"
 )
 
 // DefaultMaxReplyBytes is the default limit on a reply body the client
@@ -78,7 +79,7 @@ type Client struct {
 	codec    codec.Codec
 	ct       []string // request Content-Type, shared read-only
 	maxReply int64
-	chain    middleware.Handler // nil without middleware
+	pipe     *callkit.Pipeline
 
 	bufs sync.Pool // *[]byte reply bodies
 
@@ -140,9 +141,7 @@ func NewClient(baseURL string, opts ...ClientOption) (*Client, error) {
 		maxReply: cfg.maxReply,
 		urls:     map[urlKey]*url.URL{},
 	}
-	if len(cfg.mws) > 0 {
-		c.chain = middleware.Chain(cfg.mws...)(c.terminal)
-	}
+	c.pipe = callkit.New(transport.HTTP, c.send, cfg.mws...)
 	return c, nil
 }
 
@@ -153,42 +152,21 @@ func (c *Client) Close() error {
 	return nil
 }
 
-type replyKey struct{}
-
 // Invoke calls service/endpoint with req and decodes the reply into resp
 // (a pointer, or nil to discard the reply). Metadata from
 // transport.WithMetadata goes out as headers and the context's deadline as
 // the Ferry-Timeout-Ms header; reply headers are delivered to
 // transport.CaptureReply. Errors are *errs.Error values.
 func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp any) error {
-	if c.chain == nil {
+	if c.pipe.Bare(ctx) {
 		return c.roundTrip(ctx, nil, service, endpoint, transport.OutgoingMetadata(ctx), req, resp)
 	}
-	call := &transport.Call{
-		Service:  service,
-		Endpoint: endpoint,
-		Kind:     transport.HTTP,
-		Client:   true,
-		Request:  transport.OutgoingMetadata(ctx).Clone(),
-	}
-	call.Deadline, _ = ctx.Deadline()
-	ctx = context.WithValue(transport.NewCallContext(ctx, call), replyKey{}, resp)
-	out, err := c.chain(ctx, req)
-	if err != nil {
-		return errs.FromError(err) // the same mapping on every transport
-	}
-	return transport.AssignReply(resp, out)
+	return c.pipe.Invoke(ctx, service, endpoint, c.base.Host, req, resp)
 }
 
-// terminal is the innermost handler of the client chain: it sends the
-// (possibly replaced) request with the Call's (possibly extended) metadata.
-func (c *Client) terminal(ctx context.Context, req any) (any, error) {
-	call, _ := transport.CallFromContext(ctx)
-	resp := ctx.Value(replyKey{})
-	if err := c.roundTrip(ctx, call, call.Service, call.Endpoint, call.Request, req, resp); err != nil {
-		return nil, err
-	}
-	return resp, nil
+// send is the innermost handler of the client pipeline.
+func (c *Client) send(ctx context.Context, call *transport.Call, req, resp any) error {
+	return c.roundTrip(ctx, call, call.Service, call.Endpoint, call.Request, req, resp)
 }
 
 // endpointURL returns the URL of service/endpoint, cached: building one
@@ -259,8 +237,7 @@ func (c *Client) roundTrip(ctx context.Context, call *transport.Call, service, e
 	defer hresp.Body.Close()
 	if call != nil {
 		call.Reply = Header(hresp.Header)
-	}
-	if sink := transport.ReplySink(ctx); sink != nil {
+	} else if sink := callkit.ReplySink(ctx); sink != nil {
 		*sink = transport.Copy(Header(hresp.Header))
 	}
 

@@ -3,13 +3,13 @@ package nats
 import (
 	"context"
 	"errors"
-	"maps"
 	"time"
 
 	"github.com/ferry-go/ferry/codec"
 	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/transport"
+	"github.com/ferry-go/ferry/transport/callkit"
 	"github.com/nats-io/nats.go"
 )
 
@@ -45,7 +45,7 @@ type Client struct {
 	json    bool // codec writes application/json: no Content-Type header needed
 	timeout time.Duration
 	mws     []middleware.Middleware
-	handler middleware.Handler // the composed chain; nil without middleware
+	pipe    *callkit.Pipeline
 }
 
 var _ transport.Client = (*Client)(nil)
@@ -60,9 +60,7 @@ func NewClient(nc *nats.Conn, opts ...ClientOption) *Client {
 		}
 	}
 	c.json = c.codec.ContentType() == jsonContentType
-	if len(c.mws) > 0 {
-		c.handler = middleware.Chain(c.mws...)(c.send)
-	}
+	c.pipe = callkit.New(transport.NATS, c.send, c.mws...)
 	return c
 }
 
@@ -70,85 +68,37 @@ func NewClient(nc *nats.Conn, opts ...ClientOption) *Client {
 // belongs to the caller.
 func (c *Client) Close() error { return nil }
 
-type invocationKey struct{}
-
-// invocation carries what the end of the middleware chain needs besides
-// the request.
-type invocation struct {
-	service, endpoint string
-	implicit          time.Time
-	call              *transport.Call
-	reply             transport.Metadata
-	resp              any
-}
-
 // Invoke calls endpoint of service on subject "<service>.<endpoint>". req
 // is encoded with the client's codec (nil sends an empty body) and the
 // reply decoded into resp (a pointer; nil discards the reply). Reply
-// metadata goes to the context's transport.ReplySink, also on error.
+// metadata goes to transport.CaptureReply's destination, also on error.
 func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp any) error {
-	var implicit time.Time // the deadline Invoke set, which does not go on the wire
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.timeout)
-		defer cancel()
-		implicit, _ = ctx.Deadline()
+	if !c.pipe.Bare(ctx) {
+		return c.pipe.Invoke(ctx, service, endpoint, c.nc.ConnectedAddr(), req, resp)
 	}
-	if c.handler == nil {
-		md, err := c.roundTrip(ctx, implicit, service, endpoint, transport.OutgoingMetadata(ctx), req, resp)
-		if dst := transport.ReplySink(ctx); dst != nil {
-			if md == nil {
-				md = transport.Metadata{}
-			}
-			*dst = md
+	md, err := c.roundTrip(ctx, service, endpoint, transport.OutgoingMetadata(ctx), req, resp)
+	if dst := callkit.ReplySink(ctx); dst != nil {
+		if md == nil {
+			md = transport.Metadata{}
 		}
-		return err
+		*dst = md
 	}
-
-	deadline, _ := ctx.Deadline()
-	inv := &invocation{service: service, endpoint: endpoint, implicit: implicit, reply: transport.Metadata{}, resp: resp}
-	inv.call = &transport.Call{
-		Service:  service,
-		Endpoint: endpoint,
-		Kind:     transport.NATS,
-		Client:   true,
-		Request:  transport.OutgoingMetadata(ctx).Clone(),
-		Reply:    inv.reply,
-		Deadline: deadline,
-	}
-	ctx = transport.NewCallContext(ctx, inv.call)
-	ctx = context.WithValue(ctx, invocationKey{}, inv)
-	out, err := c.handler(ctx, req)
-	if dst := transport.ReplySink(ctx); dst != nil {
-		*dst = inv.reply
-	}
-	if err != nil {
-		return errs.FromError(err) // the same mapping on every transport
-	}
-	return transport.AssignReply(resp, out) // a reply middleware returned instead of the wire's
+	return err
 }
 
-// send ends the client middleware chain.
-func (c *Client) send(ctx context.Context, req any) (any, error) {
-	inv, ok := ctx.Value(invocationKey{}).(*invocation)
-	if !ok {
-		return nil, errs.New(errs.Internal, "nats client: middleware replaced the call context")
-	}
-	md, err := c.roundTrip(ctx, inv.implicit, inv.service, inv.endpoint, inv.call.Request, req, inv.resp)
-	clear(inv.reply) // a retrying middleware sees the last reply's metadata
-	maps.Copy(inv.reply, md)
-	if err != nil {
-		return nil, err
-	}
-	return inv.resp, nil
+// send ends the client pipeline.
+func (c *Client) send(ctx context.Context, call *transport.Call, req, resp any) error {
+	md, err := c.roundTrip(ctx, call.Service, call.Endpoint, call.Request, req, resp)
+	call.Reply = md
+	return err
 }
 
 // roundTrip sends one request and decodes its reply, returning the reply
-// metadata (nil if none). The context's deadline goes on the wire unless it
-// is implicit, the client's default for a caller that set none: the server
-// then applies its own default, and a call without metadata needs no
-// headers at all, which NATS handles markedly faster.
-func (c *Client) roundTrip(ctx context.Context, implicit time.Time, service, endpoint string, md transport.Header, req, resp any) (transport.Metadata, error) {
+// metadata (nil if none). The context's deadline goes on the wire; a
+// context without one waits the client's default timeout, which is not
+// sent: the server then applies its own default, and a call without
+// metadata needs no headers at all, which NATS handles markedly faster.
+func (c *Client) roundTrip(ctx context.Context, service, endpoint string, md transport.Header, req, resp any) (transport.Metadata, error) {
 	if err := checkToken("service", service); err != nil {
 		return nil, err
 	}
@@ -165,7 +115,11 @@ func (c *Client) roundTrip(ctx context.Context, implicit time.Time, service, end
 	}
 
 	deadline, sendDeadline := ctx.Deadline()
-	sendDeadline = sendDeadline && !deadline.Equal(implicit)
+	if !sendDeadline {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
 	var hdr nats.Header
 	if sendDeadline || !c.json || hasMetadata(md) {
 		hdr = requestHeader(md, 2)
