@@ -671,6 +671,16 @@ func (r *registration) Start(ctx context.Context) error {
 		r.reg = reg
 	}
 	in := registry.Instance{ID: nuid.Next(), Service: s.srv.Name(), Version: s.srv.Version()}
+	var idem []string
+	for _, ep := range s.srv.Endpoints() {
+		if ep.Idempotent {
+			idem = append(idem, ep.Name)
+		}
+	}
+	if len(idem) > 0 {
+		slices.Sort(idem)
+		in.Metadata = map[string]string{registry.MetadataIdempotent: strings.Join(idem, ",")}
+	}
 	host := s.advertiseHost
 	if host == "" {
 		host = defaultAdvertiseHost()

@@ -226,6 +226,9 @@ func (c *Client) terminal(ctx context.Context, req any) (any, error) {
 		return nil, err
 	}
 	att, _ := middleware.AttemptFromContext(ctx)
+	if att != nil && s.snap.Load().idem[st.call.Endpoint] {
+		att.SetIdempotent() // the service says so in the registry
+	}
 	in, done, err := s.pick(att)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"log/slog"
 	"errors"
 	"strings"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-go/ferry"
 	"github.com/ferry-go/ferry/client"
 	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/ferrytest"
@@ -682,5 +684,45 @@ func TestP2CAvoidsRecentFailures(t *testing.T) {
 	}
 	if picked != 200 {
 		t.Errorf("P2C picked the instance with one failure %d of 200 times against one with 9 calls in flight, want always", picked)
+	}
+}
+
+// Issue #11 defect 9: server.WithIdempotent drives the client's retries.
+// The service lists its idempotent endpoints in its registration and the
+// client retries their failures that may have been processed (Internal
+// here) without being configured; other endpoints' are not retried.
+func TestIdempotentFromRegistry(t *testing.T) {
+	reg := newMemory()
+	srv := server.New("echo", server.WithLogger(slog.New(slog.DiscardHandler)))
+	var idemCalls, plainCalls atomic.Int64
+	flaky := func(n *atomic.Int64) func(context.Context, *EchoRequest) (*EchoReply, error) {
+		return func(_ context.Context, r *EchoRequest) (*EchoReply, error) {
+			if n.Add(1) == 1 {
+				return nil, errs.New(errs.Internal, "first call fails")
+			}
+			return &EchoReply{N: r.N}, nil
+		}
+	}
+	server.Handle(srv, "Get", flaky(&idemCalls), server.WithIdempotent())
+	server.Handle(srv, "Put", flaky(&plainCalls))
+	svc := ferry.New(srv, ferry.WithHTTP("127.0.0.1:0"), ferry.WithRegistry(reg), ferry.WithAdvertiseHost("127.0.0.1"),
+		ferry.WithSignals(), ferry.WithLogger(slog.New(slog.DiscardHandler)))
+	ctx := ctxT(t)
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop(context.Background()) })
+	if got := svc.Instance().Metadata[registry.MetadataIdempotent]; got != "Get" {
+		t.Errorf("registered %s = %q, want Get", registry.MetadataIdempotent, got)
+	}
+	c := newClient(t, reg)
+	if r, err := client.Call[EchoRequest, EchoReply](ctx, c, "echo", "Get", &EchoRequest{N: 3}); err != nil || r.N != 3 {
+		t.Errorf("Get (idempotent, fails once) = %+v, %v; want it retried and answered", r, err)
+	}
+	if _, err := client.Call[EchoRequest, EchoReply](ctx, c, "echo", "Put", &EchoRequest{N: 3}); errs.CodeOf(err) != errs.Internal {
+		t.Errorf("Put (not idempotent, fails once) = %v, want internal: not retried", err)
+	}
+	if idemCalls.Load() != 2 || plainCalls.Load() != 1 {
+		t.Errorf("handler calls: Get %d, Put %d; want 2 and 1", idemCalls.Load(), plainCalls.Load())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,6 +47,9 @@ type snapshot struct {
 	total int         // instances in the registry, usable or not
 	known bool        // the registry answered at least once
 	err   error       // the registry's last error while none was known
+	// idem holds the endpoints every instance lists as idempotent
+	// (registry.MetadataIdempotent); nil when none.
+	idem map[string]bool
 }
 
 // instance is one instance called directly, with this client's state of it.
@@ -127,7 +131,7 @@ func (s *service) update(ins []registry.Instance) {
 			prev[in.id] = in
 		}
 	}
-	next := &snapshot{known: true, total: len(ins), list: make([]*instance, 0, len(ins))}
+	next := &snapshot{known: true, total: len(ins), list: make([]*instance, 0, len(ins)), idem: idempotent(ins)}
 	for _, ri := range ins {
 		kind, addr, ok := s.best(ri)
 		switch {
@@ -153,6 +157,28 @@ func (s *service) update(ins []registry.Instance) {
 		}
 	}
 	s.markReady()
+}
+
+// idempotent returns the endpoints every one of ins lists as idempotent:
+// during a roll-out, an endpoint counts only once all instances agree.
+func idempotent(ins []registry.Instance) map[string]bool {
+	if len(ins) == 0 || ins[0].Metadata[registry.MetadataIdempotent] == "" {
+		return nil
+	}
+	var set map[string]bool
+	for name := range strings.SplitSeq(ins[0].Metadata[registry.MetadataIdempotent], ",") {
+		if name == "" {
+			continue
+		}
+		if slices.ContainsFunc(ins[1:], func(in registry.Instance) bool { return !in.Idempotent(name) }) {
+			continue
+		}
+		if set == nil {
+			set = map[string]bool{}
+		}
+		set[name] = true
+	}
+	return set
 }
 
 // best returns the transport and address in should be called on.

@@ -71,7 +71,8 @@ type RetryPolicy struct {
 	// uniformly from [0, min(MaxBackoff, BaseBackoff·2^(n-1))) (defaults
 	// 25ms and 1s).
 	BaseBackoff, MaxBackoff time.Duration
-	// Idempotent marks endpoints that are safe to call twice.
+	// Idempotent marks endpoints that are safe to call twice. The handler
+	// under Retry can also say so for one call (Attempt.SetIdempotent).
 	Idempotent bool
 	// AttemptTimeout, if positive, bounds each attempt (within the
 	// caller's deadline), like Envoy's per-try timeout. An attempt that
@@ -140,9 +141,17 @@ func (b *RetryBudget) Withdraw() bool {
 // to an instance not tried yet. Attempts of a call are sequential, so it
 // needs no locking.
 type Attempt struct {
-	n     int
-	tried []string
+	n          int
+	tried      []string
+	idempotent bool
 }
+
+// SetIdempotent tells Retry that the called endpoint is idempotent, as the
+// handler at the end of the chain learnt (client.Client reads it from the
+// registry, where a service publishes its endpoints marked
+// server.WithIdempotent): failures are then retried as under a policy with
+// Idempotent set.
+func (a *Attempt) SetIdempotent() { a.idempotent = true }
 
 // Number returns the current attempt's number, from 1.
 func (a *Attempt) Number() int { return a.n }
@@ -202,7 +211,7 @@ func Retry(p RetryPolicy) Middleware {
 				if err == nil || a.n >= p.MaxAttempts || ctx.Err() != nil {
 					return resp, err
 				}
-				delay, ok := p.delay(ctx, err, a.n)
+				delay, ok := p.delay(ctx, err, a.n, p.Idempotent || a.idempotent)
 				if !ok {
 					return resp, err
 				}
@@ -231,14 +240,14 @@ func (p *RetryPolicy) attempt(ctx context.Context, next Handler, req any) (any, 
 }
 
 // delay decides whether err after attempt n is retried, and after how long.
-func (p *RetryPolicy) delay(ctx context.Context, err error, n int) (time.Duration, bool) {
+func (p *RetryPolicy) delay(ctx context.Context, err error, n int, idempotent bool) (time.Duration, bool) {
 	pushback, present, valid := pushBack(ctx)
 	if present && !valid {
 		return 0, false
 	}
 	switch errs.CodeOf(err) {
 	case errs.Unavailable:
-		if !p.Idempotent && maybeProcessed(err) {
+		if !idempotent && maybeProcessed(err) {
 			return 0, false
 		}
 	case errs.ResourceExhausted:
@@ -246,7 +255,7 @@ func (p *RetryPolicy) delay(ctx context.Context, err error, n int) (time.Duratio
 			return 0, false
 		}
 	case errs.DeadlineExceeded, errs.Internal, errs.Unknown, errs.Aborted:
-		if !p.Idempotent {
+		if !idempotent {
 			return 0, false
 		}
 	default:

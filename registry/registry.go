@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 )
 
 // Instance is one running instance of a service.
@@ -31,6 +32,27 @@ type Instance struct {
 	Endpoints []Endpoint `json:"endpoints"`
 	// Metadata holds free-form labels (zone, build, ...).
 	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// MetadataIdempotent is the Instance.Metadata key under which a Ferry
+// service lists its idempotent endpoints (server.WithIdempotent),
+// comma-separated: "Get,Hello". client.Client retries failures of calls to
+// them that may have been processed, as it would for an endpoint configured
+// idempotent.
+const MetadataIdempotent = "ferry.idempotent"
+
+// Idempotent reports whether in lists endpoint as idempotent
+// (MetadataIdempotent).
+func (in Instance) Idempotent(endpoint string) bool {
+	list := in.Metadata[MetadataIdempotent]
+	for list != "" {
+		var name string
+		name, list, _ = strings.Cut(list, ",")
+		if name == endpoint {
+			return true
+		}
+	}
+	return false
 }
 
 // Endpoint is where an instance serves one transport.

@@ -263,10 +263,12 @@ func WithEndpointMiddleware(mws ...middleware.Middleware) EndpointOption {
 	return func(e *Endpoint) { e.mws = append(e.mws, mws...) }
 }
 
-// WithIdempotent marks the endpoint as safe to call more than once: clients
-// retry it after failures that may have reached the handler, and the HTTP
-// transport also serves it from GET /{service}/{Endpoint}, with the request
-// fields as query parameters.
+// WithIdempotent marks the endpoint as safe to call more than once. A
+// ferry.Service with a registry lists it in its registration
+// (registry.MetadataIdempotent), so client.Client retries it after failures
+// that may have reached the handler without being told; the HTTP transport
+// also serves it from GET /{service}/{Endpoint}, with the request fields as
+// query parameters.
 func WithIdempotent() EndpointOption { return func(e *Endpoint) { e.Idempotent = true } }
 
 // WithRoute adds a REST route served by the HTTP transport besides the
