@@ -60,7 +60,8 @@ type Service struct {
 	logger          *slog.Logger
 	errs            []error
 
-	nats *natsSetup
+	nats     *natsSetup
+	natsOpts []nats.Option // WithNATSOptions
 
 	broker *brokerComponent
 
@@ -136,6 +137,16 @@ func (s *Service) natsConnection(url string) {
 	}
 }
 
+// WithNATSOptions adds options to the service's NATS connection (WithNATS,
+// WithNATSConnection): credentials (nats.UserInfo, nats.Token,
+// nats.UserCredentials, nats.NkeyOptionFromSeed), TLS (nats.Secure,
+// nats.RootCAs, nats.ClientCert), reconnect behaviour. They apply after
+// Ferry's own (the connection's name, unlimited reconnects), so they win.
+// They do not apply to the embedded server, which needs none.
+func WithNATSOptions(opts ...nats.Option) Option {
+	return func(s *Service) { s.natsOpts = append(s.natsOpts, opts...) }
+}
+
 // WithEmbeddedNATS sets the options of the embedded NATS server that
 // WithNATS("") starts. The default listens on 127.0.0.1 at a random port.
 func WithEmbeddedNATS(o natsembed.Options) Option {
@@ -209,9 +220,12 @@ func New(srv *server.Server, opts ...Option) *Service {
 	if s.nats != nil {
 		s.nats.srv = srv
 		s.nats.logger = s.logger
+		s.nats.connOpts = s.natsOpts
 		if s.nats.url == "" && !s.hasNATSComponent() {
 			s.errs = append(s.errs, errors.New("ferry: WithEmbeddedNATS without WithNATS"))
 		}
+	} else if len(s.natsOpts) > 0 {
+		s.errs = append(s.errs, errors.New("ferry: WithNATSOptions without WithNATS or WithNATSConnection"))
 	}
 	if s.registrar != nil || s.makeRegistrar != nil {
 		s.components = append(s.components, &registration{s: s})
@@ -527,6 +541,7 @@ type natsSetup struct {
 	url      string
 	serve    bool // serve the NATS transport (WithNATS), not just connect
 	opts     []fnats.ServerOption
+	connOpts []nats.Option
 	embedded natsembed.Options
 	srv      *server.Server
 	logger   *slog.Logger
@@ -560,7 +575,11 @@ func (c natsConn) Start(ctx context.Context) error {
 		url = emb.ClientURL()
 		n.logger.Info("ferry: embedded NATS server started", "url", url)
 	}
-	nc, err := nats.Connect(url, nats.Name(n.srv.Name()), nats.MaxReconnects(-1))
+	opts := []nats.Option{nats.Name(n.srv.Name()), nats.MaxReconnects(-1)}
+	if emb == nil {
+		opts = append(opts, n.connOpts...)
+	}
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		if emb != nil {
 			emb.Shutdown()
@@ -705,7 +724,11 @@ func (r *registration) Start(ctx context.Context) error {
 		if !ok {
 			continue
 		}
-		in.Endpoints = append(in.Endpoints, registry.Endpoint{Transport: kind, Address: fillHost(addr, host)})
+		ep := registry.Endpoint{Transport: kind, Address: fillHost(addr, host)}
+		if r, ok := t.(server.TLSReporter); ok {
+			ep.TLS = r.ServesTLS()
+		}
+		in.Endpoints = append(in.Endpoints, ep)
 	}
 	if len(in.Endpoints) == 0 {
 		_ = r.closeMade()

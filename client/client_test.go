@@ -2,8 +2,8 @@ package client_test
 
 import (
 	"context"
-	"log/slog"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +18,8 @@ import (
 	"github.com/ferry-go/ferry/registry"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
+	fgrpc "github.com/ferry-go/ferry/transport/grpc"
+	fhttp "github.com/ferry-go/ferry/transport/http"
 	fnats "github.com/ferry-go/ferry/transport/nats"
 	"github.com/sony/gobreaker/v2"
 )
@@ -724,5 +726,42 @@ func TestIdempotentFromRegistry(t *testing.T) {
 	}
 	if idemCalls.Load() != 2 || plainCalls.Load() != 1 {
 		t.Errorf("handler calls: Get %d, Put %d; want 2 and 1", idemCalls.Load(), plainCalls.Load())
+	}
+}
+
+// Issue #11 defect 12: client.Client calls TLS instances — the registry
+// entry of a TLS transport says TLS, and WithTLS gives roots and a client
+// certificate (mutual TLS here).
+func TestTLSInstances(t *testing.T) {
+	f := ferrytest.TLS(t)
+	for _, kind := range []string{"grpc", "http"} {
+		t.Run(kind, func(t *testing.T) {
+			reg := newMemory()
+			srv := server.New("echo", server.WithLogger(slog.New(slog.DiscardHandler)))
+			server.Handle(srv, "Echo", (&backend{id: "tls"}).Echo)
+			opt := ferry.WithGRPC("127.0.0.1:0", fgrpc.WithTLS(f.Server(true)))
+			if kind == "http" {
+				opt = ferry.WithHTTP("127.0.0.1:0", fhttp.WithTLS(f.Server(true)))
+			}
+			svc := ferry.New(srv, opt, ferry.WithRegistry(reg), ferry.WithAdvertiseHost("127.0.0.1"),
+				ferry.WithSignals(), ferry.WithLogger(slog.New(slog.DiscardHandler)))
+			ctx := ctxT(t)
+			if err := svc.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = svc.Stop(context.Background()) })
+			if eps := svc.Instance().Endpoints; len(eps) != 1 || !eps[0].TLS {
+				t.Fatalf("registered endpoints %+v, want one saying TLS", eps)
+			}
+			c := newClient(t, reg, client.WithTLS(f.Client(true)))
+			if r, err := echo(ctx, c, "echo", 5); err != nil || r.N != 5 {
+				t.Fatalf("Call() over %s with TLS = %+v, %v", kind, r, err)
+			}
+			// Without a client certificate the server refuses the handshake.
+			c2 := newClient(t, reg, client.WithTLS(f.Client(false)), client.WithRetry(middleware.RetryPolicy{MaxAttempts: 1}))
+			if _, err := echo(ctx, c2, "echo", 5); err == nil {
+				t.Error("Call() without a client certificate succeeded, want the mutual TLS handshake refused")
+			}
+		})
 	}
 }

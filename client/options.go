@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/tls"
 	"fmt"
 	"time"
 
@@ -67,6 +68,20 @@ type config struct {
 	endpoints  map[string]EndpointConfig
 	breaker    *BreakerSettings
 	outlier    OutlierDetection
+	tls        *tls.Config
+}
+
+// WithTLS configures the TLS of calls to instances that serve it — those
+// whose registry entry says TLS (a ferry.Service registers that for a TLS
+// transport) or whose HTTP address is https://: trusted roots in
+// cfg.RootCAs (nil for the system's), a client certificate in
+// cfg.Certificates for mutual TLS. Without it such instances are dialled
+// with TLS and the system's roots.
+func WithTLS(cfg *tls.Config) Option {
+	return func(c *config) error {
+		c.tls = cfg
+		return nil
+	}
 }
 
 // WithTransports sets the transports calls may use, most preferred first:

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"math/rand/v2"
 	"net"
@@ -56,6 +57,8 @@ type snapshot struct {
 type instance struct {
 	id, address string
 	peer        string // host:port, for Call.Peer
+	tls         bool   // dial with TLS (registry.Endpoint.TLS)
+	tlsCfg      *tls.Config
 	kind        transport.Kind
 	mws         []middleware.Middleware // the client's, run by its transport client
 	br          *gobreaker.TwoStepCircuitBreaker[struct{}]
@@ -133,7 +136,7 @@ func (s *service) update(ins []registry.Instance) {
 	}
 	next := &snapshot{known: true, total: len(ins), list: make([]*instance, 0, len(ins)), idem: idempotent(ins)}
 	for _, ri := range ins {
-		kind, addr, ok := s.best(ri)
+		kind, ep, ok := s.best(ri)
 		switch {
 		case !ok:
 			continue
@@ -141,12 +144,12 @@ func (s *service) update(ins []registry.Instance) {
 			next.nats = true
 			continue
 		}
-		if in := prev[ri.ID]; in != nil && in.kind == kind && in.address == addr {
+		if in := prev[ri.ID]; in != nil && in.kind == kind && in.address == ep.Address && in.tls == ep.TLS {
 			delete(prev, ri.ID)
 			next.list = append(next.list, in)
 			continue
 		}
-		next.list = append(next.list, s.newInstance(ri.ID, kind, addr))
+		next.list = append(next.list, s.newInstance(ri.ID, kind, ep))
 	}
 	s.snap.Store(next)
 	s.mu.Unlock()
@@ -181,8 +184,8 @@ func idempotent(ins []registry.Instance) map[string]bool {
 	return set
 }
 
-// best returns the transport and address in should be called on.
-func (s *service) best(in registry.Instance) (transport.Kind, string, bool) {
+// best returns the transport and endpoint in should be called on.
+func (s *service) best(in registry.Instance) (transport.Kind, registry.Endpoint, bool) {
 	for _, t := range s.c.cfg.transports {
 		if t == "nats" && s.c.nats == nil {
 			continue
@@ -190,19 +193,20 @@ func (s *service) best(in registry.Instance) (transport.Kind, string, bool) {
 		if ep, ok := in.Endpoint(t); ok {
 			switch t {
 			case "nats":
-				return transport.NATS, ep.Address, true
+				return transport.NATS, ep, true
 			case "grpc":
-				return transport.GRPC, ep.Address, true
+				return transport.GRPC, ep, true
 			case "http":
-				return transport.HTTP, ep.Address, true
+				return transport.HTTP, ep, true
 			}
 		}
 	}
-	return 0, "", false
+	return 0, registry.Endpoint{}, false
 }
 
-func (s *service) newInstance(id string, kind transport.Kind, addr string) *instance {
-	in := &instance{id: id, kind: kind, address: addr, peer: addr, mws: s.c.cfg.mws}
+func (s *service) newInstance(id string, kind transport.Kind, ep registry.Endpoint) *instance {
+	addr := ep.Address
+	in := &instance{id: id, kind: kind, address: addr, peer: addr, tls: ep.TLS, tlsCfg: s.c.cfg.tls, mws: s.c.cfg.mws}
 	if u, err := url.Parse(addr); err == nil && u.Host != "" && kind == transport.HTTP {
 		in.peer = u.Host
 	}
@@ -383,9 +387,13 @@ func (in *instance) client() (transport.Client, error) {
 	)
 	switch in.kind {
 	case transport.GRPC:
-		tc, err = fgrpc.Dial(in.address, fgrpc.WithClientMiddleware(in.mws...))
+		opts := []fgrpc.ClientOption{fgrpc.WithClientMiddleware(in.mws...)}
+		if in.tls {
+			opts = append(opts, fgrpc.WithClientTLS(in.tlsCfg))
+		}
+		tc, err = fgrpc.Dial(in.address, opts...)
 	default:
-		tc, err = fhttp.NewClient(in.address, fhttp.WithClientMiddleware(in.mws...))
+		tc, err = fhttp.NewClient(in.address, fhttp.WithClientMiddleware(in.mws...), fhttp.WithClientTLS(in.tlsCfg))
 	}
 	if err != nil {
 		return nil, errs.Newf(errs.Unavailable, "instance %s at %q: %v", in.id, in.address, err)

@@ -62,10 +62,12 @@ type GRPC struct {
 	TLS        TLS           `mapstructure:"tls"`
 }
 
-// TLS names a certificate and key; both or neither.
+// TLS names a certificate and key; both or neither. With ClientCAFile
+// too, clients must present a certificate it signed (mutual TLS).
 type TLS struct {
-	CertFile string `mapstructure:"cert_file" doc:"PEM certificate; with key_file, serve TLS" validate:"required_with=KeyFile,omitempty,file"`
-	KeyFile  string `mapstructure:"key_file" doc:"PEM private key of cert_file" validate:"required_with=CertFile,omitempty,file"`
+	CertFile     string `mapstructure:"cert_file" doc:"PEM certificate; with key_file, serve TLS" validate:"required_with=KeyFile,omitempty,file"`
+	KeyFile      string `mapstructure:"key_file" doc:"PEM private key of cert_file" validate:"required_with=CertFile,omitempty,file"`
+	ClientCAFile string `mapstructure:"client_ca_file" doc:"PEM CA certificates; with cert_file, require client certificates they signed (mutual TLS)" validate:"excluded_without=CertFile,omitempty,file"`
 }
 
 // NATSTransport configures the NATS transport.
@@ -78,8 +80,22 @@ type NATSTransport struct {
 // NATS is the service's NATS connection, shared by the NATS transport, the
 // NATS registry and the NATS brokers.
 type NATS struct {
-	URL      string   `mapstructure:"url" doc:"NATS server URL(s), comma-separated; empty starts an embedded server" validate:"omitempty,nats_urls"`
-	Embedded Embedded `mapstructure:"embedded"`
+	URL string `mapstructure:"url" doc:"NATS server URL(s), comma-separated; empty starts an embedded server" validate:"omitempty,nats_urls"`
+	// At most one way to authenticate.
+	User      string   `mapstructure:"user" doc:"user name, with password" validate:"required_with=Password,excluded_with=Token CredsFile NKeyFile"`
+	Password  string   `mapstructure:"password" doc:"password of user (prefer the environment variable to a file)" validate:"required_with=User"`
+	Token     string   `mapstructure:"token" doc:"authentication token" validate:"excluded_with=CredsFile NKeyFile"`
+	CredsFile string   `mapstructure:"creds_file" doc:"credentials file (JWT and NKey seed), as nsc writes for a user" validate:"excluded_with=NKeyFile,omitempty,file"`
+	NKeyFile  string   `mapstructure:"nkey_file" doc:"NKey seed file of the user" validate:"omitempty,file"`
+	TLS       NATSTLS  `mapstructure:"tls"`
+	Embedded  Embedded `mapstructure:"embedded"`
+}
+
+// NATSTLS configures TLS to the NATS server; a tls:// URL turns it on too.
+type NATSTLS struct {
+	CAFile   string `mapstructure:"ca_file" doc:"PEM CA certificates to trust for the NATS server (default: the system's); sets TLS on" validate:"omitempty,file"`
+	CertFile string `mapstructure:"cert_file" doc:"PEM client certificate, for servers that verify clients" validate:"required_with=KeyFile,omitempty,file"`
+	KeyFile  string `mapstructure:"key_file" doc:"PEM private key of cert_file" validate:"required_with=CertFile,omitempty,file"`
 }
 
 // Embedded configures the embedded NATS server.

@@ -245,7 +245,7 @@ func Load(src Sources) (*Config, error) {
 		}
 		cfg.sources[l.key] = source
 		if err := decodeLeaf(rv.FieldByIndex(l.index), l, raw); err != nil {
-			problems = append(problems, Problem{Key: l.key, Source: source, Value: show(raw), Message: err.Error()})
+			problems = append(problems, Problem{Key: l.key, Source: source, Value: showKey(l.key, raw), Message: err.Error()})
 		}
 	}
 	for k := range flags {
@@ -351,6 +351,19 @@ func distance(a, b string) int {
 }
 
 // show renders a raw value for a message.
+// showKey is show, except that secrets (passwords, tokens) are never
+// printed back.
+func showKey(key string, raw any) string {
+	k := strings.ToLower(key)
+	if strings.HasSuffix(k, "password") || strings.HasSuffix(k, "token") {
+		if raw == nil || raw == "" {
+			return ""
+		}
+		return "(redacted)"
+	}
+	return show(raw)
+}
+
 func show(raw any) string {
 	switch r := raw.(type) {
 	case string:
@@ -495,7 +508,7 @@ func validate(cfg *Config) []Problem {
 	for _, fe := range verrs {
 		key := strings.TrimPrefix(fe.Namespace(), "Config.")
 		top := topKey(key)
-		problems = append(problems, Problem{Key: key, Source: cfg.Source(top), Value: show(fe.Value()), Message: message(fe, key)})
+		problems = append(problems, Problem{Key: key, Source: cfg.Source(top), Value: showKey(key, fe.Value()), Message: message(fe, key)})
 	}
 	return problems
 }
@@ -520,6 +533,14 @@ func message(fe validator.FieldError, key string) string {
 		return fmt.Sprintf("is required when %s is %s", sibling(key, f), val)
 	case "required_with":
 		return fmt.Sprintf("is required with %s", sibling(key, param))
+	case "excluded_without":
+		return fmt.Sprintf("needs %s", sibling(key, param))
+	case "excluded_with":
+		var names []string
+		for _, p := range strings.Fields(param) {
+			names = append(names, sibling(key, p))
+		}
+		return "cannot be set with " + strings.Join(names, " or ")
 	case "oneof":
 		return "want one of: " + strings.ReplaceAll(param, " ", ", ")
 	case "semver":
@@ -562,7 +583,12 @@ func sibling(key, field string) string {
 
 // fieldNames maps the Go names used in cross-field tags to their keys.
 type fieldNames struct {
-	Enabled  bool   `mapstructure:"enabled"`
-	CertFile string `mapstructure:"cert_file"`
-	KeyFile  string `mapstructure:"key_file"`
+	Enabled   bool   `mapstructure:"enabled"`
+	CertFile  string `mapstructure:"cert_file"`
+	KeyFile   string `mapstructure:"key_file"`
+	User      string `mapstructure:"user"`
+	Password  string `mapstructure:"password"`
+	Token     string `mapstructure:"token"`
+	CredsFile string `mapstructure:"creds_file"`
+	NKeyFile  string `mapstructure:"nkey_file"`
 }

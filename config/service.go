@@ -3,6 +3,7 @@ package config
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,8 +31,6 @@ import (
 	fnats "github.com/ferry-go/ferry/transport/nats"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 )
 
 // RegistryFactory makes the registry of kind registry.kind. nc is the
@@ -315,7 +314,7 @@ func NewService(cfg *Config, register func(*ferry.Service, *server.Server), opts
 				_ = shutdownTel(tel)
 				return nil, &Error{Problems: []Problem{{Key: "transports.grpc.tls.cert_file", Source: cfg.Source("transports.grpc.tls.cert_file"), Value: t.GRPC.TLS.CertFile, Message: err.Error()}}}
 			}
-			gopts = append(gopts, fgrpc.WithServerOptions(grpc.Creds(credentials.NewTLS(tc))))
+			gopts = append(gopts, fgrpc.WithTLS(tc))
 		}
 		g := fgrpc.NewServer(t.GRPC.Addr, gopts...)
 		if admin != nil {
@@ -324,6 +323,14 @@ func NewService(cfg *Config, register func(*ferry.Service, *server.Server), opts
 		sopts = append(sopts, ferry.WithTransport(&keyed{Transport: g, key: "transports.grpc.addr", cfg: cfg}))
 	}
 	if natsOn {
+		nopts, err := natsOptions(cfg)
+		if err != nil {
+			_ = shutdownTel(tel)
+			return nil, err
+		}
+		if len(nopts) > 0 {
+			sopts = append(sopts, ferry.WithNATSOptions(nopts...))
+		}
 		if t.NATS.Enabled {
 			sopts = append(sopts, ferry.WithNATS(cfg.NATS.URL, fnats.WithDefaultTimeout(t.NATS.Timeout), fnats.WithMaxTimeout(t.NATS.MaxTimeout)))
 		} else {
@@ -407,6 +414,12 @@ func (k *keyedComponent) ListenAddr() (string, string, bool) {
 	return "", "", false
 }
 
+// ServesTLS forwards to the transport, so the registry says TLS.
+func (k *keyed) ServesTLS() bool {
+	r, ok := k.Transport.(server.TLSReporter)
+	return ok && r.ServesTLS()
+}
+
 // Check forwards to the transport, for Service.Check.
 func (k *keyed) Check(ctx context.Context) error {
 	if c, ok := k.Transport.(ferry.Checker); ok {
@@ -437,12 +450,51 @@ func (k *keyed) Advertise() (string, string, bool) {
 	return "", "", false
 }
 
+// natsOptions are the NATS connection's credentials and TLS settings.
+func natsOptions(cfg *Config) ([]nats.Option, error) {
+	n := cfg.NATS
+	var opts []nats.Option
+	switch {
+	case n.User != "":
+		opts = append(opts, nats.UserInfo(n.User, n.Password))
+	case n.Token != "":
+		opts = append(opts, nats.Token(n.Token))
+	case n.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(n.CredsFile))
+	case n.NKeyFile != "":
+		o, err := nats.NkeyOptionFromSeed(n.NKeyFile)
+		if err != nil {
+			return nil, &Error{Problems: []Problem{{Key: "nats.nkey_file", Source: cfg.Source("nats.nkey_file"), Value: n.NKeyFile, Message: err.Error()}}}
+		}
+		opts = append(opts, o)
+	}
+	if n.TLS.CAFile != "" {
+		opts = append(opts, nats.RootCAs(n.TLS.CAFile))
+	}
+	if n.TLS.CertFile != "" {
+		opts = append(opts, nats.ClientCert(n.TLS.CertFile, n.TLS.KeyFile))
+	}
+	return opts, nil
+}
+
 func loadTLS(t TLS) (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("load the certificate and key: %v", err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	c := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if t.ClientCAFile != "" {
+		pem, err := os.ReadFile(t.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read the client CA file: %v", err)
+		}
+		c.ClientCAs = x509.NewCertPool()
+		if !c.ClientCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("client CA file %s holds no PEM certificate", t.ClientCAFile)
+		}
+		c.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return c, nil
 }
 
 func names[V any](m map[string]V) string {

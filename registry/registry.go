@@ -63,6 +63,9 @@ type Endpoint struct {
 	// ("http://10.0.0.7:8080"), host:port for gRPC, a NATS server URL for
 	// NATS.
 	Address string `json:"address"`
+	// TLS says the endpoint must be dialled with TLS (for HTTP the
+	// address's https:// scheme says it too).
+	TLS bool `json:"tls,omitempty"`
 }
 
 // Endpoint returns the instance's endpoint for transport, if any.

@@ -52,6 +52,13 @@ type Advertiser interface {
 	Advertise() (transport, address string, ok bool)
 }
 
+// TLSReporter is implemented by transports that can serve TLS: ServesTLS
+// reports whether this one does, so that its registry entry says clients
+// must dial it with TLS (registry.Endpoint.TLS).
+type TLSReporter interface {
+	ServesTLS() bool
+}
+
 var (
 	serviceName  = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
 	endpointName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)

@@ -2,6 +2,7 @@ package grpc
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"sync/atomic"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/ferry-go/ferry/transport"
 	"github.com/ferry-go/ferry/transport/callkit"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
@@ -30,6 +32,16 @@ func WithDialOptions(opts ...grpc.DialOption) ClientOption {
 	return func(c *clientConfig) { c.dialOpts = append(c.dialOpts, opts...) }
 }
 
+// WithClientTLS makes Dial connect with TLS configured by cfg (trusted
+// roots in cfg.RootCAs, nil for the system's; a client certificate in
+// cfg.Certificates for mutual TLS). nil means TLS with the system's roots.
+// It applies to Dial only.
+func WithClientTLS(cfg *tls.Config) ClientOption {
+	return func(c *clientConfig) {
+		c.dialOpts = append(c.dialOpts, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	}
+}
+
 // WithCallOptions adds options to every call, such as
 // grpc.MaxCallRecvMsgSize. Forcing another codec breaks calls to Ferry
 // servers whose types are plain structs.
@@ -49,9 +61,9 @@ func WithClientMiddleware(mws ...middleware.Middleware) ClientOption {
 // connection. It implements transport.Client and is safe for concurrent use.
 type Client struct {
 	cc      grpc.ClientConnInterface
-	owned   *grpc.ClientConn   // closed by Close when Dial made it
-	opts    []grpc.CallOption  // forcing wireCodec, for plain structs
-	msgOpts []grpc.CallOption  // grpc-go's default codec, for generated messages
+	owned   *grpc.ClientConn  // closed by Close when Dial made it
+	opts    []grpc.CallOption // forcing wireCodec, for plain structs
+	msgOpts []grpc.CallOption // grpc-go's default codec, for generated messages
 	pipe    *callkit.Pipeline
 	peer    string // the target, for Call.Peer
 	methods atomic.Pointer[map[methodKey]string]

@@ -2,6 +2,7 @@ package grpc
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"github.com/ferry-go/ferry/transport"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -50,6 +52,7 @@ type serverConfig struct {
 	defaultTimeout time.Duration
 	maxTimeout     time.Duration
 	extra          []grpc.ServerOption
+	tls            *tls.Config
 }
 
 // WithListener makes the server accept calls on l instead of listening on
@@ -98,6 +101,14 @@ func WithMaxTimeout(d time.Duration) ServerOption {
 			c.maxTimeout = d
 		}
 	}
+}
+
+// WithTLS serves TLS with cfg, which needs a certificate; set cfg.ClientCAs
+// and cfg.ClientAuth (tls.RequireAndVerifyClientCert) for mutual TLS. The
+// registry entry then says TLS (ServesTLS), so client.Client dials it with
+// TLS.
+func WithTLS(cfg *tls.Config) ServerOption {
+	return func(c *serverConfig) { c.tls = cfg }
 }
 
 // WithServerOptions passes options to grpc.NewServer after Ferry's own, so
@@ -180,6 +191,9 @@ func (t *Server) Advertise() (transport, address string, ok bool) {
 	return "grpc", a.String(), true
 }
 
+// ServesTLS implements server.TLSReporter: true with WithTLS.
+func (t *Server) ServesTLS() bool { return t.cfg.tls != nil }
+
 // Start builds the gRPC service for s, checks that every endpoint's types
 // have a protobuf form (naming the endpoint and field when one does not),
 // listens and serves in the background. It returns once calls are
@@ -217,6 +231,9 @@ func (t *Server) Start(ctx context.Context, s *server.Server) error {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: minPingInterval, PermitWithoutStream: true}),
 		grpc.UnknownServiceHandler(unknownMethod),
 	}, t.cfg.extra...)
+	if t.cfg.tls != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(t.cfg.tls)))
+	}
 	gs := grpc.NewServer(opts...)
 	gs.RegisterService(t.serviceDesc(s), nil)
 

@@ -3,6 +3,7 @@ package http
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -32,9 +33,18 @@ type ClientOption func(*clientConfig)
 
 type clientConfig struct {
 	hc       *http.Client
+	tls      *tls.Config
 	codec    codec.Codec
 	mws      []middleware.Middleware
 	maxReply int64
+}
+
+// WithClientTLS configures the TLS of https:// calls: trusted roots in
+// cfg.RootCAs (nil for the system's), a client certificate in
+// cfg.Certificates for mutual TLS. It applies to the client's own
+// http.Client, not to one given with WithHTTPClient.
+func WithClientTLS(cfg *tls.Config) ClientOption {
+	return func(c *clientConfig) { c.tls = cfg }
 }
 
 // WithHTTPClient makes the client send requests through hc. The default is
@@ -128,6 +138,7 @@ func NewClient(baseURL string, opts ...ClientOption) (*Client, error) {
 				MaxIdleConnsPerHost:   256,
 				IdleConnTimeout:       90 * time.Second,
 				TLSHandshakeTimeout:   10 * time.Second,
+				TLSClientConfig:       cfg.tls,
 				ExpectContinueTimeout: time.Second,
 			},
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

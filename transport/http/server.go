@@ -310,6 +310,9 @@ func (s *Server) Advertise() (transport, address string, ok bool) {
 	return "http", "http://" + a.String(), true
 }
 
+// ServesTLS implements server.TLSReporter: true with WithTLS.
+func (s *Server) ServesTLS() bool { return s.cfg.tls != nil }
+
 // Handler returns the http.Handler the server serves (filters included), or
 // nil before Start.
 func (s *Server) Handler() http.Handler {
