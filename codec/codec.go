@@ -5,7 +5,11 @@
 //   - JSON ("application/json"): protobuf messages go through protojson,
 //     everything else through encoding/json and its struct tags. HTML
 //     characters are not escaped ("a>b" stays "a>b", not "a\u003eb"): the
-//     bytes are for APIs, not for inlining into HTML pages.
+//     bytes are for APIs, not for inlining into HTML pages. Invalid UTF-8 is
+//     refused, and an error quotes at most a short prefix of a bad value.
+//     Unknown fields are ignored and keys match field names whatever their
+//     case, as encoding/json does; NewJSON makes a codec that refuses both
+//     (server.WithJSON puts it on every transport of a server).
 //   - Proto ("application/protobuf"): protobuf messages through
 //     proto.Marshal, plain Go structs through the schema derived from their
 //     fields by package protostruct, so the same bytes are valid protobuf for
@@ -109,10 +113,13 @@ var jsonBufs = sync.Pool{New: func() any {
 }}
 
 func (jsonCodec) Unmarshal(data []byte, v any) error {
-	if m, ok := v.(proto.Message); ok {
-		return protojsonUnmarshal.Unmarshal(data, m)
+	if err := checkUTF8(data); err != nil {
+		return err
 	}
-	return json.Unmarshal(data, v)
+	if m, ok := v.(proto.Message); ok {
+		return jsonError(protojsonUnmarshal.Unmarshal(data, m))
+	}
+	return jsonError(json.Unmarshal(data, v))
 }
 
 type protoCodec struct{}

@@ -35,6 +35,13 @@ type Service struct {
 	Name        string `mapstructure:"name" doc:"service name: a letter, then letters, digits, '-' or '_'" validate:"required,service_name"`
 	Version     string `mapstructure:"version" doc:"semantic version" validate:"required,semver"`
 	Description string `mapstructure:"description" doc:"shown by discovery tools such as nats micro info"`
+	JSON        JSON   `mapstructure:"json"`
+}
+
+// JSON says how strictly JSON requests are decoded (codec.JSONOptions).
+type JSON struct {
+	DisallowUnknownFields bool `mapstructure:"disallow_unknown_fields" doc:"refuse request fields the endpoint's type does not have (default: ignored)"`
+	CaseSensitive         bool `mapstructure:"case_sensitive" doc:"refuse keys that match a field's JSON name only when case is ignored (default: accepted)"`
 }
 
 // Transports says which transports serve the service.

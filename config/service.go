@@ -17,6 +17,7 @@ import (
 	jsbroker "github.com/ferry-go/ferry/broker/jetstream"
 	brokermemory "github.com/ferry-go/ferry/broker/memory"
 	natsbroker "github.com/ferry-go/ferry/broker/nats"
+	"github.com/ferry-go/ferry/codec"
 	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/natsembed"
 	"github.com/ferry-go/ferry/registry"
@@ -275,6 +276,9 @@ func NewService(cfg *Config, register func(*ferry.Service, *server.Server), opts
 	srvOpts := []server.Option{server.WithVersion(cfg.Service.Version), server.WithLogger(logger)}
 	if cfg.Service.Description != "" {
 		srvOpts = append(srvOpts, server.WithDescription(cfg.Service.Description))
+	}
+	if j := cfg.Service.JSON; j.DisallowUnknownFields || j.CaseSensitive {
+		srvOpts = append(srvOpts, server.WithJSON(codec.NewJSON(codec.JSONOptions{DisallowUnknownFields: j.DisallowUnknownFields, CaseSensitive: j.CaseSensitive})))
 	}
 	if len(mws) > 0 {
 		srvOpts = append(srvOpts, server.WithMiddleware(mws...))

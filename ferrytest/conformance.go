@@ -351,6 +351,27 @@ func Conformance(t *testing.T, tr Transport) {
 		}
 	})
 
+	t.Run("bad JSON values", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		huge := `{"num": ` + strings.Repeat("9", 60<<10) + `}`
+		for _, tc := range []struct{ name, body string }{
+			{"invalid UTF-8", "{\"text\": \"bad \xff byte\"}"},
+			{"a 60 KB number", huge},
+			{"a 60 KB string for a number", `{"num": "` + strings.Repeat("x", 60<<10) + `"}`},
+		} {
+			err := conn.SendRaw(ctx, suiteService, "Echo", "application/json", []byte(tc.body))
+			if errs.CodeOf(err) != errs.InvalidArgument {
+				t.Errorf("%s: %v, want invalid_argument", tc.name, err)
+				continue
+			}
+			// The error names the problem without echoing the value.
+			if msg := errs.FromError(err).Message(); len(msg) > 1024 {
+				t.Errorf("%s: error message of %d bytes, want the bad value quoted briefly: %.200s…", tc.name, len(msg), msg)
+			}
+		}
+	})
+
 	t.Run("wrong content type", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -27,6 +27,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ferry-go/ferry/codec"
 	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/transport"
@@ -73,6 +74,7 @@ type Server struct {
 	description string
 	logger      *slog.Logger
 	mws         []middleware.Middleware
+	json        codec.Codec
 
 	mu        sync.RWMutex
 	endpoints []*Endpoint
@@ -99,6 +101,21 @@ func WithMiddleware(mws ...middleware.Middleware) Option {
 	return func(s *Server) { s.mws = append(s.mws, mws...) }
 }
 
+// WithJSON sets the codec the transports decode JSON requests with, on
+// HTTP and NATS alike — codec.NewJSON(codec.JSONOptions{...}) to refuse
+// unknown fields or keys that match a field only when case is ignored.
+// The default is codec.JSON; nil keeps it.
+func WithJSON(c codec.Codec) Option {
+	return func(s *Server) {
+		if c != nil {
+			s.json = c
+		}
+	}
+}
+
+// JSON returns the codec JSON requests are decoded with (WithJSON).
+func (s *Server) JSON() codec.Codec { return s.json }
+
 // WithLogger sets the logger for recovered panics and transport events.
 // The default is slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.logger = l } }
@@ -107,7 +124,7 @@ func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.logger = l }
 // only letters, digits, '-' and '_' (it becomes an HTTP path segment, a gRPC
 // package and a NATS subject token); a bad name is reported by Err.
 func New(name string, opts ...Option) *Server {
-	s := &Server{name: name, version: "0.0.0", byName: map[string]*Endpoint{}}
+	s := &Server{name: name, version: "0.0.0", byName: map[string]*Endpoint{}, json: codec.JSON}
 	for _, o := range opts {
 		o(s)
 	}

@@ -97,24 +97,21 @@ func intCodec[T integer](wide bool) *scalarCodec {
 			if n < 0 {
 				return 0, protowire.ParseError(n)
 			}
+			// A value that does not fit is an error, not truncated as
+			// proto.Unmarshal would (a 32-bit field's wire value is 64 bits
+			// wide, negative int32 values sign-extended): the JSON codec
+			// refuses such a number too.
 			var x T
 			if signed {
 				s := int64(v)
-				if !wide {
-					s = int64(int32(v))
-				}
 				x = T(s)
-				if int64(x) != s {
+				if int64(x) != s || (!wide && s != int64(int32(s))) {
 					return 0, fmt.Errorf("value %d overflows %s", s, name)
 				}
 			} else {
-				u := v
-				if !wide {
-					u = uint64(uint32(v))
-				}
-				x = T(u)
-				if uint64(x) != u {
-					return 0, fmt.Errorf("value %d overflows %s", u, name)
+				x = T(v)
+				if uint64(x) != v || (!wide && v > 1<<32-1) {
+					return 0, fmt.Errorf("value %d overflows %s", v, name)
 				}
 			}
 			*(*T)(p) = x

@@ -518,3 +518,35 @@ func TestGeneratedTopLevel(t *testing.T) {
 		t.Errorf("File with no package: input = %s, want Address", got)
 	}
 }
+
+// A varint that does not fit a 32-bit field is an error, not truncated
+// (issue #11 defect 20); negative int32 values, sign-extended on the wire,
+// still decode.
+func TestNarrowIntegersRefuseOverflow(t *testing.T) {
+	type narrow struct {
+		I int32  `json:"i"`
+		U uint32 `json:"u"`
+	}
+	minusFive := int64(-5)
+	enc := func(field protowire.Number, v uint64) []byte {
+		return protowire.AppendVarint(protowire.AppendTag(nil, field, protowire.VarintType), v)
+	}
+	for _, c := range []struct {
+		name string
+		data []byte
+		ok   bool
+	}{
+		{"int32 max", enc(1, 1<<31-1), true},
+		{"int32 -5", enc(1, uint64(minusFive)), true},
+		{"int32 2^31", enc(1, 1<<31), false},
+		{"int32 2^40", enc(1, 1<<40), false},
+		{"uint32 max", enc(2, 1<<32-1), true},
+		{"uint32 2^32", enc(2, 1<<32), false},
+	} {
+		var out narrow
+		err := protostruct.Unmarshal(c.data, &out)
+		if (err == nil) != c.ok {
+			t.Errorf("%s: Unmarshal = %v (decoded %+v), want ok=%v", c.name, err, out, c.ok)
+		}
+	}
+}

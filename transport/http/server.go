@@ -335,6 +335,7 @@ type handler struct {
 	service    string
 	logger     *slog.Logger
 	maxBody    int64
+	json       codec.Codec // decodes JSON requests (server.WithJSON)
 	defTimeout time.Duration
 	maxTimeout time.Duration
 	// writeAfter is the write time the connection keeps beyond a call's
@@ -361,6 +362,7 @@ func newHandler(srv *server.Server, cfg *serverConfig, writeAfter time.Duration)
 		service:    srv.Name(),
 		logger:     srv.Logger(),
 		maxBody:    cfg.maxBodyBytes,
+		json:       srv.JSON(),
 		defTimeout: cfg.defaultTimeout,
 		maxTimeout: cfg.maxTimeout,
 		writeAfter: writeAfter,
@@ -667,7 +669,11 @@ func (rt *route) decode(r *http.Request, cod codec.Codec, req any) (int, *errs.E
 	if len(body) == 0 {
 		return 0, nil
 	}
-	if err := cod.Unmarshal(body, req); err != nil {
+	dec := cod
+	if cod == codec.JSON {
+		dec = h.json // server.WithJSON's
+	}
+	if err := dec.Unmarshal(body, req); err != nil {
 		e := errs.Newf(errs.InvalidArgument, "decoding the %s request body: %v", cod.Name(), err)
 		if isForm(r.Header["Content-Type"]) {
 			e = errs.Newf(errs.InvalidArgument, "decoding the request body: %v (form content is read as JSON, as `curl -d` sends JSON with this type)", err)

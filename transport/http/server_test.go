@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-go/ferry/codec"
 	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
@@ -484,5 +485,26 @@ func TestServerWritesAfterLongDeadline(t *testing.T) {
 	r := do(t, rawClient(t), "POST", base+"/dl/Wait", "", nil, fhttp.TimeoutHeader, "1500")
 	if r.status != http.StatusGatewayTimeout || r.problem.Code != "deadline_exceeded" {
 		t.Errorf("status %d code %q, want 504 deadline_exceeded written after the handler's 1.5s deadline", r.status, r.problem.Code)
+	}
+}
+
+// server.WithJSON's codec decodes HTTP requests: a strict one refuses
+// unknown fields and miscased keys with 400.
+func TestServerStrictJSON(t *testing.T) {
+	s := server.New("strict", server.WithLogger(quiet), server.WithJSON(codec.NewJSON(codec.JSONOptions{CaseSensitive: true, DisallowUnknownFields: true})))
+	server.Handle(s, "Hello", hello)
+	_, base := start(t, s)
+	hc := rawClient(t)
+	if r := do(t, hc, "POST", base+"/strict/Hello", "application/json", []byte(`{"name":"Ada"}`)); r.status != 200 {
+		t.Errorf("exact names: status %d, want 200", r.status)
+	}
+	for body, want := range map[string]string{
+		`{"Name":"Ada"}`:         `did you mean \"name\"`,
+		`{"name":"Ada","age":3}`: `field \"age\": no such field`,
+	} {
+		r := do(t, hc, "POST", base+"/strict/Hello", "application/json", []byte(body))
+		if r.status != 400 || !strings.Contains(string(r.body), want) {
+			t.Errorf("%s: status %d body %s, want 400 saying %s", body, r.status, r.body, want)
+		}
 	}
 }

@@ -1094,3 +1094,23 @@ func ExampleNewServer() {
 	// Hello, Ferry <nil>
 	// not_found: service greeter has no endpoint "Goodbye"
 }
+
+// server.WithJSON's codec decodes NATS requests: a strict one refuses a
+// key that matches a field only when case is ignored.
+func TestStrictJSON(t *testing.T) {
+	e := newEnv(t)
+	srv := server.New("strict", server.WithJSON(codec.NewJSON(codec.JSONOptions{CaseSensitive: true, DisallowUnknownFields: true})))
+	server.Handle(srv, "Hello", func(_ context.Context, r *HelloRequest) (*HelloReply, error) {
+		return &HelloReply{Message: "hi " + r.Name}, nil
+	})
+	serve(t, e.nc, srv)
+	c := fnats.NewClient(e.nc)
+	var out HelloReply
+	if err := c.Invoke(testCtx(t), "strict", "Hello", map[string]string{"name": "Ada"}, &out); err != nil || out.Message != "hi Ada" {
+		t.Fatalf("Hello with exact names = %+v, %v", out, err)
+	}
+	err := c.Invoke(testCtx(t), "strict", "Hello", map[string]string{"Name": "Ada"}, &out)
+	if errs.CodeOf(err) != errs.InvalidArgument || !strings.Contains(err.Error(), `did you mean "name"`) {
+		t.Errorf("Hello with a miscased key = %v, want invalid_argument suggesting name", err)
+	}
+}

@@ -543,7 +543,11 @@ func (s *Server) call(ep *endpoint, msg *nats.Msg, start time.Time, cd *codec.Co
 
 	req := ep.ep.NewRequest()
 	if len(msg.Data) > 0 {
-		if err := (*cd).Unmarshal(msg.Data, req); err != nil {
+		dec := *cd
+		if dec == codec.JSON {
+			dec = s.srv.JSON() // server.WithJSON's
+		}
+		if err := dec.Unmarshal(msg.Data, req); err != nil {
 			return nil, errs.Newf(errs.InvalidArgument, "malformed %s request body for %s: %v", (*cd).Name(), ep.subject, err)
 		}
 	}
