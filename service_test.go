@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,7 +30,12 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(hostileChildEnv) != "" {
+		os.Exit(runHostileChild())
+	}
+	goleak.VerifyTestMain(m)
+}
 
 type msg struct {
 	Text string `json:"text"`

@@ -3,6 +3,7 @@ package config
 import (
 	"time"
 
+	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
 )
 
@@ -32,10 +33,17 @@ type Config struct {
 
 // Service names the service.
 type Service struct {
-	Name        string `mapstructure:"name" doc:"service name: a letter, then letters, digits, '-' or '_'" validate:"required,service_name"`
-	Version     string `mapstructure:"version" doc:"semantic version" validate:"required,semver"`
-	Description string `mapstructure:"description" doc:"shown by discovery tools such as nats micro info"`
-	JSON        JSON   `mapstructure:"json"`
+	Name        string    `mapstructure:"name" doc:"service name: a letter, then letters, digits, '-' or '_'" validate:"required,service_name"`
+	Version     string    `mapstructure:"version" doc:"semantic version" validate:"required,semver"`
+	Description string    `mapstructure:"description" doc:"shown by discovery tools such as nats micro info"`
+	JSON        JSON      `mapstructure:"json"`
+	Admission   Admission `mapstructure:"admission"`
+}
+
+// Admission bounds the calls decoded and run at once (server.Admission).
+type Admission struct {
+	MaxCalls int   `mapstructure:"max_calls" doc:"calls admitted at once across transports; more wait for room until their deadline; -1: no bound" validate:"gte=-1"`
+	MaxBytes int64 `mapstructure:"max_bytes" doc:"request bytes admitted at once (requests of 64 KiB or less are not counted); -1: no bound" validate:"gte=-1"`
 }
 
 // JSON says how strictly JSON requests are decoded (codec.JSONOptions).
@@ -207,7 +215,7 @@ type Admin struct {
 // no default.
 func Default() Config {
 	return Config{
-		Service: Service{Version: "0.0.0"},
+		Service: Service{Version: "0.0.0", Admission: Admission{MaxCalls: server.DefaultMaxCalls, MaxBytes: server.DefaultMaxBytes}},
 		Transports: Transports{
 			HTTP: HTTP{Enabled: true, Addr: ":8080", Timeout: transport.DefaultTimeout, MaxTimeout: transport.DefaultMaxTimeout},
 			GRPC: GRPC{Enabled: true, Addr: ":9090", Timeout: transport.DefaultTimeout, MaxTimeout: transport.DefaultMaxTimeout},

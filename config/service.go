@@ -273,7 +273,8 @@ func NewService(cfg *Config, register func(*ferry.Service, *server.Server), opts
 		}
 	}
 
-	srvOpts := []server.Option{server.WithVersion(cfg.Service.Version), server.WithLogger(logger)}
+	srvOpts := []server.Option{server.WithVersion(cfg.Service.Version), server.WithLogger(logger),
+		server.WithAdmission(server.Admission{MaxCalls: cfg.Service.Admission.MaxCalls, MaxBytes: cfg.Service.Admission.MaxBytes})}
 	if cfg.Service.Description != "" {
 		srvOpts = append(srvOpts, server.WithDescription(cfg.Service.Description))
 	}

@@ -75,6 +75,7 @@ type Server struct {
 	logger      *slog.Logger
 	mws         []middleware.Middleware
 	json        codec.Codec
+	adm         admission
 
 	mu        sync.RWMutex
 	endpoints []*Endpoint
@@ -125,6 +126,7 @@ func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.logger = l }
 // package and a NATS subject token); a bad name is reported by Err.
 func New(name string, opts ...Option) *Server {
 	s := &Server{name: name, version: "0.0.0", byName: map[string]*Endpoint{}, json: codec.JSON}
+	s.adm.configure(Admission{})
 	for _, o := range opts {
 		o(s)
 	}

@@ -1,6 +1,7 @@
 package protostruct
 
 import (
+	"fmt"
 	"reflect"
 	"unsafe"
 
@@ -185,6 +186,13 @@ func marshalRepeated(b []byte, p unsafe.Pointer, f *field, _ int) ([]byte, error
 	return b, nil
 }
 
+// errTooMany is the error of a repeated field or map past MaxElements.
+var errTooMany = fmt.Errorf("more than %d elements", MaxElements)
+
+// full reports whether the slice at p holds MaxElements, or would with n
+// more.
+func full(p unsafe.Pointer, n int) bool { return (*sliceHeader)(p).len+n > MaxElements }
+
 func unmarshalRepeated(b []byte, wt protowire.Type, p unsafe.Pointer, f *field, _ int) (int, error) {
 	sc := f.val.sc
 	if wt == protowire.BytesType && sc.packable {
@@ -202,6 +210,9 @@ func unmarshalRepeated(b []byte, wt protowire.Type, p unsafe.Pointer, f *field, 
 				}
 			}
 		}
+		if full(p, count) {
+			return 0, errTooMany
+		}
 		f.growElems(p, count)
 		for len(v) > 0 {
 			m, err := sc.decode(v, f.appendElem(p))
@@ -214,6 +225,9 @@ func unmarshalRepeated(b []byte, wt protowire.Type, p unsafe.Pointer, f *field, 
 	}
 	if wt != sc.wt {
 		return 0, wireTypeError(wt, sc.wt)
+	}
+	if full(p, 1) {
+		return 0, errTooMany
 	}
 	return sc.decode(b, f.appendElem(p))
 }
@@ -290,6 +304,9 @@ func unmarshalMessages(b []byte, wt protowire.Type, p unsafe.Pointer, f *field, 
 	if wt != protowire.BytesType {
 		return 0, wireTypeError(wt, protowire.BytesType)
 	}
+	if full(p, 1) {
+		return 0, errTooMany
+	}
 	return unmarshalMessage(b, wt, f.appendElem(p), f, depth)
 }
 
@@ -329,6 +346,9 @@ func marshalMessagePtrs(b []byte, p unsafe.Pointer, f *field, depth int) ([]byte
 func unmarshalMessagePtrs(b []byte, wt protowire.Type, p unsafe.Pointer, f *field, depth int) (int, error) {
 	if wt != protowire.BytesType {
 		return 0, wireTypeError(wt, protowire.BytesType)
+	}
+	if full(p, 1) {
+		return 0, errTooMany
 	}
 	q := f.val.mc.newValue()
 	n, err := unmarshalMessage(b, wt, q, f, depth)
@@ -462,6 +482,8 @@ func unmarshalMap(b []byte, wt protowire.Type, p unsafe.Pointer, f *field, depth
 	it := newMapIter(p, f)
 	if it.m.IsNil() {
 		it.m.Set(reflect.MakeMap(f.typ))
+	} else if it.m.Len() >= MaxElements {
+		return 0, errTooMany
 	}
 	vp := it.vp // where a message value's body is decoded
 	for len(e) > 0 {

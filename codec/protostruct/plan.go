@@ -21,6 +21,13 @@ import (
 // hostile payload or a cyclic value can use.
 const MaxDepth = 100
 
+// MaxElements is the most elements Unmarshal puts in one repeated field or
+// map. With a 4 MiB message a hostile sender could otherwise ask for two
+// million empty strings — 16 bytes of memory for every 2 bytes sent, more
+// as the slice grows; the admission limit of the service bounds the bytes
+// decoded at once, this bounds what one message can become.
+const MaxElements = 1 << 20
+
 var (
 	timeType         = reflect.TypeFor[time.Time]()
 	protoMessageType = reflect.TypeFor[proto.Message]()

@@ -550,3 +550,32 @@ func TestNarrowIntegersRefuseOverflow(t *testing.T) {
 		}
 	}
 }
+
+// One message cannot become more than MaxElements values of a repeated
+// field (issue #11 defect 16: two million empty strings in 4 MiB).
+func TestMaxElements(t *testing.T) {
+	type many struct {
+		S []string `json:"s"`
+		N []int64  `json:"n"`
+	}
+	strs := func(n int) []byte {
+		var b []byte
+		for range n {
+			b = protowire.AppendBytes(protowire.AppendTag(b, 1, protowire.BytesType), nil)
+		}
+		return b
+	}
+	var out many
+	if err := protostruct.Unmarshal(strs(protostruct.MaxElements), &out); err != nil || len(out.S) != protostruct.MaxElements {
+		t.Fatalf("MaxElements strings: %v (%d decoded), want all", err, len(out.S))
+	}
+	out = many{}
+	if err := protostruct.Unmarshal(strs(protostruct.MaxElements+1), &out); err == nil || !strings.Contains(err.Error(), "elements") {
+		t.Errorf("MaxElements+1 strings: %v, want an error saying too many elements", err)
+	}
+	packed := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), make([]byte, protostruct.MaxElements+1))
+	out = many{}
+	if err := protostruct.Unmarshal(packed, &out); err == nil {
+		t.Error("MaxElements+1 packed varints: no error")
+	}
+}

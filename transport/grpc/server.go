@@ -376,13 +376,6 @@ func (t *Server) methodHandler(s *server.Server, ep *server.Endpoint, info *grpc
 		if err := dec(&c.frame); err != nil {
 			return nil, err // grpc-go's own status: too large, canceled, ...
 		}
-		req := ep.NewRequest()
-		err := unmarshal(c.frame.data, req)
-		c.frame.data.Free()
-		c.frame.data = nil
-		if err != nil {
-			return nil, badRequest(err)
-		}
 		if d, ok := ctx.Deadline(); !ok || time.Until(d) > maxTimeout {
 			bound := timeout // the default, or the maximum for a longer deadline
 			if ok {
@@ -391,6 +384,20 @@ func (t *Server) methodHandler(s *server.Server, ep *server.Endpoint, info *grpc
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, bound)
 			defer cancel()
+		}
+		// Admission before decoding, weighed by the message's size.
+		size := int64(c.frame.data.Len())
+		if err := s.Admit(ctx, size); err != nil {
+			c.frame.data.Free()
+			return nil, statusError(err)
+		}
+		defer s.Release(size)
+		req := ep.NewRequest()
+		err := unmarshal(c.frame.data, req)
+		c.frame.data.Free()
+		c.frame.data = nil
+		if err != nil {
+			return nil, badRequest(err)
 		}
 		if interceptor == nil {
 			return serve(ctx, c, req)

@@ -332,6 +332,7 @@ func NewHandler(srv *server.Server, opts ...ServerOption) (http.Handler, error) 
 // handler routes and serves calls. Everything it holds is built once and
 // read-only afterwards.
 type handler struct {
+	srv        *server.Server
 	service    string
 	logger     *slog.Logger
 	maxBody    int64
@@ -359,6 +360,7 @@ func newHandler(srv *server.Server, cfg *serverConfig, writeAfter time.Duration)
 		return nil, err
 	}
 	h := &handler{
+		srv:        srv,
 		service:    srv.Name(),
 		logger:     srv.Logger(),
 		maxBody:    cfg.maxBodyBytes,
@@ -557,6 +559,21 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var cancel context.CancelFunc
 	ctx, cancel = context.WithTimeout(ctx, timeout)
 	defer cancel()
+
+	// Admission before the body is read and decoded, weighed by what the
+	// body may hold.
+	var size int64
+	if rt.body {
+		size = h.maxBody
+		if r.ContentLength >= 0 {
+			size = min(r.ContentLength, h.maxBody)
+		}
+	}
+	if err := h.srv.Admit(ctx, size); err != nil {
+		writeError(w, err)
+		return
+	}
+	defer h.srv.Release(size)
 
 	req := rt.ep.NewRequest()
 	if rt.body {

@@ -541,6 +541,12 @@ func (s *Server) call(ep *endpoint, msg *nats.Msg, start time.Time, cd *codec.Co
 	defer st.ctx.release()
 	ctx := transport.NewCallContext(&st.ctx, &st.call)
 
+	// Admission before decoding, weighed by the request's size.
+	size := int64(len(msg.Data))
+	if err := s.srv.Admit(ctx, size); err != nil {
+		return nil, err
+	}
+	defer s.srv.Release(size)
 	req := ep.ep.NewRequest()
 	if len(msg.Data) > 0 {
 		dec := *cd
