@@ -9,13 +9,16 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ferry-go/ferry/codec"
 	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/ferrytest"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
 	fhttp "github.com/ferry-go/ferry/transport/http"
@@ -507,4 +510,54 @@ func TestServerStrictJSON(t *testing.T) {
 			t.Errorf("%s: status %d body %s, want 400 saying %s", body, r.status, r.body, want)
 		}
 	}
+}
+
+// TestSlowlorisHeld: connections that send their headers a byte at a time
+// are closed once the read-header timeout passes, and normal calls are
+// served meanwhile (issue #11: slowloris held).
+func TestSlowlorisHeld(t *testing.T) {
+	s := server.New("slow", server.WithLogger(quiet))
+	server.Handle(s, "Hello", hello)
+	hs, base := start(t, s, fhttp.WithReadHeaderTimeout(300*time.Millisecond))
+	const n = 200
+	conns := make([]net.Conn, 0, n)
+	for range n {
+		c, err := net.Dial("tcp", hs.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte("POST /slow/Hello HTTP/1.1\r\nHost: x\r\nX-Slow: a")); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	began := time.Now()
+	if r := do(t, rawClient(t), "POST", base+"/slow/Hello", "application/json", []byte(`{"name":"Ada"}`)); r.status != 200 {
+		t.Errorf("normal call beside %d slow connections: status %d, want 200", n, r.status)
+	}
+	// Every slow connection is closed by the server: a read ends.
+	var closed atomic.Int64
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = c.SetReadDeadline(time.Now().Add(ferrytest.WaitBound))
+			buf := make([]byte, 512)
+			for {
+				if _, err := c.Read(buf); err != nil {
+					if !errors.Is(err, os.ErrDeadlineExceeded) {
+						closed.Add(1)
+					}
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got := closed.Load(); got != n {
+		t.Errorf("%d of %d slow connections closed by the server, want all", got, n)
+	}
+	t.Logf("%d slow connections closed within %v of the first (read-header timeout 300ms)", n, time.Since(began).Round(time.Millisecond))
 }
