@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
+	"github.com/ferry-go/ferry/transport/internal/callctx"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -335,6 +336,7 @@ func (t *Server) serviceDesc(s *server.Server) *grpc.ServiceDesc {
 
 // call is everything one served call needs, in one allocation.
 type call struct {
+	ctx   callctx.Ctx
 	call  transport.Call
 	in    incoming
 	out   outgoing
@@ -381,9 +383,9 @@ func (t *Server) methodHandler(s *server.Server, ep *server.Endpoint, info *grpc
 			if ok {
 				bound = maxTimeout
 			}
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, bound)
-			defer cancel()
+			c.ctx.Init(ctx, time.Now().Add(bound)) // costs nothing until someone waits on it
+			defer c.ctx.Release()
+			ctx = &c.ctx
 		}
 		// Admission before decoding, weighed by the message's size.
 		size := int64(c.frame.data.Len())

@@ -20,6 +20,7 @@ import (
 	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
+	"github.com/ferry-go/ferry/transport/internal/callctx"
 )
 
 // TimeoutHeader carries a call's remaining time in whole milliseconds, an
@@ -509,6 +510,12 @@ type route struct {
 	noProto error // why the endpoint cannot speak protobuf, if it cannot
 }
 
+// servedCall is what one served call needs besides its request.
+type servedCall struct {
+	ctx  callctx.Ctx
+	call transport.Call
+}
+
 // chunkThreshold is the reply size under which net/http computes
 // Content-Length itself, for free, when the handler returns.
 const chunkThreshold = 2048
@@ -556,9 +563,12 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(timeout + h.writeAfter))
 		}
 	}
-	var cancel context.CancelFunc
-	ctx, cancel = context.WithTimeout(ctx, timeout)
-	defer cancel()
+	// One allocation holds the call's context (its deadline costs nothing
+	// until someone waits on it) and its Call.
+	cs := new(servedCall)
+	cs.ctx.Init(ctx, time.Now().Add(timeout))
+	defer cs.ctx.Release()
+	ctx = &cs.ctx
 
 	// Admission before the body is read and decoded, weighed by what the
 	// body may hold.
@@ -593,7 +603,7 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	call := &transport.Call{
+	cs.call = transport.Call{
 		Service:  h.service,
 		Endpoint: rt.ep.Name,
 		Kind:     transport.HTTP,
@@ -601,8 +611,8 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Reply:    Header(w.Header()),
 		Peer:     r.RemoteAddr,
 	}
-	call.Deadline, _ = ctx.Deadline()
-	resp, err := rt.ep.Handler(transport.NewCallContext(ctx, call), req)
+	cs.call.Deadline, _ = ctx.Deadline()
+	resp, err := rt.ep.Handler(transport.NewCallContext(ctx, &cs.call), req)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -16,6 +16,7 @@ import (
 	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
+	"github.com/ferry-go/ferry/transport/internal/callctx"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
@@ -496,7 +497,7 @@ func (s *Server) serve(msg *nats.Msg) {
 
 // callState holds what one request needs, in one allocation.
 type callState struct {
-	ctx   callCtx
+	ctx   callctx.Ctx
 	call  transport.Call
 	reply replyHeader
 }
@@ -527,7 +528,6 @@ func (s *Server) call(ep *endpoint, msg *nats.Msg, start time.Time, cd *codec.Co
 
 	deadline := start.Add(timeout)
 	st := &callState{
-		ctx: callCtx{parent: s.base, deadline: deadline},
 		call: transport.Call{
 			Service:  s.srv.Name(),
 			Endpoint: ep.ep.Name,
@@ -538,7 +538,8 @@ func (s *Server) call(ep *endpoint, msg *nats.Msg, start time.Time, cd *codec.Co
 	}
 	st.call.Reply = &st.reply
 	*state = st
-	defer st.ctx.release()
+	st.ctx.Init(s.base, deadline)
+	defer st.ctx.Release()
 	ctx := transport.NewCallContext(&st.ctx, &st.call)
 
 	// Admission before decoding, weighed by the request's size.

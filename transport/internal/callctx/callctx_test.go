@@ -1,4 +1,4 @@
-package nats
+package callctx
 
 import (
 	"context"
@@ -10,8 +10,8 @@ import (
 // wait bounds waits on contexts that must end soon.
 const wait = 10 * time.Second
 
-func TestCallCtxDeadlineWithoutDone(t *testing.T) {
-	c := &callCtx{parent: t.Context(), deadline: time.Now().Add(-time.Millisecond)}
+func TestCtxDeadlineWithoutDone(t *testing.T) {
+	c := &Ctx{parent: t.Context(), deadline: time.Now().Add(-time.Millisecond)}
 	if err := c.Err(); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Err() past the deadline = %v, want DeadlineExceeded", err)
 	}
@@ -25,8 +25,8 @@ func TestCallCtxDeadlineWithoutDone(t *testing.T) {
 	}
 }
 
-func TestCallCtxDoneAtDeadline(t *testing.T) {
-	c := &callCtx{parent: t.Context(), deadline: time.Now().Add(20 * time.Millisecond)}
+func TestCtxDoneAtDeadline(t *testing.T) {
+	c := &Ctx{parent: t.Context(), deadline: time.Now().Add(20 * time.Millisecond)}
 	if err := c.Err(); err != nil {
 		t.Fatalf("Err() before the deadline = %v, want nil", err)
 	}
@@ -38,15 +38,15 @@ func TestCallCtxDoneAtDeadline(t *testing.T) {
 	if err := c.Err(); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Err() = %v, want DeadlineExceeded", err)
 	}
-	c.release()
+	c.Release()
 	if err := c.Err(); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Err() after release = %v, want it to stay DeadlineExceeded", err)
 	}
 }
 
-func TestCallCtxParentCancel(t *testing.T) {
+func TestCtxParentCancel(t *testing.T) {
 	parent, cancel := context.WithCancel(t.Context())
-	c := &callCtx{parent: parent, deadline: time.Now().Add(time.Hour)}
+	c := &Ctx{parent: parent, deadline: time.Now().Add(time.Hour)}
 	done := c.Done()
 	cancel()
 	select {
@@ -59,10 +59,10 @@ func TestCallCtxParentCancel(t *testing.T) {
 	}
 }
 
-func TestCallCtxDerived(t *testing.T) {
+func TestCtxDerived(t *testing.T) {
 	type key struct{}
 	parent := context.WithValue(t.Context(), key{}, "v")
-	c := &callCtx{parent: parent, deadline: time.Now().Add(30 * time.Millisecond)}
+	c := &Ctx{parent: parent, deadline: time.Now().Add(30 * time.Millisecond)}
 	child, cancel := context.WithCancel(c)
 	defer cancel()
 	if got := child.Value(key{}); got != "v" {
@@ -90,11 +90,11 @@ func TestCallCtxDerived(t *testing.T) {
 	}
 }
 
-func TestCallCtxRelease(t *testing.T) {
-	c := &callCtx{parent: t.Context(), deadline: time.Now().Add(time.Hour)}
+func TestCtxRelease(t *testing.T) {
+	c := &Ctx{parent: t.Context(), deadline: time.Now().Add(time.Hour)}
 	child, cancel := context.WithCancel(c)
 	defer cancel()
-	c.release()
+	c.Release()
 	if err := c.Err(); !errors.Is(err, context.Canceled) {
 		t.Errorf("Err() after release = %v, want Canceled", err)
 	}
@@ -105,8 +105,8 @@ func TestCallCtxRelease(t *testing.T) {
 	}
 }
 
-func TestCallCtxAfterFuncStop(t *testing.T) {
-	c := &callCtx{parent: t.Context(), deadline: time.Now().Add(time.Hour)}
+func TestCtxAfterFuncStop(t *testing.T) {
+	c := &Ctx{parent: t.Context(), deadline: time.Now().Add(time.Hour)}
 	called := make(chan struct{}, 1)
 	stop := c.AfterFunc(func() { called <- struct{}{} })
 	if !stop() {
@@ -115,7 +115,7 @@ func TestCallCtxAfterFuncStop(t *testing.T) {
 	if stop() {
 		t.Errorf("second stop() = true, want false")
 	}
-	c.release()
+	c.Release()
 	select {
 	case <-called:
 		t.Errorf("stopped AfterFunc ran")

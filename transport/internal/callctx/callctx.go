@@ -1,4 +1,7 @@
-package nats
+// Package callctx is the context of one served call: the transport's
+// context with the call's deadline, which costs nothing until someone asks
+// for Done. Every transport server uses it for the deadline it gives a call.
+package callctx
 
 import (
 	"context"
@@ -6,15 +9,16 @@ import (
 	"time"
 )
 
-// callCtx is the context of one request: the server's base context (which
-// Stop cancels) with the request's deadline.
+// Ctx is the context of one call: a parent (the server's base context,
+// which Stop cancels, or the request's) with the call's deadline. Init it,
+// and Release it once the call is answered.
 //
 // context.WithDeadline would arm a timer and register with the base context
 // for every request, and undo both when it ends; that was a tenth of the
-// server's CPU per request. callCtx does that work only once someone asks
+// server's CPU per request. Ctx does that work only once someone asks
 // for Done, or derives a context from it (through AfterFunc), which fast
 // handlers rarely do; Err checks the clock and the base context directly.
-type callCtx struct {
+type Ctx struct {
 	parent   context.Context
 	deadline time.Time
 
@@ -27,7 +31,7 @@ type callCtx struct {
 	nextFunc   int
 }
 
-var _ context.Context = (*callCtx)(nil)
+var _ context.Context = (*Ctx)(nil)
 
 // closedDone is returned by Done once the context has ended before any
 // Done channel was made.
@@ -37,18 +41,18 @@ var closedDone = func() chan struct{} {
 	return ch
 }()
 
-func (c *callCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+func (c *Ctx) Deadline() (time.Time, bool) { return c.deadline, true }
 
-func (c *callCtx) Value(key any) any { return c.parent.Value(key) }
+func (c *Ctx) Value(key any) any { return c.parent.Value(key) }
 
-func (c *callCtx) Err() error {
+func (c *Ctx) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.checkLocked()
 	return c.err
 }
 
-func (c *callCtx) Done() <-chan struct{} {
+func (c *Ctx) Done() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.checkLocked()
@@ -64,7 +68,7 @@ func (c *callCtx) Done() <-chan struct{} {
 
 // AfterFunc lets context.WithCancel and friends derive from c without a
 // goroutine per derived context (the context package looks for it).
-func (c *callCtx) AfterFunc(f func()) (stop func() bool) {
+func (c *Ctx) AfterFunc(f func()) (stop func() bool) {
 	c.mu.Lock()
 	c.checkLocked()
 	if c.err != nil {
@@ -93,7 +97,7 @@ func (c *callCtx) AfterFunc(f func()) (stop func() bool) {
 }
 
 // checkLocked ends c if the parent has ended or the deadline has passed.
-func (c *callCtx) checkLocked() {
+func (c *Ctx) checkLocked() {
 	if c.err != nil {
 		return
 	}
@@ -106,18 +110,18 @@ func (c *callCtx) checkLocked() {
 
 // armLocked starts watching the deadline and the parent so that Done
 // closes on time.
-func (c *callCtx) armLocked() {
+func (c *Ctx) armLocked() {
 	c.timer = time.AfterFunc(time.Until(c.deadline), func() { c.end(context.DeadlineExceeded) })
 	c.stopParent = context.AfterFunc(c.parent, func() { c.end(c.parent.Err()) })
 }
 
-func (c *callCtx) end(err error) {
+func (c *Ctx) end(err error) {
 	c.mu.Lock()
 	c.endLocked(err)
 	c.mu.Unlock()
 }
 
-func (c *callCtx) endLocked(err error) {
+func (c *Ctx) endLocked(err error) {
 	if c.err != nil {
 		return
 	}
@@ -135,6 +139,11 @@ func (c *callCtx) endLocked(err error) {
 	c.funcs = nil
 }
 
-// release ends c once its request is answered, as the cancel function of
+// Release ends c once its request is answered, as the cancel function of
 // context.WithDeadline would, freeing the timer if one was armed.
-func (c *callCtx) release() { c.end(context.Canceled) }
+func (c *Ctx) Release() { c.end(context.Canceled) }
+
+// Init sets c's parent and deadline; c must not be in use.
+func (c *Ctx) Init(parent context.Context, deadline time.Time) {
+	c.parent, c.deadline = parent, deadline
+}
