@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/ferry-go/ferry/broker"
-	"github.com/nats-io/nats.go"
 )
 
 // WithBroker sets the service's broker: subscriptions added with Subscribe
@@ -23,22 +22,24 @@ func WithBroker(b broker.Broker) Option {
 	}
 }
 
-// WithBrokerFrom makes the service's broker at start from its NATS
-// connection (WithNATS, embedded or not) — for example a JetStream broker
-// on the embedded server:
+// WithBrokerFrom makes the service's broker at start, once the connections
+// (WithConnection) are up — for example a JetStream broker on the
+// service's NATS connection:
 //
-//	ferry.WithBrokerFrom(func(ctx context.Context, nc *nats.Conn) (broker.Broker, error) {
-//		js, err := jetstream.New(nc)
-//		if err != nil {
-//			return nil, err
-//		}
-//		return jsbroker.New(ctx, js, jsbroker.WithStream(ordersStream))
-//	})
+//	nc := fnats.Connect(url)
+//	svc := ferry.New(srv, ferry.WithConnection(nc),
+//		ferry.WithBrokerFrom(func(ctx context.Context) (broker.Broker, error) {
+//			js, err := jetstream.New(nc.NATS())
+//			if err != nil {
+//				return nil, err
+//			}
+//			return jsbroker.New(ctx, js, jsbroker.WithStream(ordersStream))
+//		}))
 //
 // The broker is made before the transports start, so handlers can publish
 // from their first call, and the service closes it at stop once the
 // transports have drained.
-func WithBrokerFrom(f func(ctx context.Context, nc *nats.Conn) (broker.Broker, error)) Option {
+func WithBrokerFrom(f func(ctx context.Context) (broker.Broker, error)) Option {
 	return func(s *Service) {
 		if f == nil {
 			s.errs = append(s.errs, errors.New("ferry: WithBrokerFrom(nil)"))
@@ -92,7 +93,7 @@ func (s *Service) brokers() *brokerComponent {
 // in their places.
 type brokerComponent struct {
 	s    *Service
-	make func(ctx context.Context, nc *nats.Conn) (broker.Broker, error)
+	make func(ctx context.Context) (broker.Broker, error)
 	subs []func(ctx context.Context, b broker.Broker) (broker.Subscription, error)
 
 	mu      sync.Mutex
@@ -109,11 +110,7 @@ type brokerOpen struct{ c *brokerComponent }
 func (o brokerOpen) Start(ctx context.Context) error {
 	c := o.c
 	if c.make != nil {
-		nc := c.s.NATSConn()
-		if nc == nil {
-			return errors.New("ferry: WithBrokerFrom needs the service's NATS connection: add WithNATS")
-		}
-		b, err := c.make(ctx, nc)
+		b, err := c.make(ctx)
 		if err != nil {
 			return fmt.Errorf("ferry: make the broker: %w", err)
 		}

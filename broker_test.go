@@ -20,7 +20,7 @@ import (
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
 	fhttp "github.com/ferry-go/ferry/transport/http"
-	"github.com/nats-io/nats.go"
+	fnats "github.com/ferry-go/ferry/transport/nats"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -28,12 +28,23 @@ type placed struct {
 	Order string `json:"order"`
 }
 
-func jetStreamBroker(ctx context.Context, nc *nats.Conn) (broker.Broker, error) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
+// jetStreamBroker makes, at start, a JetStream broker on nc.
+func jetStreamBroker(nc *fnats.Conn) func(context.Context) (broker.Broker, error) {
+	return func(ctx context.Context) (broker.Broker, error) {
+		js, err := jetstream.New(nc.NATS())
+		if err != nil {
+			return nil, err
+		}
+		return jsbroker.New(ctx, js, jsbroker.WithStream(jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, Storage: jetstream.MemoryStorage}))
 	}
-	return jsbroker.New(ctx, js, jsbroker.WithStream(jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, Storage: jetstream.MemoryStorage}))
+}
+
+// embeddedJetStream returns the options of a service on an embedded NATS
+// server with JetStream, connected, with a JetStream broker.
+func embeddedJetStream(t *testing.T) ([]ferry.Option, *fnats.Conn) {
+	emb := natsembed.New(natsembed.Options{JetStream: true, StoreDir: t.TempDir()})
+	nc := fnats.ConnectTo(emb.ClientURL)
+	return []ferry.Option{ferry.WithConnection(emb), ferry.WithConnection(nc), ferry.WithBrokerFrom(jetStreamBroker(nc))}, nc
 }
 
 // TestSubscriptionsRunWithTheService: an events-only service (no
@@ -50,8 +61,8 @@ func TestSubscriptionsRunWithTheService(t *testing.T) {
 		}
 	}
 	srv := server.New("billing", server.WithLogger(quiet()), server.WithMiddleware(mw))
-	svc := ferry.New(srv, ferry.WithNATS(""), ferry.WithEmbeddedNATS(natsembed.Options{JetStream: true, StoreDir: t.TempDir()}),
-		ferry.WithBrokerFrom(jetStreamBroker), ferry.WithSignals(), ferry.WithLogger(quiet()))
+	js, _ := embeddedJetStream(t)
+	svc := ferry.New(srv, append(js, ferry.WithSignals(), ferry.WithLogger(quiet()))...)
 	got := make(chan string, 1)
 	ferry.Subscribe(svc, "orders.placed", func(ctx context.Context, e *broker.Event[placed]) error {
 		got <- e.Data.Order
@@ -106,11 +117,12 @@ func TestSubscribeBadSetup(t *testing.T) {
 			ferry.Subscribe(svc, "orders.placed", h)
 			return svc
 		}, "subscriptions need a broker"},
-		{"broker from NATS without NATS", func() *ferry.Service {
-			svc := ferry.New(newServer(), ferry.WithTransport(nopTransport{}), ferry.WithBrokerFrom(jetStreamBroker), ferry.WithLogger(quiet()))
+		{"broker that cannot be made", func() *ferry.Service {
+			svc := ferry.New(newServer(), ferry.WithTransport(nopTransport{}), ferry.WithLogger(quiet()),
+				ferry.WithBrokerFrom(func(context.Context) (broker.Broker, error) { return nil, errors.New("no NATS here") }))
 			ferry.Subscribe(svc, "orders.placed", h)
 			return svc
-		}, "add WithNATS"},
+		}, "make the broker: no NATS here"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -209,9 +221,8 @@ func TestInFlightCallsPublishDuringStop(t *testing.T) {
 		return p, broker.Publish(ctx, svc.Broker(), "orders.placed", p)
 	})
 	h := fhttp.NewServer("127.0.0.1:0")
-	svc = ferry.New(srv, ferry.WithTransport(h), ferry.WithNATS(""),
-		ferry.WithEmbeddedNATS(natsembed.Options{JetStream: true, StoreDir: t.TempDir()}),
-		ferry.WithBrokerFrom(jetStreamBroker), ferry.WithSignals(), ferry.WithLogger(quiet()))
+	js, _ := embeddedJetStream(t)
+	svc = ferry.New(srv, append(js, ferry.WithTransport(h), ferry.WithSignals(), ferry.WithLogger(quiet()))...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := svc.Start(ctx); err != nil {

@@ -23,10 +23,13 @@
 //		srv := server.New("greeter", server.WithVersion("1.0.0"))
 //		server.Handle(srv, "Hello", Hello, server.WithRoute("GET /v1/hello/{name}"))
 //
+//		emb := natsembed.New(natsembed.Options{})  // an in-process NATS server
+//		nc := fnats.ConnectTo(emb.ClientURL)         // the service's NATS connection
 //		svc := ferry.New(srv,
-//			ferry.WithHTTP(":8080"), // POST /greeter/Hello, GET /v1/hello/{name}
-//			ferry.WithGRPC(":9090"), // /greeter.Greeter/Hello, with reflection and health
-//			ferry.WithNATS(""),      // subject greeter.Hello; "" starts an embedded NATS server
+//			ferry.WithConnection(emb), ferry.WithConnection(nc),
+//			ferry.WithTransport(fhttp.NewServer(":8080")), // POST /greeter/Hello, GET /v1/hello/{name}
+//			ferry.WithTransport(fgrpc.NewServer(":9090")), // /greeter.Greeter/Hello, with reflection and health
+//			ferry.WithTransport(nc.Serve()),               // subject greeter.Hello
 //		)
 //		if err := svc.Run(context.Background()); err != nil {
 //			slog.Error("greeter stopped", "err", err)
@@ -34,9 +37,15 @@
 //		}
 //	}
 //
-// Run starts the transports in order, stops on SIGINT, SIGTERM or when its
-// context ends, drains in-flight calls within the shutdown timeout and stops
-// the transports in reverse order. It never calls os.Exit.
+// Run starts the connections, then the transports, stops on SIGINT, SIGTERM
+// or when its context ends, stops every transport from accepting at once,
+// drains in-flight calls within the shutdown timeout and closes the
+// connections last. It never calls os.Exit.
+//
+// The root package knows components and their lifecycle only: transports,
+// connections (a NATS connection, an embedded NATS server), registries and
+// brokers are handed in, so a binary links only what it uses — an HTTP-only
+// service does not link nats-server, nats.go or grpc-go.
 //
 // The layers below the root package are usable on their own: server (typed
 // endpoints), middleware (the one Middleware type), errs (the error model),

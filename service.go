@@ -14,13 +14,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ferry-go/ferry/natsembed"
 	"github.com/ferry-go/ferry/registry"
 	"github.com/ferry-go/ferry/server"
-	fgrpc "github.com/ferry-go/ferry/transport/grpc"
-	fhttp "github.com/ferry-go/ferry/transport/http"
-	fnats "github.com/ferry-go/ferry/transport/nats"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 )
 
@@ -60,13 +55,12 @@ type Service struct {
 	logger          *slog.Logger
 	errs            []error
 
-	nats     *natsSetup
-	natsOpts []nats.Option // WithNATSOptions
+	connections []Component // WithConnection: first to start, last to stop
 
 	broker *brokerComponent
 
 	registrar     registry.Registrar
-	makeRegistrar func(ctx context.Context, nc *nats.Conn) (registry.Registrar, error)
+	makeRegistrar func(ctx context.Context) (registry.Registrar, error)
 	advertiseHost string
 	instance      registry.Instance
 
@@ -97,64 +91,18 @@ func WithComponent(c Component) Option {
 	return func(s *Service) { s.components = append(s.components, c) }
 }
 
-// WithHTTP serves the service over HTTP at addr (e.g. ":8080").
-func WithHTTP(addr string, opts ...fhttp.ServerOption) Option {
-	return func(s *Service) { WithTransport(fhttp.NewServer(addr, opts...))(s) }
-}
-
-// WithGRPC serves the service over gRPC at addr (e.g. ":9090").
-func WithGRPC(addr string, opts ...fgrpc.ServerOption) Option {
-	return func(s *Service) { WithTransport(fgrpc.NewServer(addr, opts...))(s) }
-}
-
-// WithNATS serves the service over NATS. url is a NATS server URL (or a
-// comma-separated list); when it is empty the service starts an embedded
-// NATS server (see WithEmbeddedNATS) and connects to it, so nothing has to
-// be installed. The connection is drained and closed when the service stops.
-func WithNATS(url string, opts ...fnats.ServerOption) Option {
+// WithConnection adds a component the others need while they run — an
+// embedded NATS server, a NATS connection (fnats.Connect), a database pool:
+// connections start first, in the order given, before the broker, the
+// transports and the registration, and stop last, in reverse, once
+// everything that uses them has drained.
+func WithConnection(c Component) Option {
 	return func(s *Service) {
-		s.natsConnection(url)
-		s.nats.serve = true
-		s.nats.opts = opts
-	}
-}
-
-// WithNATSConnection gives the service a NATS connection without serving
-// over NATS — for a NATS registry or broker (WithRegistryFrom,
-// WithBrokerFrom) next to HTTP or gRPC only. url as for WithNATS; empty
-// starts the embedded server. WithNATS wins if both are given.
-func WithNATSConnection(url string) Option {
-	return func(s *Service) { s.natsConnection(url) }
-}
-
-func (s *Service) natsConnection(url string) {
-	if s.nats == nil {
-		s.nats = &natsSetup{}
-	}
-	s.nats.url = url
-	if !s.hasNATSComponent() {
-		s.components = append(s.components, s.nats)
-	}
-}
-
-// WithNATSOptions adds options to the service's NATS connection (WithNATS,
-// WithNATSConnection): credentials (nats.UserInfo, nats.Token,
-// nats.UserCredentials, nats.NkeyOptionFromSeed), TLS (nats.Secure,
-// nats.RootCAs, nats.ClientCert), reconnect behaviour. They apply after
-// Ferry's own (the connection's name, unlimited reconnects), so they win.
-// They do not apply to the embedded server, which needs none.
-func WithNATSOptions(opts ...nats.Option) Option {
-	return func(s *Service) { s.natsOpts = append(s.natsOpts, opts...) }
-}
-
-// WithEmbeddedNATS sets the options of the embedded NATS server that
-// WithNATS("") starts. The default listens on 127.0.0.1 at a random port.
-func WithEmbeddedNATS(o natsembed.Options) Option {
-	return func(s *Service) {
-		if s.nats == nil {
-			s.nats = &natsSetup{}
+		if c == nil {
+			s.errs = append(s.errs, errors.New("ferry: WithConnection(nil)"))
+			return
 		}
-		s.nats.embedded = o
+		s.connections = append(s.connections, c)
 	}
 }
 
@@ -167,12 +115,11 @@ func WithRegistry(r registry.Registrar) Option {
 	return func(s *Service) { s.registrar = r }
 }
 
-// WithRegistryFrom makes the registrar at start from the service's NATS
-// connection (nil without WithNATS or WithNATSConnection) — for the NATS
-// registry on the embedded server, say — then registers as WithRegistry
-// does. A registrar with a Close() error method is closed at stop, after
-// deregistering.
-func WithRegistryFrom(f func(ctx context.Context, nc *nats.Conn) (registry.Registrar, error)) Option {
+// WithRegistryFrom makes the registrar at start, once the connections
+// (WithConnection) are up — the NATS registry on the service's NATS
+// connection, say — then registers as WithRegistry does. A registrar with a
+// Close() error method is closed at stop, after deregistering.
+func WithRegistryFrom(f func(ctx context.Context) (registry.Registrar, error)) Option {
 	return func(s *Service) {
 		if f == nil {
 			s.errs = append(s.errs, errors.New("ferry: WithRegistryFrom(nil)"))
@@ -217,16 +164,6 @@ func New(srv *server.Server, opts ...Option) *Service {
 	for _, o := range opts {
 		o(s)
 	}
-	if s.nats != nil {
-		s.nats.srv = srv
-		s.nats.logger = s.logger
-		s.nats.connOpts = s.natsOpts
-		if s.nats.url == "" && !s.hasNATSComponent() {
-			s.errs = append(s.errs, errors.New("ferry: WithEmbeddedNATS without WithNATS"))
-		}
-	} else if len(s.natsOpts) > 0 {
-		s.errs = append(s.errs, errors.New("ferry: WithNATSOptions without WithNATS or WithNATSConnection"))
-	}
 	if s.registrar != nil || s.makeRegistrar != nil {
 		s.components = append(s.components, &registration{s: s})
 	}
@@ -236,27 +173,33 @@ func New(srv *server.Server, opts ...Option) *Service {
 	return s
 }
 
-func (s *Service) hasNATSComponent() bool {
-	for _, c := range s.components {
-		if n, ok := c.(*natsSetup); ok && n == s.nats {
-			return true
-		}
-	}
-	return false
-}
-
 // Server returns the served server.
 func (s *Service) Server() *server.Server { return s.srv }
 
 // Ready is closed once Start has started every component.
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
-// NATSConn returns the service's NATS connection once started, or nil.
-func (s *Service) NATSConn() *nats.Conn {
-	if s.nats == nil {
-		return nil
+// Addr returns the address the service's transport of kind ("http",
+// "grpc", "nats", or a plug-in's name) serves on, as it would register it
+// ("http://127.0.0.1:8080", "127.0.0.1:9090"), once started; ok is false
+// when no started transport of that kind tells its address
+// (server.Advertiser).
+func (s *Service) Addr(kind string) (addr string, ok bool) {
+	s.mu.Lock()
+	started := slices.Clone(s.started)
+	s.mu.Unlock()
+	for _, c := range started {
+		tc, isT := c.(*transportComponent)
+		if !isT {
+			continue
+		}
+		if a, isA := tc.t.(server.Advertiser); isA {
+			if k, addr, ok := a.Advertise(); ok && k == kind {
+				return addr, true
+			}
+		}
 	}
-	return s.nats.conn()
+	return "", false
 }
 
 // Check reports whether the service works: an error before Start or after
@@ -375,16 +318,12 @@ func (s *Service) Start(ctx context.Context) (err error) {
 // "nats://127.0.0.1:4222", and those of components that are Listeners.
 func (s *Service) listening() []any {
 	var attrs []any
-	for _, c := range s.components {
+	for _, c := range slices.Concat(s.connections, s.components) {
 		var t any = c
 		if tc, ok := c.(*transportComponent); ok {
 			t = tc.t
 		}
 		switch t := t.(type) {
-		case *natsSetup:
-			if nc := t.conn(); nc != nil && t.serve {
-				attrs = append(attrs, "nats", nc.ConnectedUrl())
-			}
 		case server.Advertiser:
 			if kind, addr, ok := t.Advertise(); ok {
 				attrs = append(attrs, kind, addr)
@@ -437,7 +376,7 @@ func (s *Service) Stop(ctx context.Context) error {
 // together.
 func isTransport(c Component) bool {
 	switch c.(type) {
-	case *transportComponent, natsServe:
+	case *transportComponent:
 		return true
 	}
 	return false
@@ -470,204 +409,32 @@ func (c *transportComponent) Start(ctx context.Context) error { return c.t.Start
 func (c *transportComponent) Stop(ctx context.Context) error  { return c.t.Stop(ctx) }
 
 // startOrder is the order Start starts the components in; Stop stops them
-// in reverse. It is the order they were given in, except that what the
-// transports use while they drain comes just before the first transport —
-// the NATS connection (and embedded server), then the broker — and the
-// subscriptions just after the last one. So at stop the registration goes
-// first, the subscriptions stop taking messages, the transports drain
-// (their handlers can still publish), and only then do the broker and the
-// NATS connection close.
+// in reverse: the connections (WithConnection), in the order given; the
+// broker, so that handlers can publish from their first call; the
+// transports and other components, in the order given; the subscriptions,
+// once there are transports to serve what they trigger; the registration,
+// once everything serves. So at stop the registration goes first, the
+// subscriptions stop taking messages, the transports drain (their handlers
+// can still publish), and only then do the broker and the connections
+// close.
 func (s *Service) startOrder() []Component {
-	first, last := -1, -1
-	for i, c := range s.components {
-		switch c.(type) {
-		case *transportComponent, *natsSetup:
-			if first < 0 {
-				first = i
-			}
-			last = i
-		}
-	}
-	var before, after []Component
-	if s.nats != nil {
-		before = append(before, natsConn{s.nats})
-	}
+	out := slices.Clone(s.connections)
 	if s.broker != nil {
-		before = append(before, brokerOpen{s.broker})
-		after = append(after, brokerSubs{s.broker})
+		out = append(out, brokerOpen{s.broker})
 	}
-	var out []Component
-	add := func(c Component) {
-		if n, ok := c.(*natsSetup); ok {
-			if n.serve {
-				out = append(out, natsServe{n})
-			}
-			return
+	var reg []Component
+	for _, c := range s.components {
+		if r, ok := c.(*registration); ok {
+			reg = append(reg, r)
+			continue
 		}
 		out = append(out, c)
 	}
-	if first < 0 { // no transport: an events-only service
-		out = append(out, before...)
-		for _, c := range s.components {
-			if _, ok := c.(*registration); !ok {
-				add(c)
-			}
-		}
-		out = append(out, after...)
-		for _, c := range s.components {
-			if r, ok := c.(*registration); ok {
-				out = append(out, r)
-			}
-		}
-		return out
+	if s.broker != nil {
+		out = append(out, brokerSubs{s.broker})
 	}
-	for i, c := range s.components {
-		if i == first {
-			out = append(out, before...)
-		}
-		add(c)
-		if i == last {
-			out = append(out, after...)
-		}
-	}
-	return out
+	return append(out, reg...)
 }
-
-// natsSetup is the service's NATS: the embedded server when no URL is
-// given, the connection, and the NATS transport (WithNATS). It starts and
-// stops as two components, natsConn and natsServe, which startOrder puts
-// in their places.
-type natsSetup struct {
-	url      string
-	serve    bool // serve the NATS transport (WithNATS), not just connect
-	opts     []fnats.ServerOption
-	connOpts []nats.Option
-	embedded natsembed.Options
-	srv      *server.Server
-	logger   *slog.Logger
-
-	mu  sync.Mutex
-	emb *natsembed.Server
-	nc  *nats.Conn
-	t   *fnats.Server
-}
-
-func (n *natsSetup) conn() *nats.Conn {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.nc
-}
-
-// natsConn starts the embedded server (without a URL) and connects; it
-// closes the connection and shuts the server down at stop.
-type natsConn struct{ n *natsSetup }
-
-func (c natsConn) Start(ctx context.Context) error {
-	n := c.n
-	url := n.url
-	var emb *natsembed.Server
-	if url == "" {
-		var err error
-		emb, err = natsembed.Start(ctx, n.embedded)
-		if err != nil {
-			return fmt.Errorf("ferry: embedded NATS: %w", err)
-		}
-		url = emb.ClientURL()
-		n.logger.Info("ferry: embedded NATS server started", "url", url)
-	}
-	opts := []nats.Option{nats.Name(n.srv.Name()), nats.MaxReconnects(-1)}
-	if emb == nil {
-		opts = append(opts, n.connOpts...)
-	}
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		if emb != nil {
-			emb.Shutdown()
-		}
-		return fmt.Errorf("ferry: connect to NATS at %s: %w", url, err)
-	}
-	n.mu.Lock()
-	n.emb, n.nc = emb, nc
-	n.mu.Unlock()
-	return nil
-}
-
-// Check implements Checker: the connection must be connected.
-func (c natsConn) Check(context.Context) error {
-	nc := c.n.conn()
-	if nc == nil {
-		return errors.New("ferry: no NATS connection")
-	}
-	if st := nc.Status(); st != nats.CONNECTED {
-		return fmt.Errorf("ferry: NATS connection %s", strings.ToLower(st.String()))
-	}
-	return nil
-}
-
-func (c natsConn) Stop(context.Context) error {
-	n := c.n
-	n.mu.Lock()
-	emb, nc := n.emb, n.nc
-	n.emb, n.nc = nil, nil
-	n.mu.Unlock()
-	if nc != nil {
-		nc.Close()
-	}
-	if emb != nil {
-		emb.Shutdown()
-	}
-	return nil
-}
-
-// natsServe serves the NATS transport on the connection natsConn made.
-type natsServe struct{ n *natsSetup }
-
-func (c natsServe) Start(ctx context.Context) error {
-	n := c.n
-	nc := n.conn()
-	if nc == nil {
-		return errors.New("ferry: NATS transport without a connection")
-	}
-	t := fnats.NewServer(nc, n.opts...)
-	if err := t.Start(ctx, n.srv); err != nil {
-		return err
-	}
-	n.mu.Lock()
-	n.t = t
-	n.mu.Unlock()
-	return nil
-}
-
-// Check implements Checker: the transport must be taking requests.
-func (c natsServe) Check(ctx context.Context) error {
-	c.n.mu.Lock()
-	t := c.n.t
-	c.n.mu.Unlock()
-	if t == nil {
-		return errors.New("ferry: NATS transport not serving")
-	}
-	return t.Check(ctx)
-}
-
-func (c natsServe) Stop(ctx context.Context) error {
-	n := c.n
-	n.mu.Lock()
-	t := n.t
-	n.t = nil
-	n.mu.Unlock()
-	if t == nil {
-		return nil
-	}
-	return t.Stop(ctx)
-}
-
-// Start and Stop make natsSetup a Component in the caller's list; the
-// service starts it through natsConn and natsServe instead (startOrder).
-func (n *natsSetup) Start(ctx context.Context) error {
-	return errors.New("ferry: internal error: the NATS setup is started through startOrder")
-}
-
-func (n *natsSetup) Stop(context.Context) error { return nil }
 
 // registration is the last component: it registers once all transports
 // serve and deregisters first at stop.
@@ -680,7 +447,7 @@ func (r *registration) Start(ctx context.Context) error {
 	s := r.s
 	r.reg = s.registrar
 	if s.makeRegistrar != nil {
-		reg, err := s.makeRegistrar(ctx, s.NATSConn())
+		reg, err := s.makeRegistrar(ctx)
 		if err != nil {
 			return fmt.Errorf("ferry: make the registry: %w", err)
 		}
@@ -708,13 +475,6 @@ func (r *registration) Start(ctx context.Context) error {
 		var t any = c
 		if tc, ok := c.(*transportComponent); ok {
 			t = tc.t
-		}
-		if n, ok := c.(*natsSetup); ok {
-			n.mu.Lock()
-			if n.t != nil {
-				t = n.t
-			}
-			n.mu.Unlock()
 		}
 		a, ok := t.(server.Advertiser)
 		if !ok {

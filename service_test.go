@@ -118,11 +118,11 @@ func TestStartRefusesBadSetup(t *testing.T) {
 		svc  *ferry.Service
 		want string
 	}{
-		{"registration error", ferry.New(bad, ferry.WithHTTP("127.0.0.1:0")), `invalid service name "bad name"`},
+		{"registration error", ferry.New(bad, ferry.WithTransport(fhttp.NewServer("127.0.0.1:0"))), `invalid service name "bad name"`},
 		{"no transport", ferry.New(newServer()), "no transport configured"},
-		{"no endpoints", ferry.New(server.New("empty"), ferry.WithHTTP("127.0.0.1:0")), `service "empty" has no endpoints`},
-		{"embedded without NATS", ferry.New(newServer(), ferry.WithHTTP("127.0.0.1:0"), ferry.WithEmbeddedNATS(natsembed.Options{})), "WithEmbeddedNATS without WithNATS"},
-		{"bad shutdown timeout", ferry.New(newServer(), ferry.WithHTTP("127.0.0.1:0"), ferry.WithShutdownTimeout(0)), "shutdown timeout"},
+		{"no endpoints", ferry.New(server.New("empty"), ferry.WithTransport(fhttp.NewServer("127.0.0.1:0"))), `service "empty" has no endpoints`},
+		{"nil connection", ferry.New(newServer(), ferry.WithTransport(fhttp.NewServer("127.0.0.1:0")), ferry.WithConnection(nil)), "WithConnection(nil)"},
+		{"bad shutdown timeout", ferry.New(newServer(), ferry.WithTransport(fhttp.NewServer("127.0.0.1:0")), ferry.WithShutdownTimeout(0)), "shutdown timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -140,7 +140,7 @@ func TestPortInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	svc := ferry.New(newServer(), ferry.WithGRPC("127.0.0.1:0"), ferry.WithHTTP(ln.Addr().String()), ferry.WithSignals())
+	svc := ferry.New(newServer(), ferry.WithTransport(fgrpc.NewServer("127.0.0.1:0")), ferry.WithTransport(fhttp.NewServer(ln.Addr().String())), ferry.WithSignals())
 	err = svc.Run(context.Background())
 	if err == nil || !strings.Contains(err.Error(), ln.Addr().String()) {
 		t.Errorf("Run with a busy port = %v, want an error naming %s", err, ln.Addr())
@@ -193,17 +193,35 @@ func TestSignalDrainsInFlight(t *testing.T) {
 	}
 }
 
+// natsOn returns the options that serve a service over NATS at url — or,
+// when url is empty, on an embedded server — and the connection.
+func natsOn(url string) ([]ferry.Option, *fnats.Conn) {
+	var opts []ferry.Option
+	at := func() string { return url }
+	if url == "" {
+		emb := natsembed.New(natsembed.Options{})
+		opts = append(opts, ferry.WithConnection(emb))
+		at = emb.ClientURL
+	}
+	nc := fnats.ConnectTo(at)
+	return append(opts, ferry.WithConnection(nc), ferry.WithTransport(nc.Serve())), nc
+}
+
 func TestEmbeddedNATS(t *testing.T) {
-	svc := ferry.New(newServer(), ferry.WithNATS(""), ferry.WithSignals(), ferry.WithLogger(quiet()))
+	opts, nc := natsOn("")
+	svc := ferry.New(newServer(), append(opts, ferry.WithSignals(), ferry.WithLogger(quiet()))...)
 	ctx := context.Background()
 	if err := svc.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	nc := svc.NATSConn()
-	if nc == nil || !nc.IsConnected() {
-		t.Fatal("NATSConn() not connected after Start")
+	if c := nc.NATS(); c == nil || !c.IsConnected() {
+		t.Fatal("the connection is not connected after Start")
 	}
-	cnc, err := nats.Connect(nc.ConnectedUrl())
+	url, ok := svc.Addr("nats")
+	if !ok || url != nc.NATS().ConnectedUrl() {
+		t.Errorf("Addr(nats) = %q, %v; want the embedded server's URL %q", url, ok, nc.NATS().ConnectedUrl())
+	}
+	cnc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,15 +235,16 @@ func TestEmbeddedNATS(t *testing.T) {
 	if err := svc.Stop(stopCtx); err != nil {
 		t.Errorf("Stop = %v", err)
 	}
-	if svc.NATSConn() != nil {
-		t.Error("NATSConn() still set after Stop")
+	if nc.NATS() != nil {
+		t.Error("the connection is still open after Stop")
 	}
 }
 
 func TestRegistersAdvertisedEndpoints(t *testing.T) {
 	reg := memory.New()
-	svc := ferry.New(newServer(), ferry.WithHTTP("127.0.0.1:0"), ferry.WithGRPC("127.0.0.1:0"), ferry.WithNATS(""),
-		ferry.WithRegistry(reg), ferry.WithSignals(), ferry.WithLogger(quiet()))
+	nopts, _ := natsOn("")
+	svc := ferry.New(newServer(), append(nopts, ferry.WithTransport(fhttp.NewServer("127.0.0.1:0")), ferry.WithTransport(fgrpc.NewServer("127.0.0.1:0")),
+		ferry.WithRegistry(reg), ferry.WithSignals(), ferry.WithLogger(quiet()))...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := svc.Start(ctx); err != nil {
@@ -261,7 +280,7 @@ func TestDeregistersBeforeDrain(t *testing.T) {
 	var log []string
 	var mu sync.Mutex
 	reg := &recordingRegistrar{log: &log, mu: &mu}
-	svc := ferry.New(newServer(), ferry.WithHTTP("127.0.0.1:0"),
+	svc := ferry.New(newServer(), ferry.WithTransport(fhttp.NewServer("127.0.0.1:0")),
 		ferry.WithComponent(recorder{name: "transport", log: &log, mu: &mu}),
 		ferry.WithRegistry(reg), ferry.WithSignals(), ferry.WithLogger(quiet()))
 	ctx := context.Background()
@@ -316,10 +335,11 @@ func TestStartedLogNamesEveryAddress(t *testing.T) {
 		mu  sync.Mutex
 		log []string
 	)
-	svc := ferry.New(newServer(),
-		ferry.WithHTTP("127.0.0.1:0"), ferry.WithGRPC("127.0.0.1:0"), ferry.WithNATS(ns.ClientURL()),
+	nopts, _ := natsOn(ns.ClientURL())
+	svc := ferry.New(newServer(), append(nopts,
+		ferry.WithTransport(fhttp.NewServer("127.0.0.1:0")), ferry.WithTransport(fgrpc.NewServer("127.0.0.1:0")),
 		ferry.WithComponent(listenerComponent{recorder{name: "admin", log: &log, mu: &mu}}),
-		ferry.WithLogger(slog.New(slog.NewTextHandler(&buf, nil))))
+		ferry.WithLogger(slog.New(slog.NewTextHandler(&buf, nil))))...)
 	if err := svc.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +367,8 @@ func TestCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ns.Shutdown()
-	svc := ferry.New(newServer(), ferry.WithHTTP("127.0.0.1:0"), ferry.WithNATS(ns.ClientURL()), ferry.WithLogger(quiet()))
+	nopts, nc := natsOn(ns.ClientURL())
+	svc := ferry.New(newServer(), append(nopts, ferry.WithTransport(fhttp.NewServer("127.0.0.1:0")), ferry.WithLogger(quiet()))...)
 	ctx := context.Background()
 	if err := svc.Check(ctx); err == nil {
 		t.Error("Check before Start = nil, want an error")
@@ -359,8 +380,8 @@ func TestCheck(t *testing.T) {
 	if err := svc.Check(ctx); err != nil {
 		t.Errorf("Check while serving = %v", err)
 	}
-	svc.NATSConn().Close()
-	if err := svc.Check(ctx); err == nil || !strings.Contains(err.Error(), "NATS connection closed") {
+	nc.NATS().Close()
+	if err := svc.Check(ctx); err == nil || !strings.Contains(err.Error(), "connection closed") {
 		t.Errorf("Check with the NATS connection closed = %v, want it to say so", err)
 	}
 }
@@ -375,8 +396,9 @@ func TestStartTwice(t *testing.T) {
 	}
 	defer ns.Shutdown()
 	ctx := context.Background()
-	for name, opt := range map[string]ferry.Option{"nats": ferry.WithNATS(ns.ClientURL()), "http": ferry.WithHTTP("127.0.0.1:0")} {
-		svc := ferry.New(newServer(), opt, ferry.WithLogger(quiet()))
+	nopts, _ := natsOn(ns.ClientURL())
+	for name, opts := range map[string][]ferry.Option{"nats": nopts, "http": {ferry.WithTransport(fhttp.NewServer("127.0.0.1:0"))}} {
+		svc := ferry.New(newServer(), append(opts, ferry.WithLogger(quiet()))...)
 		if err := svc.Start(ctx); err != nil {
 			t.Fatalf("%s: Start = %v", name, err)
 		}

@@ -707,7 +707,7 @@ func TestIdempotentFromRegistry(t *testing.T) {
 	}
 	server.Handle(srv, "Get", flaky(&idemCalls), server.WithIdempotent())
 	server.Handle(srv, "Put", flaky(&plainCalls))
-	svc := ferry.New(srv, ferry.WithHTTP("127.0.0.1:0"), ferry.WithRegistry(reg), ferry.WithAdvertiseHost("127.0.0.1"),
+	svc := ferry.New(srv, ferry.WithTransport(fhttp.NewServer("127.0.0.1:0")), ferry.WithRegistry(reg), ferry.WithAdvertiseHost("127.0.0.1"),
 		ferry.WithSignals(), ferry.WithLogger(slog.New(slog.DiscardHandler)))
 	ctx := ctxT(t)
 	if err := svc.Start(ctx); err != nil {
@@ -739,9 +739,9 @@ func TestTLSInstances(t *testing.T) {
 			reg := newMemory()
 			srv := server.New("echo", server.WithLogger(slog.New(slog.DiscardHandler)))
 			server.Handle(srv, "Echo", (&backend{id: "tls"}).Echo)
-			opt := ferry.WithGRPC("127.0.0.1:0", fgrpc.WithTLS(f.Server(true)))
+			opt := ferry.WithTransport(fgrpc.NewServer("127.0.0.1:0", fgrpc.WithTLS(f.Server(true))))
 			if kind == "http" {
-				opt = ferry.WithHTTP("127.0.0.1:0", fhttp.WithTLS(f.Server(true)))
+				opt = ferry.WithTransport(fhttp.NewServer("127.0.0.1:0", fhttp.WithTLS(f.Server(true))))
 			}
 			svc := ferry.New(srv, opt, ferry.WithRegistry(reg), ferry.WithAdvertiseHost("127.0.0.1"),
 				ferry.WithSignals(), ferry.WithLogger(slog.New(slog.DiscardHandler)))

@@ -24,6 +24,9 @@ import (
 	natsreg "github.com/ferry-go/ferry/registry/nats"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
+	fgrpc "github.com/ferry-go/ferry/transport/grpc"
+	fhttp "github.com/ferry-go/ferry/transport/http"
+	fnats "github.com/ferry-go/ferry/transport/nats"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -57,11 +60,12 @@ func runChild(spec string) int {
 	opts := []ferry.Option{ferry.WithSignals(), ferry.WithAdvertiseHost("127.0.0.1")}
 	switch kind {
 	case "http":
-		opts = append(opts, ferry.WithHTTP("127.0.0.1:0"))
+		opts = append(opts, ferry.WithTransport(fhttp.NewServer("127.0.0.1:0")))
 	case "grpc":
-		opts = append(opts, ferry.WithGRPC("127.0.0.1:0"))
+		opts = append(opts, ferry.WithTransport(fgrpc.NewServer("127.0.0.1:0")))
 	case "nats":
-		opts = append(opts, ferry.WithNATS(url))
+		nc := fnats.Connect(url, nats.Name("echo "+id))
+		opts = append(opts, ferry.WithConnection(nc), ferry.WithTransport(nc.Serve()))
 	}
 	if kind != "nats" {
 		nc, err := nats.Connect(url, nats.Name("registry "+id))

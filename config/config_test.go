@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -327,7 +329,7 @@ admin: {addr: "127.0.0.1:0"}
 				c, err = fgrpc.Dial(ep.Address)
 			case "nats":
 				var nc *nats.Conn
-				nc, err = nats.Connect(svc.NATSConn().ConnectedUrl())
+				nc, err = nats.Connect(ep.Address)
 				if err == nil {
 					defer nc.Close()
 					c = fnats.NewClient(nc)
@@ -357,14 +359,15 @@ admin: {addr: "127.0.0.1:0"}
 // TestNATSOnlyForRegistry: a NATS registry next to HTTP only connects to
 // NATS (embedded) without serving over it.
 func TestNATSOnlyForRegistry(t *testing.T) {
+	port := freePort(t)
 	svc, ctx := startFromEnv(t,
 		"FERRY_TRANSPORTS_HTTP_ADDR", "127.0.0.1:0", "FERRY_TRANSPORTS_GRPC_ENABLED", "false", "FERRY_TRANSPORTS_NATS_ENABLED", "false",
-		"FERRY_NATS_EMBEDDED_PORT", "0", "FERRY_REGISTRY_KIND", "nats", "FERRY_ADMIN_ADDR", "127.0.0.1:0")
+		"FERRY_NATS_EMBEDDED_PORT", strconv.Itoa(port), "FERRY_REGISTRY_KIND", "nats", "FERRY_ADMIN_ADDR", "127.0.0.1:0")
 	in := svc.Instance()
 	if len(in.Endpoints) != 1 || in.Endpoints[0].Transport != "http" {
 		t.Errorf("registered endpoints = %v, want HTTP only", in.Endpoints)
 	}
-	nc, err := nats.Connect(svc.NATSConn().ConnectedUrl())
+	nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", port))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,4 +437,15 @@ func TestTelemetryFromConfig(t *testing.T) {
 			t.Errorf("%s = %d %s, want 200", p, code, body)
 		}
 	}
+}
+
+// freePort returns a loopback port nothing listens on now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

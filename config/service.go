@@ -34,13 +34,28 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// RegistryFactory makes the registry of kind registry.kind. nc is the
-// service's NATS connection once it started, nil when NATS is off.
-type RegistryFactory func(ctx context.Context, cfg *Config, nc *nats.Conn) (registry.Registry, error)
+// RegistryFactory makes the registry of kind registry.kind at start, once
+// the service's connections are up; res gives what they made.
+type RegistryFactory func(ctx context.Context, cfg *Config, res Resources) (registry.Registry, error)
 
-// BrokerFactory makes the broker of kind broker.kind; nc as for
+// BrokerFactory makes the broker of kind broker.kind; res as for
 // RegistryFactory.
-type BrokerFactory func(ctx context.Context, cfg *Config, nc *nats.Conn) (broker.Broker, error)
+type BrokerFactory func(ctx context.Context, cfg *Config, res Resources) (broker.Broker, error)
+
+// Resources are what a service built from a configuration has made that
+// plug-ins may use: today its NATS connection.
+type Resources struct {
+	nats *fnats.Conn
+}
+
+// NATS returns the service's NATS connection, nil when NATS is off (no
+// transport, registry or broker needs it).
+func (r Resources) NATS() *nats.Conn {
+	if r.nats == nil {
+		return nil
+	}
+	return r.nats.NATS()
+}
 
 // MiddlewareFactory makes a server middleware from its settings.
 type MiddlewareFactory func(settings map[string]any) (middleware.Middleware, error)
@@ -66,18 +81,18 @@ func DefaultFactories() Factories {
 	return Factories{
 		Registries: map[string]RegistryFactory{
 			"none":   nil,
-			"memory": func(context.Context, *Config, *nats.Conn) (registry.Registry, error) { return regmemory.New(), nil },
+			"memory": func(context.Context, *Config, Resources) (registry.Registry, error) { return regmemory.New(), nil },
 			"nats":   natsRegistry,
 			"static": staticRegistry,
 			"dns":    dnsRegistry,
 		},
 		Brokers: map[string]BrokerFactory{
 			"none": nil,
-			"memory": func(context.Context, *Config, *nats.Conn) (broker.Broker, error) {
+			"memory": func(context.Context, *Config, Resources) (broker.Broker, error) {
 				return brokermemory.New()
 			},
-			"nats": func(_ context.Context, _ *Config, nc *nats.Conn) (broker.Broker, error) {
-				return natsbroker.New(nc)
+			"nats": func(_ context.Context, _ *Config, res Resources) (broker.Broker, error) {
+				return natsbroker.New(res.NATS())
 			},
 			"jetstream": jetStreamBroker,
 		},
@@ -88,8 +103,8 @@ func DefaultFactories() Factories {
 	}
 }
 
-func natsRegistry(ctx context.Context, cfg *Config, nc *nats.Conn) (registry.Registry, error) {
-	js, err := jetstream.New(nc)
+func natsRegistry(ctx context.Context, cfg *Config, res Resources) (registry.Registry, error) {
+	js, err := jetstream.New(res.NATS())
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +116,7 @@ func natsRegistry(ctx context.Context, cfg *Config, nc *nats.Conn) (registry.Reg
 	return natsreg.New(ctx, js, opts...)
 }
 
-func staticRegistry(_ context.Context, cfg *Config, _ *nats.Conn) (registry.Registry, error) {
+func staticRegistry(_ context.Context, cfg *Config, _ Resources) (registry.Registry, error) {
 	ins := make([]registry.Instance, 0, len(cfg.Registry.Static))
 	for _, s := range cfg.Registry.Static {
 		in := registry.Instance{ID: s.ID, Service: s.Service}
@@ -113,7 +128,7 @@ func staticRegistry(_ context.Context, cfg *Config, _ *nats.Conn) (registry.Regi
 	return static.New(ins...)
 }
 
-func dnsRegistry(_ context.Context, cfg *Config, _ *nats.Conn) (registry.Registry, error) {
+func dnsRegistry(_ context.Context, cfg *Config, _ Resources) (registry.Registry, error) {
 	services := make(map[string][]dns.Target, len(cfg.Registry.DNS))
 	for name, ts := range cfg.Registry.DNS {
 		for _, t := range ts {
@@ -123,8 +138,8 @@ func dnsRegistry(_ context.Context, cfg *Config, _ *nats.Conn) (registry.Registr
 	return dns.New(services)
 }
 
-func jetStreamBroker(ctx context.Context, cfg *Config, nc *nats.Conn) (broker.Broker, error) {
-	js, err := jetstream.New(nc)
+func jetStreamBroker(ctx context.Context, cfg *Config, res Resources) (broker.Broker, error) {
+	js, err := jetstream.New(res.NATS())
 	if err != nil {
 		return nil, err
 	}
@@ -212,14 +227,61 @@ func NewService(cfg *Config, register func(*ferry.Service, *server.Server), opts
 			o(&bo)
 		}
 	}
-	f := bo.factories
-	logger := NewLogger(cfg.Log)
+	b := &builder{cfg: cfg, f: bo.factories, logger: NewLogger(cfg.Log)}
+	if err := b.check(); err != nil {
+		return nil, err
+	}
+	if err := b.telemetry(); err != nil {
+		return nil, err
+	}
+	srv := b.server(bo.server)
+	b.sopts = []ferry.Option{ferry.WithLogger(b.logger), ferry.WithShutdownTimeout(cfg.ShutdownTimeout)}
+	if cfg.AdvertiseHost != "" {
+		b.sopts = append(b.sopts, ferry.WithAdvertiseHost(cfg.AdvertiseHost))
+	}
+	for _, part := range []func() error{b.adminServer, b.http, b.grpc, b.nats, b.registry, b.broker} {
+		if err := part(); err != nil {
+			_ = shutdownTel(b.tel)
+			return nil, err
+		}
+	}
+	svc := b.service(srv, bo.extra)
+	if register != nil {
+		register(svc, srv)
+	}
+	return svc, nil
+}
+
+// builder makes a service from a configuration, one part per method.
+type builder struct {
+	cfg    *Config
+	f      Factories
+	logger *slog.Logger
+
+	mws           []middleware.Middleware // configured server middleware, telemetry first
+	regFactory    RegistryFactory
+	brokerFactory BrokerFactory
+	natsOn        bool // a transport, the registry or the broker needs NATS
+
+	tel   *telemetry.Telemetry
+	adm   *telemetry.Admin
+	conn  *fnats.Conn // the NATS connection, when natsOn
+	sopts []ferry.Option
+}
+
+// problemAt is the *Error for one key.
+func (b *builder) problemAt(key, value, msg string) error {
+	return &Error{Problems: []Problem{{Key: key, Source: b.cfg.Source(key), Value: value, Message: msg}}}
+}
+
+// check resolves the middleware and the registry and broker kinds, and
+// reports every problem at once.
+func (b *builder) check() error {
+	cfg, f := b.cfg, b.f
 	var problems []Problem
 	problem := func(key, value, msg string) {
 		problems = append(problems, Problem{Key: key, Source: cfg.Source(key), Value: value, Message: msg})
 	}
-
-	var mws []middleware.Middleware
 	for i, m := range cfg.Middleware {
 		key := fmt.Sprintf("middleware[%d]", i)
 		mf, ok := f.Middleware[m.Name]
@@ -232,155 +294,199 @@ func NewService(cfg *Config, register func(*ferry.Service, *server.Server), opts
 			problem(key, m.Name, err.Error())
 			continue
 		}
-		mws = append(mws, mw)
+		b.mws = append(b.mws, mw)
 	}
-	regFactory, regOK := f.Registries[cfg.Registry.Kind]
-	if !regOK {
+	var regOK, brokerOK bool
+	if b.regFactory, regOK = f.Registries[cfg.Registry.Kind]; !regOK {
 		problem("registry.kind", cfg.Registry.Kind, "unknown registry; known: "+names(f.Registries))
 	}
-	brokerFactory, brokerOK := f.Brokers[cfg.Broker.Kind]
-	if !brokerOK {
+	if b.brokerFactory, brokerOK = f.Brokers[cfg.Broker.Kind]; !brokerOK {
 		problem("broker.kind", cfg.Broker.Kind, "unknown broker; known: "+names(f.Brokers))
 	}
 	t := cfg.Transports
-	natsOn := t.NATS.Enabled || f.needsNATS["registry "+cfg.Registry.Kind] || f.needsNATS["broker "+cfg.Broker.Kind]
+	b.natsOn = t.NATS.Enabled || f.needsNATS["registry "+cfg.Registry.Kind] || f.needsNATS["broker "+cfg.Broker.Kind]
 	if !t.HTTP.Enabled && !t.GRPC.Enabled && !t.NATS.Enabled && (cfg.Broker.Kind == "none" || !brokerOK) {
 		problem("transports", "", "no transport is enabled and there is no broker: the service would do nothing")
 	}
 	if len(problems) > 0 {
-		return nil, &Error{Problems: problems}
+		return &Error{Problems: problems}
 	}
+	return nil
+}
 
-	var tel *telemetry.Telemetry
-	if cfg.Telemetry.Enabled || cfg.Admin.Enabled {
-		tc := cfg.Telemetry
-		var err error
-		tel, err = telemetry.Setup(context.Background(), telemetry.Config{
-			ServiceName: cfg.Service.Name, ServiceVersion: cfg.Service.Version,
-			OTLPEndpoint: tc.OTLPEndpoint, OTLPInsecure: tc.OTLPInsecure, Stdout: tc.Stdout,
-			Sampler: tc.Sampler, SamplerRatio: tc.SamplerRatio,
-			Logger: logger, SecretHeaders: tc.SecretHeaders,
-		})
-		if err != nil {
-			return nil, &Error{Problems: []Problem{{Key: "telemetry", Source: cfg.Source("telemetry.enabled"), Message: err.Error()}}}
-		}
-		if cfg.Telemetry.Enabled {
-			tm := []middleware.Middleware{tel.Tracing(), tel.Metrics()}
-			if cfg.Telemetry.AccessLog {
-				tm = append(tm, tel.AccessLog())
-			}
-			mws = append(tm, mws...) // outermost: they see what the configured middleware decide
-		}
+// telemetry sets up tracing, metrics and the access log, which run
+// outermost of the server middleware.
+func (b *builder) telemetry() error {
+	cfg := b.cfg
+	if !cfg.Telemetry.Enabled && !cfg.Admin.Enabled {
+		return nil
 	}
+	tc := cfg.Telemetry
+	tel, err := telemetry.Setup(context.Background(), telemetry.Config{
+		ServiceName: cfg.Service.Name, ServiceVersion: cfg.Service.Version,
+		OTLPEndpoint: tc.OTLPEndpoint, OTLPInsecure: tc.OTLPInsecure, Stdout: tc.Stdout,
+		Sampler: tc.Sampler, SamplerRatio: tc.SamplerRatio,
+		Logger: b.logger, SecretHeaders: tc.SecretHeaders,
+	})
+	if err != nil {
+		return &Error{Problems: []Problem{{Key: "telemetry", Source: cfg.Source("telemetry.enabled"), Message: err.Error()}}}
+	}
+	b.tel = tel
+	if cfg.Telemetry.Enabled {
+		tm := []middleware.Middleware{tel.Tracing(), tel.Metrics()}
+		if cfg.Telemetry.AccessLog {
+			tm = append(tm, tel.AccessLog())
+		}
+		b.mws = append(tm, b.mws...) // outermost: they see what the configured middleware decide
+	}
+	return nil
+}
 
-	srvOpts := []server.Option{server.WithVersion(cfg.Service.Version), server.WithLogger(logger),
+// server makes the server the endpoints are registered on.
+func (b *builder) server(extra []server.Option) *server.Server {
+	cfg := b.cfg
+	opts := []server.Option{server.WithVersion(cfg.Service.Version), server.WithLogger(b.logger),
 		server.WithAdmission(server.Admission{MaxCalls: cfg.Service.Admission.MaxCalls, MaxBytes: cfg.Service.Admission.MaxBytes})}
 	if cfg.Service.Description != "" {
-		srvOpts = append(srvOpts, server.WithDescription(cfg.Service.Description))
+		opts = append(opts, server.WithDescription(cfg.Service.Description))
 	}
 	if j := cfg.Service.JSON; j.DisallowUnknownFields || j.CaseSensitive {
-		srvOpts = append(srvOpts, server.WithJSON(codec.NewJSON(codec.JSONOptions{DisallowUnknownFields: j.DisallowUnknownFields, CaseSensitive: j.CaseSensitive})))
+		opts = append(opts, server.WithJSON(codec.NewJSON(codec.JSONOptions{DisallowUnknownFields: j.DisallowUnknownFields, CaseSensitive: j.CaseSensitive})))
 	}
-	if len(mws) > 0 {
-		srvOpts = append(srvOpts, server.WithMiddleware(mws...))
+	if len(b.mws) > 0 {
+		opts = append(opts, server.WithMiddleware(b.mws...))
 	}
-	srv := server.New(cfg.Service.Name, append(srvOpts, bo.server...)...)
+	return server.New(cfg.Service.Name, append(opts, extra...)...)
+}
 
-	sopts := []ferry.Option{ferry.WithLogger(logger), ferry.WithShutdownTimeout(cfg.ShutdownTimeout)}
-	var admin *telemetry.Admin
-	if tel != nil {
-		// First: the providers flush last, after everything else stopped.
-		sopts = append(sopts, ferry.WithComponent(shutdownComponent(tel.Shutdown)))
-		if cfg.Admin.Enabled {
-			admin = tel.Admin(cfg.Admin.Addr)
-			sopts = append(sopts, ferry.WithComponent(&keyedComponent{Component: admin, key: "admin.addr", cfg: cfg}))
-		}
+// admin adds the telemetry providers' flush, first to start and last to
+// stop, and the admin server.
+func (b *builder) adminServer() error {
+	if b.tel == nil {
+		return nil
 	}
-	if cfg.AdvertiseHost != "" {
-		sopts = append(sopts, ferry.WithAdvertiseHost(cfg.AdvertiseHost))
+	b.sopts = append(b.sopts, ferry.WithConnection(shutdownComponent(b.tel.Shutdown)))
+	if b.cfg.Admin.Enabled {
+		b.adm = b.tel.Admin(b.cfg.Admin.Addr)
+		b.sopts = append(b.sopts, ferry.WithComponent(&keyedComponent{Component: b.adm, key: "admin.addr", cfg: b.cfg}))
 	}
-	if t.HTTP.Enabled {
-		hopts := []fhttp.ServerOption{fhttp.WithDefaultTimeout(t.HTTP.Timeout), fhttp.WithMaxTimeout(t.HTTP.MaxTimeout)}
-		if t.HTTP.TLS.CertFile != "" {
-			tc, err := loadTLS(t.HTTP.TLS)
-			if err != nil {
-				_ = shutdownTel(tel)
-				return nil, &Error{Problems: []Problem{{Key: "transports.http.tls.cert_file", Source: cfg.Source("transports.http.tls.cert_file"), Value: t.HTTP.TLS.CertFile, Message: err.Error()}}}
-			}
-			hopts = append(hopts, fhttp.WithTLS(tc))
-		}
-		sopts = append(sopts, ferry.WithTransport(&keyed{Transport: fhttp.NewServer(t.HTTP.Addr, hopts...), key: "transports.http.addr", cfg: cfg}))
+	return nil
+}
+
+func (b *builder) http() error {
+	t := b.cfg.Transports.HTTP
+	if !t.Enabled {
+		return nil
 	}
-	if t.GRPC.Enabled {
-		gopts := []fgrpc.ServerOption{fgrpc.WithDefaultTimeout(t.GRPC.Timeout), fgrpc.WithMaxTimeout(t.GRPC.MaxTimeout)}
-		if t.GRPC.TLS.CertFile != "" {
-			tc, err := loadTLS(t.GRPC.TLS)
-			if err != nil {
-				_ = shutdownTel(tel)
-				return nil, &Error{Problems: []Problem{{Key: "transports.grpc.tls.cert_file", Source: cfg.Source("transports.grpc.tls.cert_file"), Value: t.GRPC.TLS.CertFile, Message: err.Error()}}}
-			}
-			gopts = append(gopts, fgrpc.WithTLS(tc))
-		}
-		g := fgrpc.NewServer(t.GRPC.Addr, gopts...)
-		if admin != nil {
-			admin.OnDrain(func() { g.SetServing(false) }) // gRPC health follows /readyz
-		}
-		sopts = append(sopts, ferry.WithTransport(&keyed{Transport: g, key: "transports.grpc.addr", cfg: cfg}))
-	}
-	if natsOn {
-		nopts, err := natsOptions(cfg)
+	opts := []fhttp.ServerOption{fhttp.WithDefaultTimeout(t.Timeout), fhttp.WithMaxTimeout(t.MaxTimeout)}
+	if t.TLS.CertFile != "" {
+		tc, err := loadTLS(t.TLS)
 		if err != nil {
-			_ = shutdownTel(tel)
-			return nil, err
+			return b.problemAt("transports.http.tls.cert_file", t.TLS.CertFile, err.Error())
 		}
-		if len(nopts) > 0 {
-			sopts = append(sopts, ferry.WithNATSOptions(nopts...))
+		opts = append(opts, fhttp.WithTLS(tc))
+	}
+	b.sopts = append(b.sopts, ferry.WithTransport(&keyed{Transport: fhttp.NewServer(t.Addr, opts...), key: "transports.http.addr", cfg: b.cfg}))
+	return nil
+}
+
+func (b *builder) grpc() error {
+	t := b.cfg.Transports.GRPC
+	if !t.Enabled {
+		return nil
+	}
+	opts := []fgrpc.ServerOption{fgrpc.WithDefaultTimeout(t.Timeout), fgrpc.WithMaxTimeout(t.MaxTimeout)}
+	if t.TLS.CertFile != "" {
+		tc, err := loadTLS(t.TLS)
+		if err != nil {
+			return b.problemAt("transports.grpc.tls.cert_file", t.TLS.CertFile, err.Error())
 		}
-		if t.NATS.Enabled {
-			sopts = append(sopts, ferry.WithNATS(cfg.NATS.URL, fnats.WithDefaultTimeout(t.NATS.Timeout), fnats.WithMaxTimeout(t.NATS.MaxTimeout)))
-		} else {
-			sopts = append(sopts, ferry.WithNATSConnection(cfg.NATS.URL))
-		}
+		opts = append(opts, fgrpc.WithTLS(tc))
+	}
+	g := fgrpc.NewServer(t.Addr, opts...)
+	if b.adm != nil {
+		b.adm.OnDrain(func() { g.SetServing(false) }) // gRPC health follows /readyz
+	}
+	b.sopts = append(b.sopts, ferry.WithTransport(&keyed{Transport: g, key: "transports.grpc.addr", cfg: b.cfg}))
+	return nil
+}
+
+// nats adds the NATS connection — to the embedded server when nats.url is
+// empty — and the NATS transport when enabled.
+func (b *builder) nats() error {
+	if !b.natsOn {
+		return nil
+	}
+	cfg := b.cfg
+	opts, err := natsOptions(cfg)
+	if err != nil {
+		return err
+	}
+	opts = append([]nats.Option{nats.Name(cfg.Service.Name)}, opts...)
+	if cfg.NATS.URL == "" {
 		e := cfg.NATS.Embedded
-		sopts = append(sopts, ferry.WithEmbeddedNATS(natsembed.Options{Host: e.Host, Port: e.Port, JetStream: e.JetStream, StoreDir: e.StoreDir}))
+		emb := natsembed.New(natsembed.Options{Host: e.Host, Port: e.Port, JetStream: e.JetStream, StoreDir: e.StoreDir})
+		b.sopts = append(b.sopts, ferry.WithConnection(&keyedComponent{Component: emb, key: "nats.embedded.port", cfg: cfg}))
+		b.conn = fnats.ConnectTo(emb.ClientURL, opts...)
+	} else {
+		b.conn = fnats.Connect(cfg.NATS.URL, opts...)
 	}
-	if regFactory != nil {
-		sopts = append(sopts, ferry.WithRegistryFrom(func(ctx context.Context, nc *nats.Conn) (registry.Registrar, error) {
-			r, err := regFactory(ctx, cfg, nc)
-			if err != nil {
-				return nil, fmt.Errorf("registry.kind = %s (from %s): %w", cfg.Registry.Kind, cfg.Source("registry.kind"), err)
-			}
-			return r, nil
-		}))
+	b.sopts = append(b.sopts, ferry.WithConnection(&keyedComponent{Component: b.conn, key: "nats.url", cfg: cfg}))
+	if b.adm != nil {
+		b.adm.AddCheck("nats", b.conn.Check)
 	}
-	if brokerFactory != nil {
-		sopts = append(sopts, ferry.WithBrokerFrom(func(ctx context.Context, nc *nats.Conn) (broker.Broker, error) {
-			b, err := brokerFactory(ctx, cfg, nc)
-			if err != nil {
-				return nil, fmt.Errorf("broker.kind = %s (from %s): %w", cfg.Broker.Kind, cfg.Source("broker.kind"), err)
-			}
-			if tel != nil && cfg.Telemetry.Enabled {
-				b = tel.Broker(b) // producer spans, published and dead-lettered counts
-			}
-			return b, nil
-		}))
+	if t := cfg.Transports.NATS; t.Enabled {
+		tr := b.conn.Serve(fnats.WithDefaultTimeout(t.Timeout), fnats.WithMaxTimeout(t.MaxTimeout))
+		b.sopts = append(b.sopts, ferry.WithTransport(tr))
 	}
-	var svc *ferry.Service
-	if admin != nil {
-		if natsOn {
-			admin.AddCheck("nats", telemetry.NATSConnected(func() *nats.Conn { return svc.NATSConn() }))
+	return nil
+}
+
+func (b *builder) registry() error {
+	if b.regFactory == nil {
+		return nil
+	}
+	cfg, res := b.cfg, Resources{nats: b.conn}
+	b.sopts = append(b.sopts, ferry.WithRegistryFrom(func(ctx context.Context) (registry.Registrar, error) {
+		r, err := b.regFactory(ctx, cfg, res)
+		if err != nil {
+			return nil, fmt.Errorf("registry.kind = %s (from %s): %w", cfg.Registry.Kind, cfg.Source("registry.kind"), err)
 		}
+		return r, nil
+	}))
+	return nil
+}
+
+func (b *builder) broker() error {
+	if b.brokerFactory == nil {
+		return nil
+	}
+	cfg, res, tel := b.cfg, Resources{nats: b.conn}, b.tel
+	b.sopts = append(b.sopts, ferry.WithBrokerFrom(func(ctx context.Context) (broker.Broker, error) {
+		br, err := b.brokerFactory(ctx, cfg, res)
+		if err != nil {
+			return nil, fmt.Errorf("broker.kind = %s (from %s): %w", cfg.Broker.Kind, cfg.Source("broker.kind"), err)
+		}
+		if tel != nil && cfg.Telemetry.Enabled {
+			br = tel.Broker(br) // producer spans, published and dead-lettered counts
+		}
+		return br, nil
+	}))
+	return nil
+}
+
+// service makes the Service; the admin server's readiness follows it.
+func (b *builder) service(srv *server.Server, extra []ferry.Option) *ferry.Service {
+	var svc *ferry.Service
+	if b.adm != nil {
 		// Transports that can tell they stopped working (the NATS transport
 		// whose subscription ended) take the service out of rotation.
-		admin.AddCheck("transports", func(ctx context.Context) error { return svc.Check(ctx) })
+		b.adm.AddCheck("transports", func(ctx context.Context) error { return svc.Check(ctx) })
 		// Last: at stop, readiness drops before anything drains.
-		sopts = append(sopts, ferry.WithComponent(admin.DrainSignal()))
+		b.sopts = append(b.sopts, ferry.WithComponent(b.adm.DrainSignal()))
 	}
-	svc = ferry.New(srv, append(sopts, bo.extra...)...)
-	if register != nil {
-		register(svc, srv)
-	}
-	return svc, nil
+	svc = ferry.New(srv, append(b.sopts, extra...)...)
+	return svc
 }
 
 // shutdownTel releases telemetry set up for a service that will not run.
@@ -407,6 +513,14 @@ type keyedComponent struct {
 func (k *keyedComponent) Start(ctx context.Context) error {
 	if err := k.Component.Start(ctx); err != nil {
 		return fmt.Errorf("%s (from %s): %w", k.key, k.cfg.Source(k.key), err)
+	}
+	return nil
+}
+
+// Check forwards to the component, so Service.Check asks it.
+func (k *keyedComponent) Check(ctx context.Context) error {
+	if c, ok := k.Component.(ferry.Checker); ok {
+		return c.Check(ctx)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	fgrpc "github.com/ferry-go/ferry/transport/grpc"
 	fhttp "github.com/ferry-go/ferry/transport/http"
 	fnats "github.com/ferry-go/ferry/transport/nats"
+	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/mem"
 )
@@ -167,7 +168,8 @@ func Start(t testing.TB, srv *server.Server) *Instance {
 	url := NATS(t).ClientURL()
 	h := fhttp.NewServer("127.0.0.1:0")
 	g := fgrpc.NewServer("127.0.0.1:0")
-	svc := ferry.New(srv, ferry.WithTransport(h), ferry.WithTransport(g), ferry.WithNATS(url), ferry.WithSignals())
+	nc := fnats.Connect(url, nats.Name(srv.Name()))
+	svc := ferry.New(srv, ferry.WithConnection(nc), ferry.WithTransport(h), ferry.WithTransport(g), ferry.WithTransport(nc.Serve()), ferry.WithSignals())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := svc.Start(ctx); err != nil {

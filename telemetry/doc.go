@@ -8,8 +8,9 @@
 //	client := fnats.NewClient(nc, fnats.WithClientMiddleware(tel.Middleware()...))
 //	b := tel.Broker(jetstreamBroker) // producer spans, published/dead-letter counts
 //	admin := tel.Admin(":9464")
-//	svc := ferry.New(srv, ferry.WithComponent(admin), ferry.WithHTTP(":8080"), ..., ferry.WithComponent(admin.DrainSignal()))
-//	admin.AddCheck("nats", telemetry.NATSConnected(svc.NATSConn))
+//	nc := fnats.Connect(url)
+//	svc := ferry.New(srv, ferry.WithConnection(nc), ferry.WithComponent(admin), ferry.WithTransport(fhttp.NewServer(":8080")), ..., ferry.WithComponent(admin.DrainSignal()))
+//	admin.AddCheck("nats", nc.Check)
 //
 // # One middleware, every transport
 //

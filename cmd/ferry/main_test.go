@@ -17,6 +17,7 @@ import (
 	"github.com/ferry-go/ferry/server"
 	fgrpc "github.com/ferry-go/ferry/transport/grpc"
 	fhttp "github.com/ferry-go/ferry/transport/http"
+	fnats "github.com/ferry-go/ferry/transport/nats"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 )
@@ -123,7 +124,8 @@ func startService(t *testing.T, registered bool) *testService {
 	server.Handle(srv, "Slow", slow)
 	h := fhttp.NewServer("127.0.0.1:0")
 	g := fgrpc.NewServer("127.0.0.1:0")
-	opts := []ferry.Option{ferry.WithTransport(h), ferry.WithTransport(g), ferry.WithNATS(url), ferry.WithSignals(), ferry.WithLogger(quiet)}
+	nc := fnats.Connect(url)
+	opts := []ferry.Option{ferry.WithConnection(nc), ferry.WithTransport(h), ferry.WithTransport(g), ferry.WithTransport(nc.Serve()), ferry.WithSignals(), ferry.WithLogger(quiet)}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if registered {

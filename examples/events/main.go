@@ -38,6 +38,8 @@ import (
 	jsbroker "github.com/ferry-go/ferry/broker/jetstream"
 	"github.com/ferry-go/ferry/natsembed"
 	"github.com/ferry-go/ferry/server"
+	fhttp "github.com/ferry-go/ferry/transport/http"
+	fnats "github.com/ferry-go/ferry/transport/nats"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -89,17 +91,21 @@ var eventsStream = jetstream.StreamConfig{
 	MaxAge:     7 * 24 * time.Hour,
 }
 
-func jetStreamBroker(ctx context.Context, nc *nats.Conn) (broker.Broker, error) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
+// jetStreamBroker makes, at start, a JetStream broker on nc.
+func jetStreamBroker(nc *fnats.Conn) func(context.Context) (broker.Broker, error) {
+	return func(ctx context.Context) (broker.Broker, error) {
+		js, err := jetstream.New(nc.NATS())
+		if err != nil {
+			return nil, err
+		}
+		return jsbroker.New(ctx, js, jsbroker.WithStream(eventsStream))
 	}
-	return jsbroker.New(ctx, js, jsbroker.WithStream(eventsStream))
 }
 
 // app is the two services of the example, in one process.
 type app struct {
 	orders, billing *ferry.Service
+	ordersNATS      *fnats.Conn
 	bill            *Billing
 	monitor         *Monitor
 }
@@ -110,13 +116,16 @@ type app struct {
 func newApp(c config, logger *slog.Logger, embedded natsembed.Options) *app {
 	a := &app{bill: &Billing{FailureRate: c.failureRate, Logger: logger}, monitor: &Monitor{Logger: logger}}
 	osrv := server.New("orders", server.WithVersion("1.0.0"), server.WithDescription("Places orders and publishes OrderPlaced"), server.WithLogger(logger))
-	a.orders = ferry.New(osrv,
-		ferry.WithHTTP(c.httpAddr),
-		ferry.WithNATS(c.natsURL),
-		ferry.WithEmbeddedNATS(embedded),
-		ferry.WithBrokerFrom(jetStreamBroker),
-		ferry.WithLogger(logger),
-	)
+	opts := []ferry.Option{ferry.WithTransport(fhttp.NewServer(c.httpAddr)), ferry.WithLogger(logger)}
+	natsURL := func() string { return c.natsURL }
+	if c.natsURL == "" {
+		emb := natsembed.New(embedded)
+		opts = append(opts, ferry.WithConnection(emb))
+		natsURL = emb.ClientURL
+	}
+	a.ordersNATS = fnats.ConnectTo(natsURL, nats.Name("orders"))
+	opts = append(opts, ferry.WithConnection(a.ordersNATS), ferry.WithBrokerFrom(jetStreamBroker(a.ordersNATS)))
+	a.orders = ferry.New(osrv, opts...)
 	server.Handle(osrv, "Place", Orders{Broker: a.orders.Broker}.Place, server.WithRoute("POST /v1/orders"))
 	return a
 }
@@ -127,9 +136,10 @@ func (a *app) start(ctx context.Context, logger *slog.Logger) error {
 		return fmt.Errorf("orders: %w", err)
 	}
 	bsrv := server.New("billing", server.WithVersion("1.0.0"), server.WithLogger(logger))
+	bnc := fnats.Connect(a.ordersNATS.NATS().ConnectedUrl(), nats.Name("billing"))
 	a.billing = ferry.New(bsrv,
-		ferry.WithNATS(a.orders.NATSConn().ConnectedUrl()),
-		ferry.WithBrokerFrom(jetStreamBroker),
+		ferry.WithConnection(bnc),
+		ferry.WithBrokerFrom(jetStreamBroker(bnc)),
 		ferry.WithLogger(logger),
 	)
 	ferry.Subscribe(a.billing, TopicOrderPlaced, a.bill.OnOrderPlaced,

@@ -28,6 +28,10 @@ import (
 	"github.com/ferry-go/ferry"
 	"github.com/ferry-go/ferry/natsembed"
 	"github.com/ferry-go/ferry/server"
+	fgrpc "github.com/ferry-go/ferry/transport/grpc"
+	fhttp "github.com/ferry-go/ferry/transport/http"
+	fnats "github.com/ferry-go/ferry/transport/nats"
+	"github.com/nats-io/nats.go"
 )
 
 type config struct {
@@ -70,12 +74,21 @@ func main() {
 	if err != nil {
 		os.Exit(2)
 	}
-	svc := ferry.New(newServer(),
-		ferry.WithHTTP(c.httpAddr),
-		ferry.WithGRPC(c.grpcAddr),
-		ferry.WithNATS(c.natsURL),
-		ferry.WithEmbeddedNATS(natsembed.Options{Port: c.natsPort}),
-	)
+	// One handler, three transports. NATS runs on the server at -nats-url,
+	// or on a server embedded in this process when there is none.
+	opts := []ferry.Option{
+		ferry.WithTransport(fhttp.NewServer(c.httpAddr)),
+		ferry.WithTransport(fgrpc.NewServer(c.grpcAddr)),
+	}
+	natsURL := func() string { return c.natsURL }
+	if c.natsURL == "" {
+		emb := natsembed.New(natsembed.Options{Port: c.natsPort})
+		opts = append(opts, ferry.WithConnection(emb))
+		natsURL = emb.ClientURL
+	}
+	nc := fnats.ConnectTo(natsURL, nats.Name("greeter"))
+	opts = append(opts, ferry.WithConnection(nc), ferry.WithTransport(nc.Serve()))
+	svc := ferry.New(newServer(), opts...)
 	if err := svc.Run(context.Background()); err != nil {
 		slog.Error("greeter", "err", err)
 		os.Exit(1)

@@ -144,7 +144,8 @@ func (a *app) start(ctx context.Context) (err error) {
 	server.Handle(b, "Relay", func(ctx context.Context, r *HelloRequest) (*HelloReply, error) {
 		return transport.Invoke[HelloRequest, HelloReply](ctx, a.toC, "backend", "Greet", &HelloRequest{Name: r.Name, Path: r.Path + ">middle"})
 	})
-	if err := a.run(ctx, ferry.New(b, ferry.WithNATS(a.nats.ClientURL()), ferry.WithSignals(), ferry.WithLogger(a.logger))); err != nil {
+	bnc := fnats.Connect(a.nats.ClientURL(), nats.Name("middle"))
+	if err := a.run(ctx, ferry.New(b, ferry.WithConnection(bnc), ferry.WithTransport(bnc.Serve()), ferry.WithSignals(), ferry.WithLogger(a.logger))); err != nil {
 		return err
 	}
 	toB := fnats.NewClient(a.nc, fnats.WithClientMiddleware(mws...))

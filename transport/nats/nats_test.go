@@ -1114,3 +1114,19 @@ func TestStrictJSON(t *testing.T) {
 		t.Errorf("Hello with a miscased key = %v, want invalid_argument suggesting name", err)
 	}
 }
+
+// A Conn that cannot connect says where, without the password.
+func TestConnStartErrorHidesPassword(t *testing.T) {
+	c := fnats.Connect("nats://orders:s3cret@127.0.0.1:1", nats.MaxReconnects(0))
+	err := c.Start(testCtx(t))
+	if err == nil {
+		_ = c.Stop(testCtx(t))
+		t.Fatal("Start to a closed port succeeded")
+	}
+	if strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Errorf("Start error = %q, want the address without the password", err)
+	}
+	if c.NATS() != nil || c.Check(testCtx(t)) == nil {
+		t.Error("a Conn that failed to start reports a connection")
+	}
+}

@@ -141,6 +141,7 @@ func WithDefaultTimeout(d time.Duration) Option { return timeoutOption(d) }
 // instance as discovery does.
 type Server struct {
 	nc              *nats.Conn
+	conn            *Conn // Conn.Serve's: nc is taken from it at Start
 	queue           string
 	maxConcurrent   int
 	maxQueued       int
@@ -188,12 +189,6 @@ func NewServer(nc *nats.Conn, opts ...ServerOption) *Server {
 	for _, o := range opts {
 		if o != nil {
 			o.applyServer(s)
-		}
-	}
-	if s.maxQueued == 0 {
-		s.maxQueued = DefaultMaxQueued
-		if nc != nil && nc.Opts.SubChanLen > 0 {
-			s.maxQueued = min(s.maxQueued, max(nc.Opts.SubChanLen/4, 1))
 		}
 	}
 	return s
@@ -244,8 +239,17 @@ func (s *Server) Start(ctx context.Context, srv *server.Server) error {
 	if s.state != stateNew {
 		return errors.New("nats: server transport already started")
 	}
+	if s.nc == nil && s.conn != nil {
+		s.nc = s.conn.NATS()
+	}
 	if s.nc == nil {
-		return errors.New("nats: server transport has no connection")
+		return errors.New("nats: server transport has no connection (start its Conn first: ferry.WithConnection)")
+	}
+	if s.maxQueued == 0 {
+		s.maxQueued = DefaultMaxQueued
+		if n := s.nc.Opts.SubChanLen; n > 0 {
+			s.maxQueued = min(s.maxQueued, max(n/4, 1))
+		}
 	}
 	if srv == nil {
 		return errors.New("nats: no server to serve")
