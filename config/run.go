@@ -4,10 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"github.com/ferry-go/ferry"
 	"github.com/ferry-go/ferry/server"
@@ -42,13 +38,5 @@ func Run(ctx context.Context, register func(*ferry.Service, *server.Server), arg
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := svc.Start(ctx); err != nil {
-		return err
-	}
-	<-ctx.Done()
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout+time.Second)
-	defer cancel()
-	return svc.Stop(sctx)
+	return svc.Run(ctx) // SIGINT/SIGTERM, shutdown_timeout
 }
