@@ -473,3 +473,23 @@ func TestTransportsStopTogether(t *testing.T) {
 		t.Errorf("Stop = %v", err)
 	}
 }
+
+// TestConnectionsFirstAndLast: connections start before every other
+// component wherever their option was written, and stop after all of them.
+func TestConnectionsFirstAndLast(t *testing.T) {
+	var log []string
+	var mu sync.Mutex
+	rec := func(name string) recorder { return recorder{name: name, log: &log, mu: &mu} }
+	svc := ferry.New(newServer(), ferry.WithComponent(rec("a")), ferry.WithConnection(rec("conn1")),
+		ferry.WithComponent(rec("b")), ferry.WithConnection(rec("conn2")), ferry.WithSignals(), ferry.WithLogger(quiet()))
+	ctx := ferrytest.Context(t)
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(log, ","), "start conn1,start conn2,start a,start b,stop b,stop a,stop conn2,stop conn1"; got != want {
+		t.Errorf("lifecycle = %s, want %s", got, want)
+	}
+}

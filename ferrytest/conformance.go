@@ -26,6 +26,9 @@ type Transport struct {
 	// of the test (stopping it at cleanup), enforcing lim, and returns a
 	// connection to it.
 	Serve func(t testing.TB, s *server.Server, lim Limits) Conn
+	// New, if set, returns an unstarted transport for the lifecycle cases
+	// (skipped without it).
+	New func(t testing.TB) Lifecycle
 }
 
 // Limits are the server limits the suite needs configured.
@@ -183,6 +186,13 @@ func Conformance(t *testing.T, tr Transport) {
 			out.Attrs["k"] != "v" || out.Nested == nil || *out.Nested != *in.Nested {
 			t.Errorf("Echo = %+v, want %+v", out, in)
 		}
+	})
+
+	t.Run("lifecycle", func(t *testing.T) {
+		if tr.New == nil {
+			t.Skip("the transport gives no unstarted instance (Transport.New)")
+		}
+		confLifecycle(t, tr.New)
 	})
 
 	t.Run("client middleware", func(t *testing.T) {

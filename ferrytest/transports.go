@@ -43,6 +43,12 @@ func HTTP() Transport {
 			t.Cleanup(func() { _ = mc.Close() })
 			return mc
 		}}
+	}, New: func(t testing.TB) Lifecycle {
+		tr := fhttp.NewServer("127.0.0.1:0")
+		t.Cleanup(func() { _ = tr.Stop(context.Background()) })
+		return Lifecycle{Transport: tr, Dial: func() transport.Client {
+			return must(fhttp.NewClient("http://" + tr.Addr().String()))(t)
+		}}
 	}}
 }
 
@@ -65,6 +71,12 @@ func GRPC() Transport {
 			t.Cleanup(func() { _ = mc.Close() })
 			return mc
 		}}
+	}, New: func(t testing.TB) Lifecycle {
+		tr := fgrpc.NewServer("127.0.0.1:0")
+		t.Cleanup(func() { _ = tr.Stop(context.Background()) })
+		return Lifecycle{Transport: tr, Dial: func() transport.Client {
+			return must(fgrpc.Dial(tr.Addr().String()))(t)
+		}}
 	}}
 }
 
@@ -82,6 +94,12 @@ func NATSTransport() Transport {
 		}, ClientWith: func(mws ...middleware.Middleware) transport.Client {
 			return fnats.NewClient(nc, fnats.WithClientMiddleware(mws...))
 		}}
+	}, New: func(t testing.TB) Lifecycle {
+		url := NATS(t).ClientURL()
+		tr := fnats.NewServer(Connect(t, url))
+		t.Cleanup(func() { _ = tr.Stop(context.Background()) })
+		nc := Connect(t, url)
+		return Lifecycle{Transport: tr, Dial: func() transport.Client { return fnats.NewClient(nc) }}
 	}}
 }
 
