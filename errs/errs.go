@@ -2,8 +2,10 @@
 // canonical codes, the same set gRPC uses.
 //
 // Every transport maps an *Error to its own wire form and back (HTTP status
-// and problem+json body, gRPC status with details, NATS service-error headers),
-// so a client gets the same Code whatever carried the call.
+// and problem+json body, gRPC status with google.rpc.ErrorInfo and
+// BadRequest details, NATS service-error headers and a JSON body), so a
+// client gets the same code, message, reason, domain, metadata and details
+// whatever carried the call.
 //
 // Invariants:
 //   - There is no OK code: a nil error means success.
@@ -132,12 +134,24 @@ type Detail struct {
 }
 
 // Error is an error with a canonical code, a message meant for the caller,
-// and optional details. The zero value is not useful; use [New] or [Newf].
+// and optional structured facts: a machine-readable reason within a domain
+// with string metadata (as google.rpc.ErrorInfo), and field details. All of
+// them cross the wire on every transport; the cause never does. The zero
+// value is not useful; use [New] or [Newf].
+//
+// Callers branch on the code and the reason, never on the message:
+//
+//	var ErrOutOfStock = errs.New(errs.FailedPrecondition, "out of stock").WithReason("OUT_OF_STOCK")
+//	...
+//	if errors.Is(err, ErrOutOfStock) { ... } // same code and reason, whatever the message
 type Error struct {
-	code    Code
-	message string
-	details []Detail
-	cause   error
+	code     Code
+	message  string
+	reason   string
+	domain   string
+	metadata map[string]string
+	details  []Detail
+	cause    error
 }
 
 // New returns an error with code c and message msg. An invalid code becomes
@@ -150,7 +164,8 @@ func New(c Code, msg string) *Error {
 }
 
 // Newf is New with a formatted message. A %w verb in format keeps the wrapped
-// error reachable with errors.Is/As.
+// error reachable with errors.Is/As — and puts its text in the message,
+// which goes to the caller; use WithCause to keep a cause private.
 func Newf(c Code, format string, args ...any) *Error {
 	err := fmt.Errorf(format, args...)
 	e := New(c, err.Error())
@@ -159,7 +174,9 @@ func Newf(c Code, format string, args ...any) *Error {
 }
 
 // Wrap returns an error with code c whose message is err's message and whose
-// cause is err. Wrap(c, nil) returns nil.
+// cause is err. Wrap(c, nil) returns nil. The message goes to the caller:
+// for an internal error whose text must stay private, use
+// New(c, "a message for the caller").WithCause(err).
 func Wrap(c Code, err error) *Error {
 	if err == nil {
 		return nil
@@ -175,6 +192,15 @@ func (e *Error) Code() Code { return e.code }
 // Message returns the message sent to callers.
 func (e *Error) Message() string { return e.message }
 
+// Reason returns the machine-readable reason ("OUT_OF_STOCK"), "" if none.
+func (e *Error) Reason() string { return e.reason }
+
+// Domain returns the reason's domain ("orders.example.com"), "" if none.
+func (e *Error) Domain() string { return e.domain }
+
+// Metadata returns the reason's metadata; callers must not modify the map.
+func (e *Error) Metadata() map[string]string { return e.metadata }
+
 // Details returns the error's details; callers must not modify the slice.
 func (e *Error) Details() []Detail { return e.details }
 
@@ -182,6 +208,49 @@ func (e *Error) Details() []Detail { return e.details }
 func (e *Error) WithDetails(d ...Detail) *Error {
 	cp := *e
 	cp.details = append(append([]Detail(nil), e.details...), d...)
+	return &cp
+}
+
+// WithReason returns a copy of e with a machine-readable reason, by
+// convention UPPER_SNAKE_CASE and unique within its domain. errors.Is
+// compares it.
+func (e *Error) WithReason(reason string) *Error {
+	cp := *e
+	cp.reason = reason
+	return &cp
+}
+
+// WithDomain returns a copy of e whose reason belongs to domain, by
+// convention the service's DNS-like name ("orders.example.com").
+func (e *Error) WithDomain(domain string) *Error {
+	cp := *e
+	cp.domain = domain
+	return &cp
+}
+
+// WithMetadata returns a copy of e with the key/value pairs kv added to its
+// metadata ("sku", "A-17", "available", "0"); an odd last key gets "".
+func (e *Error) WithMetadata(kv ...string) *Error {
+	cp := *e
+	cp.metadata = make(map[string]string, len(e.metadata)+len(kv)/2)
+	for k, v := range e.metadata {
+		cp.metadata[k] = v
+	}
+	for i := 0; i < len(kv); i += 2 {
+		v := ""
+		if i+1 < len(kv) {
+			v = kv[i+1]
+		}
+		cp.metadata[kv[i]] = v
+	}
+	return &cp
+}
+
+// WithCause returns a copy of e whose cause is err: reachable with
+// errors.Is/As and logged by the server, never sent to the caller.
+func (e *Error) WithCause(err error) *Error {
+	cp := *e
+	cp.cause = err
 	return &cp
 }
 
@@ -196,11 +265,34 @@ func (e *Error) Error() string {
 // Unwrap returns the cause, if any. The cause never crosses the wire.
 func (e *Error) Unwrap() error { return e.cause }
 
-// Is reports whether target is an *Error with the same code, so that
-// errors.Is(err, errs.New(errs.NotFound, "")) matches any NotFound error.
+// Is reports whether target is an *Error with the same code and, when the
+// target has one, the same reason and domain — so errors.Is(err,
+// errs.New(errs.NotFound, "")) matches any NotFound error and a sentinel
+// with a reason matches that reason. Messages are never compared: they are
+// for people.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	return ok && t.code == e.code && (t.message == "" || t.message == e.message)
+	return ok && t.code == e.code && (t.reason == "" || t.reason == e.reason) && (t.domain == "" || t.domain == e.domain)
+}
+
+// ReasonOf returns the reason of the first *Error in err's chain, "" if
+// none.
+func ReasonOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.reason
+	}
+	return ""
+}
+
+// DetailsOf returns the details of the first *Error in err's chain — what
+// a client reads from an error a server sent.
+func DetailsOf(err error) []Detail {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.details
+	}
+	return nil
 }
 
 // CodeOf returns err's code: the code of the first *Error in its chain,

@@ -143,3 +143,41 @@ func TestClip(t *testing.T) {
 		}
 	}
 }
+
+func TestReasonDomainMetadataCause(t *testing.T) {
+	base := errs.New(errs.FailedPrecondition, "only 0 left")
+	e := base.WithReason("OUT_OF_STOCK").WithDomain("shop.example.com").WithMetadata("sku", "A-17", "odd")
+	if base.Reason() != "" || len(base.Metadata()) != 0 {
+		t.Error("With* modified the original")
+	}
+	if e.Reason() != "OUT_OF_STOCK" || e.Domain() != "shop.example.com" || e.Metadata()["sku"] != "A-17" || e.Metadata()["odd"] != "" {
+		t.Errorf("got reason %q domain %q metadata %v", e.Reason(), e.Domain(), e.Metadata())
+	}
+	// errors.Is: code and reason (and domain when the target has one), never the message.
+	for target, want := range map[*errs.Error]bool{
+		errs.New(errs.FailedPrecondition, ""):                                 true,
+		errs.New(errs.FailedPrecondition, "another message"):                  true,
+		errs.New(errs.FailedPrecondition, "").WithReason("OUT_OF_STOCK"):      true,
+		errs.New(errs.FailedPrecondition, "").WithReason("PRICE_CHANGED"):     false,
+		errs.New(errs.NotFound, "").WithReason("OUT_OF_STOCK"):                false,
+		errs.New(errs.FailedPrecondition, "").WithDomain("other.example.com"): false,
+		errs.New(errs.FailedPrecondition, "").WithDomain("shop.example.com"):  true,
+	} {
+		if got := errors.Is(fmt.Errorf("placing: %w", e), target); got != want {
+			t.Errorf("errors.Is(e, %v reason %q domain %q) = %v, want %v", target, target.Reason(), target.Domain(), got, want)
+		}
+	}
+	// JSON carries everything but the cause.
+	cause := errors.New("secret: 10.0.0.7")
+	b, err := json.Marshal(e.WithCause(cause))
+	if err != nil || strings.Contains(string(b), "secret") {
+		t.Fatalf("Marshal = %s, %v; want no cause", b, err)
+	}
+	var back errs.Error
+	if err := json.Unmarshal(b, &back); err != nil || back.Reason() != "OUT_OF_STOCK" || back.Domain() != "shop.example.com" || back.Metadata()["sku"] != "A-17" {
+		t.Errorf("round trip = %s → %+v, %v", b, back, err)
+	}
+	if !errors.Is(e.WithCause(cause), cause) || errs.ReasonOf(fmt.Errorf("x: %w", e)) != "OUT_OF_STOCK" {
+		t.Error("the cause is not reachable, or ReasonOf does not see through wrapping")
+	}
+}

@@ -8,15 +8,19 @@ import (
 // jsonError is the JSON shape of an *Error, shared by every transport that
 // carries errors in a body: {"code":"not_found","message":"...","details":[...]}.
 type jsonError struct {
-	Code    Code     `json:"code"`
-	Message string   `json:"message,omitempty"`
-	Details []Detail `json:"details,omitempty"`
+	Code     Code              `json:"code"`
+	Message  string            `json:"message,omitempty"`
+	Reason   string            `json:"reason,omitempty"`
+	Domain   string            `json:"domain,omitempty"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+	Details  []Detail          `json:"details,omitempty"`
 }
 
-// MarshalJSON encodes e as {"code":…,"message":…,"details":[…]}. The cause
-// is never encoded.
+// MarshalJSON encodes e as {"code":…,"message":…,"reason":…,"domain":…,
+// "metadata":{…},"details":[…]}, leaving out what is empty. The cause is
+// never encoded.
 func (e *Error) MarshalJSON() ([]byte, error) {
-	return json.Marshal(jsonError{Code: e.code, Message: e.message, Details: e.details})
+	return json.Marshal(jsonError{Code: e.code, Message: e.message, Reason: e.reason, Domain: e.domain, Metadata: e.metadata, Details: e.details})
 }
 
 // UnmarshalJSON decodes the form written by MarshalJSON. A missing or
@@ -29,6 +33,6 @@ func (e *Error) UnmarshalJSON(b []byte) error {
 	if !j.Code.Valid() {
 		return fmt.Errorf("errs: error body has no valid code")
 	}
-	*e = Error{code: j.Code, message: j.Message, details: j.Details}
+	*e = Error{code: j.Code, message: j.Message, reason: j.Reason, domain: j.Domain, metadata: j.Metadata, details: j.Details}
 	return nil
 }

@@ -73,9 +73,12 @@ type EchoNested struct {
 
 // ErrorRequest asks the Fail endpoint for an error with this code.
 type ErrorRequest struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Field   string `json:"field"`
+	Code     string            `json:"code"`
+	Message  string            `json:"message"`
+	Field    string            `json:"field"`
+	Reason   string            `json:"reason,omitempty"`
+	Domain   string            `json:"domain,omitempty"`
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
 // Empty is an empty message.
@@ -124,6 +127,15 @@ func newSuiteServer(t testing.TB) (*server.Server, *suite) {
 		e := errs.New(code, r.Message)
 		if r.Field != "" {
 			e = e.WithDetails(errs.Detail{Field: r.Field, Reason: "is wrong"})
+		}
+		if r.Reason != "" {
+			e = e.WithReason(r.Reason)
+		}
+		if r.Domain != "" {
+			e = e.WithDomain(r.Domain)
+		}
+		for k, v := range r.Metadata {
+			e = e.WithMetadata(k, v)
 		}
 		return nil, e
 	})
@@ -247,6 +259,24 @@ func Conformance(t *testing.T, tr Transport) {
 			if d := e.Details(); len(d) != 1 || d[0].Field != "f."+code.String() || d[0].Reason != "is wrong" {
 				t.Errorf("Fail(%v) details = %+v, want one for field f.%v", code, d, code)
 			}
+		}
+	})
+
+	t.Run("error reason, domain and metadata", func(t *testing.T) {
+		outOfStock := errs.New(errs.FailedPrecondition, "").WithReason("OUT_OF_STOCK")
+		err := call(t, "Fail", &ErrorRequest{Code: "failed_precondition", Message: "only 0 left", Field: "sku",
+			Reason: "OUT_OF_STOCK", Domain: "shop.example.com", Metadata: map[string]string{"sku": "A-17", "available": "0"}}, &Empty{})
+		e := errs.FromError(err)
+		if e.Code() != errs.FailedPrecondition || e.Message() != "only 0 left" || e.Reason() != "OUT_OF_STOCK" || e.Domain() != "shop.example.com" ||
+			e.Metadata()["sku"] != "A-17" || e.Metadata()["available"] != "0" || len(errs.DetailsOf(err)) != 1 {
+			t.Errorf("Fail = code %v message %q reason %q domain %q metadata %v details %v; want them all as sent",
+				e.Code(), e.Message(), e.Reason(), e.Domain(), e.Metadata(), e.Details())
+		}
+		if !errors.Is(err, outOfStock) || errs.ReasonOf(err) != "OUT_OF_STOCK" {
+			t.Errorf("errors.Is(err, a sentinel with the same code and reason) = false for %v", err)
+		}
+		if errors.Is(err, outOfStock.WithReason("OTHER")) || errors.Is(err, errs.New(errs.NotFound, "")) {
+			t.Errorf("errors.Is matched another reason or code for %v", err)
 		}
 	})
 

@@ -224,8 +224,9 @@ func (s *Server) add(e *Endpoint, opts []EndpointOption) {
 }
 
 // reportHidden logs, at Error, a handler error whose text the caller will
-// not see: a plain error goes on the wire as "unknown error", and an
-// *errs.Error wrapped with fmt.Errorf loses the wrapping text. The log line
+// not see: a plain error goes on the wire as "unknown error", an
+// *errs.Error wrapped with fmt.Errorf loses the wrapping text, and the
+// private cause of an *errs.Error (WithCause) never goes on the wire. The log line
 // carries the whole error with the service, endpoint, transport and trace
 // ID, so the cause of a failed call can be found.
 func (s *Server) reportHidden(endpoint string) middleware.Middleware {
@@ -242,8 +243,16 @@ func (s *Server) reportHidden(endpoint string) middleware.Middleware {
 
 func (s *Server) logHidden(ctx context.Context, endpoint string, err error) {
 	e := errs.FromError(err)
-	if error(e) == err || e.Code() == errs.Canceled || e.Code() == errs.DeadlineExceeded {
-		return // the caller sees all there is, or the call simply ran out
+	if e.Code() == errs.Canceled || e.Code() == errs.DeadlineExceeded {
+		return // the call simply ran out
+	}
+	hidden := err.Error()
+	if error(e) == err {
+		cause := e.Unwrap() // private (WithCause) unless the message says it
+		if cause == nil || strings.Contains(e.Message(), cause.Error()) {
+			return // the caller sees all there is
+		}
+		hidden = cause.Error()
 	}
 	attrs := []slog.Attr{slog.String("service", s.name), slog.String("endpoint", endpoint)}
 	if c, ok := transport.CallFromContext(ctx); ok {
@@ -252,7 +261,7 @@ func (s *Server) logHidden(ctx context.Context, endpoint string, err error) {
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 	}
-	attrs = append(attrs, slog.String("caller_sees", e.Error()), slog.String("error", err.Error()))
+	attrs = append(attrs, slog.String("caller_sees", e.Error()), slog.String("error", hidden))
 	s.logger.LogAttrs(ctx, slog.LevelError, "server: handler failed; the caller sees less", attrs...)
 }
 

@@ -219,6 +219,9 @@ func TestHiddenErrorIsLogged(t *testing.T) {
 	server.Handle(s, "Late", func(ctx context.Context, _ *HelloRequest) (*HelloReply, error) {
 		return nil, context.DeadlineExceeded
 	})
+	server.Handle(s, "Private", func(context.Context, *HelloRequest) (*HelloReply, error) {
+		return nil, errs.New(errs.Unavailable, "the store is down").WithCause(errors.New("dial 10.0.0.7:5432: refused"))
+	})
 	call := func(name string) error {
 		e, _ := s.Endpoint(name)
 		_, err := e.Handler(context.Background(), &HelloRequest{})
@@ -230,10 +233,14 @@ func TestHiddenErrorIsLogged(t *testing.T) {
 	_ = call("Wrapped")
 	_ = call("Clean")
 	_ = call("Late")
+	if err := call("Private"); strings.Contains(errs.FromError(err).Error(), "10.0.0.7") {
+		t.Errorf("Private = %v, want the cause kept off the wire", err)
+	}
 	out := buf.String()
 	for _, want := range []string{
 		`endpoint=Plain caller_sees="unknown: unknown error" error="db: connection refused to 10.0.0.7:5432"`,
 		`endpoint=Wrapped caller_sees="not_found: no such user" error="loading user 7: not_found: no such user"`,
+		`endpoint=Private caller_sees="unavailable: the store is down" error="dial 10.0.0.7:5432: refused"`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log =\n%s\nwant a line with %s", out, want)

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
 )
 
 // grpcStatus is implemented by the errors of package status.
@@ -37,18 +38,27 @@ func badRequest(err error) error {
 	return status.Error(codes.InvalidArgument, "invalid request body: "+err.Error())
 }
 
-// toStatus maps e to a status; details become one google.rpc.BadRequest.
+// toStatus maps e to a status: the reason, domain and metadata become one
+// google.rpc.ErrorInfo, the details one google.rpc.BadRequest — the
+// standard messages every gRPC client library reads.
 func toStatus(e *errs.Error) *status.Status {
 	st := status.New(codes.Code(e.Code()), e.Message())
 	ds := e.Details()
-	if len(ds) == 0 {
+	if len(ds) == 0 && e.Reason() == "" && e.Domain() == "" && len(e.Metadata()) == 0 {
 		return st
 	}
-	br := &errdetails.BadRequest{FieldViolations: make([]*errdetails.BadRequest_FieldViolation, len(ds))}
-	for i, d := range ds {
-		br.FieldViolations[i] = &errdetails.BadRequest_FieldViolation{Field: d.Field, Description: d.Reason}
+	var msgs []protoadapt.MessageV1
+	if e.Reason() != "" || e.Domain() != "" || len(e.Metadata()) > 0 {
+		msgs = append(msgs, &errdetails.ErrorInfo{Reason: e.Reason(), Domain: e.Domain(), Metadata: e.Metadata()})
 	}
-	if withDetails, err := st.WithDetails(br); err == nil {
+	if len(ds) > 0 {
+		br := &errdetails.BadRequest{FieldViolations: make([]*errdetails.BadRequest_FieldViolation, len(ds))}
+		for i, d := range ds {
+			br.FieldViolations[i] = &errdetails.BadRequest_FieldViolation{Field: d.Field, Description: d.Reason}
+		}
+		msgs = append(msgs, br)
+	}
+	if withDetails, err := st.WithDetails(msgs...); err == nil {
 		st = withDetails
 	}
 	return st
@@ -76,9 +86,20 @@ func fromStatus(err error) error {
 	out := errs.New(errs.Code(st.Code()), st.Message())
 	var ds []errs.Detail
 	for _, d := range st.Details() {
-		if br, ok := d.(*errdetails.BadRequest); ok {
-			for _, fv := range br.GetFieldViolations() {
+		switch d := d.(type) {
+		case *errdetails.BadRequest:
+			for _, fv := range d.GetFieldViolations() {
 				ds = append(ds, errs.Detail{Field: fv.GetField(), Reason: fv.GetDescription()})
+			}
+		case *errdetails.ErrorInfo:
+			if d.GetReason() != "" {
+				out = out.WithReason(d.GetReason())
+			}
+			if d.GetDomain() != "" {
+				out = out.WithDomain(d.GetDomain())
+			}
+			for k, v := range d.GetMetadata() {
+				out = out.WithMetadata(k, v)
 			}
 		}
 	}

@@ -20,14 +20,17 @@ const ProblemContentType = "application/problem+json"
 const StatusClientClosedRequest = 499
 
 // problem is the RFC 9457 body with Ferry's extension members: "code" (the
-// canonical code name) and "details".
+// canonical code name), "reason", "domain", "metadata" and "details".
 type problem struct {
-	Type    string        `json:"type"`
-	Title   string        `json:"title"`
-	Status  int           `json:"status"`
-	Detail  string        `json:"detail,omitempty"`
-	Code    string        `json:"code"`
-	Details []errs.Detail `json:"details,omitempty"`
+	Type     string            `json:"type"`
+	Title    string            `json:"title"`
+	Status   int               `json:"status"`
+	Detail   string            `json:"detail,omitempty"`
+	Code     string            `json:"code"`
+	Reason   string            `json:"reason,omitempty"`
+	Domain   string            `json:"domain,omitempty"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+	Details  []errs.Detail     `json:"details,omitempty"`
 }
 
 // statusText is http.StatusText that also names 499.
@@ -45,12 +48,15 @@ func statusText(status int) string {
 // Reply headers the handler already set stay in place.
 func writeProblem(w http.ResponseWriter, status int, e *errs.Error) {
 	body, err := codec.MarshalJSON(problem{
-		Type:    "about:blank",
-		Title:   statusText(status),
-		Status:  status,
-		Detail:  e.Message(),
-		Code:    e.Code().String(),
-		Details: e.Details(),
+		Type:     "about:blank",
+		Title:    statusText(status),
+		Status:   status,
+		Detail:   e.Message(),
+		Code:     e.Code().String(),
+		Reason:   e.Reason(),
+		Domain:   e.Domain(),
+		Metadata: e.Metadata(),
+		Details:  e.Details(),
 	})
 	if err != nil { // only reachable with details json cannot encode, which errs.Detail rules out
 		body = []byte(`{"type":"about:blank","status":500,"code":"internal"}`)
@@ -77,10 +83,13 @@ func parseProblem(status int, contentType string, body []byte) *errs.Error {
 	mt, _, _ := mime.ParseMediaType(contentType)
 	if mt == ProblemContentType || mt == "application/json" || strings.HasSuffix(mt, "+json") {
 		var p struct {
-			Code    string        `json:"code"`
-			Detail  string        `json:"detail"`
-			Message string        `json:"message"`
-			Details []errs.Detail `json:"details"`
+			Code     string            `json:"code"`
+			Detail   string            `json:"detail"`
+			Message  string            `json:"message"`
+			Reason   string            `json:"reason"`
+			Domain   string            `json:"domain"`
+			Metadata map[string]string `json:"metadata"`
+			Details  []errs.Detail     `json:"details"`
 		}
 		if json.Unmarshal(body, &p) == nil {
 			if c, ok := errs.ParseCode(p.Code); ok {
@@ -92,9 +101,28 @@ func parseProblem(status int, contentType string, body []byte) *errs.Error {
 				if len(p.Details) > 0 {
 					e = e.WithDetails(p.Details...)
 				}
-				return e
+				return withInfo(e, p.Reason, p.Domain, p.Metadata)
 			}
 		}
 	}
 	return errs.New(errs.FromHTTPStatus(status), statusText(status))
+}
+
+// withInfo returns e with the reason, domain and metadata a wire error
+// carried.
+func withInfo(e *errs.Error, reason, domain string, md map[string]string) *errs.Error {
+	if reason != "" {
+		e = e.WithReason(reason)
+	}
+	if domain != "" {
+		e = e.WithDomain(domain)
+	}
+	if len(md) > 0 {
+		kv := make([]string, 0, 2*len(md))
+		for k, v := range md {
+			kv = append(kv, k, v)
+		}
+		e = e.WithMetadata(kv...)
+	}
+	return e
 }
