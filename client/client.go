@@ -179,15 +179,6 @@ func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp
 	return callkit.AssignReply(resp, out)
 }
 
-// Call calls service/endpoint through c with a typed request and reply.
-func Call[Req, Resp any](ctx context.Context, c *Client, service, endpoint string, req *Req) (*Resp, error) {
-	resp := new(Resp)
-	if err := c.Invoke(ctx, service, endpoint, req, resp); err != nil {
-		return nil, err
-	}
-	return resp, nil
-}
-
 // Close stops the watches and closes the transport clients the client
 // made; calls in flight over them fail. It is safe to call more than once.
 func (c *Client) Close() error {

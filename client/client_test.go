@@ -266,7 +266,7 @@ func TestNonIdempotentNotRetried(t *testing.T) {
 		t.Errorf("non-idempotent: %d failed calls, %d hits on the bad instance, want 5 and 5 (no retries)", failed, bad.hits.Load())
 	}
 	for i := range 10 {
-		if _, err := client.Call[EchoRequest, EchoReply](ctx, c, "echo", "Idem", &EchoRequest{N: i}); err != nil {
+		if _, err := epIdem.Call(ctx, c, &EchoRequest{N: i}); err != nil {
 			t.Fatalf("Call(Idem) = %v, want retried elsewhere", err)
 		}
 	}
@@ -718,10 +718,10 @@ func TestIdempotentFromRegistry(t *testing.T) {
 		t.Errorf("registered %s = %q, want Get", registry.MetadataIdempotent, got)
 	}
 	c := newClient(t, reg)
-	if r, err := client.Call[EchoRequest, EchoReply](ctx, c, "echo", "Get", &EchoRequest{N: 3}); err != nil || r.N != 3 {
+	if r, err := epGet.Call(ctx, c, &EchoRequest{N: 3}); err != nil || r.N != 3 {
 		t.Errorf("Get (idempotent, fails once) = %+v, %v; want it retried and answered", r, err)
 	}
-	if _, err := client.Call[EchoRequest, EchoReply](ctx, c, "echo", "Put", &EchoRequest{N: 3}); errs.CodeOf(err) != errs.Internal {
+	if _, err := epPut.Call(ctx, c, &EchoRequest{N: 3}); errs.CodeOf(err) != errs.Internal {
 		t.Errorf("Put (not idempotent, fails once) = %v, want internal: not retried", err)
 	}
 	if idemCalls.Load() != 2 || plainCalls.Load() != 1 {

@@ -3,9 +3,11 @@
 // transport the instance offers that ranks first in the client's preference
 // (NATS, then gRPC, then HTTP by default).
 //
+//	var Hello = transport.Endpoint[HelloRequest, HelloReply]{Service: "greeter", Name: "Hello"}
+//
 //	c, err := client.New(reg, client.WithNATS(nc))
 //	defer c.Close()
-//	reply, err := client.Call[HelloRequest, HelloReply](ctx, c, "greeter", "Hello", &HelloRequest{Name: "Ada"})
+//	reply, err := Hello.Call(ctx, c, &HelloRequest{Name: "Ada"})
 //
 // Discovery: the first call to a service starts one Watch on it, in a
 // goroutine the client owns; every later call selects from the latest

@@ -114,7 +114,7 @@ func newClient(t *testing.T, d registry.Discovery, opts ...client.Option) *clien
 }
 
 func echo(ctx context.Context, c *client.Client, svc string, n int) (*EchoReply, error) {
-	return client.Call[EchoRequest, EchoReply](ctx, c, svc, "Echo", &EchoRequest{N: n})
+	return transport.Endpoint[EchoRequest, EchoReply]{Service: svc, Name: "Echo"}.Call(ctx, c, &EchoRequest{N: n})
 }
 
 // counting wraps a Discovery, counting look-ups and watches, and can be
@@ -216,3 +216,10 @@ func eventually(t *testing.T, what string, f func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// The test service's endpoints.
+var (
+	epIdem = transport.Endpoint[EchoRequest, EchoReply]{Service: "echo", Name: "Idem"}
+	epGet  = transport.Endpoint[EchoRequest, EchoReply]{Service: "echo", Name: "Get"}
+	epPut  = transport.Endpoint[EchoRequest, EchoReply]{Service: "echo", Name: "Put"}
+)

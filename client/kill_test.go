@@ -324,7 +324,7 @@ func killInstances(t *testing.T, kind string, n, kills int) {
 				default:
 				}
 				began := time.Now()
-				r, err := client.Call[EchoRequest, EchoReply](ctx, c, "echo", "Idem", &EchoRequest{N: w<<20 | i})
+				r, err := epIdem.Call(ctx, c, &EchoRequest{N: w<<20 | i})
 				el := time.Since(began)
 				if err != nil {
 					if failures.Add(1) <= 5 {

@@ -345,6 +345,19 @@ func (r Route) validate() error {
 	return nil
 }
 
+// Register is Handle for a declared endpoint (transport.Endpoint): its
+// name, and its types checked against h's by the compiler. An endpoint of
+// another service is a registration error.
+func Register[Req, Resp any](s *Server, ep transport.Endpoint[Req, Resp], h func(context.Context, *Req) (*Resp, error), opts ...EndpointOption) {
+	if ep.Service != s.name {
+		s.mu.Lock()
+		s.errs = append(s.errs, fmt.Errorf("server: endpoint %s belongs to service %q, not %q", ep, ep.Service, s.name))
+		s.mu.Unlock()
+		return
+	}
+	Handle(s, ep.Name, h, opts...)
+}
+
 // Handle registers h as endpoint name of s. Req and Resp are struct types
 // (plain Go structs or generated protobuf messages). A nil reply with a nil
 // error is sent as an empty reply.

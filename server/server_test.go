@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/server"
+	"github.com/ferry-go/ferry/transport"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -248,5 +250,29 @@ func TestHiddenErrorIsLogged(t *testing.T) {
 	}
 	if strings.Contains(out, "endpoint=Clean") || strings.Contains(out, "endpoint=Late") {
 		t.Errorf("log =\n%s\nwant nothing for errors the caller sees whole", out)
+	}
+}
+
+// A declared endpoint registers with its name and types, and an endpoint
+// of another service is refused.
+func TestRegisterDeclaredEndpoint(t *testing.T) {
+	hello := transport.Endpoint[HelloRequest, HelloReply]{Service: "greeter", Name: "Hello"}
+	s := server.New("greeter")
+	server.Register(s, hello, func(_ context.Context, r *HelloRequest) (*HelloReply, error) {
+		return &HelloReply{Message: "hi " + r.Name}, nil
+	})
+	if err := s.Err(); err != nil {
+		t.Fatalf("Register = %v", err)
+	}
+	if e, ok := s.Endpoint("Hello"); !ok || e.RequestType != reflect.TypeFor[HelloRequest]() {
+		t.Errorf("Endpoint(Hello) = %v, %v; want it registered with its types", e, ok)
+	}
+	if hello.String() != "greeter/Hello" {
+		t.Errorf("String() = %q", hello.String())
+	}
+	other := server.New("billing")
+	server.Register(other, hello, func(context.Context, *HelloRequest) (*HelloReply, error) { return nil, nil })
+	if err := other.Err(); err == nil || !strings.Contains(err.Error(), `belongs to service "greeter"`) {
+		t.Errorf("Register of another service's endpoint = %v, want a registration error", err)
 	}
 }

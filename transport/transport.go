@@ -123,11 +123,36 @@ type Client interface {
 	Close() error
 }
 
-// Invoke calls service/endpoint through c with a typed request and reply.
-func Invoke[Req, Resp any](ctx context.Context, c Client, service, endpoint string, req *Req) (*Resp, error) {
+// Endpoint names an endpoint together with its request and reply types,
+// so that registering it and calling it are checked by the compiler.
+// Declare it once, beside the types, in a package both the service and its
+// callers import:
+//
+//	var Reserve = transport.Endpoint[ReserveRequest, ReserveReply]{Service: "inventory", Name: "Reserve"}
+//
+//	server.Register(srv, Reserve, inv.Reserve)          // the service
+//	reply, err := Reserve.Call(ctx, c, &ReserveRequest{SKU: "A-17"}) // a caller, over any Client
+type Endpoint[Req, Resp any] struct {
+	Service string // "inventory"
+	Name    string // "Reserve"
+}
+
+// Call calls the endpoint through c (a transport client, or client.Client
+// which finds the service) and returns its reply.
+func (e Endpoint[Req, Resp]) Call(ctx context.Context, c Client, req *Req) (*Resp, error) {
 	resp := new(Resp)
-	if err := c.Invoke(ctx, service, endpoint, req, resp); err != nil {
+	if err := c.Invoke(ctx, e.Service, e.Name, req, resp); err != nil {
 		return nil, err
 	}
 	return resp, nil
+}
+
+// String returns "service/Name".
+func (e Endpoint[Req, Resp]) String() string { return e.Service + "/" + e.Name }
+
+// Invoke calls service/endpoint through c with a typed request and reply —
+// for names known only at run time (a gateway, a command-line tool);
+// otherwise declare an Endpoint and use its Call.
+func Invoke[Req, Resp any](ctx context.Context, c Client, service, endpoint string, req *Req) (*Resp, error) {
+	return Endpoint[Req, Resp]{Service: service, Name: endpoint}.Call(ctx, c, req)
 }

@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/transport"
 )
 
 // HelloRequest asks for a greeting.
@@ -17,6 +18,11 @@ type HelloRequest struct {
 type HelloReply struct {
 	Message string `json:"message"`
 }
+
+// Hello is the greeter's endpoint, declared once with its types: the
+// service registers it (server.Register) and callers call it
+// (Hello.Call), both checked by the compiler.
+var Hello = transport.Endpoint[HelloRequest, HelloReply]{Service: "greeter", Name: "Hello"}
 
 // Greeter is the service's handler set. It knows nothing of the wire: the
 // same method answers HTTP, gRPC and NATS.

@@ -62,7 +62,7 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 // newServer registers the greeter's endpoints; main and the test share it.
 func newServer() *server.Server {
 	srv := server.New("greeter", server.WithVersion("1.0.0"), server.WithDescription("Says hello over HTTP, gRPC and NATS"))
-	server.Handle(srv, "Hello", Greeter{}.Hello, server.WithRoute("GET /v1/hello/{name}"), server.WithIdempotent())
+	server.Register(srv, Hello, Greeter{}.Hello, server.WithRoute("GET /v1/hello/{name}"), server.WithIdempotent())
 	return srv
 }
 

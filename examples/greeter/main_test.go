@@ -21,11 +21,11 @@ func TestHelloOnEveryTransport(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for name, c := range map[string]transport.Client{"http": inst.HTTP, "grpc": inst.GRPC, "nats": inst.NATS} {
-		got, err := transport.Invoke[HelloRequest, HelloReply](ctx, c, "greeter", "Hello", &HelloRequest{Name: "Ada"})
+		got, err := Hello.Call(ctx, c, &HelloRequest{Name: "Ada"})
 		if err != nil || got.Message != "Hello, Ada!" {
 			t.Errorf("%s: Hello(Ada) = %v, %v, want Hello, Ada!", name, got, err)
 		}
-		_, err = transport.Invoke[HelloRequest, HelloReply](ctx, c, "greeter", "Hello", &HelloRequest{})
+		_, err = Hello.Call(ctx, c, &HelloRequest{})
 		if e := errs.FromError(err); e.Code() != errs.InvalidArgument || len(e.Details()) != 1 || e.Details()[0].Field != "name" {
 			t.Errorf("%s: Hello() = %v, want invalid_argument on field name", name, err)
 		}
