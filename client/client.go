@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,6 +54,7 @@ func New(d registry.Discovery, opts ...Option) (*Client, error) {
 	}
 	cfg := config{
 		transports: []string{"nats", "grpc", "http"},
+		dialers:    map[transport.Kind]Dialer{transport.GRPC: dialGRPC, transport.HTTP: dialHTTP},
 		timeout:    DefaultTimeout,
 		newSel:     P2C,
 	}
@@ -62,6 +64,11 @@ func New(d registry.Discovery, opts ...Option) (*Client, error) {
 		}
 		if err := o(&cfg); err != nil {
 			return nil, err
+		}
+	}
+	for _, t := range cfg.transports {
+		if _, ok := cfg.dialers[transport.Kind(t)]; !ok && t != "nats" {
+			return nil, fmt.Errorf("client: unknown transport %q: want nats, grpc, http or a kind given WithDialer", t)
 		}
 	}
 	if cfg.budget == nil {

@@ -765,3 +765,44 @@ func TestTLSInstances(t *testing.T) {
 		})
 	}
 }
+
+// pluginTransport is a transport of a kind Ferry does not know ("web"),
+// here HTTP underneath: it advertises itself under its own name.
+type pluginTransport struct{ *fhttp.Server }
+
+func (p pluginTransport) Advertise() (string, string, bool) {
+	_, addr, ok := p.Server.Advertise()
+	return "web", addr, ok
+}
+
+// A plug-in transport works end to end: the service registers it under its
+// kind, and a client given a dialer for that kind calls it.
+func TestPluginTransport(t *testing.T) {
+	reg := newMemory()
+	srv := server.New("echo", server.WithLogger(slog.New(slog.DiscardHandler)))
+	server.Handle(srv, "Echo", (&backend{id: "p"}).Echo)
+	svc := ferry.New(srv, ferry.WithTransport(pluginTransport{fhttp.NewServer("127.0.0.1:0")}), ferry.WithRegistry(reg),
+		ferry.WithAdvertiseHost("127.0.0.1"), ferry.WithSignals(), ferry.WithLogger(slog.New(slog.DiscardHandler)))
+	ctx := ctxT(t)
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop(context.Background()) })
+	if eps := svc.Instance().Endpoints; len(eps) != 1 || eps[0].Transport != "web" {
+		t.Fatalf("registered %+v, want one endpoint of kind web", eps)
+	}
+	if _, err := client.New(reg, client.WithTransports("web")); err == nil {
+		t.Error("a client listing a kind without a dialer was made")
+	}
+	dialed := 0
+	c := newClient(t, reg, client.WithTransports("web"), client.WithDialer("web", func(addr string, o client.DialOptions) (transport.Client, error) {
+		dialed++
+		return fhttp.NewClient(addr, fhttp.WithClientMiddleware(o.Middleware...))
+	}))
+	if r, err := echo(ctx, c, "echo", 9); err != nil || r.N != 9 {
+		t.Fatalf("Call() over the plug-in transport = %+v, %v", r, err)
+	}
+	if dialed != 1 {
+		t.Errorf("dialer called %d times, want once", dialed)
+	}
+}

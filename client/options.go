@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"github.com/ferry-go/ferry/middleware"
+	"github.com/ferry-go/ferry/transport"
+	fgrpc "github.com/ferry-go/ferry/transport/grpc"
+	fhttp "github.com/ferry-go/ferry/transport/http"
 	"github.com/nats-io/nats.go"
 	"github.com/sony/gobreaker/v2"
 )
@@ -69,6 +72,48 @@ type config struct {
 	breaker    *BreakerSettings
 	outlier    OutlierDetection
 	tls        *tls.Config
+	dialers    map[transport.Kind]Dialer
+}
+
+// Dialer makes the transport client of one instance at address (what the
+// instance registered for the transport).
+type Dialer func(address string, o DialOptions) (transport.Client, error)
+
+// DialOptions are what a Dialer must honour.
+type DialOptions struct {
+	// TLS says the instance's registry entry asks for TLS; TLSConfig is
+	// WithTLS's configuration (nil: the system's roots).
+	TLS       bool
+	TLSConfig *tls.Config
+	// Middleware is the client's (WithMiddleware), to run in the transport
+	// client's pipeline (transport/callkit), once per attempt.
+	Middleware []middleware.Middleware
+}
+
+// WithDialer makes the client call instances of a transport kind — a
+// plug-in's ("quic"), or a built-in one dialled differently — with d. The
+// kind must also be listed in WithTransports to be used.
+func WithDialer(kind transport.Kind, d Dialer) Option {
+	return func(c *config) error {
+		if kind == "" || kind == transport.NATS || d == nil {
+			return fmt.Errorf("client: WithDialer(%q): want a kind other than nats and a non-nil dialer", kind)
+		}
+		c.dialers[kind] = d
+		return nil
+	}
+}
+
+// dialGRPC and dialHTTP are the built-in dialers.
+func dialGRPC(address string, o DialOptions) (transport.Client, error) {
+	opts := []fgrpc.ClientOption{fgrpc.WithClientMiddleware(o.Middleware...)}
+	if o.TLS {
+		opts = append(opts, fgrpc.WithClientTLS(o.TLSConfig))
+	}
+	return fgrpc.Dial(address, opts...)
+}
+
+func dialHTTP(address string, o DialOptions) (transport.Client, error) {
+	return fhttp.NewClient(address, fhttp.WithClientMiddleware(o.Middleware...), fhttp.WithClientTLS(o.TLSConfig))
 }
 
 // WithTLS configures the TLS of calls to instances that serve it — those
@@ -85,9 +130,9 @@ func WithTLS(cfg *tls.Config) Option {
 }
 
 // WithTransports sets the transports calls may use, most preferred first:
-// "nats", "grpc", "http" (default all three in that order). Each instance
-// is called over the first of them it offers; instances offering none are
-// not called.
+// "nats", "grpc", "http" (default all three in that order), or a plug-in's
+// kind given a dialer with WithDialer. Each instance is called over the
+// first of them it offers; instances offering none are not called.
 func WithTransports(names ...string) Option {
 	return func(c *config) error {
 		if len(names) == 0 {
@@ -95,10 +140,8 @@ func WithTransports(names ...string) Option {
 		}
 		seen := map[string]bool{}
 		for _, n := range names {
-			switch n {
-			case "nats", "grpc", "http":
-			default:
-				return fmt.Errorf("client: unknown transport %q: want nats, grpc or http", n)
+			if n == "" {
+				return fmt.Errorf("client: empty transport name")
 			}
 			if seen[n] {
 				return fmt.Errorf("client: transport %q listed twice", n)

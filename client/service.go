@@ -18,8 +18,6 @@ import (
 	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/registry"
 	"github.com/ferry-go/ferry/transport"
-	fgrpc "github.com/ferry-go/ferry/transport/grpc"
-	fhttp "github.com/ferry-go/ferry/transport/http"
 	"github.com/sony/gobreaker/v2"
 )
 
@@ -61,6 +59,7 @@ type instance struct {
 	tlsCfg      *tls.Config
 	kind        transport.Kind
 	mws         []middleware.Middleware // the client's, run by its transport client
+	dial        Dialer
 	br          *gobreaker.TwoStepCircuitBreaker[struct{}]
 
 	inFlight     atomic.Int64
@@ -191,22 +190,15 @@ func (s *service) best(in registry.Instance) (transport.Kind, registry.Endpoint,
 			continue
 		}
 		if ep, ok := in.Endpoint(t); ok {
-			switch t {
-			case "nats":
-				return transport.NATS, ep, true
-			case "grpc":
-				return transport.GRPC, ep, true
-			case "http":
-				return transport.HTTP, ep, true
-			}
+			return transport.Kind(t), ep, true
 		}
 	}
-	return 0, registry.Endpoint{}, false
+	return "", registry.Endpoint{}, false
 }
 
 func (s *service) newInstance(id string, kind transport.Kind, ep registry.Endpoint) *instance {
 	addr := ep.Address
-	in := &instance{id: id, kind: kind, address: addr, peer: addr, tls: ep.TLS, tlsCfg: s.c.cfg.tls, mws: s.c.cfg.mws}
+	in := &instance{id: id, kind: kind, address: addr, peer: addr, tls: ep.TLS, tlsCfg: s.c.cfg.tls, mws: s.c.cfg.mws, dial: s.c.cfg.dialers[kind]}
 	if u, err := url.Parse(addr); err == nil && u.Host != "" && kind == transport.HTTP {
 		in.peer = u.Host
 	}
@@ -381,20 +373,7 @@ func (in *instance) client() (transport.Client, error) {
 	if in.closed {
 		return nil, errs.Newf(errs.Unavailable, "instance %s left the service", in.id)
 	}
-	var (
-		tc  transport.Client
-		err error
-	)
-	switch in.kind {
-	case transport.GRPC:
-		opts := []fgrpc.ClientOption{fgrpc.WithClientMiddleware(in.mws...)}
-		if in.tls {
-			opts = append(opts, fgrpc.WithClientTLS(in.tlsCfg))
-		}
-		tc, err = fgrpc.Dial(in.address, opts...)
-	default:
-		tc, err = fhttp.NewClient(in.address, fhttp.WithClientMiddleware(in.mws...), fhttp.WithClientTLS(in.tlsCfg))
-	}
+	tc, err := in.dial(in.address, DialOptions{TLS: in.tls, TLSConfig: in.tlsCfg, Middleware: in.mws})
 	if err != nil {
 		return nil, errs.Newf(errs.Unavailable, "instance %s at %q: %v", in.id, in.address, err)
 	}

@@ -83,9 +83,9 @@ func TestOutgoingMetadataMerges(t *testing.T) {
 }
 
 func TestKindString(t *testing.T) {
-	for k, want := range map[transport.Kind]string{transport.HTTP: "http", transport.GRPC: "grpc", transport.NATS: "nats", 0: "unknown"} {
+	for k, want := range map[transport.Kind]string{transport.HTTP: "http", transport.GRPC: "grpc", transport.NATS: "nats", "": "unknown", "quic": "quic"} {
 		if got := k.String(); got != want {
-			t.Errorf("%d.String() = %q, want %q", k, got, want)
+			t.Errorf("%q.String() = %q, want %q", k, got, want)
 		}
 	}
 }

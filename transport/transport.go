@@ -24,27 +24,26 @@ const (
 	DefaultMaxTimeout = 5 * time.Minute
 )
 
-// Kind names a transport.
-type Kind uint8
+// Kind names a transport: "http", "grpc", "nats", or a plug-in's own name
+// ("quic", say). It is the name a transport advertises in the registry
+// (server.Advertiser) and the name client.WithDialer and
+// client.WithTransports use, so a plug-in transport works end to end. The
+// zero value means unknown.
+type Kind string
 
 // The built-in transport kinds.
 const (
-	HTTP Kind = iota + 1
-	GRPC
-	NATS
+	HTTP Kind = "http"
+	GRPC Kind = "grpc"
+	NATS Kind = "nats"
 )
 
-// String returns "http", "grpc" or "nats".
+// String returns the kind's name, "unknown" for the zero Kind.
 func (k Kind) String() string {
-	switch k {
-	case HTTP:
-		return "http"
-	case GRPC:
-		return "grpc"
-	case NATS:
-		return "nats"
+	if k == "" {
+		return "unknown"
 	}
-	return "unknown"
+	return string(k)
 }
 
 // Call describes one call in flight. On a server the transport puts it in the

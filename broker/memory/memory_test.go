@@ -138,7 +138,7 @@ func TestDeliveryFields(t *testing.T) {
 	if string(d1.Data) != "payload" || d1.Header.Get("x-k") != "v" {
 		t.Errorf("delivery = %q %v, want the message as published", d1.Data, d1.Header)
 	}
-	if d1.Attempt != 1 || d1.Subscription != "readers" || d1.Kind != 0 || d1.Published.Before(before) {
+	if d1.Attempt != 1 || d1.Subscription != "readers" || d1.Kind != "" || d1.Published.Before(before) {
 		t.Errorf("delivery = attempt %d, subscription %q, kind %v, published %v; want 1, readers, 0, after %v",
 			d1.Attempt, d1.Subscription, d1.Kind, d1.Published, before)
 	}
