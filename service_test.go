@@ -453,7 +453,7 @@ func TestTransportsStopTogether(t *testing.T) {
 	reply := make(chan error, 1)
 	go func() {
 		var out msg
-		reply <- fgrpc.NewClient(cc).Invoke(ctx, "svc", "Slow", &msg{Text: "x"}, &out)
+		reply <- fgrpc.NewClientConn(cc).Invoke(ctx, "svc", "Slow", &msg{Text: "x"}, &out)
 	}()
 	<-started
 	stopped := make(chan error, 1)

@@ -252,7 +252,7 @@ func startHTTP(b *testing.B, s *server.Server) *fhttp.Client {
 func startGRPC(b *testing.B) *fgrpc.Client {
 	t := fgrpc.NewServer("127.0.0.1:0")
 	startTransport(b, t)
-	c, err := fgrpc.Dial(t.Addr().String())
+	c, err := fgrpc.NewClient(t.Addr().String())
 	if err != nil {
 		b.Fatal(err)
 	}

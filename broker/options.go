@@ -34,6 +34,8 @@ var DefaultBackoff = []time.Duration{time.Second, 5 * time.Second, 15 * time.Sec
 // SubscribeConfig is a subscription's resolved settings, as
 // implementations receive them. Build it with NewSubscribeConfig.
 type SubscribeConfig struct {
+	errs []error // invalid options, reported by the constructor
+
 	// Queue is the competing-consumer group: each message goes to one
 	// subscription of the group (JetStream: the durable consumer's name).
 	// Empty means fan-out: this subscription gets every message.
@@ -64,58 +66,62 @@ type SubscribeConfig struct {
 	deadLetterSet bool
 }
 
+// fail records an invalid option for the constructor to report.
+func (c *SubscribeConfig) fail(err error) { c.errs = append(c.errs, err) }
+
 // SubscribeOption configures a subscription.
-type SubscribeOption func(*SubscribeConfig) error
+type SubscribeOption func(*SubscribeConfig)
 
 // Queue makes the subscription a member of a competing-consumer group.
 func Queue(name string) SubscribeOption {
-	return func(c *SubscribeConfig) error {
+	return func(c *SubscribeConfig) {
 		if err := checkName(name); err != nil {
-			return fmt.Errorf("queue %q: %w", name, err)
+			c.fail(fmt.Errorf("queue %q: %w", name, err))
+			return
 		}
 		c.Queue = name
-		return nil
 	}
 }
 
 // Concurrency sets how many handlers run at once (default
 // DefaultConcurrency).
 func Concurrency(n int) SubscribeOption {
-	return func(c *SubscribeConfig) error {
+	return func(c *SubscribeConfig) {
 		if n < 1 {
-			return fmt.Errorf("concurrency %d: want at least 1", n)
+			c.fail(fmt.Errorf("concurrency %d: want at least 1", n))
+			return
 		}
 		c.Concurrency = n
-		return nil
 	}
 }
 
 // MaxDeliver sets how many deliveries a message gets before it is
 // dead-lettered (default DefaultMaxDeliver).
 func MaxDeliver(n int) SubscribeOption {
-	return func(c *SubscribeConfig) error {
+	return func(c *SubscribeConfig) {
 		if n < 1 {
-			return fmt.Errorf("max deliver %d: want at least 1", n)
+			c.fail(fmt.Errorf("max deliver %d: want at least 1", n))
+			return
 		}
 		c.MaxDeliver = n
-		return nil
 	}
 }
 
 // Backoff sets the redelivery delays after handler errors (default
 // DefaultBackoff); the last one repeats.
 func Backoff(delays ...time.Duration) SubscribeOption {
-	return func(c *SubscribeConfig) error {
+	return func(c *SubscribeConfig) {
 		if len(delays) == 0 {
-			return errors.New("backoff: want at least one delay")
+			c.fail(errors.New("backoff: want at least one delay"))
+			return
 		}
 		for _, d := range delays {
 			if d < 0 {
-				return fmt.Errorf("backoff delay %v: want ≥ 0", d)
+				c.fail(fmt.Errorf("backoff delay %v: want ≥ 0", d))
+				return
 			}
 		}
 		c.Backoff = append([]time.Duration(nil), delays...)
-		return nil
 	}
 }
 
@@ -123,27 +129,27 @@ func Backoff(delays ...time.Duration) SubscribeOption {
 // redelivering (default DefaultAckWait). Handlers heart-beat every third
 // of it, so only a handler whose process died is redelivered.
 func AckWait(d time.Duration) SubscribeOption {
-	return func(c *SubscribeConfig) error {
+	return func(c *SubscribeConfig) {
 		if d < 100*time.Millisecond {
-			return fmt.Errorf("ack wait %v: want at least 100ms", d)
+			c.fail(fmt.Errorf("ack wait %v: want at least 100ms", d))
+			return
 		}
 		c.AckWait = d
-		return nil
 	}
 }
 
 // DeadLetter sets the dead-letter subject (default DeadLetterPrefix +
 // topic); "" disables dead letters.
 func DeadLetter(subject string) SubscribeOption {
-	return func(c *SubscribeConfig) error {
+	return func(c *SubscribeConfig) {
 		if subject != "" {
 			if err := ValidTopic(subject, false); err != nil {
-				return fmt.Errorf("dead letter: %w", err)
+				c.fail(fmt.Errorf("dead letter: %w", err))
+				return
 			}
 		}
 		c.DeadLetter = subject
 		c.deadLetterSet = true
-		return nil
 	}
 }
 
@@ -151,29 +157,29 @@ func DeadLetter(subject string) SubscribeOption {
 // subscription group); a failing message holds back the ones after it
 // until it succeeds or is dead-lettered. It implies Concurrency(1).
 func Ordered() SubscribeOption {
-	return func(c *SubscribeConfig) error { c.Ordered = true; return nil }
+	return func(c *SubscribeConfig) { c.Ordered = true }
 }
 
 // DeliverNew starts a new durable subscription at messages published from
 // now on; by default it starts with everything its stream holds.
 func DeliverNew() SubscribeOption {
-	return func(c *SubscribeConfig) error { c.DeliverNew = true; return nil }
+	return func(c *SubscribeConfig) { c.DeliverNew = true }
 }
 
 // WithMiddleware appends handler middleware; the first runs outermost.
 func WithMiddleware(mws ...middleware.Middleware) SubscribeOption {
-	return func(c *SubscribeConfig) error { c.Middleware = append(c.Middleware, mws...); return nil }
+	return func(c *SubscribeConfig) { c.Middleware = append(c.Middleware, mws...) }
 }
 
 // WithLogger sets where dead letters and acknowledgement failures are
 // logged (default slog.Default()).
 func WithLogger(l *slog.Logger) SubscribeOption {
-	return func(c *SubscribeConfig) error {
+	return func(c *SubscribeConfig) {
 		if l == nil {
-			return errors.New("nil logger")
+			c.fail(errors.New("nil logger"))
+			return
 		}
 		c.Logger = l
-		return nil
 	}
 }
 
@@ -195,10 +201,9 @@ func NewSubscribeConfig(topic string, opts ...SubscribeOption) (SubscribeConfig,
 		if o == nil {
 			continue
 		}
-		if err := o(&c); err != nil {
-			problems = append(problems, err)
-		}
+		o(&c)
 	}
+	problems = append(problems, c.errs...)
 	if err := errors.Join(problems...); err != nil {
 		return SubscribeConfig{}, errs.Newf(errs.InvalidArgument, "broker: subscribe %q: %w", topic, err)
 	}

@@ -62,9 +62,10 @@ func New(d registry.Discovery, opts ...Option) (*Client, error) {
 		if o == nil {
 			continue
 		}
-		if err := o(&cfg); err != nil {
-			return nil, err
-		}
+		o(&cfg)
+	}
+	if err := errors.Join(cfg.errs...); err != nil {
+		return nil, err
 	}
 	for _, t := range cfg.transports {
 		if _, ok := cfg.dialers[transport.Kind(t)]; !ok && t != "nats" {

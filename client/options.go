@@ -17,7 +17,7 @@ import (
 const DefaultTimeout = 10 * time.Second
 
 // Option configures a Client.
-type Option func(*config) error
+type Option func(*config)
 
 // EndpointConfig configures calls to one endpoint; see WithEndpoint.
 type EndpointConfig struct {
@@ -73,7 +73,11 @@ type config struct {
 	outlier    OutlierDetection
 	tls        *tls.Config
 	dialers    map[transport.Kind]Dialer
+	errs       []error // invalid options, reported by New
 }
+
+// fail records an invalid option for New to report.
+func (c *config) fail(err error) { c.errs = append(c.errs, err) }
 
 // Dialer makes the transport client of one instance at address (what the
 // instance registered for the transport).
@@ -94,12 +98,12 @@ type DialOptions struct {
 // plug-in's ("quic"), or a built-in one dialled differently — with d. The
 // kind must also be listed in WithTransports to be used.
 func WithDialer(kind transport.Kind, d Dialer) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		if kind == "" || kind == transport.NATS || d == nil {
-			return fmt.Errorf("client: WithDialer(%q): want a kind other than nats and a non-nil dialer", kind)
+			c.fail(fmt.Errorf("client: WithDialer(%q): want a kind other than nats and a non-nil dialer", kind))
+			return
 		}
 		c.dialers[kind] = d
-		return nil
 	}
 }
 
@@ -109,7 +113,7 @@ func dialGRPC(address string, o DialOptions) (transport.Client, error) {
 	if o.TLS {
 		opts = append(opts, fgrpc.WithClientTLS(o.TLSConfig))
 	}
-	return fgrpc.Dial(address, opts...)
+	return fgrpc.NewClient(address, opts...)
 }
 
 func dialHTTP(address string, o DialOptions) (transport.Client, error) {
@@ -123,9 +127,8 @@ func dialHTTP(address string, o DialOptions) (transport.Client, error) {
 // cfg.Certificates for mutual TLS. Without it such instances are dialled
 // with TLS and the system's roots.
 func WithTLS(cfg *tls.Config) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		c.tls = cfg
-		return nil
 	}
 }
 
@@ -134,34 +137,36 @@ func WithTLS(cfg *tls.Config) Option {
 // kind given a dialer with WithDialer. Each instance is called over the
 // first of them it offers; instances offering none are not called.
 func WithTransports(names ...string) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		if len(names) == 0 {
-			return fmt.Errorf("client: WithTransports needs at least one transport")
+			c.fail(fmt.Errorf("client: WithTransports needs at least one transport"))
+			return
 		}
 		seen := map[string]bool{}
 		for _, n := range names {
 			if n == "" {
-				return fmt.Errorf("client: empty transport name")
+				c.fail(fmt.Errorf("client: empty transport name"))
+				return
 			}
 			if seen[n] {
-				return fmt.Errorf("client: transport %q listed twice", n)
+				c.fail(fmt.Errorf("client: transport %q listed twice", n))
+				return
 			}
 			seen[n] = true
 		}
 		c.transports = append([]string(nil), names...)
-		return nil
 	}
 }
 
 // WithNATS lets the client call over NATS through nc, which stays the
 // caller's to close. Without it, instances' NATS endpoints are skipped.
 func WithNATS(nc *nats.Conn) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		if nc == nil {
-			return fmt.Errorf("client: WithNATS(nil)")
+			c.fail(fmt.Errorf("client: WithNATS(nil)"))
+			return
 		}
 		c.nc = nc
-		return nil
 	}
 }
 
@@ -174,33 +179,32 @@ func WithNATS(nc *nats.Conn) Option {
 // once next returns, and a reply it returns instead of calling next (a
 // cache) is the call's reply.
 func WithMiddleware(mws ...middleware.Middleware) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		c.mws = append(c.mws, mws...)
-		return nil
 	}
 }
 
 // WithDefaultTimeout sets the deadline of calls whose context has none
 // (default DefaultTimeout, 10s). It must be positive.
 func WithDefaultTimeout(d time.Duration) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		if d <= 0 {
-			return fmt.Errorf("client: default timeout %v: want > 0", d)
+			c.fail(fmt.Errorf("client: default timeout %v: want > 0", d))
+			return
 		}
 		c.timeout = d
-		return nil
 	}
 }
 
 // WithSelector sets how an instance is picked, by a constructor called
 // once per service: RoundRobin, Random or P2C (the default).
 func WithSelector(newSelector func() Selector) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		if newSelector == nil {
-			return fmt.Errorf("client: WithSelector(nil)")
+			c.fail(fmt.Errorf("client: WithSelector(nil)"))
+			return
 		}
 		c.newSel = newSelector
-		return nil
 	}
 }
 
@@ -208,39 +212,39 @@ func WithSelector(newSelector func() Selector) Option {
 // own. The default is the zero RetryPolicy: up to 5 attempts of calls that
 // were not processed. A nil Budget means the client's shared budget.
 func WithRetry(p middleware.RetryPolicy) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		c.retry = p
-		return nil
 	}
 }
 
 // WithRetryBudget sets the budget shared by the client's retries (default
 // middleware.NewRetryBudget(0.2, 10): 20% of calls plus 10 per second).
 func WithRetryBudget(b *middleware.RetryBudget) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		if b == nil {
-			return fmt.Errorf("client: WithRetryBudget(nil)")
+			c.fail(fmt.Errorf("client: WithRetryBudget(nil)"))
+			return
 		}
 		c.budget = b
-		return nil
 	}
 }
 
 // WithEndpoint configures calls to endpoint, named "Endpoint" (any
 // service) or "service/Endpoint" (that service only, which wins).
 func WithEndpoint(endpoint string, cfg EndpointConfig) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		if endpoint == "" {
-			return fmt.Errorf("client: WithEndpoint with an empty name")
+			c.fail(fmt.Errorf("client: WithEndpoint with an empty name"))
+			return
 		}
 		if cfg.Bulkhead < 0 || cfg.Timeout < 0 {
-			return fmt.Errorf("client: endpoint %q: negative bulkhead or timeout", endpoint)
+			c.fail(fmt.Errorf("client: endpoint %q: negative bulkhead or timeout", endpoint))
+			return
 		}
 		if c.endpoints == nil {
 			c.endpoints = map[string]EndpointConfig{}
 		}
 		c.endpoints[endpoint] = cfg
-		return nil
 	}
 }
 
@@ -251,23 +255,23 @@ func WithEndpoint(endpoint string, cfg EndpointConfig) Option {
 // every instance's breaker is open, calls fail at once with Unavailable.
 // Without this option there is no breaker.
 func WithCircuitBreaker(s BreakerSettings) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		c.breaker = &s
-		return nil
 	}
 }
 
 // WithOutlierDetection configures outlier detection, which is on by
 // default with the defaults of OutlierDetection's fields.
 func WithOutlierDetection(o OutlierDetection) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		if o.MaxEjectedFraction < 0 || o.MaxEjectedFraction > 1 {
-			return fmt.Errorf("client: max ejected fraction %v: want between 0 and 1", o.MaxEjectedFraction)
+			c.fail(fmt.Errorf("client: max ejected fraction %v: want between 0 and 1", o.MaxEjectedFraction))
+			return
 		}
 		if o.BaseEjectionTime < 0 {
-			return fmt.Errorf("client: base ejection time %v: want >= 0", o.BaseEjectionTime)
+			c.fail(fmt.Errorf("client: base ejection time %v: want >= 0", o.BaseEjectionTime))
+			return
 		}
 		c.outlier = o
-		return nil
 	}
 }

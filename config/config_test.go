@@ -326,7 +326,7 @@ admin: {addr: "127.0.0.1:0"}
 			case "http":
 				c, err = fhttp.NewClient(ep.Address)
 			case "grpc":
-				c, err = fgrpc.Dial(ep.Address)
+				c, err = fgrpc.NewClient(ep.Address)
 			case "nats":
 				var nc *nats.Conn
 				nc, err = nats.Connect(ep.Address)

@@ -89,7 +89,7 @@ func TestTLS(t *testing.T) {
 			defer hc.CloseIdleConnections()
 			c, err = fhttp.NewClient(ep.Address, fhttp.WithHTTPClient(hc))
 		case "grpc":
-			c, err = fgrpc.Dial(ep.Address, fgrpc.WithDialOptions(grpc.WithTransportCredentials(credentials.NewTLS(tc))))
+			c, err = fgrpc.NewClient(ep.Address, fgrpc.WithDialOptions(grpc.WithTransportCredentials(credentials.NewTLS(tc))))
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -127,7 +127,7 @@ func TestMutualTLS(t *testing.T) {
 			case "http":
 				c, err = fhttp.NewClient(ep.Address, fhttp.WithClientTLS(f.Client(mutual)))
 			case "grpc":
-				c, err = fgrpc.Dial(ep.Address, fgrpc.WithClientTLS(f.Client(mutual)))
+				c, err = fgrpc.NewClient(ep.Address, fgrpc.WithClientTLS(f.Client(mutual)))
 			}
 			if err != nil {
 				t.Fatal(err)

@@ -59,15 +59,15 @@ func GRPC() Transport {
 		tr := fgrpc.NewServer("127.0.0.1:0", fgrpc.WithMaxRecvMsgSize(lim.MaxRequestBytes),
 			fgrpc.WithDefaultTimeout(lim.DefaultTimeout), fgrpc.WithMaxTimeout(lim.MaxTimeout))
 		serve(t, s, tr)
-		c := must(fgrpc.Dial(tr.Addr().String()))(t)
+		c := must(fgrpc.NewClient(tr.Addr().String()))(t)
 		t.Cleanup(func() { _ = c.Close() })
-		raw := must(fgrpc.Dial(tr.Addr().String(), fgrpc.WithCallOptions(grpc.ForceCodecV2(rawGRPCCodec{}))))(t)
+		raw := must(fgrpc.NewClient(tr.Addr().String(), fgrpc.WithCallOptions(grpc.ForceCodecV2(rawGRPCCodec{}))))(t)
 		t.Cleanup(func() { _ = raw.Close() })
 		return Conn{Client: c, SendRaw: func(ctx context.Context, service, endpoint, _ string, body []byte) error {
 			var out []byte
 			return raw.Invoke(ctx, service, endpoint, body, &out)
 		}, ClientWith: func(mws ...middleware.Middleware) transport.Client {
-			mc := must(fgrpc.Dial(tr.Addr().String(), fgrpc.WithClientMiddleware(mws...)))(t)
+			mc := must(fgrpc.NewClient(tr.Addr().String(), fgrpc.WithClientMiddleware(mws...)))(t)
 			t.Cleanup(func() { _ = mc.Close() })
 			return mc
 		}}
@@ -75,7 +75,7 @@ func GRPC() Transport {
 		tr := fgrpc.NewServer("127.0.0.1:0")
 		t.Cleanup(func() { _ = tr.Stop(context.Background()) })
 		return Lifecycle{Transport: tr, Dial: func() transport.Client {
-			return must(fgrpc.Dial(tr.Addr().String()))(t)
+			return must(fgrpc.NewClient(tr.Addr().String()))(t)
 		}}
 	}}
 }
@@ -202,7 +202,7 @@ func Start(t testing.TB, srv *server.Server) *Instance {
 	})
 	inst := &Instance{Service: svc, HTTPAddr: h.Addr().String(), GRPCAddr: g.Addr().String(), NATSURL: url}
 	inst.HTTP = must(fhttp.NewClient("http://" + inst.HTTPAddr))(t)
-	gc := must(fgrpc.Dial(inst.GRPCAddr))(t)
+	gc := must(fgrpc.NewClient(inst.GRPCAddr))(t)
 	inst.GRPC = gc
 	inst.NATS = fnats.NewClient(Connect(t, url))
 	t.Cleanup(func() { _ = inst.HTTP.Close(); _ = gc.Close() })

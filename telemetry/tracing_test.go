@@ -74,7 +74,7 @@ func TestTraceAcrossTransports(t *testing.T) {
 		return &hop{Path: h.Path + ">c", Baggage: baggage.FromContext(ctx).Member("user").Value()}, nil
 	})
 	c := ferrytest.Start(t, cSrv)
-	cClient := must(fgrpc.Dial(c.GRPCAddr, fgrpc.WithClientMiddleware(tr)))(t)
+	cClient := must(fgrpc.NewClient(c.GRPCAddr, fgrpc.WithClientMiddleware(tr)))(t)
 	t.Cleanup(func() { _ = cClient.Close() })
 
 	bSrv := server.New("svc-b", server.WithMiddleware(tr))

@@ -24,24 +24,29 @@ const (
 )
 
 // Option configures a Broker.
-type Option func(*options) error
+type Option func(*options)
 
 type options struct {
+	errs []error // invalid options, reported by the constructor
+
 	dedupeWindow time.Duration
 	buffer       int
 }
+
+// fail records an invalid option for the constructor to report.
+func (o *options) fail(err error) { o.errs = append(o.errs, err) }
 
 // WithDedupeWindow sets how long a message ID is remembered: a message
 // whose ID was published within d is not delivered again (default
 // DefaultDedupeWindow). 0 turns de-duplication off; a negative d is an
 // error.
 func WithDedupeWindow(d time.Duration) Option {
-	return func(o *options) error {
+	return func(o *options) {
 		if d < 0 {
-			return fmt.Errorf("WithDedupeWindow(%v): want ≥ 0", d)
+			o.fail(fmt.Errorf("WithDedupeWindow(%v): want ≥ 0", d))
+			return
 		}
 		o.dedupeWindow = d
-		return nil
 	}
 }
 
@@ -50,12 +55,12 @@ func WithDedupeWindow(d time.Duration) Option {
 // waits for room beyond that (default DefaultBuffer). n must be at least 1.
 // Redeliveries do not count against it.
 func WithBuffer(n int) Option {
-	return func(o *options) error {
+	return func(o *options) {
 		if n < 1 {
-			return fmt.Errorf("WithBuffer(%d): want at least 1", n)
+			o.fail(fmt.Errorf("WithBuffer(%d): want at least 1", n))
+			return
 		}
 		o.buffer = n
-		return nil
 	}
 }
 
@@ -93,10 +98,9 @@ func New(opts ...Option) (*Broker, error) {
 		if opt == nil {
 			continue
 		}
-		if err := opt(&o); err != nil {
-			problems = append(problems, err)
-		}
+		opt(&o)
 	}
+	problems = append(problems, o.errs...)
 	if err := errors.Join(problems...); err != nil {
 		return nil, errs.Newf(errs.InvalidArgument, "broker/memory: %w", err)
 	}

@@ -28,12 +28,17 @@ const (
 const flushTimeout = 5 * time.Second
 
 // Option configures a Broker.
-type Option func(*options) error
+type Option func(*options)
 
 type options struct {
+	errs []error // invalid options, reported by the constructor
+
 	pendingMsgs, pendingBytes int
 	flush                     bool
 }
+
+// fail records an invalid option for the constructor to report.
+func (o *options) fail(err error) { o.errs = append(o.errs, err) }
 
 // WithFlush makes Publish wait until the server has received each message:
 // one round trip (a PING/PONG on the connection) per publish, within
@@ -41,7 +46,7 @@ type options struct {
 // in which a message published just as the server goes away is lost
 // without an error; delivery stays at most once. Off by default.
 func WithFlush() Option {
-	return func(o *options) error { o.flush = true; return nil }
+	return func(o *options) { o.flush = true }
 }
 
 // WithPendingLimits sets how many messages and bytes each subscription
@@ -49,12 +54,12 @@ func WithFlush() Option {
 // (defaults DefaultPendingMsgs and DefaultPendingBytes). A negative value
 // means no limit; 0 is an error.
 func WithPendingLimits(msgs, bytes int) Option {
-	return func(o *options) error {
+	return func(o *options) {
 		if msgs == 0 || bytes == 0 {
-			return fmt.Errorf("WithPendingLimits(%d, %d): want limits other than 0 (negative for none)", msgs, bytes)
+			o.fail(fmt.Errorf("WithPendingLimits(%d, %d): want limits other than 0 (negative for none)", msgs, bytes))
+			return
 		}
 		o.pendingMsgs, o.pendingBytes = msgs, bytes
-		return nil
 	}
 }
 
@@ -86,10 +91,9 @@ func New(nc *nats.Conn, opts ...Option) (*Broker, error) {
 		if opt == nil {
 			continue
 		}
-		if err := opt(&o); err != nil {
-			problems = append(problems, err)
-		}
+		opt(&o)
 	}
+	problems = append(problems, o.errs...)
 	if err := errors.Join(problems...); err != nil {
 		return nil, errs.Newf(errs.InvalidArgument, "broker/nats: %w", err)
 	}

@@ -224,7 +224,7 @@ func callGRPC(ctx context.Context, addr, service, endpoint string, body []byte) 
 	if err != nil {
 		return nil, annotate(err, "gRPC "+addr)
 	}
-	if err := fgrpc.NewClient(cc).Invoke(ctx, service, endpoint, req, resp); err != nil {
+	if err := fgrpc.NewClientConn(cc).Invoke(ctx, service, endpoint, req, resp); err != nil {
 		return nil, annotate(err, "gRPC "+addr)
 	}
 	return grpcreflect.MarshalJSON(resp)

@@ -133,7 +133,7 @@ func (a *app) start(ctx context.Context) (err error) {
 	if err := a.run(ctx, ferry.New(c, ferry.WithTransport(a.grpc), ferry.WithSignals(), ferry.WithLogger(a.logger))); err != nil {
 		return err
 	}
-	a.toC, err = fgrpc.Dial(a.grpc.Addr().String(), fgrpc.WithClientMiddleware(mws...))
+	a.toC, err = fgrpc.NewClient(a.grpc.Addr().String(), fgrpc.WithClientMiddleware(mws...))
 	if err != nil {
 		return err
 	}

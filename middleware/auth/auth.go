@@ -62,9 +62,11 @@ func PrincipalFromContext(ctx context.Context) (Principal, bool) {
 }
 
 // Option configures New. An option that cannot be honoured makes New fail.
-type Option func(*config) error
+type Option func(*config)
 
 type config struct {
+	errs []error // invalid options, reported by the constructor
+
 	hmacKey   []byte
 	rsaKey    *rsa.PublicKey
 	ecKey     *ecdsa.PublicKey
@@ -80,6 +82,9 @@ type config struct {
 	public    map[string]bool
 }
 
+// fail records an invalid option for the constructor to report.
+func (c *config) fail(err error) { c.errs = append(c.errs, err) }
+
 var (
 	hmacAlgs = []string{"HS256", "HS384", "HS512"}
 	rsaAlgs  = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
@@ -92,27 +97,28 @@ const MinHMACKeyBytes = 32
 // WithHMACKey trusts tokens signed with key by HS256, HS384 or HS512. The
 // key must be at least MinHMACKeyBytes long.
 func WithHMACKey(key []byte) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		if len(key) < MinHMACKeyBytes {
-			return fmt.Errorf("HMAC key is %d bytes, want at least %d", len(key), MinHMACKeyBytes)
+			c.fail(fmt.Errorf("HMAC key is %d bytes, want at least %d", len(key), MinHMACKeyBytes))
+			return
 		}
 		c.hmacKey = slices.Clone(key)
-		return nil
 	}
 }
 
 // WithRSAPublicKey trusts tokens signed by the private half of key with
 // RS256/384/512 or PS256/384/512. Keys under 2048 bits are refused.
 func WithRSAPublicKey(key *rsa.PublicKey) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		if key == nil || key.N == nil {
-			return errors.New("nil RSA public key")
+			c.fail(errors.New("nil RSA public key"))
+			return
 		}
 		if key.N.BitLen() < 2048 {
-			return fmt.Errorf("RSA key is %d bits, want at least 2048", key.N.BitLen())
+			c.fail(fmt.Errorf("RSA key is %d bits, want at least 2048", key.N.BitLen()))
+			return
 		}
 		c.rsaKey = key
-		return nil
 	}
 }
 
@@ -120,15 +126,16 @@ func WithRSAPublicKey(key *rsa.PublicKey) Option {
 // the algorithm of its curve: ES256 for P-256, ES384 for P-384, ES512 for
 // P-521.
 func WithECDSAPublicKey(key *ecdsa.PublicKey) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		if key == nil || key.Curve == nil {
-			return errors.New("nil ECDSA public key")
+			c.fail(errors.New("nil ECDSA public key"))
+			return
 		}
 		if ecAlg(key) == "" {
-			return fmt.Errorf("ECDSA curve %s is not one of P-256, P-384, P-521", key.Curve.Params().Name)
+			c.fail(fmt.Errorf("ECDSA curve %s is not one of P-256, P-384, P-521", key.Curve.Params().Name))
+			return
 		}
 		c.ecKey = key
-		return nil
 	}
 }
 
@@ -147,37 +154,40 @@ func ecAlg(key *ecdsa.PublicKey) string {
 // WithKeyfunc verifies tokens with the keys kf returns (key rotation, a
 // JWKS cache…), for the signing algorithms algs only, which must be named.
 func WithKeyfunc(kf jwt.Keyfunc, algs ...string) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		if kf == nil {
-			return errors.New("nil jwt.Keyfunc")
+			c.fail(errors.New("nil jwt.Keyfunc"))
+			return
 		}
 		if len(algs) == 0 {
-			return errors.New("WithKeyfunc needs the allowed algorithms")
+			c.fail(errors.New("WithKeyfunc needs the allowed algorithms"))
+			return
 		}
 		for _, a := range algs {
 			if err := knownAlg(a); err != nil {
-				return err
+				c.fail(err)
+				return
 			}
 		}
 		c.keyfunc, c.kfAlgs = kf, slices.Clone(algs)
-		return nil
 	}
 }
 
 // WithAlgorithms narrows the accepted signing algorithms to algs (for
 // example only "RS256"). Each must be allowed by a configured key.
 func WithAlgorithms(algs ...string) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		if len(algs) == 0 {
-			return errors.New("WithAlgorithms needs at least one algorithm")
+			c.fail(errors.New("WithAlgorithms needs at least one algorithm"))
+			return
 		}
 		for _, a := range algs {
 			if err := knownAlg(a); err != nil {
-				return err
+				c.fail(err)
+				return
 			}
 		}
 		c.algs = slices.Clone(algs)
-		return nil
 	}
 }
 
@@ -194,45 +204,45 @@ func knownAlg(a string) error {
 // WithLeeway sets the clock skew allowed when checking exp and nbf
 // (default 30s, at most 5m).
 func WithLeeway(d time.Duration) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		if d < 0 || d > 5*time.Minute {
-			return fmt.Errorf("leeway %v: want 0 to 5m", d)
+			c.fail(fmt.Errorf("leeway %v: want 0 to 5m", d))
+			return
 		}
 		c.leeway = d
-		return nil
 	}
 }
 
 // WithIssuer requires the "iss" claim to be iss.
 func WithIssuer(iss string) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		if iss == "" {
-			return errors.New("empty issuer")
+			c.fail(errors.New("empty issuer"))
+			return
 		}
 		c.issuer = iss
-		return nil
 	}
 }
 
 // WithAudience requires the "aud" claim to contain one of aud.
 func WithAudience(aud ...string) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		if len(aud) == 0 || slices.Contains(aud, "") {
-			return errors.New("empty audience")
+			c.fail(errors.New("empty audience"))
+			return
 		}
 		c.audience = slices.Clone(aud)
-		return nil
 	}
 }
 
 // WithClock sets the clock used to check exp and nbf (default time.Now).
 func WithClock(now func() time.Time) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		if now == nil {
-			return errors.New("nil clock")
+			c.fail(errors.New("nil clock"))
+			return
 		}
 		c.now = now
-		return nil
 	}
 }
 
@@ -240,20 +250,24 @@ func WithClock(now func() time.Time) Option {
 // its Principal. Keys shorter than 16 bytes are refused. It may be given
 // more than once.
 func WithAPIKeys(keys map[string]string) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		for k, sub := range keys {
 			if err := addAPIKey(c, k, Principal{Subject: sub}); err != nil {
-				return err
+				c.fail(err)
+				return
 			}
 		}
-		return nil
 	}
 }
 
 // WithAPIKey accepts key as the credentials of p (whose Method is set to
 // MethodAPIKey). Keys shorter than 16 bytes are refused.
 func WithAPIKey(key string, p Principal) Option {
-	return func(c *config) error { return addAPIKey(c, key, p) }
+	return func(c *config) {
+		if err := addAPIKey(c, key, p); err != nil {
+			c.fail(err)
+		}
+	}
 }
 
 func addAPIKey(c *config, key string, p Principal) error {
@@ -274,12 +288,12 @@ func addAPIKey(c *config, key string, p Principal) error {
 // WithAPIKeyHeader reads API keys from the metadata key name instead of
 // x-api-key.
 func WithAPIKeyHeader(name string) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		if name == "" || strings.EqualFold(name, AuthorizationKey) {
-			return fmt.Errorf("API key header %q: want a name other than authorization", name)
+			c.fail(fmt.Errorf("API key header %q: want a name other than authorization", name))
+			return
 		}
 		c.apiHeader = strings.ToLower(name)
-		return nil
 	}
 }
 
@@ -287,17 +301,17 @@ func WithAPIKeyHeader(name string) Option {
 // credentials, as Optional does: "Health" for that endpoint of any
 // service, "orders/Health" for one service's.
 func WithPublic(endpoints ...string) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		for _, e := range endpoints {
 			if e == "" || strings.HasPrefix(e, "/") || strings.HasSuffix(e, "/") {
-				return fmt.Errorf("public endpoint %q: want Endpoint or service/Endpoint", e)
+				c.fail(fmt.Errorf("public endpoint %q: want Endpoint or service/Endpoint", e))
+				return
 			}
 			if c.public == nil {
 				c.public = map[string]bool{}
 			}
 			c.public[e] = true
 		}
-		return nil
 	}
 }
 
@@ -316,9 +330,10 @@ func New(opts ...Option) (*Authenticator, error) {
 		if o == nil {
 			continue
 		}
-		if err := o(&cfg); err != nil {
-			return nil, fmt.Errorf("auth: %w", err)
-		}
+		o(&cfg)
+	}
+	if err := errors.Join(cfg.errs...); err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
 	}
 	a := &Authenticator{cfg: cfg}
 	var allowed []string

@@ -69,44 +69,49 @@ func ByEndpoint() KeyFunc {
 }
 
 // Option configures New.
-type Option func(*config) error
+type Option func(*config)
 
 type config struct {
+	errs []error // invalid options, reported by the constructor
+
 	key     KeyFunc
 	maxKeys int
 	now     func() time.Time
 }
 
+// fail records an invalid option for the constructor to report.
+func (c *config) fail(err error) { c.errs = append(c.errs, err) }
+
 // WithKey sets the key function (default ByPeerIP).
 func WithKey(f KeyFunc) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		if f == nil {
-			return errors.New("nil key function")
+			c.fail(errors.New("nil key function"))
+			return
 		}
 		c.key = f
-		return nil
 	}
 }
 
 // WithMaxKeys bounds the number of keys tracked at once (default 10 000).
 func WithMaxKeys(n int) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		if n < 1 {
-			return fmt.Errorf("max keys %d: want at least 1", n)
+			c.fail(fmt.Errorf("max keys %d: want at least 1", n))
+			return
 		}
 		c.maxKeys = n
-		return nil
 	}
 }
 
 // WithClock sets the clock (default time.Now), for tests.
 func WithClock(now func() time.Time) Option {
-	return func(c *config) error {
+	return func(c *config) {
 		if now == nil {
-			return errors.New("nil clock")
+			c.fail(errors.New("nil clock"))
+			return
 		}
 		c.now = now
-		return nil
 	}
 }
 
@@ -144,9 +149,10 @@ func New(limit rate.Limit, burst int, opts ...Option) (*Limiter, error) {
 		if o == nil {
 			continue
 		}
-		if err := o(&cfg); err != nil {
-			return nil, fmt.Errorf("ratelimit: %w", err)
-		}
+		o(&cfg)
+	}
+	if err := errors.Join(cfg.errs...); err != nil {
+		return nil, fmt.Errorf("ratelimit: %w", err)
 	}
 	return &Limiter{limit: limit, burst: burst, cfg: cfg, lru: list.New(), items: map[string]*list.Element{}}, nil
 }

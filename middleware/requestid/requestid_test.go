@@ -37,7 +37,7 @@ func TestPropagation(t *testing.T) {
 	})
 	bi := ferrytest.Start(t, back)
 
-	gc, err := fgrpc.Dial(bi.GRPCAddr, fgrpc.WithClientMiddleware(requestid.Client()))
+	gc, err := fgrpc.NewClient(bi.GRPCAddr, fgrpc.WithClientMiddleware(requestid.Client()))
 	if err != nil {
 		t.Fatal(err)
 	}

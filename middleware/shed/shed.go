@@ -2,6 +2,7 @@ package shed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -15,43 +16,48 @@ import (
 )
 
 // Option configures New.
-type Option func(*Shedder) error
+type Option func(*Shedder)
 
 // WithRetryAfter sets the retry hint sent with a shed call (default 1s,
 // rounded up to whole seconds; 0 sends none).
 func WithRetryAfter(d time.Duration) Option {
-	return func(s *Shedder) error {
+	return func(s *Shedder) {
 		if d < 0 || d > time.Hour {
-			return fmt.Errorf("retry-after %v: want 0 to 1h", d)
+			s.fail(fmt.Errorf("retry-after %v: want 0 to 1h", d))
+			return
 		}
 		s.retryAfter = d
-		return nil
 	}
 }
 
 // WithExempt names endpoints never shed and not counted: "Health" for that
 // endpoint of any service, "orders/Health" for one service's.
 func WithExempt(endpoints ...string) Option {
-	return func(s *Shedder) error {
+	return func(s *Shedder) {
 		for _, e := range endpoints {
 			if e == "" || strings.HasPrefix(e, "/") || strings.HasSuffix(e, "/") {
-				return fmt.Errorf("exempt endpoint %q: want Endpoint or service/Endpoint", e)
+				s.fail(fmt.Errorf("exempt endpoint %q: want Endpoint or service/Endpoint", e))
+				return
 			}
 			s.exempt[e] = true
 		}
-		return nil
 	}
 }
 
 // Shedder counts the calls in flight through its Middleware. It is safe
 // for concurrent use.
 type Shedder struct {
+	errs []error // invalid options, reported by the constructor
+
 	max        int64
 	retryAfter time.Duration
 	exempt     map[string]bool
 	inFlight   atomic.Int64
 	shed       atomic.Uint64
 }
+
+// fail records an invalid option for the constructor to report.
+func (s *Shedder) fail(err error) { s.errs = append(s.errs, err) }
 
 // New returns a Shedder admitting at most max calls at once.
 func New(max int, opts ...Option) (*Shedder, error) {
@@ -63,9 +69,10 @@ func New(max int, opts ...Option) (*Shedder, error) {
 		if o == nil {
 			continue
 		}
-		if err := o(s); err != nil {
-			return nil, fmt.Errorf("shed: %w", err)
-		}
+		o(s)
+	}
+	if err := errors.Join(s.errs...); err != nil {
+		return nil, fmt.Errorf("shed: %w", err)
 	}
 	return s, nil
 }

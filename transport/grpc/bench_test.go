@@ -72,7 +72,7 @@ func BenchmarkFerry(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer tr.Stop(context.Background())
-	c, err := fgrpc.Dial(tr.Addr().String())
+	c, err := fgrpc.NewClient(tr.Addr().String())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func BenchmarkFerryPlainStructs(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer tr.Stop(context.Background())
-	c, err := fgrpc.Dial(tr.Addr().String())
+	c, err := fgrpc.NewClient(tr.Addr().String())
 	if err != nil {
 		b.Fatal(err)
 	}

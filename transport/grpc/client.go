@@ -27,15 +27,15 @@ type clientConfig struct {
 
 // WithDialOptions passes options to grpc.NewClient after Ferry's default
 // (insecure transport credentials), so TLS credentials given here win. It
-// applies to Dial only.
+// applies to NewClient only.
 func WithDialOptions(opts ...grpc.DialOption) ClientOption {
 	return func(c *clientConfig) { c.dialOpts = append(c.dialOpts, opts...) }
 }
 
-// WithClientTLS makes Dial connect with TLS configured by cfg (trusted
+// WithClientTLS makes NewClient connect with TLS configured by cfg (trusted
 // roots in cfg.RootCAs, nil for the system's; a client certificate in
 // cfg.Certificates for mutual TLS). nil means TLS with the system's roots.
-// It applies to Dial only.
+// It applies to NewClient only.
 func WithClientTLS(cfg *tls.Config) ClientOption {
 	return func(c *clientConfig) {
 		c.dialOpts = append(c.dialOpts, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
@@ -61,7 +61,7 @@ func WithClientMiddleware(mws ...middleware.Middleware) ClientOption {
 // connection. It implements transport.Client and is safe for concurrent use.
 type Client struct {
 	cc      grpc.ClientConnInterface
-	owned   *grpc.ClientConn  // closed by Close when Dial made it
+	owned   *grpc.ClientConn  // closed by Close when NewClient made it
 	opts    []grpc.CallOption // forcing wireCodec, for plain structs
 	msgOpts []grpc.CallOption // grpc-go's default codec, for generated messages
 	pipe    *callkit.Pipeline
@@ -71,11 +71,13 @@ type Client struct {
 
 var _ transport.Client = (*Client)(nil)
 
-// Dial returns a Client with its own connection to target (any grpc-go
-// target, such as "127.0.0.1:9090" or "dns:///greeter:9090"), without TLS
-// unless WithDialOptions says otherwise. The connection is made lazily on
-// the first call; Close closes it.
-func Dial(target string, opts ...ClientOption) (*Client, error) {
+// NewClient returns a Client with its own connection to target (any
+// grpc-go target, such as "127.0.0.1:9090" or "dns:///greeter:9090"),
+// without TLS unless WithClientTLS or WithDialOptions says otherwise. The
+// connection is made lazily on the first call; Close closes it. As
+// fhttp.NewClient(baseURL) and fnats.NewClient(nc), it takes where the
+// calls go.
+func NewClient(target string, opts ...ClientOption) (*Client, error) {
 	var cfg clientConfig
 	for _, o := range opts {
 		o(&cfg)
@@ -90,9 +92,10 @@ func Dial(target string, opts ...ClientOption) (*Client, error) {
 	return c, nil
 }
 
-// NewClient returns a Client that calls through cc, which the caller owns:
-// Close leaves it open. WithDialOptions does not apply.
-func NewClient(cc grpc.ClientConnInterface, opts ...ClientOption) *Client {
+// NewClientConn returns a Client that calls through cc, which the caller
+// owns: Close leaves it open. WithDialOptions and WithClientTLS do not
+// apply.
+func NewClientConn(cc grpc.ClientConnInterface, opts ...ClientOption) *Client {
 	var cfg clientConfig
 	for _, o := range opts {
 		o(&cfg)
@@ -111,7 +114,7 @@ func newClient(cc grpc.ClientConnInterface, cfg *clientConfig) *Client {
 	return c
 }
 
-// Close closes the connection if Dial made it.
+// Close closes the connection if NewClient made it.
 func (c *Client) Close() error {
 	if c.owned == nil {
 		return nil

@@ -123,9 +123,9 @@ func start(t *testing.T, s *server.Server, opts ...fgrpc.ServerOption) *fgrpc.Se
 
 func dial(t *testing.T, tr *fgrpc.Server, opts ...fgrpc.ClientOption) *fgrpc.Client {
 	t.Helper()
-	c, err := fgrpc.Dial(tr.Addr().String(), opts...)
+	c, err := fgrpc.NewClient(tr.Addr().String(), opts...)
 	if err != nil {
-		t.Fatalf("Dial() = %v, want nil", err)
+		t.Fatalf("NewClient() = %v, want nil", err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
@@ -567,9 +567,9 @@ func TestHealthAndStop(t *testing.T) {
 		t.Errorf("Stop() = %v, want nil", err)
 	}
 
-	c2, err := fgrpc.Dial(addr)
+	c2, err := fgrpc.NewClient(addr)
 	if err != nil {
-		t.Fatalf("Dial() = %v, want nil", err)
+		t.Fatalf("NewClient() = %v, want nil", err)
 	}
 	defer c2.Close()
 	err = c2.Invoke(testContext(t), "greeter", "Echo", wrapperspb.String(""), new(wrapperspb.StringValue))
@@ -621,7 +621,7 @@ func TestStartErrors(t *testing.T) {
 		want string
 	}{
 		{"address in use", fgrpc.NewServer(busy.Addr().String()), busy.Addr().String()},
-		{"zero streams", fgrpc.NewServer("127.0.0.1:0", fgrpc.WithMaxConcurrentStreams(0)), "max concurrent streams"},
+		{"negative send size", fgrpc.NewServer("127.0.0.1:0", fgrpc.WithMaxSendMsgSize(-1)), "max send message size"},
 		{"negative size", fgrpc.NewServer("127.0.0.1:0", fgrpc.WithMaxRecvMsgSize(-1)), "max receive message size"},
 	}
 	for _, tt := range tests {
@@ -722,7 +722,7 @@ func TestListenerAndBorrowedConn(t *testing.T) {
 		t.Errorf("Addr() = %s, want %s", got, want)
 	}
 	cc := rawConn(t, tr)
-	c := fgrpc.NewClient(cc)
+	c := fgrpc.NewClientConn(cc)
 	for i := range 2 {
 		resp := new(wrapperspb.StringValue)
 		if err := c.Invoke(testContext(t), "greeter", "Echo", wrapperspb.String("Ada"), resp); err != nil || resp.GetValue() != "Hello, Ada!" {

@@ -64,22 +64,35 @@ func WithListener(l net.Listener) ServerOption {
 }
 
 // WithMaxConcurrentStreams limits the calls in flight on one connection
-// (default 1024). It must be positive.
+// (default 1024; 0 keeps the default).
 func WithMaxConcurrentStreams(n uint32) ServerOption {
-	return func(c *serverConfig) { c.maxStreams = n }
+	return func(c *serverConfig) {
+		if n > 0 {
+			c.maxStreams = n
+		}
+	}
 }
 
 // WithMaxRecvMsgSize limits the size of a request message in bytes (default
-// 4 MiB); larger ones are refused with ResourceExhausted. It must be positive.
+// 4 MiB; 0 keeps the default); larger ones are refused with
+// ResourceExhausted. A negative size is reported by Start.
 func WithMaxRecvMsgSize(n int) ServerOption {
-	return func(c *serverConfig) { c.maxRecv = n }
+	return func(c *serverConfig) {
+		if n != 0 {
+			c.maxRecv = n
+		}
+	}
 }
 
 // WithMaxSendMsgSize limits the size of a reply message in bytes (default
-// 4 MiB); a larger reply fails the call with ResourceExhausted. It must be
-// positive.
+// 4 MiB; 0 keeps the default); a larger reply fails the call with
+// ResourceExhausted. A negative size is reported by Start.
 func WithMaxSendMsgSize(n int) ServerOption {
-	return func(c *serverConfig) { c.maxSend = n }
+	return func(c *serverConfig) {
+		if n != 0 {
+			c.maxSend = n
+		}
+	}
 }
 
 // WithDefaultTimeout sets the deadline of calls that arrive without a

@@ -112,34 +112,47 @@ func WithListener(l net.Listener) ServerOption {
 	return func(c *serverConfig) { c.listener = l }
 }
 
+// setDuration applies a duration option: 0 keeps the default, a negative
+// value turns the limit off — the rule every Ferry option follows.
+func setDuration(dst *time.Duration, d time.Duration) {
+	switch {
+	case d < 0:
+		*dst = 0 // net/http's "no limit"
+	case d > 0:
+		*dst = d
+	}
+}
+
 // WithReadHeaderTimeout bounds the time to read a request's headers
-// (default 5s; 0 or less means no limit).
+// (default 5s; 0 keeps the default, negative means no limit).
 func WithReadHeaderTimeout(d time.Duration) ServerOption {
-	return func(c *serverConfig) { c.readHeaderTimeout = max(d, 0) }
+	return func(c *serverConfig) { setDuration(&c.readHeaderTimeout, d) }
 }
 
 // WithReadTimeout bounds the time to read a whole request, body included
-// (default 30s; 0 or less means no limit).
+// (default 30s; 0 keeps the default, negative means no limit).
 func WithReadTimeout(d time.Duration) ServerOption {
-	return func(c *serverConfig) { c.readTimeout = max(d, 0) }
+	return func(c *serverConfig) { setDuration(&c.readTimeout, d) }
 }
 
 // WithWriteTimeout bounds how long writing a response may take beyond the
-// call's deadline (default 10s; 0 or less means no limit). A call's
+// call's deadline (default 10s). A call's
 // handler runs under its deadline (WithDefaultTimeout, WithMaxTimeout); the
 // connection's write deadline is that deadline plus this, so a reply is
 // written even when the handler used all its time, and a client that stops
 // reading cannot hold the connection for ever. A handler that ignores its
 // context and outlives its deadline by more than this has its connection
-// closed: the caller sees the connection end.
+// closed: the caller sees the connection end. 0 keeps the default,
+// negative means no limit.
 func WithWriteTimeout(d time.Duration) ServerOption {
-	return func(c *serverConfig) { c.writeTimeout = max(d, 0) }
+	return func(c *serverConfig) { setDuration(&c.writeTimeout, d) }
 }
 
 // WithIdleTimeout bounds how long a keep-alive connection waits for its
-// next request (default 120s; 0 or less means the read timeout applies).
+// next request (default 120s; 0 keeps the default, negative means the read
+// timeout applies, as in net/http).
 func WithIdleTimeout(d time.Duration) ServerOption {
-	return func(c *serverConfig) { c.idleTimeout = max(d, 0) }
+	return func(c *serverConfig) { setDuration(&c.idleTimeout, d) }
 }
 
 // WithMaxHeaderBytes limits the size of request headers (default 64 KiB;

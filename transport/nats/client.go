@@ -13,18 +13,25 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-type clientOption func(*Client)
-
-func (f clientOption) applyClient(c *Client) { f(c) }
-
 // WithCodec sets the codec requests are encoded with; replies are decoded
 // by their Content-Type. The default is codec.JSON; nil keeps it.
 func WithCodec(cd codec.Codec) ClientOption {
-	return clientOption(func(c *Client) {
+	return func(c *Client) {
 		if cd != nil {
 			c.codec = cd
 		}
-	})
+	}
+}
+
+// WithClientTimeout sets how long a call whose context has no deadline
+// waits for its reply (default DefaultTimeout, 30s; 0 or less keeps the
+// default). The server applies its own default to such a call.
+func WithClientTimeout(d time.Duration) ClientOption {
+	return func(c *Client) {
+		if d > 0 {
+			c.timeout = d
+		}
+	}
 }
 
 // WithClientMiddleware appends middleware run around every call, the first
@@ -34,7 +41,7 @@ func WithCodec(cd codec.Codec) ClientOption {
 // sent, and Call.Reply holds the reply metadata once the next handler
 // returns.
 func WithClientMiddleware(mws ...middleware.Middleware) ClientOption {
-	return clientOption(func(c *Client) { c.mws = append(c.mws, mws...) })
+	return func(c *Client) { c.mws = append(c.mws, mws...) }
 }
 
 // Client calls services over NATS. It implements transport.Client and is
@@ -56,7 +63,7 @@ func NewClient(nc *nats.Conn, opts ...ClientOption) *Client {
 	c := &Client{nc: nc, codec: codec.JSON, timeout: DefaultTimeout}
 	for _, o := range opts {
 		if o != nil {
-			o.applyClient(c)
+			o(c)
 		}
 	}
 	c.json = c.codec.ContentType() == jsonContentType

@@ -406,7 +406,7 @@ func TestClientDefaultTimeout(t *testing.T) {
 		return nil, ctx.Err()
 	})
 	serve(t, e.nc, srv, fnats.WithDefaultTimeout(time.Second))
-	cl := fnats.NewClient(e.nc, fnats.WithDefaultTimeout(200*time.Millisecond))
+	cl := fnats.NewClient(e.nc, fnats.WithClientTimeout(200*time.Millisecond))
 
 	start := time.Now()
 	err := cl.Invoke(t.Context(), "hang", "Wait", &HelloRequest{}, &HelloReply{})

@@ -42,40 +42,30 @@ const (
 const startFlushTimeout = 10 * time.Second
 
 // ServerOption configures a Server.
-type ServerOption interface{ applyServer(*Server) }
+type ServerOption func(*Server)
 
 // ClientOption configures a Client.
-type ClientOption interface{ applyClient(*Client) }
-
-// Option configures both a Server and a Client.
-type Option interface {
-	ServerOption
-	ClientOption
-}
-
-type serverOption func(*Server)
-
-func (f serverOption) applyServer(s *Server) { f(s) }
+type ClientOption func(*Client)
 
 // WithQueueGroup sets the queue group the endpoints subscribe in. The
 // default is the service name, so that all instances of a service share
 // its calls. An empty name keeps the default.
 func WithQueueGroup(name string) ServerOption {
-	return serverOption(func(s *Server) {
+	return func(s *Server) {
 		if name != "" {
 			s.queue = name
 		}
-	})
+	}
 }
 
 // WithMaxConcurrent bounds the handlers running at once on this server;
 // further requests wait for a free slot. Default 1024; n <= 0 keeps it.
 func WithMaxConcurrent(n int) ServerOption {
-	return serverOption(func(s *Server) {
+	return func(s *Server) {
 		if n > 0 {
 			s.maxConcurrent = n
 		}
-	})
+	}
 }
 
 // WithMaxQueued bounds the requests waiting for a handler once
@@ -87,53 +77,45 @@ func WithMaxConcurrent(n int) ServerOption {
 // silently when full, is not reached. Default DefaultMaxQueued, or a quarter
 // of the connection's SyncQueueLen if that is smaller; n <= 0 keeps it.
 func WithMaxQueued(n int) ServerOption {
-	return serverOption(func(s *Server) {
+	return func(s *Server) {
 		if n > 0 {
 			s.maxQueued = n
 		}
-	})
+	}
 }
 
 // WithMaxTimeout caps the deadline a caller may ask for in Ferry-Timeout-Ms
 // (default transport.DefaultMaxTimeout, 5m; d <= 0 keeps it): a longer one
 // is cut to it, so no caller holds a handler for hours.
 func WithMaxTimeout(d time.Duration) ServerOption {
-	return serverOption(func(s *Server) {
+	return func(s *Server) {
 		if d > 0 {
 			s.maxTimeout = d
 		}
-	})
+	}
 }
 
 // WithMaxRequestBytes makes the server reject request bodies larger than n
 // bytes with ResourceExhausted. The default, 0, leaves the limit to the NATS
 // server's max_payload.
 func WithMaxRequestBytes(n int) ServerOption {
-	return serverOption(func(s *Server) {
+	return func(s *Server) {
 		if n > 0 {
 			s.maxRequestBytes = n
 		}
-	})
-}
-
-type timeoutOption time.Duration
-
-func (o timeoutOption) applyServer(s *Server) {
-	if o > 0 {
-		s.defaultTimeout = time.Duration(o)
 	}
 }
 
-func (o timeoutOption) applyClient(c *Client) {
-	if o > 0 {
-		c.timeout = time.Duration(o)
+// WithDefaultTimeout sets the deadline of requests that carry no
+// Ferry-Timeout-Ms header (default transport.DefaultTimeout, 30s; 0 or
+// less keeps the default).
+func WithDefaultTimeout(d time.Duration) ServerOption {
+	return func(s *Server) {
+		if d > 0 {
+			s.defaultTimeout = d
+		}
 	}
 }
-
-// WithDefaultTimeout sets the deadline of a call that carries none. On a
-// Server it applies to requests without a Ferry-Timeout-Ms header; on a
-// Client to contexts without a deadline. Default 30s; d <= 0 keeps it.
-func WithDefaultTimeout(d time.Duration) Option { return timeoutOption(d) }
 
 // Server serves a server.Server's endpoints over NATS and answers the NATS
 // Services API discovery requests for it. It implements server.Transport.
@@ -188,7 +170,7 @@ func NewServer(nc *nats.Conn, opts ...ServerOption) *Server {
 	}
 	for _, o := range opts {
 		if o != nil {
-			o.applyServer(s)
+			o(s)
 		}
 	}
 	return s
