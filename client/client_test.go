@@ -364,13 +364,9 @@ func TestCircuitBreaker(t *testing.T) {
 		t.Fatalf("state change = %v, want closed→open", ch)
 	}
 	before := bad.hits.Load()
-	began := time.Now()
 	_, err := echo(ctx, c, "echo", 9)
 	if errs.CodeOf(err) != errs.Unavailable || !strings.Contains(err.Error(), "circuit breakers") || bad.hits.Load() != before {
-		t.Errorf("Call() with the breaker open = %v (hits %d→%d), want unavailable at once", err, before, bad.hits.Load())
-	}
-	if d := time.Since(began); d > 100*time.Millisecond {
-		t.Errorf("failing fast took %v", d)
+		t.Errorf("Call() with the breaker open = %v (hits %d→%d), want unavailable without reaching the instance", err, before, bad.hits.Load())
 	}
 	healthy.Store(true)
 	eventually(t, "a half-open probe succeeds", func() bool {
@@ -582,10 +578,9 @@ func TestNATS(t *testing.T) {
 		t.Fatalf("Call() over NATS = %+v, %v", r, err)
 	}
 	// No registry entry needed: the subject routes.
-	began := time.Now()
 	_, err := echo(ctx, c, "ghost", 1)
-	if errs.CodeOf(err) != errs.Unavailable || time.Since(began) > 2*time.Second {
-		t.Errorf("Call(ghost) over NATS = %v after %v, want unavailable at once", err, time.Since(began))
+	if errs.CodeOf(err) != errs.Unavailable {
+		t.Errorf("Call(ghost) over NATS = %v, want unavailable (no responders), not the deadline", err)
 	}
 	// Without WithNATS, NATS-only instances are not callable.
 	c2 := newClient(t, reg)

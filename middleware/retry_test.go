@@ -97,13 +97,15 @@ func TestRetrySucceedsAndRecordsAttempts(t *testing.T) {
 
 func TestRetryStaysInsideDeadline(t *testing.T) {
 	h, n := failing(errs.New(errs.Unavailable, "down"))
-	p := middleware.RetryPolicy{BaseBackoff: time.Second, MaxBackoff: time.Second}
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	// A back-off of up to an hour cannot fit in the 10s left: Retry returns
+	// the attempt's error instead of sleeping into the deadline, so the
+	// context is still live when it returns.
+	p := middleware.RetryPolicy{BaseBackoff: time.Hour, MaxBackoff: time.Hour}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	began := time.Now()
 	_, err := middleware.Retry(p)(h)(ctx, nil)
-	if el := time.Since(began); el > 150*time.Millisecond || errs.CodeOf(err) != errs.Unavailable {
-		t.Errorf("Retry() = %v after %v and %d attempts, want the attempt's error before the deadline", err, el, *n)
+	if ctx.Err() != nil || errs.CodeOf(err) != errs.Unavailable {
+		t.Errorf("Retry() = %v after %d attempts (context %v), want the attempt's error before the deadline", err, *n, ctx.Err())
 	}
 }
 
@@ -132,8 +134,8 @@ func TestRetryAttemptTimeout(t *testing.T) {
 			t.Errorf("idempotent: Retry() = %v, %v after %v, want ok on the second attempt", resp, err, el)
 		case !idem && errs.CodeOf(err) != errs.DeadlineExceeded:
 			t.Errorf("not idempotent: Retry() = %v, %v after %v, want deadline_exceeded without a retry", resp, err, el)
-		case el < 50*time.Millisecond || el > 2*time.Second:
-			t.Errorf("idempotent=%v: took %v, want the 50ms attempt timeout and little more", idem, el)
+		case el < 50*time.Millisecond:
+			t.Errorf("idempotent=%v: took %v, want at least the 50ms attempt timeout", idem, el)
 		}
 	}
 }

