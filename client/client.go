@@ -150,7 +150,8 @@ type stateKey struct{}
 // attempt, and so does the remaining deadline; a context without one gets
 // the default timeout. Reply metadata of the last attempt goes to
 // transport.CaptureReply's destination. Errors are *errs.Error values: an
-// unknown service (no instances, no NATS) is NotFound.
+// unknown service (no instances, no NATS) is Unavailable: the endpoint
+// exists, nothing serves it now.
 func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp any) error {
 	if c.closed.Load() {
 		return errs.New(errs.FailedPrecondition, "client: closed")

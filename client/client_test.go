@@ -185,8 +185,8 @@ func TestRegistryDown(t *testing.T) {
 func TestUnknownService(t *testing.T) {
 	c := newClient(t, newMemory())
 	_, err := echo(ctx(t), c, "nosuch", 1)
-	if got := errs.CodeOf(err); got != errs.NotFound || !strings.Contains(err.Error(), `no instances of service "nosuch"`) {
-		t.Errorf("Call(nosuch) = %v, want not_found naming the service", err)
+	if got := errs.CodeOf(err); got != errs.Unavailable || !strings.Contains(err.Error(), `no instances of service "nosuch"`) {
+		t.Errorf("Call(nosuch) = %v, want unavailable naming the service", err)
 	}
 	_, err = echo(ctx(t), c, "bad.name", 1)
 	if got := errs.CodeOf(err); got != errs.InvalidArgument {
@@ -584,8 +584,8 @@ func TestNATS(t *testing.T) {
 	}
 	// Without WithNATS, NATS-only instances are not callable.
 	c2 := newClient(t, reg)
-	if _, err := echo(ctx, c2, "echo", 1); errs.CodeOf(err) != errs.NotFound {
-		t.Errorf("Call() of a NATS-only service without NATS = %v, want not_found", err)
+	if _, err := echo(ctx, c2, "echo", 1); errs.CodeOf(err) != errs.Unavailable {
+		t.Errorf("Call() of a NATS-only service without NATS = %v, want unavailable", err)
 	}
 }
 

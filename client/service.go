@@ -245,9 +245,9 @@ func (s *service) pick(att *middleware.Attempt) (*instance, func(error), error) 
 			}
 			return nil, nil, errs.Newf(errs.Unavailable, "no known instances of service %q: registry: %v", s.name, snap.err)
 		case snap.total > 0:
-			return nil, nil, errs.Newf(errs.NotFound, "no instances of service %q offer a transport this client uses (%v)", s.name, c.cfg.transports)
+			return nil, nil, errs.Newf(errs.Unavailable, "no instances of service %q offer a transport this client uses (%v)", s.name, c.cfg.transports)
 		}
-		return nil, nil, errs.Newf(errs.NotFound, "no instances of service %q", s.name)
+		return nil, nil, errs.Newf(errs.Unavailable, "no instances of service %q", s.name)
 	}
 
 	// Prefer, in order: untried and not ejected; not ejected; any. An open

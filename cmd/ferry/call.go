@@ -349,7 +349,7 @@ func callRegistry(ctx context.Context, o *callOptions, transport, service, endpo
 // not there.
 func registryError(err error, o *callOptions, service, endpoint string) error {
 	where := fmt.Sprintf("NATS registry %s on %s", o.nats.bucket, o.nats.resolvedURL())
-	if e := errs.FromError(err); e.Code() == errs.NotFound && e.Message() == fmt.Sprintf("no instances of service %q", service) {
+	if e := errs.FromError(err); e.Code() == errs.Unavailable && e.Message() == fmt.Sprintf("no instances of service %q", service) {
 		return errs.Newf(errs.NotFound, "service %q is not there: no instance is registered (%s)", service, where)
 	}
 	return natsError(err, o.nats.resolvedURL(), service, endpoint)
