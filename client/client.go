@@ -183,7 +183,7 @@ func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp
 	ctx = callkit.WithParent(ctx, &st.call) // each attempt sends and fills st.call
 	out, err := r.h(ctx, req)
 	if err != nil {
-		return errs.FromError(err) // the same mapping on every transport
+		return callkit.Received(err, service, endpoint) // the same mapping on every transport
 	}
 	return callkit.AssignReply(resp, out)
 }

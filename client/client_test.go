@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -799,5 +800,72 @@ func TestPluginTransport(t *testing.T) {
 	}
 	if dialed != 1 {
 		t.Errorf("dialer called %d times, want once", dialed)
+	}
+}
+
+// Issue #12's error boundary: a handler that returns the error of a call
+// it made sends its own caller a sanitized error — the code where it means
+// the same, no internal address — and logs the original. A dependency
+// with no instances is Unavailable, not NotFound.
+func TestErrorBoundary(t *testing.T) {
+	reg := newMemory()
+	// payments is registered at an address where nothing listens.
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	ctx := ctxT(t)
+	if err := reg.Register(ctx, registry.Instance{ID: "p1", Service: "payments", Endpoints: []registry.Endpoint{{Transport: "http", Address: "http://" + deadAddr}}}); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, reg, client.WithRetry(middleware.RetryPolicy{MaxAttempts: 1}))
+	charge := transport.Endpoint[EchoRequest, EchoReply]{Service: "payments", Name: "Charge"}
+	refund := transport.Endpoint[EchoRequest, EchoReply]{Service: "refunds", Name: "Refund"}
+	for _, passThrough := range []bool{false, true} {
+		var logs ferrytest.Buffer
+		opts := []server.Option{server.WithLogger(logs.Logger())}
+		if passThrough {
+			opts = append(opts, server.WithErrorPassThrough())
+		}
+		srv := server.New("orders", opts...)
+		server.Handle(srv, "Place", func(ctx context.Context, r *EchoRequest) (*EchoReply, error) {
+			return charge.Call(ctx, c, r)
+		})
+		server.Handle(srv, "Return", func(ctx context.Context, r *EchoRequest) (*EchoReply, error) {
+			return refund.Call(ctx, c, r)
+		})
+		h := fhttp.NewServer("127.0.0.1:0")
+		svc := ferry.New(srv, ferry.WithTransport(h), ferry.WithSignals(), ferry.WithLogger(slog.New(slog.DiscardHandler)))
+		if err := svc.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		public, err := fhttp.NewClient("http://" + h.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		place := transport.Endpoint[EchoRequest, EchoReply]{Service: "orders", Name: "Place"}
+		_, err = place.Call(ctx, public, &EchoRequest{N: 1})
+		leaks := strings.Contains(err.Error(), deadAddr)
+		switch {
+		case errs.CodeOf(err) != errs.Unavailable:
+			t.Errorf("passThrough=%v: Place = %v, want unavailable", passThrough, err)
+		case !passThrough && leaks:
+			t.Errorf("Place = %v, want the dependency's address kept from the public caller", err)
+		case passThrough && !leaks:
+			t.Errorf("Place with pass-through = %v, want the dependency's error as it is", err)
+		}
+		if !passThrough && (!strings.Contains(logs.String(), deadAddr) || !strings.Contains(logs.String(), "dependency=payments/Charge")) {
+			t.Errorf("log = %s, want the original error with the dependency", logs.String())
+		}
+		ret := transport.Endpoint[EchoRequest, EchoReply]{Service: "orders", Name: "Return"}
+		if _, err := ret.Call(ctx, public, &EchoRequest{N: 1}); errs.CodeOf(err) != errs.Unavailable {
+			t.Errorf("passThrough=%v: Return (a dependency without instances) = %v, want unavailable", passThrough, err)
+		}
+		_ = public.Close()
+		if err := svc.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

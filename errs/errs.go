@@ -152,6 +152,7 @@ type Error struct {
 	metadata map[string]string
 	details  []Detail
 	cause    error
+	call     string // "service/Endpoint" of the call it was received from
 }
 
 // New returns an error with code c and message msg. An invalid code becomes
@@ -273,6 +274,28 @@ func (e *Error) Unwrap() error { return e.cause }
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
 	return ok && t.code == e.code && (t.reason == "" || t.reason == e.reason) && (t.domain == "" || t.domain == e.domain)
+}
+
+// Received returns a copy of e marked as received from a call to endpoint
+// ("payments/Charge") — what a client returns. A server does not send such
+// an error on to its own caller as it is (server.WithErrorPassThrough):
+// its message may name internal addresses, and its code speaks of the
+// dependency, not of the call the caller made. The mark never crosses the
+// wire.
+func (e *Error) Received(endpoint string) *Error {
+	cp := *e
+	cp.call = endpoint
+	return &cp
+}
+
+// ReceivedFrom returns the endpoint the first *Error in err's chain was
+// received from (Received), "" for an error made here.
+func ReceivedFrom(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.call
+	}
+	return ""
 }
 
 // ReasonOf returns the reason of the first *Error in err's chain, "" if

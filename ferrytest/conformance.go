@@ -537,7 +537,13 @@ func confClientMiddleware(t *testing.T, kind string, with func(mws ...middleware
 	failing = func(middleware.Handler) middleware.Handler {
 		return func(context.Context, any) (any, error) { return nil, limited }
 	}
-	if err := with(failing).Invoke(ctx, suiteService, "Echo", &Echo{}, &out); err != error(limited) {
-		t.Errorf("an *errs.Error from middleware = %v, want it as is", err)
+	err = with(failing).Invoke(ctx, suiteService, "Echo", &Echo{}, &out)
+	if e := errs.FromError(err); !errors.Is(err, limited) || e.Message() != "quota spent" || len(e.Details()) != 1 {
+		t.Errorf("an *errs.Error from middleware = %v, want it as is (code, message, details)", err)
+	}
+	// Every error a client returns is marked with the call it came from,
+	// for the error boundary of a server that made the call.
+	if from := errs.ReceivedFrom(err); from != suiteService+"/Echo" {
+		t.Errorf("ReceivedFrom(client error) = %q, want %s/Echo", from, suiteService)
 	}
 }

@@ -76,6 +76,7 @@ type Server struct {
 	mws         []middleware.Middleware
 	json        codec.Codec
 	adm         admission
+	passThrough bool // WithErrorPassThrough
 
 	mu        sync.RWMutex
 	endpoints []*Endpoint
@@ -229,31 +230,69 @@ func (s *Server) add(e *Endpoint, opts []EndpointOption) {
 // private cause of an *errs.Error (WithCause) never goes on the wire. The log line
 // carries the whole error with the service, endpoint, transport and trace
 // ID, so the cause of a failed call can be found.
+//
+// It is also the error boundary: an error received from a call this
+// handler made (errs.ReceivedFrom) is not sent on as it is, unless
+// WithErrorPassThrough — see Boundary.
 func (s *Server) reportHidden(endpoint string) middleware.Middleware {
 	return func(next middleware.Handler) middleware.Handler {
 		return func(ctx context.Context, req any) (any, error) {
 			resp, err := next(ctx, req)
-			if err != nil {
-				s.logHidden(ctx, endpoint, err)
+			if err == nil {
+				return resp, nil
+			}
+			if from := errs.ReceivedFrom(err); from != "" && !s.passThrough {
+				sent := Boundary(err)
+				s.logHidden(ctx, endpoint, sent, err.Error(), slog.String("dependency", from))
+				return resp, sent
+			}
+			if hidden, ok := hiddenText(err); ok {
+				s.logHidden(ctx, endpoint, errs.FromError(err), hidden)
 			}
 			return resp, err
 		}
 	}
 }
 
-func (s *Server) logHidden(ctx context.Context, endpoint string, err error) {
+// Boundary is the error a server sends its caller for err, an error it
+// received from a call it made itself: the code where it means the same
+// to the caller (Unavailable, DeadlineExceeded, ResourceExhausted, Aborted:
+// try again later), Internal otherwise (the caller can do nothing about a
+// dependency's invalid argument or permission); a message that names
+// neither the dependency nor its text (which may hold internal addresses);
+// no reason, metadata or details. The original goes to the server's log.
+func Boundary(err error) *errs.Error {
+	code := errs.CodeOf(err)
+	switch code {
+	case errs.Unavailable, errs.DeadlineExceeded, errs.ResourceExhausted, errs.Aborted, errs.Canceled:
+	default:
+		code = errs.Internal
+	}
+	return errs.Newf(code, "a service this call depends on failed (%s)", errs.CodeOf(err))
+}
+
+// WithErrorPassThrough sends errors received from calls a handler made to
+// the caller as they are — for a gateway or proxy, whose callers expect the
+// backend's errors. By default they pass the error boundary (Boundary).
+func WithErrorPassThrough() Option { return func(s *Server) { s.passThrough = true } }
+
+// hiddenText returns the text of err the caller will not see, if any.
+func hiddenText(err error) (string, bool) {
 	e := errs.FromError(err)
 	if e.Code() == errs.Canceled || e.Code() == errs.DeadlineExceeded {
-		return // the call simply ran out
+		return "", false // the call simply ran out
 	}
-	hidden := err.Error()
-	if error(e) == err {
-		cause := e.Unwrap() // private (WithCause) unless the message says it
-		if cause == nil || strings.Contains(e.Message(), cause.Error()) {
-			return // the caller sees all there is
-		}
-		hidden = cause.Error()
+	if error(e) != err {
+		return err.Error(), true
 	}
+	cause := e.Unwrap() // private (WithCause) unless the message says it
+	if cause == nil || strings.Contains(e.Message(), cause.Error()) {
+		return "", false // the caller sees all there is
+	}
+	return cause.Error(), true
+}
+
+func (s *Server) logHidden(ctx context.Context, endpoint string, e *errs.Error, hidden string, extra ...slog.Attr) {
 	attrs := []slog.Attr{slog.String("service", s.name), slog.String("endpoint", endpoint)}
 	if c, ok := transport.CallFromContext(ctx); ok {
 		attrs = append(attrs, slog.String("transport", c.Kind.String()))
@@ -262,6 +301,7 @@ func (s *Server) logHidden(ctx context.Context, endpoint string, err error) {
 		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 	}
 	attrs = append(attrs, slog.String("caller_sees", e.Error()), slog.String("error", hidden))
+	attrs = append(attrs, extra...)
 	s.logger.LogAttrs(ctx, slog.LevelError, "server: handler failed; the caller sees less", attrs...)
 }
 

@@ -276,3 +276,18 @@ func TestRegisterDeclaredEndpoint(t *testing.T) {
 		t.Errorf("Register of another service's endpoint = %v, want a registration error", err)
 	}
 }
+
+// Boundary keeps the codes that mean "try again later" and makes the
+// others Internal, with a message that says nothing of the dependency.
+func TestBoundary(t *testing.T) {
+	for code, want := range map[errs.Code]errs.Code{
+		errs.Unavailable: errs.Unavailable, errs.DeadlineExceeded: errs.DeadlineExceeded,
+		errs.ResourceExhausted: errs.ResourceExhausted, errs.InvalidArgument: errs.Internal,
+		errs.PermissionDenied: errs.Internal, errs.NotFound: errs.Internal,
+	} {
+		got := server.Boundary(errs.New(code, "dial tcp 10.0.0.7:5432: refused").WithReason("DB_DOWN").Received("db/Query"))
+		if got.Code() != want || strings.Contains(got.Message(), "10.0.0.7") || strings.Contains(got.Message(), "db/Query") || got.Reason() != "" {
+			t.Errorf("Boundary(%v) = %v (reason %q), want %v without the dependency's text", code, got, got.Reason(), want)
+		}
+	}
+}

@@ -97,9 +97,24 @@ func (p *Pipeline) Invoke(ctx context.Context, service, endpoint, peer string, r
 		*sink = transport.Copy(st.call.Reply)
 	}
 	if err != nil {
-		return errs.FromError(err)
+		return Received(err, service, endpoint)
 	}
 	return AssignReply(resp, out)
+}
+
+// Received is the error a client returns for a failed call to
+// service/endpoint: an *errs.Error (errs.FromError) marked as received from
+// that call (errs.Error.Received), unless already marked. A transport's
+// direct path (Bare) returns its errors through it too.
+func Received(err error, service, endpoint string) error {
+	if err == nil {
+		return nil
+	}
+	e := errs.FromError(err)
+	if e.Code() == errs.Canceled || errs.ReceivedFrom(e) != "" {
+		return e
+	}
+	return e.Received(service + "/" + endpoint)
 }
 
 // terminal ends the chain: it sends the (possibly replaced) request with

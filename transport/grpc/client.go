@@ -129,7 +129,7 @@ func (c *Client) Close() error {
 // DeadlineExceeded or Canceled as grpc-go reports them.
 func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp any) error {
 	if c.pipe.Bare(ctx) {
-		return c.invoke(ctx, c.method(service, endpoint), req, resp, transport.OutgoingMetadata(ctx))
+		return callkit.Received(c.invoke(ctx, c.method(service, endpoint), req, resp, transport.OutgoingMetadata(ctx)), service, endpoint)
 	}
 	return c.pipe.Invoke(ctx, service, endpoint, c.peer, req, resp)
 }

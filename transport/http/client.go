@@ -170,7 +170,7 @@ func (c *Client) Close() error {
 // transport.CaptureReply. Errors are *errs.Error values.
 func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp any) error {
 	if c.pipe.Bare(ctx) {
-		return c.roundTrip(ctx, nil, service, endpoint, transport.OutgoingMetadata(ctx), req, resp)
+		return callkit.Received(c.roundTrip(ctx, nil, service, endpoint, transport.OutgoingMetadata(ctx), req, resp), service, endpoint)
 	}
 	return c.pipe.Invoke(ctx, service, endpoint, c.base.Host, req, resp)
 }

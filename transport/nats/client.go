@@ -90,7 +90,7 @@ func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp
 		}
 		*dst = md
 	}
-	return err
+	return callkit.Received(err, service, endpoint)
 }
 
 // send ends the client pipeline.
