@@ -194,8 +194,8 @@ type Log struct {
 // admin port.
 type Telemetry struct {
 	Enabled       bool     `mapstructure:"enabled" doc:"trace, measure and log every call and event"`
-	OTLPEndpoint  string   `mapstructure:"otlp_endpoint" doc:"OTLP/HTTP trace endpoint, host:port or URL; empty: OTEL_EXPORTER_OTLP_* env, if set"`
-	OTLPInsecure  bool     `mapstructure:"otlp_insecure" doc:"send OTLP over plain HTTP (host:port endpoints)"`
+	OTLPEndpoint  string   `mapstructure:"otlp_endpoint" doc:"OTLP/HTTP trace endpoint: host:port (plain HTTP on loopback) or an http(s):// URL, /v1/traces added when missing; empty: OTEL_EXPORTER_OTLP_* env, if set"`
+	OTLPInsecure  bool     `mapstructure:"otlp_insecure" doc:"send OTLP over plain HTTP to a host:port endpoint that is not loopback"`
 	Stdout        bool     `mapstructure:"stdout" doc:"write spans as JSON to stdout"`
 	Sampler       string   `mapstructure:"sampler" doc:"an OTEL_TRACES_SAMPLER name; empty: OTEL_TRACES_SAMPLER, else parentbased_always_on" validate:"omitempty,oneof=always_on always_off traceidratio parentbased_always_on parentbased_always_off parentbased_traceidratio"`
 	SamplerRatio  float64  `mapstructure:"sampler_ratio" doc:"ratio for the traceidratio samplers" validate:"gte=0,lte=1"`

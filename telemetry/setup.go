@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"strings"
 
@@ -34,13 +36,14 @@ type Config struct {
 	ServiceName    string
 	ServiceVersion string
 
-	// OTLPEndpoint exports traces over OTLP/HTTP: "host:port" (path
-	// /v1/traces) or a full URL. Empty: only if OTEL_EXPORTER_OTLP_ENDPOINT or
+	// OTLPEndpoint exports traces over OTLP/HTTP: "host:port" or an
+	// http(s):// URL, with or without /v1/traces (see OTLPTracesURL). Empty: only if OTEL_EXPORTER_OTLP_ENDPOINT or
 	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set, which the exporter then reads
 	// with the other OTEL_EXPORTER_OTLP_* variables (headers, timeout, TLS).
 	OTLPEndpoint string
-	// OTLPInsecure sends OTLP over plain HTTP (host:port endpoints only; a URL
-	// says so by its scheme).
+	// OTLPInsecure sends OTLP over plain HTTP to a host:port endpoint that is
+	// not loopback (a loopback one is plain HTTP anyway; a URL says so by its
+	// scheme).
 	OTLPInsecure bool
 	// OTLPHeaders are sent with every export (e.g. an API key).
 	OTLPHeaders map[string]string
@@ -103,7 +106,11 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 		topts = append(topts, sdktrace.WithSampler(s))
 	}
 	if otlpWanted(cfg) {
-		exp, err := otlptracehttp.New(ctx, otlpOptions(cfg)...)
+		opts, err := otlpOptions(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: %w", err)
+		}
+		exp, err := otlptracehttp.New(ctx, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("telemetry: OTLP exporter: %w", err)
 		}
@@ -156,21 +163,51 @@ func otlpWanted(cfg Config) bool {
 	return cfg.OTLPEndpoint != "" || os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
 }
 
-func otlpOptions(cfg Config) []otlptracehttp.Option {
+func otlpOptions(cfg Config) ([]otlptracehttp.Option, error) {
 	var opts []otlptracehttp.Option
-	switch {
-	case strings.Contains(cfg.OTLPEndpoint, "://"):
-		opts = append(opts, otlptracehttp.WithEndpointURL(cfg.OTLPEndpoint))
-	case cfg.OTLPEndpoint != "":
-		opts = append(opts, otlptracehttp.WithEndpoint(cfg.OTLPEndpoint))
-		if cfg.OTLPInsecure {
-			opts = append(opts, otlptracehttp.WithInsecure())
+	if cfg.OTLPEndpoint != "" {
+		u, err := OTLPTracesURL(cfg.OTLPEndpoint, cfg.OTLPInsecure)
+		if err != nil {
+			return nil, err
 		}
+		opts = append(opts, otlptracehttp.WithEndpointURL(u))
 	}
 	if len(cfg.OTLPHeaders) > 0 {
 		opts = append(opts, otlptracehttp.WithHeaders(cfg.OTLPHeaders))
 	}
-	return opts
+	return opts, nil
+}
+
+// OTLPTracesURL is the URL traces are posted to for an endpoint written the
+// ways users write it, as the OTEL_EXPORTER_OTLP_ENDPOINT variable reads:
+//
+//   - "collector:4318": https://collector:4318/v1/traces — http:// when
+//     insecure, or when the host is loopback ("localhost:4318", what a local
+//     collector or Jaeger listens on without TLS);
+//   - "http://collector:4318" or ".../": /v1/traces is appended;
+//   - "https://otlp.example.com/otlp": /v1/traces is appended to the path;
+//   - a URL already ending in /v1/traces is used as it is.
+func OTLPTracesURL(endpoint string, insecure bool) (string, error) {
+	const path = "/v1/traces"
+	if !strings.Contains(endpoint, "://") {
+		host, _, err := net.SplitHostPort(endpoint)
+		if err != nil {
+			return "", fmt.Errorf("OTLP endpoint %q: want host:port or an http(s):// URL", endpoint)
+		}
+		scheme := "https"
+		if ip := net.ParseIP(host); insecure || host == "localhost" || (ip != nil && ip.IsLoopback()) {
+			scheme = "http"
+		}
+		return scheme + "://" + endpoint + path, nil
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("OTLP endpoint %q: want host:port or an http(s):// URL", endpoint)
+	}
+	if !strings.HasSuffix(u.Path, path) {
+		u.Path = strings.TrimSuffix(u.Path, "/") + path
+	}
+	return u.String(), nil
 }
 
 func sampler(name string, ratio float64) (sdktrace.Sampler, error) {

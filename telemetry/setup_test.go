@@ -3,6 +3,8 @@ package telemetry_test
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -59,4 +61,72 @@ func TestSetupOTLPFromEnv(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 500*1e6)
 	defer cancel()
 	_ = tel.Shutdown(ctx) // the export fails: nothing listens
+}
+
+// The OTLP endpoint forms users write all reach /v1/traces (issue #12:
+// "localhost:4318" exported over HTTPS and failed; "http://host:4318"
+// posted to / and got 404).
+func TestOTLPTracesURL(t *testing.T) {
+	for _, c := range []struct {
+		in       string
+		insecure bool
+		want     string
+	}{
+		{"localhost:4318", false, "http://localhost:4318/v1/traces"},
+		{"127.0.0.1:4318", false, "http://127.0.0.1:4318/v1/traces"},
+		{"collector:4318", false, "https://collector:4318/v1/traces"},
+		{"collector:4318", true, "http://collector:4318/v1/traces"},
+		{"http://collector:4318", false, "http://collector:4318/v1/traces"},
+		{"http://collector:4318/", false, "http://collector:4318/v1/traces"},
+		{"https://otlp.example.com/otlp", false, "https://otlp.example.com/otlp/v1/traces"},
+		{"http://collector:4318/v1/traces", false, "http://collector:4318/v1/traces"},
+	} {
+		got, err := telemetry.OTLPTracesURL(c.in, c.insecure)
+		if err != nil || got != c.want {
+			t.Errorf("OTLPTracesURL(%q, %v) = %q, %v; want %q", c.in, c.insecure, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{"collector", "ftp://x:1", "http://"} {
+		if _, err := telemetry.OTLPTracesURL(bad, false); err == nil {
+			t.Errorf("OTLPTracesURL(%q) = nil error, want one", bad)
+		}
+	}
+}
+
+// Spans reach a plain-HTTP collector on loopback given as host:port or as
+// a URL without a path.
+func TestOTLPExportsToLocalCollector(t *testing.T) {
+	for _, form := range []string{"hostport", "url"} {
+		t.Run(form, func(t *testing.T) {
+			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+			t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+			paths := make(chan string, 16)
+			col := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				paths <- r.URL.Path
+				w.WriteHeader(http.StatusOK)
+			}))
+			defer col.Close()
+			endpoint := strings.TrimPrefix(col.URL, "http://")
+			if form == "url" {
+				endpoint = col.URL
+			}
+			tel, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "otlp-test", OTLPEndpoint: endpoint, Sampler: "always_on"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, span := tel.TracerProvider.Tracer("t").Start(context.Background(), "op")
+			span.End()
+			if err := tel.Shutdown(context.Background()); err != nil {
+				t.Fatalf("Shutdown (flushes the export) = %v", err)
+			}
+			select {
+			case p := <-paths:
+				if p != "/v1/traces" {
+					t.Errorf("the exporter posted to %q, want /v1/traces", p)
+				}
+			default:
+				t.Error("nothing reached the collector")
+			}
+		})
+	}
 }
