@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferry-go/ferry"
 	"github.com/ferry-go/ferry/config"
+	"github.com/ferry-go/ferry/ferrytest"
 	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
@@ -178,9 +179,29 @@ func TestBadConfig(t *testing.T) {
 		{name: "unknown broker", stage: "build", env: []string{named, "x", "FERRY_BROKER_KIND", "kafka"},
 			want: []string{`broker.kind = "kafka" (from env FERRY_BROKER_KIND): unknown broker; known: jetstream, memory, nats, none`}},
 		{name: "unknown middleware", stage: "build", file: "service: {name: x}\nmiddleware: [{name: magic}]\n",
-			want: []string{`middleware[0] = "magic"`, "unknown middleware; known: bulkhead"}},
+			want: []string{`middleware[0] = "magic" (from file `, "unknown middleware; known: auth, bulkhead, ratelimit, requestid, shed, timeout, validate"}},
 		{name: "bad middleware settings", stage: "build", file: "service: {name: x}\nmiddleware: [{name: bulkhead, settings: {max: 0}}]\n",
-			want: []string{`middleware[0] = "bulkhead"`, "settings.max = 0: want at least 1"}},
+			want: []string{`middleware[0] = "bulkhead" (from file `, "settings.max = 0: want at least 1"}},
+		{name: "bulkhead without max", stage: "build", file: "service: {name: x}\nmiddleware: [{name: bulkhead}]\n",
+			want: []string{`middleware[0] = "bulkhead"`, "want settings.max (the most calls in flight)"}},
+		{name: "timeout not a duration", stage: "build", file: "service: {name: x}\nmiddleware: [{name: timeout, settings: {timeout: soon}}]\n",
+			want: []string{`middleware[0] = "timeout"`, "settings:", "soon"}},
+		{name: "timeout negative", stage: "build", file: "service: {name: x}\nmiddleware: [{name: timeout, settings: {timeout: -1s}}]\n",
+			want: []string{`middleware[0] = "timeout"`, "want a positive duration"}},
+		{name: "ratelimit unknown setting", stage: "build", file: "service: {name: x}\nmiddleware: [{name: ratelimit, settings: {per_second: 5, brust: 2}}]\n",
+			want: []string{`middleware[0] = "ratelimit"`, "brust"}},
+		{name: "ratelimit zero rate", stage: "build", file: "service: {name: x}\nmiddleware: [{name: ratelimit, settings: {per_second: 0}}]\n",
+			want: []string{`middleware[0] = "ratelimit"`, "settings.per_second = 0: want more than 0"}},
+		{name: "shed without max", stage: "build", file: "service: {name: x}\nmiddleware: [{name: shed, settings: {retry_after: 2s}}]\n",
+			want: []string{`middleware[0] = "shed"`, "want settings.max"}},
+		{name: "requestid takes no settings", stage: "build", file: "service: {name: x}\nmiddleware: [{name: requestid, settings: {header: X-Id}}]\n",
+			want: []string{`middleware[0] = "requestid"`, "header"}},
+		{name: "validate takes no settings", stage: "build", file: "service: {name: x}\nmiddleware: [{name: validate, settings: {strict: true}}]\n",
+			want: []string{`middleware[0] = "validate"`, "strict"}},
+		{name: "auth without credentials", stage: "build", file: "service: {name: x}\nmiddleware: [{name: auth, settings: {issuer: me}}]\n",
+			want: []string{`middleware[0] = "auth"`, "want settings.hmac_secret_env or settings.api_keys_file"}},
+		{name: "auth secret env unset", stage: "build", file: "service: {name: x}\nmiddleware: [{name: auth, settings: {hmac_secret_env: FERRY_TEST_UNSET_SECRET}}]\n",
+			want: []string{`middleware[1-9]?`[:0] + `middleware[0] = "auth"`, "FERRY_TEST_UNSET_SECRET is empty or unset"}},
 		{name: "nothing enabled", stage: "build", env: []string{named, "x", "FERRY_TRANSPORTS_HTTP_ENABLED", "false", "FERRY_TRANSPORTS_GRPC_ENABLED", "false", "FERRY_TRANSPORTS_NATS_ENABLED", "false"},
 			want: []string{"no transport is enabled and there is no broker"}},
 	}
@@ -448,4 +469,57 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestMiddlewareByName: every built-in middleware can be configured by name
+// from a file, and the service built from it serves through them.
+func TestMiddlewareByName(t *testing.T) {
+	keys := writeFile(t, "keys.txt", "# key subject\nk-0123456789abcdef ada\n")
+	t.Setenv("FERRY_TEST_JWT_SECRET", "0123456789abcdef0123456789abcdef")
+	file := writeFile(t, "ferry.yaml", `service: {name: echo}
+admin: {enabled: false}
+telemetry: {enabled: false}
+transports: {grpc: {enabled: false}, nats: {enabled: false}, http: {addr: '127.0.0.1:0'}}
+middleware:
+  - {name: requestid}
+  - {name: shed, settings: {max: 100, retry_after: 2s, exempt: [Echo]}}
+  - {name: ratelimit, settings: {per_second: 1000, burst: 50, max_keys: 100}}
+  - {name: bulkhead, settings: {max: 10}}
+  - {name: timeout, settings: {timeout: 2s}}
+  - {name: auth, settings: {hmac_secret_env: FERRY_TEST_JWT_SECRET, api_keys_file: `+keys+`, public: [Echo]}}
+  - {name: validate}
+`)
+	cfg, err := config.Load(config.Sources{File: file, Env: env()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := config.NewService(cfg, register)
+	if err != nil {
+		t.Fatalf("NewService with every middleware = %v", err)
+	}
+	ctx := ferrytest.Context(t)
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop(ctx)
+	addr, _ := svc.Addr("http")
+	c, err := fhttp.NewClient(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got, err := transport.Invoke[echoMsg, echoMsg](ctx, c, "echo", "Echo", &echoMsg{Text: "through seven"})
+	if err != nil || got.Text != "through seven" {
+		t.Errorf("Echo through every configured middleware = %v, %v", got, err)
+	}
+}
+
+// Every built-in middleware has its settings in the reference.
+func TestReferenceListsEveryMiddleware(t *testing.T) {
+	ref := config.Reference()
+	for name := range config.DefaultFactories().Middleware {
+		if !strings.Contains(ref, "| `"+name+"` |") {
+			t.Errorf("docs/CONFIG.md has no settings row for middleware %q", name)
+		}
+	}
 }

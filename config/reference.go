@@ -36,7 +36,46 @@ are never printed. Give secrets through the environment or a ` + "`nats.creds_fi
 		f := reflect.TypeFor[Config]().FieldByIndex(l.index)
 		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s | %s |\n", l.key, l.env, typeName(l.typ), defaultOf(def.FieldByIndex(l.index)), f.Tag.Get("doc"))
 	}
+	b.WriteString(`
+## Middleware
+
+` + "`middleware`" + ` is a list of ` + "`{name, settings}`" + `, outermost first, in the file (or as JSON in
+` + "`FERRY_MIDDLEWARE`" + `). Settings are checked strictly: an unknown key, a missing required one or a value
+of the wrong type stops the service at start-up, naming it.
+
+| name | setting | type | required | meaning |
+|---|---|---|---|---|
+`)
+	for _, m := range middlewareSettings {
+		if m.settings.NumField() == 0 {
+			fmt.Fprintf(&b, "| `%s` | — | | | no settings |\n", m.name)
+			continue
+		}
+		for i := range m.settings.NumField() {
+			f := m.settings.Field(i)
+			req := ""
+			if f.Tag.Get("settings") == "required" {
+				req = "yes"
+			}
+			fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s | %s |\n", m.name, f.Tag.Get("mapstructure"), typeName(f.Type), req, f.Tag.Get("doc"))
+		}
+	}
 	return b.String()
+}
+
+// middlewareSettings lists the built-in middleware's settings types for the
+// reference, in the order shown.
+var middlewareSettings = []struct {
+	name     string
+	settings reflect.Type
+}{
+	{"auth", reflect.TypeFor[authSettings]()},
+	{"bulkhead", reflect.TypeFor[bulkheadSettings]()},
+	{"ratelimit", reflect.TypeFor[ratelimitSettings]()},
+	{"requestid", reflect.TypeFor[struct{}]()},
+	{"shed", reflect.TypeFor[shedSettings]()},
+	{"timeout", reflect.TypeFor[timeoutSettings]()},
+	{"validate", reflect.TypeFor[struct{}]()},
 }
 
 func typeName(t reflect.Type) string {

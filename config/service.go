@@ -76,7 +76,8 @@ type Factories struct {
 
 // DefaultFactories returns a new table of the built-in kinds: registries
 // none, memory, nats, static, dns; brokers none, memory, nats, jetstream;
-// middleware bulkhead (settings: max).
+// middleware bulkhead, timeout, ratelimit, shed, requestid, validate and
+// auth, each with its settings (docs/CONFIG.md).
 func DefaultFactories() Factories {
 	return Factories{
 		Registries: map[string]RegistryFactory{
@@ -96,9 +97,7 @@ func DefaultFactories() Factories {
 			},
 			"jetstream": jetStreamBroker,
 		},
-		Middleware: map[string]MiddlewareFactory{
-			"bulkhead": bulkhead,
-		},
+		Middleware: maps.Clone(builtinMiddleware),
 		needsNATS: map[string]bool{"registry nats": true, "broker nats": true, "broker jetstream": true},
 	}
 }
@@ -161,26 +160,6 @@ func jetStreamBroker(ctx context.Context, cfg *Config, res Resources) (broker.Br
 		}))
 	}
 	return jsbroker.New(ctx, js, opts...)
-}
-
-func bulkhead(settings map[string]any) (middleware.Middleware, error) {
-	n, ok := settings["max"]
-	if !ok {
-		return nil, errors.New(`want settings.max, the most calls in flight`)
-	}
-	var max int
-	switch v := n.(type) {
-	case int:
-		max = v
-	case float64:
-		max = int(v)
-	default:
-		return nil, fmt.Errorf("settings.max = %v: want a whole number", n)
-	}
-	if max < 1 {
-		return nil, fmt.Errorf("settings.max = %d: want at least 1", max)
-	}
-	return middleware.Bulkhead(max), nil
 }
 
 // Option configures NewService.
@@ -280,7 +259,7 @@ func (b *builder) check() error {
 	cfg, f := b.cfg, b.f
 	var problems []Problem
 	problem := func(key, value, msg string) {
-		problems = append(problems, Problem{Key: key, Source: cfg.Source(key), Value: value, Message: msg})
+		problems = append(problems, Problem{Key: key, Source: cfg.Source(topKey(key)), Value: value, Message: msg})
 	}
 	for i, m := range cfg.Middleware {
 		key := fmt.Sprintf("middleware[%d]", i)
