@@ -17,8 +17,8 @@ import (
 
 	"github.com/ferry-go/ferry"
 	"github.com/ferry-go/ferry/config"
-	"github.com/ferry-go/ferry/ferrytest"
 	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/ferrytest"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
 	fgrpc "github.com/ferry-go/ferry/transport/grpc"

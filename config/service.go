@@ -98,7 +98,7 @@ func DefaultFactories() Factories {
 			"jetstream": jetStreamBroker,
 		},
 		Middleware: maps.Clone(builtinMiddleware),
-		needsNATS: map[string]bool{"registry nats": true, "broker nats": true, "broker jetstream": true},
+		needsNATS:  map[string]bool{"registry nats": true, "broker nats": true, "broker jetstream": true},
 	}
 }
 
