@@ -257,9 +257,16 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	s.logger.Info("ferry: stopping", "service", s.srv.Name(), "timeout", s.shutdownTimeout)
+	began := time.Now()
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.shutdownTimeout)
 	defer cancel()
-	return s.Stop(stopCtx)
+	err := s.Stop(stopCtx)
+	if err != nil {
+		s.logger.Error("ferry: stopped with errors", "service", s.srv.Name(), "took", time.Since(began).Round(time.Millisecond), "error", err)
+	} else {
+		s.logger.Info("ferry: stopped", "service", s.srv.Name(), "took", time.Since(began).Round(time.Millisecond))
+	}
+	return err
 }
 
 // Start checks the registration, freezes the server and starts every

@@ -493,3 +493,22 @@ func TestConnectionsFirstAndLast(t *testing.T) {
 		t.Errorf("lifecycle = %s, want %s", got, want)
 	}
 }
+
+// Run logs the stop and how long the drain took.
+func TestRunLogsStopped(t *testing.T) {
+	var buf ferrytest.Buffer
+	svc := ferry.New(newServer(), ferry.WithTransport(fhttp.NewServer("127.0.0.1:0")), ferry.WithSignals(), ferry.WithLogger(buf.Logger()))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	<-svc.Ready()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"ferry: stopping", "ferry: stopped", "took="} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log = %s, want %q", buf.String(), want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/ferry-go/ferry"
 	"github.com/ferry-go/ferry/server"
@@ -13,7 +14,9 @@ import (
 // Run is a whole main: it parses args (the flags of RegisterFlags), loads
 // the configuration, builds the service with NewService and register, and
 // runs it until ctx ends or SIGINT/SIGTERM arrives, then drains it within
-// shutdown_timeout. --help prints the flags and returns nil.
+// shutdown_timeout. It makes the configured logger slog's default (level,
+// format, trace IDs), so handlers can log with slog.InfoContext(ctx, …).
+// --help prints the flags and returns nil.
 //
 //	func main() {
 //		if err := config.Run(context.Background(), register, os.Args[1:]); err != nil {
@@ -34,6 +37,10 @@ func Run(ctx context.Context, register func(*ferry.Service, *server.Server), arg
 	if err != nil {
 		return err
 	}
+	// The process's default logger is the configured one, so that handlers
+	// logging with slog.InfoContext(ctx, …) get its level, its format and
+	// the trace ID of their call.
+	slog.SetDefault(NewLogger(cfg.Log))
 	svc, err := NewService(cfg, register, opts...)
 	if err != nil {
 		return err

@@ -599,13 +599,15 @@ func names[V any](m map[string]V) string {
 	return strings.Join(slices.Sorted(maps.Keys(m)), ", ")
 }
 
-// NewLogger returns the logger Log describes, writing to stderr.
+// NewLogger returns the logger Log describes, writing to stderr; records
+// logged with a span's context carry its trace_id and span_id.
 func NewLogger(l Log) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(l.Level)) // validated by Load
 	ho := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, ho)
 	if l.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, ho))
+		h = slog.NewJSONHandler(os.Stderr, ho)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, ho))
+	return slog.New(telemetry.LogHandler(h)) // trace_id and span_id on records logged with a span's context
 }

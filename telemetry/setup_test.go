@@ -3,6 +3,7 @@ package telemetry_test
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -128,5 +129,29 @@ func TestOTLPExportsToLocalCollector(t *testing.T) {
 				t.Error("nothing reached the collector")
 			}
 		})
+	}
+}
+
+// LogHandler puts the span's IDs on records logged with its context, once.
+func TestLogHandler(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(telemetry.LogHandler(slog.NewTextHandler(&buf, nil)))
+	tel, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "logs", Sampler: "always_on", DisableMetrics: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(context.Background())
+	ctx, span := tel.TracerProvider.Tracer("t").Start(context.Background(), "op")
+	defer span.End()
+	id := span.SpanContext().TraceID().String()
+	log.InfoContext(ctx, "in a handler")
+	log.With("k", "v").InfoContext(ctx, "derived logger")
+	log.InfoContext(ctx, "already has it", "trace_id", id)
+	log.Info("no context")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	for i, want := range []int{1, 1, 1, 0} {
+		if got := strings.Count(lines[i], "trace_id="+id); got != want {
+			t.Errorf("line %q has the trace id %d times, want %d", lines[i], got, want)
+		}
 	}
 }
