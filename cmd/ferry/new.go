@@ -20,6 +20,7 @@ type newOptions struct {
 	ferryReplace string
 	ferryVersion string
 	noTidy       bool
+	natsURL      string
 }
 
 func newNewCmd() *cobra.Command {
@@ -64,6 +65,7 @@ ferry new last wrote (the hashes are in ` + scaffold.ManifestFile + `). So:
 	f.StringVar(&o.ferryReplace, "ferry-replace", "", "add 'replace "+scaffold.FerryModule+" => PATH' to go.mod (a local Ferry checkout; default: the checkout the working directory is in, or the one a development build of ferry came from)")
 	f.StringVar(&o.ferryVersion, "ferry-version", "", "Ferry version go.mod requires (default: this ferry's version, or the latest via go mod tidy for a development build)")
 	f.BoolVar(&o.noTidy, "no-tidy", false, "do not run go mod tidy in the new project")
+	f.StringVar(&o.natsURL, "nats-url", "", "NATS server the service uses, shared with other services (default: each service embeds its own)")
 	return cmd
 }
 
@@ -110,6 +112,7 @@ func runNew(cmd *cobra.Command, name string, o *newOptions) error {
 		Dir:          dir,
 		FerryVersion: version,
 		FerryReplace: replace,
+		NATSURL:      o.natsURL,
 		GoVersion:    goLine(),
 		Update:       o.update,
 	})

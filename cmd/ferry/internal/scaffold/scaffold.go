@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -30,12 +31,16 @@ const ManifestFile = ".ferry-scaffold.json"
 // FerryModule is the module path of Ferry.
 const FerryModule = "github.com/ferry-go/ferry"
 
-// Ports the generated configuration and manifests use.
-const (
-	HTTPPort = 8080
-	GRPCPort = 9090
-	NATSPort = 4222
-)
+// Ports returns the ports a generated service listens on, derived from its
+// name so that two services scaffolded side by side do not collide:
+// HTTP 8100–8199, gRPC 9100–9199, admin (metrics, probes) 9300–9399, the
+// embedded NATS server 4300–4399, the same last two digits for all four.
+func Ports(name string) (httpPort, grpcPort, adminPort, natsPort int) {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(name))
+	off := int(h.Sum32() % 100)
+	return 8100 + off, 9100 + off, 9300 + off, 4300 + off
+}
 
 //go:embed templates
 var templates embed.FS
@@ -81,6 +86,9 @@ type Options struct {
 	// FerryReplace, when set, adds "replace github.com/ferry-go/ferry =>
 	// FerryReplace" to go.mod: a local checkout of Ferry.
 	FerryReplace string
+	// NATSURL, when set, makes the service use that NATS server (shared with
+	// other services) instead of embedding its own.
+	NATSURL string
 	// GoVersion is the go line of go.mod, such as "1.26.0"; its major and
 	// minor version pick the golang image of the Dockerfile. Required.
 	GoVersion string
@@ -136,6 +144,9 @@ func Generate(o Options) ([]Result, error) {
 	}
 	if o.Dir == "" {
 		return nil, errors.New("scaffold: no directory given")
+	}
+	if u := o.NATSURL; u != "" && (strings.ContainsAny(u, "\"'` \t\r\n#") || !strings.Contains(u, "://")) {
+		return nil, fmt.Errorf("scaffold: NATS URL %q: want a URL such as nats://127.0.0.1:4222", u)
 	}
 	if !goVersionRE.MatchString(o.GoVersion) {
 		return nil, fmt.Errorf("scaffold: Go version %q: want 1.26.0 or the like", o.GoVersion)
@@ -222,16 +233,19 @@ type rendered struct {
 }
 
 func render(o Options) ([]rendered, error) {
+	httpPort, grpcPort, adminPort, natsPort := Ports(o.Name)
 	d := data{
+		HTTPPort:     httpPort,
+		GRPCPort:     grpcPort,
+		AdminPort:    adminPort,
+		NATSPort:     natsPort,
 		Name:         o.Name,
 		Module:       o.Module,
 		Kube:         kubeName(o.Name),
 		GoVersion:    o.GoVersion,
 		GoMinor:      goMinor(o.GoVersion),
 		FerryReplace: quoteModPath(o.FerryReplace),
-		HTTPPort:     HTTPPort,
-		GRPCPort:     GRPCPort,
-		NATSPort:     NATSPort,
+		NATSURL:      o.NATSURL,
 		Marker:       Marker,
 	}
 	switch {
@@ -265,7 +279,8 @@ type data struct {
 	GoVersion, GoMinor         string
 	FerryRequire, FerryReplace string
 	HTTPPort, GRPCPort         int
-	NATSPort                   int
+	AdminPort, NATSPort        int
+	NATSURL                    string // "" : an embedded NATS server
 	Marker                     string
 }
 

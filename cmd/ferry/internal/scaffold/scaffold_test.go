@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"go/ast"
 	"go/format"
 	"go/parser"
@@ -145,8 +146,10 @@ func TestGenerate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("config.Load(ferry.yaml) = %v", err)
 	}
-	if cfg.Service.Name != "My_Svc" || cfg.Service.Version != "0.1.0" || cfg.Transports.HTTP.Addr != ":8080" ||
-		cfg.Transports.GRPC.Addr != ":9090" || !cfg.Transports.NATS.Enabled || cfg.NATS.URL != "" || cfg.NATS.Embedded.Port != 4222 {
+	httpPort, grpcPort, adminPort, natsPort := scaffold.Ports("My_Svc")
+	if cfg.Service.Name != "My_Svc" || cfg.Service.Version != "0.1.0" || cfg.Transports.HTTP.Addr != fmt.Sprintf(":%d", httpPort) ||
+		cfg.Transports.GRPC.Addr != fmt.Sprintf(":%d", grpcPort) || !cfg.Transports.NATS.Enabled || cfg.NATS.URL != "" ||
+		cfg.NATS.Embedded.Port != natsPort || cfg.Admin.Addr != fmt.Sprintf(":%d", adminPort) {
 		t.Errorf("ferry.yaml loads as %+v", cfg)
 	}
 
@@ -163,10 +166,10 @@ func TestGenerate(t *testing.T) {
 						Image          string
 						Ports          []struct{ Name string }
 						ReadinessProbe struct {
-							TCPSocket struct{ Port string } `yaml:"tcpSocket"`
+							HTTPGet struct{ Path, Port string } `yaml:"httpGet"`
 						} `yaml:"readinessProbe"`
 						LivenessProbe struct {
-							TCPSocket struct{ Port string } `yaml:"tcpSocket"`
+							HTTPGet struct{ Path, Port string } `yaml:"httpGet"`
 						} `yaml:"livenessProbe"`
 						Lifecycle struct {
 							PreStop struct {
@@ -186,9 +189,10 @@ func TestGenerate(t *testing.T) {
 		t.Fatalf("k8s/deployment.yaml = %+v, want one container of my-svc, non-root", dep)
 	}
 	c := ps.Containers[0]
-	if c.Image != "my-svc:latest" || c.ReadinessProbe.TCPSocket.Port != "http" || c.LivenessProbe.TCPSocket.Port != "http" ||
+	if c.Image != "my-svc:latest" || c.ReadinessProbe.HTTPGet != (struct{ Path, Port string }{"/readyz", "admin"}) ||
+		c.LivenessProbe.HTTPGet != (struct{ Path, Port string }{"/livez", "admin"}) || len(c.Ports) != 3 || c.Ports[2].Name != "admin" ||
 		c.Lifecycle.PreStop.Sleep.Seconds <= 0 || ps.TerminationGracePeriodSeconds <= c.Lifecycle.PreStop.Sleep.Seconds+15 {
-		t.Errorf("k8s container = %+v, grace %ds: want TCP probes on the http port, a preStop sleep and room for the 15s drain", c, ps.TerminationGracePeriodSeconds)
+		t.Errorf("k8s container = %+v, grace %ds: want HTTP probes on /readyz and /livez of the admin port, the admin port exposed, a preStop sleep and room for the 15s drain", c, ps.TerminationGracePeriodSeconds)
 	}
 	var svc struct {
 		Spec struct {
@@ -203,7 +207,8 @@ func TestGenerate(t *testing.T) {
 	if err := yaml.Unmarshal([]byte(read(t, dir, "k8s/service.yaml")), &svc); err != nil {
 		t.Fatalf("k8s/service.yaml: %v", err)
 	}
-	if svc.Spec.Selector["app.kubernetes.io/name"] != "my-svc" || len(svc.Spec.Ports) != 2 || svc.Spec.Ports[0].Port != 8080 || svc.Spec.Ports[1].TargetPort != "grpc" {
+	if svc.Spec.Selector["app.kubernetes.io/name"] != "my-svc" || len(svc.Spec.Ports) != 3 || svc.Spec.Ports[0].Port != httpPort ||
+		svc.Spec.Ports[1].TargetPort != "grpc" || svc.Spec.Ports[2].Port != adminPort {
 		t.Errorf("k8s/service.yaml = %+v", svc)
 	}
 
@@ -401,5 +406,26 @@ func TestRefuse(t *testing.T) {
 	o.Dir = filepath.Join(dir, "notes.txt")
 	if _, err := scaffold.Generate(o); err == nil || !strings.Contains(err.Error(), "is not a directory") {
 		t.Errorf("Generate(a file) = %v, want a refusal", err)
+	}
+}
+
+// Two services scaffolded side by side get different ports, and one given
+// a NATS URL shares that server instead of embedding its own.
+func TestDistinctPortsAndSharedNATS(t *testing.T) {
+	h1, g1, a1, n1 := scaffold.Ports("orders")
+	h2, g2, a2, n2 := scaffold.Ports("payments")
+	if h1 == h2 || g1 == g2 || a1 == a2 || n1 == n2 {
+		t.Errorf("orders and payments share ports: %d/%d/%d/%d and %d/%d/%d/%d", h1, g1, a1, n1, h2, g2, a2, n2)
+	}
+	dir := t.TempDir()
+	if _, err := scaffold.Generate(scaffold.Options{Name: "orders", Dir: dir, GoVersion: "1.26.0", NATSURL: "nats://127.0.0.1:4222"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(config.Sources{File: filepath.Join(dir, "ferry.yaml"), Env: func(string) (string, bool) { return "", false }})
+	if err != nil || cfg.NATS.URL != "nats://127.0.0.1:4222" {
+		t.Errorf("ferry.yaml with a shared NATS: nats.url = %q, %v", cfg.NATS.URL, err)
+	}
+	if dep := read(t, dir, "k8s/deployment.yaml"); !strings.Contains(dep, "- name: FERRY_NATS_URL\n              value: nats://127.0.0.1:4222") {
+		t.Errorf("k8s/deployment.yaml does not set FERRY_NATS_URL:\n%s", dep)
 	}
 }
