@@ -22,6 +22,7 @@ type Config struct {
 	Log        Log          `mapstructure:"log"`
 	Telemetry  Telemetry    `mapstructure:"telemetry"`
 	Admin      Admin        `mapstructure:"admin"`
+	Client     Calls        `mapstructure:"client"`
 	// ShutdownTimeout bounds the graceful drain.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout" doc:"how long a stop may drain in-flight work" validate:"gt=0"`
 	// AdvertiseHost replaces an unspecified listen host in registered
@@ -29,6 +30,13 @@ type Config struct {
 	AdvertiseHost string `mapstructure:"advertise_host" doc:"host put into registered addresses whose listener has none (default: the first non-loopback IPv4)"`
 
 	sources map[string]string // key → where its value came from
+}
+
+// Calls configures the client the service calls other services with
+// (config.Client).
+type Calls struct {
+	Transports []string      `mapstructure:"transports" doc:"transports outgoing calls may use, most preferred first" validate:"min=1,dive,oneof=nats grpc http"`
+	Timeout    time.Duration `mapstructure:"timeout" doc:"deadline of an outgoing call whose context has none" validate:"gt=0"`
 }
 
 // Service names the service.
@@ -233,6 +241,7 @@ func Default() Config {
 		Log:             Log{Level: "info", Format: "text"},
 		Telemetry:       Telemetry{Enabled: true, AccessLog: true},
 		Admin:           Admin{Enabled: true, Addr: ":9464"},
+		Client:          Calls{Transports: []string{"nats", "grpc", "http"}, Timeout: 10 * time.Second},
 		ShutdownTimeout: 15 * time.Second,
 	}
 }

@@ -218,7 +218,7 @@ func NewService(cfg *Config, register func(*ferry.Service, *server.Server), opts
 	if cfg.AdvertiseHost != "" {
 		b.sopts = append(b.sopts, ferry.WithAdvertiseHost(cfg.AdvertiseHost))
 	}
-	for _, part := range []func() error{b.adminServer, b.http, b.grpc, b.nats, b.registry, b.broker} {
+	for _, part := range []func() error{b.adminServer, b.client, b.http, b.grpc, b.nats, b.registry, b.broker} {
 		if err := part(); err != nil {
 			_ = shutdownTel(b.tel)
 			return nil, err
@@ -244,7 +244,9 @@ type builder struct {
 
 	tel   *telemetry.Telemetry
 	adm   *telemetry.Admin
-	conn  *fnats.Conn // the NATS connection, when natsOn
+	conn  *fnats.Conn     // the NATS connection, when natsOn
+	reg   *sharedRegistry // the registry, made once for registration and client
+	lc    *lazyClient     // the service's outgoing client (Client)
 	sopts []ferry.Option
 }
 
@@ -426,13 +428,24 @@ func (b *builder) registry() error {
 		return nil
 	}
 	cfg, res := b.cfg, Resources{nats: b.conn}
-	b.sopts = append(b.sopts, ferry.WithRegistryFrom(func(ctx context.Context) (registry.Registrar, error) {
+	b.reg = &sharedRegistry{make: func(ctx context.Context) (registry.Registry, error) {
 		r, err := b.regFactory(ctx, cfg, res)
 		if err != nil {
 			return nil, fmt.Errorf("registry.kind = %s (from %s): %w", cfg.Registry.Kind, cfg.Source("registry.kind"), err)
 		}
 		return r, nil
+	}}
+	b.sopts = append(b.sopts, ferry.WithRegistryFrom(func(ctx context.Context) (registry.Registrar, error) {
+		return b.reg.get(ctx)
 	}))
+	return nil
+}
+
+// client adds the service's outgoing client (Client): made before the
+// transports serve, closed after they drained.
+func (b *builder) client() error {
+	b.lc = &lazyClient{}
+	b.sopts = append(b.sopts, ferry.WithComponent(&clientComponent{b: b, lc: b.lc}))
 	return nil
 }
 
@@ -465,6 +478,7 @@ func (b *builder) service(srv *server.Server, extra []ferry.Option) *ferry.Servi
 		b.sopts = append(b.sopts, ferry.WithComponent(b.adm.DrainSignal()))
 	}
 	svc = ferry.New(srv, append(b.sopts, extra...)...)
+	clients.Store(svc, b.lc)
 	return svc
 }
 
