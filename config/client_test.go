@@ -16,25 +16,6 @@ import (
 
 var backEcho = transport.Endpoint[echoMsg, echoMsg]{Service: "back", Name: "Echo"}
 
-// startConfigured builds and starts a service from environment variables.
-func startConfigured(t *testing.T, register func(*ferry.Service, *server.Server), kv ...string) *ferry.Service {
-	t.Helper()
-	cfg, err := config.Load(config.Sources{Env: env(append([]string{"FERRY_LOG_LEVEL", "error", "FERRY_ADMIN_ENABLED", "false"}, kv...)...)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := config.NewService(cfg, register)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := ferrytest.Context(t)
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = svc.Stop(context.Background()) })
-	return svc
-}
-
 // Issue #12: a service built from configuration calls another through
 // config.Client — found in the NATS registry, over the transport the
 // configuration prefers — and the trace goes on across the hop; when the
@@ -54,7 +35,7 @@ func TestClientFromConfig(t *testing.T) {
 		})
 	}
 	// back: gRPC only.
-	back := startConfigured(t, backRegister, "FERRY_SERVICE_NAME", "back",
+	back := startConfigured(t, backRegister, "FERRY_SERVICE_NAME", "back", "FERRY_ADMIN_ENABLED", "false",
 		"FERRY_TRANSPORTS_HTTP_ENABLED", "false", "FERRY_TRANSPORTS_NATS_ENABLED", "false", "FERRY_TRANSPORTS_GRPC_ADDR", "127.0.0.1:0",
 		"FERRY_NATS_URL", natsURL, "FERRY_REGISTRY_KIND", "nats", "FERRY_REGISTRY_NATS_TTL", "2s",
 		"FERRY_TELEMETRY_SAMPLER", "always_on")
@@ -65,7 +46,7 @@ func TestClientFromConfig(t *testing.T) {
 			traces <- trace.SpanContextFromContext(ctx).TraceID().String()
 			return backEcho.Call(ctx, calls, m)
 		})
-	}, "FERRY_SERVICE_NAME", "front",
+	}, "FERRY_SERVICE_NAME", "front", "FERRY_ADMIN_ENABLED", "false",
 		"FERRY_TRANSPORTS_GRPC_ENABLED", "false", "FERRY_TRANSPORTS_NATS_ENABLED", "false", "FERRY_TRANSPORTS_HTTP_ADDR", "127.0.0.1:0",
 		"FERRY_NATS_URL", natsURL, "FERRY_REGISTRY_KIND", "nats", "FERRY_REGISTRY_NATS_TTL", "2s",
 		"FERRY_CLIENT_TRANSPORTS", "grpc,nats", "FERRY_TELEMETRY_SAMPLER", "always_on")
@@ -92,7 +73,7 @@ func TestClientFromConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = back
-	startConfigured(t, backRegister, "FERRY_SERVICE_NAME", "back",
+	startConfigured(t, backRegister, "FERRY_SERVICE_NAME", "back", "FERRY_ADMIN_ENABLED", "false",
 		"FERRY_TRANSPORTS_HTTP_ENABLED", "false", "FERRY_TRANSPORTS_GRPC_ENABLED", "false",
 		"FERRY_NATS_URL", natsURL, "FERRY_REGISTRY_KIND", "nats", "FERRY_REGISTRY_NATS_TTL", "2s")
 	ferrytest.Eventually(t, "calls go on over NATS", func() bool {

@@ -267,7 +267,14 @@ func TestPortInUse(t *testing.T) {
 // variables; errors-only logs) until the end of the test.
 func startFromEnv(t *testing.T, kv ...string) (*ferry.Service, context.Context) {
 	t.Helper()
-	cfg, err := config.Load(config.Sources{Env: env(append([]string{"FERRY_SERVICE_NAME", "echo", "FERRY_LOG_LEVEL", "error"}, kv...)...)})
+	return startConfigured(t, register, append([]string{"FERRY_SERVICE_NAME", "echo"}, kv...)...), ferrytest.Context(t)
+}
+
+// startConfigured builds a service from environment variables kv (and
+// errors-only logs) with register, and runs it until the end of the test.
+func startConfigured(t *testing.T, register func(*ferry.Service, *server.Server), kv ...string) *ferry.Service {
+	t.Helper()
+	cfg, err := config.Load(config.Sources{Env: env(append([]string{"FERRY_LOG_LEVEL", "error"}, kv...)...)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,13 +282,16 @@ func startFromEnv(t *testing.T, kv ...string) (*ferry.Service, context.Context) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
+	ctx := ferrytest.Context(t)
 	if err := svc.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = svc.Stop(ctx) })
-	return svc, ctx
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), ferrytest.WaitBound)
+		defer cancel()
+		_ = svc.Stop(sctx)
+	})
+	return svc
 }
 
 type echoMsg struct {
