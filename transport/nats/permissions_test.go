@@ -1,0 +1,116 @@
+package nats_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/ferrytest"
+	"github.com/ferry-go/ferry/server"
+	fnats "github.com/ferry-go/ferry/transport/nats"
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// The least-privilege NATS permissions of a service "orders" served over
+// NATS, as docs/PRODUCTION.md documents them, and of a caller of it.
+var (
+	servicePerms = &natsserver.Permissions{
+		Subscribe: &natsserver.SubjectPermission{Allow: []string{"orders.*", "$SRV.>", "_INBOX.>"}},
+		Publish:   &natsserver.SubjectPermission{Allow: []string{"_INBOX.>", "$JS.API.STREAM.NAMES"}},
+	}
+	callerPerms = &natsserver.Permissions{
+		Subscribe: &natsserver.SubjectPermission{Allow: []string{"_INBOX.>"}},
+		Publish:   &natsserver.SubjectPermission{Allow: []string{"orders.*"}},
+	}
+	// An intruder may use NATS for its own subjects, not orders'.
+	intruderPerms = &natsserver.Permissions{
+		Subscribe: &natsserver.SubjectPermission{Allow: []string{">"}, Deny: []string{"orders.>", "$SRV.>"}},
+		Publish:   &natsserver.SubjectPermission{Allow: []string{">"}, Deny: []string{"orders.>"}},
+	}
+)
+
+// Issue #12: with subject permissions, a client on the same NATS server
+// without them can neither join the service's queue group (and read its
+// requests) nor call it; the service and a permitted caller work.
+func TestLeastPrivilegePermissions(t *testing.T) {
+	users := []*natsserver.User{
+		{Username: "orders", Password: "orders-secret", Permissions: servicePerms},
+		{Username: "caller", Password: "caller-secret", Permissions: callerPerms},
+		{Username: "intruder", Password: "intruder-secret", Permissions: intruderPerms},
+	}
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, Users: users})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(ferrytest.WaitBound) {
+		t.Fatal("NATS server not ready")
+	}
+	t.Cleanup(ns.Shutdown)
+	url := ns.ClientURL()
+	connect := func(user, pass string, onErr func(error)) *nats.Conn {
+		opts := []nats.Option{nats.UserInfo(user, pass)}
+		if onErr != nil {
+			opts = append(opts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { onErr(err) }))
+		}
+		nc, err := nats.Connect(url, opts...)
+		if err != nil {
+			t.Fatalf("connect as %s: %v", user, err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
+	}
+
+	srv := server.New("orders")
+	server.Handle(srv, "Place", func(_ context.Context, r *HelloRequest) (*HelloReply, error) {
+		return &HelloReply{Message: "placed " + r.Name}, nil
+	})
+	serve(t, connect("orders", "orders-secret", nil), srv)
+
+	var mu sync.Mutex
+	var violations []string
+	intruder := connect("intruder", "intruder-secret", func(err error) {
+		mu.Lock()
+		violations = append(violations, err.Error())
+		mu.Unlock()
+	})
+	var stolen atomic.Int64
+	if _, err := intruder.QueueSubscribe("orders.*", "orders", func(m *nats.Msg) { stolen.Add(1) }); err != nil {
+		t.Fatalf("QueueSubscribe = %v", err)
+	}
+	ferrytest.Eventually(t, "the intruder's subscription refused", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, v := range violations {
+			if strings.Contains(strings.ToLower(v), "permissions violation") {
+				return true
+			}
+		}
+		return false
+	})
+
+	caller := fnats.NewClient(connect("caller", "caller-secret", nil))
+	for i := range 20 {
+		var out HelloReply
+		if err := caller.Invoke(testCtx(t), "orders", "Place", &HelloRequest{Name: "o"}, &out); err != nil || out.Message != "placed o" {
+			t.Fatalf("call %d by a permitted caller = %+v, %v", i, out, err)
+		}
+	}
+	if n := stolen.Load(); n != 0 {
+		t.Errorf("the intruder received %d requests, want none", n)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	var out HelloReply
+	if err := fnats.NewClient(intruder).Invoke(ctx, "orders", "Place", &HelloRequest{Name: "x"}, &out); err == nil {
+		t.Error("the intruder's call succeeded, want it refused")
+	} else if c := errs.CodeOf(err); c == errs.Unknown {
+		t.Errorf("the intruder's call = %v, want a clear code", err)
+	}
+}
