@@ -204,6 +204,7 @@ type Telemetry struct {
 	Enabled       bool     `mapstructure:"enabled" doc:"trace, measure and log every call and event"`
 	OTLPEndpoint  string   `mapstructure:"otlp_endpoint" doc:"OTLP/HTTP trace endpoint: host:port (plain HTTP on loopback) or an http(s):// URL, /v1/traces added when missing; empty: OTEL_EXPORTER_OTLP_* env, if set"`
 	OTLPInsecure  bool     `mapstructure:"otlp_insecure" doc:"send OTLP over plain HTTP to a host:port endpoint that is not loopback"`
+	OTLPProtocol  string   `mapstructure:"otlp_protocol" doc:"http/protobuf (port 4318) or grpc (OTLP/gRPC, port 4317)" validate:"oneof=http/protobuf grpc"`
 	Stdout        bool     `mapstructure:"stdout" doc:"write spans as JSON to stdout"`
 	Sampler       string   `mapstructure:"sampler" doc:"an OTEL_TRACES_SAMPLER name; empty: OTEL_TRACES_SAMPLER, else parentbased_always_on" validate:"omitempty,oneof=always_on always_off traceidratio parentbased_always_on parentbased_always_off parentbased_traceidratio"`
 	SamplerRatio  float64  `mapstructure:"sampler_ratio" doc:"ratio for the traceidratio samplers" validate:"gte=0,lte=1"`
@@ -239,7 +240,7 @@ func Default() Config {
 			JetStream: BrokerJetStream{Prefetch: 64, DeadLetterStream: true, DeadLetterReplicas: 1},
 		},
 		Log:             Log{Level: "info", Format: "text"},
-		Telemetry:       Telemetry{Enabled: true, AccessLog: true},
+		Telemetry:       Telemetry{Enabled: true, AccessLog: true, OTLPProtocol: "http/protobuf"},
 		Admin:           Admin{Enabled: true, Addr: ":9464"},
 		Client:          Calls{Transports: []string{"nats", "grpc", "http"}, Timeout: 10 * time.Second},
 		ShutdownTimeout: 15 * time.Second,

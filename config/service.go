@@ -305,7 +305,7 @@ func (b *builder) telemetry() error {
 	tc := cfg.Telemetry
 	tel, err := telemetry.Setup(context.Background(), telemetry.Config{
 		ServiceName: cfg.Service.Name, ServiceVersion: cfg.Service.Version,
-		OTLPEndpoint: tc.OTLPEndpoint, OTLPInsecure: tc.OTLPInsecure, Stdout: tc.Stdout,
+		OTLPEndpoint: tc.OTLPEndpoint, OTLPInsecure: tc.OTLPInsecure, OTLPProtocol: tc.OTLPProtocol, Stdout: tc.Stdout,
 		Sampler: tc.Sampler, SamplerRatio: tc.SamplerRatio,
 		Logger: b.logger, SecretHeaders: tc.SecretHeaders,
 	})

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
@@ -47,6 +48,11 @@ type Config struct {
 	OTLPInsecure bool
 	// OTLPHeaders are sent with every export (e.g. an API key).
 	OTLPHeaders map[string]string
+	// OTLPProtocol is "http/protobuf" (the default, port 4318) or "grpc"
+	// (OTLP/gRPC, port 4317), as OTEL_EXPORTER_OTLP_PROTOCOL names them. With
+	// "grpc" the endpoint is host:port or an http(s):// URL whose scheme says
+	// whether to use TLS (host:port: plain on loopback or with OTLPInsecure).
+	OTLPProtocol string
 
 	// Stdout writes every span as JSON to StdoutWriter (os.Stdout if nil).
 	Stdout       bool
@@ -106,13 +112,9 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 		topts = append(topts, sdktrace.WithSampler(s))
 	}
 	if otlpWanted(cfg) {
-		opts, err := otlpOptions(cfg)
+		exp, err := otlpExporter(ctx, cfg)
 		if err != nil {
-			return nil, fmt.Errorf("telemetry: %w", err)
-		}
-		exp, err := otlptracehttp.New(ctx, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("telemetry: OTLP exporter: %w", err)
+			return nil, err
 		}
 		topts = append(topts, sdktrace.WithBatcher(exp))
 	}
@@ -161,6 +163,44 @@ func serviceAttrs(cfg Config) []attribute.KeyValue {
 
 func otlpWanted(cfg Config) bool {
 	return cfg.OTLPEndpoint != "" || os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
+}
+
+// otlpExporter makes the OTLP trace exporter cfg asks for.
+func otlpExporter(ctx context.Context, cfg Config) (sdktrace.SpanExporter, error) {
+	switch cfg.OTLPProtocol {
+	case "", "http/protobuf":
+		opts, err := otlpOptions(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: %w", err)
+		}
+		exp, err := otlptracehttp.New(ctx, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: OTLP exporter: %w", err)
+		}
+		return exp, nil
+	case "grpc":
+		var opts []otlptracegrpc.Option
+		if cfg.OTLPEndpoint != "" {
+			u, err := OTLPTracesURL(cfg.OTLPEndpoint, cfg.OTLPInsecure)
+			if err != nil {
+				return nil, fmt.Errorf("telemetry: %w", err)
+			}
+			pu, _ := url.Parse(u)
+			opts = append(opts, otlptracegrpc.WithEndpoint(pu.Host))
+			if pu.Scheme == "http" {
+				opts = append(opts, otlptracegrpc.WithInsecure())
+			}
+		}
+		if len(cfg.OTLPHeaders) > 0 {
+			opts = append(opts, otlptracegrpc.WithHeaders(cfg.OTLPHeaders))
+		}
+		exp, err := otlptracegrpc.New(ctx, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: OTLP/gRPC exporter: %w", err)
+		}
+		return exp, nil
+	}
+	return nil, fmt.Errorf("telemetry: OTLP protocol %q: want http/protobuf or grpc", cfg.OTLPProtocol)
 }
 
 func otlpOptions(cfg Config) ([]otlptracehttp.Option, error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/ferry-go/ferry/telemetry"
 	"go.opentelemetry.io/otel/trace"
+	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/grpc"
 )
 
 // TestSetupStdout: Setup with the stdout exporter writes ended spans with
@@ -153,5 +156,58 @@ func TestLogHandler(t *testing.T) {
 		if got := strings.Count(lines[i], "trace_id="+id); got != want {
 			t.Errorf("line %q has the trace id %d times, want %d", lines[i], got, want)
 		}
+	}
+}
+
+// traceCollector is an OTLP/gRPC collector that counts the spans it gets.
+type traceCollector struct {
+	coltrace.UnimplementedTraceServiceServer
+	spans chan int
+}
+
+func (c *traceCollector) Export(_ context.Context, req *coltrace.ExportTraceServiceRequest) (*coltrace.ExportTraceServiceResponse, error) {
+	n := 0
+	for _, rs := range req.GetResourceSpans() {
+		for _, ss := range rs.GetScopeSpans() {
+			n += len(ss.GetSpans())
+		}
+	}
+	c.spans <- n
+	return &coltrace.ExportTraceServiceResponse{}, nil
+}
+
+// OTLP/gRPC (otlp_protocol: grpc) exports to a real gRPC collector on
+// loopback, given as host:port.
+func TestOTLPOverGRPC(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	col := &traceCollector{spans: make(chan int, 16)}
+	coltrace.RegisterTraceServiceServer(gs, col)
+	go func() { _ = gs.Serve(lis) }()
+	defer gs.Stop()
+	tel, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "otlp-grpc", OTLPEndpoint: lis.Addr().String(), OTLPProtocol: "grpc", Sampler: "always_on", DisableMetrics: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := tel.TracerProvider.Tracer("t").Start(context.Background(), "op")
+	span.End()
+	if err := tel.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown (flushes the export) = %v", err)
+	}
+	select {
+	case n := <-col.spans:
+		if n != 1 {
+			t.Errorf("the collector got %d spans, want 1", n)
+		}
+	default:
+		t.Error("nothing reached the OTLP/gRPC collector")
+	}
+	if _, err := telemetry.Setup(context.Background(), telemetry.Config{OTLPEndpoint: "x:1", OTLPProtocol: "thrift"}); err == nil {
+		t.Error("an unknown OTLP protocol was accepted")
 	}
 }
