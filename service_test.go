@@ -283,13 +283,7 @@ func TestDeregistersBeforeDrain(t *testing.T) {
 	svc := ferry.New(newServer(), ferry.WithTransport(fhttp.NewServer("127.0.0.1:0")),
 		ferry.WithComponent(recorder{name: "transport", log: &log, mu: &mu}),
 		ferry.WithRegistry(reg), ferry.WithSignals(), ferry.WithLogger(quiet()))
-	ctx := context.Background()
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
+	startStop(t, svc)
 	if got, want := strings.Join(log, ","), "start transport,register,deregister,stop transport"; got != want {
 		t.Errorf("order = %s, want %s", got, want)
 	}
@@ -482,13 +476,7 @@ func TestConnectionsFirstAndLast(t *testing.T) {
 	rec := func(name string) recorder { return recorder{name: name, log: &log, mu: &mu} }
 	svc := ferry.New(newServer(), ferry.WithComponent(rec("a")), ferry.WithConnection(rec("conn1")),
 		ferry.WithComponent(rec("b")), ferry.WithConnection(rec("conn2")), ferry.WithSignals(), ferry.WithLogger(quiet()))
-	ctx := ferrytest.Context(t)
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
+	startStop(t, svc)
 	if got, want := strings.Join(log, ","), "start conn1,start conn2,start a,start b,stop b,stop a,stop conn2,stop conn1"; got != want {
 		t.Errorf("lifecycle = %s, want %s", got, want)
 	}
@@ -510,5 +498,17 @@ func TestRunLogsStopped(t *testing.T) {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("log = %s, want %q", buf.String(), want)
 		}
+	}
+}
+
+// startStop starts svc and stops it at once.
+func startStop(t *testing.T, svc *ferry.Service) {
+	t.Helper()
+	ctx := ferrytest.Context(t)
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Stop(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -114,15 +114,7 @@ func TestOTLPExportsToLocalCollector(t *testing.T) {
 			if form == "url" {
 				endpoint = col.URL
 			}
-			tel, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "otlp-test", OTLPEndpoint: endpoint, Sampler: "always_on"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, span := tel.TracerProvider.Tracer("t").Start(context.Background(), "op")
-			span.End()
-			if err := tel.Shutdown(context.Background()); err != nil {
-				t.Fatalf("Shutdown (flushes the export) = %v", err)
-			}
+			exportOneSpan(t, telemetry.Config{ServiceName: "otlp-test", OTLPEndpoint: endpoint, Sampler: "always_on"})
 			select {
 			case p := <-paths:
 				if p != "/v1/traces" {
@@ -190,15 +182,7 @@ func TestOTLPOverGRPC(t *testing.T) {
 	coltrace.RegisterTraceServiceServer(gs, col)
 	go func() { _ = gs.Serve(lis) }()
 	defer gs.Stop()
-	tel, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "otlp-grpc", OTLPEndpoint: lis.Addr().String(), OTLPProtocol: "grpc", Sampler: "always_on", DisableMetrics: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, span := tel.TracerProvider.Tracer("t").Start(context.Background(), "op")
-	span.End()
-	if err := tel.Shutdown(context.Background()); err != nil {
-		t.Fatalf("Shutdown (flushes the export) = %v", err)
-	}
+	exportOneSpan(t, telemetry.Config{ServiceName: "otlp-grpc", OTLPEndpoint: lis.Addr().String(), OTLPProtocol: "grpc", Sampler: "always_on", DisableMetrics: true})
 	select {
 	case n := <-col.spans:
 		if n != 1 {
@@ -209,5 +193,20 @@ func TestOTLPOverGRPC(t *testing.T) {
 	}
 	if _, err := telemetry.Setup(context.Background(), telemetry.Config{OTLPEndpoint: "x:1", OTLPProtocol: "thrift"}); err == nil {
 		t.Error("an unknown OTLP protocol was accepted")
+	}
+}
+
+// exportOneSpan sets telemetry up with cfg, ends one span and shuts down,
+// which flushes the export.
+func exportOneSpan(t *testing.T, cfg telemetry.Config) {
+	t.Helper()
+	tel, err := telemetry.Setup(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := tel.TracerProvider.Tracer("t").Start(context.Background(), "op")
+	span.End()
+	if err := tel.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown (flushes the export) = %v", err)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
 	"github.com/ferry-go/ferry/transport/internal/callctx"
+	"github.com/ferry-go/ferry/transport/internal/timeoutms"
 )
 
 // TimeoutHeader carries a call's remaining time in whole milliseconds, an
@@ -37,22 +38,6 @@ const (
 	DefaultMaxHeaderBytes    = 64 << 10
 	DefaultMaxBodyBytes      = 4 << 20
 )
-
-// parseTimeout parses a TimeoutHeader value, a whole number of
-// milliseconds > 0, cut to limit; ok is false when v is not one.
-func parseTimeout(v string, limit time.Duration) (d time.Duration, ok bool) {
-	ms, err := strconv.ParseInt(v, 10, 64)
-	if errors.Is(err, strconv.ErrRange) && ms > 0 { // too many digits: as long as allowed
-		return limit, true
-	}
-	if err != nil || ms <= 0 {
-		return 0, false
-	}
-	if ms >= int64(limit/time.Millisecond) {
-		return limit, true
-	}
-	return time.Duration(ms) * time.Millisecond, true
-}
 
 // ServerOption configures a Server.
 type ServerOption func(*serverConfig)
@@ -563,7 +548,7 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	timeout := h.defTimeout
 	if v := r.Header[TimeoutHeader]; len(v) > 0 {
-		d, ok := parseTimeout(v[0], h.maxTimeout)
+		d, ok := timeoutms.Parse(v[0], h.maxTimeout)
 		if !ok {
 			writeProblem(w, http.StatusBadRequest, errs.Newf(errs.InvalidArgument,
 				"header %s: %q is not a whole number of milliseconds greater than 0", TimeoutHeader, errs.Clip(v[0])).

@@ -2,7 +2,6 @@ package nats
 
 import (
 	"encoding/json"
-	"errors"
 	"math"
 	"sort"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/transport"
+	"github.com/ferry-go/ferry/transport/internal/timeoutms"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 )
@@ -187,17 +187,11 @@ func (r *replyHeader) Keys() []string { return r.md.Keys() }
 // parseTimeout parses a TimeoutHeader value, a whole number of
 // milliseconds > 0, cut to limit.
 func parseTimeout(v string, limit time.Duration) (time.Duration, error) {
-	ms, err := strconv.ParseInt(v, 10, 64)
-	if errors.Is(err, strconv.ErrRange) && ms > 0 { // too many digits: as long as allowed
-		return limit, nil
-	}
-	if err != nil || ms <= 0 {
+	d, ok := timeoutms.Parse(v, limit)
+	if !ok {
 		return 0, errs.Newf(errs.InvalidArgument, "header %s: want a positive whole number of milliseconds, got %q", TimeoutHeader, errs.Clip(v))
 	}
-	if ms >= int64(limit/time.Millisecond) {
-		return limit, nil
-	}
-	return time.Duration(ms) * time.Millisecond, nil
+	return d, nil
 }
 
 // formatTimeout renders d for TimeoutHeader: rounded up to whole

@@ -1,0 +1,26 @@
+// Package timeoutms parses the Ferry-Timeout-Ms header value the HTTP and
+// NATS transports share.
+package timeoutms
+
+import (
+	"errors"
+	"strconv"
+	"time"
+)
+
+// Parse parses v, a whole number of milliseconds > 0, cut to limit; ok is
+// false when v is not one. A number too long for int64 is as long as
+// allowed.
+func Parse(v string, limit time.Duration) (d time.Duration, ok bool) {
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if errors.Is(err, strconv.ErrRange) && ms > 0 {
+		return limit, true
+	}
+	if err != nil || ms <= 0 {
+		return 0, false
+	}
+	if ms >= int64(limit/time.Millisecond) {
+		return limit, true
+	}
+	return time.Duration(ms) * time.Millisecond, true
+}
