@@ -214,7 +214,7 @@ type Telemetry struct {
 
 // Admin configures the admin HTTP server: /metrics, /livez, /readyz.
 type Admin struct {
-	Enabled bool   `mapstructure:"enabled" doc:"serve /metrics, /livez and /readyz"`
+	Enabled bool   `mapstructure:"enabled" doc:"serve /metrics (calls, events, Go runtime and process), /livez and /readyz"`
 	Addr    string `mapstructure:"addr" doc:"admin listen address, host:port" validate:"required_if=Enabled true,omitempty,listen_addr"`
 }
 

@@ -462,6 +462,12 @@ func TestTelemetryFromConfig(t *testing.T) {
 	}
 	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, `rpc_server_duration_seconds_count{`) || !strings.Contains(body, `rpc_method="Echo"`) {
 		t.Errorf("/metrics = %d, want the call's duration histogram; got:\n%.2000s", code, body)
+	} else {
+		for _, m := range []string{"go_goroutines ", "go_memstats_heap_alloc_bytes ", "process_cpu_seconds_total ", "process_resident_memory_bytes "} {
+			if !strings.Contains(body, "\n"+m) {
+				t.Errorf("/metrics has no %s: want the Go runtime and process metrics", m)
+			}
+		}
 	}
 	for _, p := range []string{"/livez", "/readyz"} {
 		if code, body := get(p); code != 200 {

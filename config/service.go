@@ -308,6 +308,7 @@ func (b *builder) telemetry() error {
 		OTLPEndpoint: tc.OTLPEndpoint, OTLPInsecure: tc.OTLPInsecure, OTLPProtocol: tc.OTLPProtocol, Stdout: tc.Stdout,
 		Sampler: tc.Sampler, SamplerRatio: tc.SamplerRatio,
 		Logger: b.logger, SecretHeaders: tc.SecretHeaders,
+		GoCollectors: cfg.Admin.Enabled, // /metrics shows the Go runtime and the process too
 	})
 	if err != nil {
 		return &Error{Problems: []Problem{{Key: "telemetry", Source: cfg.Source("telemetry.enabled"), Message: err.Error()}}}
