@@ -3,6 +3,7 @@ package config_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/ferry-go/ferry"
 	"github.com/ferry-go/ferry/config"
@@ -16,24 +17,41 @@ import (
 
 var backEcho = transport.Endpoint[echoMsg, echoMsg]{Service: "back", Name: "Echo"}
 
-// Issue #12: a service built from configuration calls another through
-// config.Client — found in the NATS registry, over the transport the
-// configuration prefers — and the trace goes on across the hop; when the
-// callee turns gRPC off by configuration alone, calls go on over NATS.
-func TestClientFromConfig(t *testing.T) {
+// backRegister registers back's Echo, which appends ">back" and calls
+// seen (if not nil) with its context.
+func backRegister(seen func(context.Context)) func(*ferry.Service, *server.Server) {
+	return func(_ *ferry.Service, srv *server.Server) {
+		server.Register(srv, backEcho, func(ctx context.Context, m *echoMsg) (*echoMsg, error) {
+			if seen != nil {
+				seen(ctx)
+			}
+			return &echoMsg{Text: m.Text + ">back"}, nil
+		})
+	}
+}
+
+// startNATS starts a NATS server with JetStream for the test and returns
+// its URL.
+func startNATS(t *testing.T) string {
+	t.Helper()
 	ns, err := natsembed.Start(ferrytest.Context(t), natsembed.Options{JetStream: true, StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(ns.Shutdown)
-	natsURL := ns.ClientURL()
+	return ns.ClientURL()
+}
+
+// Issue #12: a service built from configuration calls another through
+// config.Client — found in the NATS registry, over the transport the
+// configuration prefers — and the trace goes on across the hop; when the
+// callee turns gRPC off by configuration alone, calls go on over NATS.
+func TestClientFromConfig(t *testing.T) {
+	natsURL := startNATS(t)
 	traces := make(chan string, 4)
-	backRegister := func(_ *ferry.Service, srv *server.Server) {
-		server.Register(srv, backEcho, func(ctx context.Context, m *echoMsg) (*echoMsg, error) {
-			traces <- trace.SpanContextFromContext(ctx).TraceID().String()
-			return &echoMsg{Text: m.Text + ">back"}, nil
-		})
-	}
+	backRegister := backRegister(func(ctx context.Context) {
+		traces <- trace.SpanContextFromContext(ctx).TraceID().String()
+	})
 	// back: gRPC only.
 	back := startConfigured(t, backRegister, "FERRY_SERVICE_NAME", "back", "FERRY_ADMIN_ENABLED", "false",
 		"FERRY_TRANSPORTS_HTTP_ENABLED", "false", "FERRY_TRANSPORTS_NATS_ENABLED", "false", "FERRY_TRANSPORTS_GRPC_ADDR", "127.0.0.1:0",
@@ -83,4 +101,50 @@ func TestClientFromConfig(t *testing.T) {
 		}
 		return err == nil && got.Text == "again>back"
 	})
+}
+
+// TestPerServiceClients (issue #12): clients.<service> replaces client's
+// settings for calls to that service only — here its transport and its
+// default deadline.
+func TestPerServiceClients(t *testing.T) {
+	natsURL := startNATS(t)
+	type seen struct {
+		kind transport.Kind
+		left time.Duration
+	}
+	calls := make(chan seen, 4)
+	startConfigured(t, backRegister(func(ctx context.Context) {
+		call, _ := transport.CallFromContext(ctx)
+		d, _ := ctx.Deadline()
+		calls <- seen{call.Kind, time.Until(d)}
+	}), "FERRY_SERVICE_NAME", "back", "FERRY_ADMIN_ENABLED", "false", "FERRY_TRANSPORTS_HTTP_ENABLED", "false",
+		"FERRY_TRANSPORTS_GRPC_ADDR", "127.0.0.1:0", "FERRY_NATS_URL", natsURL, "FERRY_REGISTRY_KIND", "nats")
+	front := func(kv ...string) transport.Client {
+		return config.Client(startConfigured(t, register, append([]string{"FERRY_SERVICE_NAME", "front", "FERRY_ADMIN_ENABLED", "false",
+			"FERRY_TRANSPORTS_GRPC_ENABLED", "false", "FERRY_TRANSPORTS_NATS_ENABLED", "false", "FERRY_TRANSPORTS_HTTP_ADDR", "127.0.0.1:0",
+			"FERRY_NATS_URL", natsURL, "FERRY_REGISTRY_KIND", "nats", "FERRY_CLIENT_TRANSPORTS", "grpc"}, kv...)...))
+	}
+	// No deadline of its own, so the client's default timeout applies.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	call := func(c transport.Client) seen {
+		t.Helper()
+		ferrytest.Eventually(t, "back called", func() bool {
+			_, err := backEcho.Call(ctx, c, &echoMsg{Text: "x"})
+			return err == nil
+		})
+		var s seen
+		for len(calls) > 0 {
+			s = <-calls
+		}
+		return s
+	}
+	if s := call(front()); s.kind != transport.GRPC || s.left <= 3*time.Second {
+		t.Errorf("with client: only, back was called over %s with %v left, want grpc and the default 10s", s.kind, s.left)
+	} else if s.left > 10*time.Second {
+		t.Errorf("with client: only, %v left, want at most client.timeout (10s)", s.left)
+	}
+	if s := call(front("FERRY_CLIENTS", `{"back": {"transports": ["nats"], "timeout": "3s"}}`)); s.kind != transport.NATS || s.left > 3*time.Second {
+		t.Errorf("with clients.back, back was called over %s with %v left, want nats and at most 3s", s.kind, s.left)
+	}
 }

@@ -13,16 +13,17 @@ import (
 // underscores, e.g. FERRY_TRANSPORTS_HTTP_ADDR) and a default (Default).
 // docs/CONFIG.md lists them all; a test keeps it in step with this type.
 type Config struct {
-	Service    Service      `mapstructure:"service"`
-	Transports Transports   `mapstructure:"transports"`
-	NATS       NATS         `mapstructure:"nats"`
-	Registry   Registry     `mapstructure:"registry"`
-	Broker     Broker       `mapstructure:"broker"`
-	Middleware []Middleware `mapstructure:"middleware" doc:"server middleware by name with settings, outermost first (recovery is always on); file only" validate:"dive"`
-	Log        Log          `mapstructure:"log"`
-	Telemetry  Telemetry    `mapstructure:"telemetry"`
-	Admin      Admin        `mapstructure:"admin"`
-	Client     Calls        `mapstructure:"client"`
+	Service    Service                 `mapstructure:"service"`
+	Transports Transports              `mapstructure:"transports"`
+	NATS       NATS                    `mapstructure:"nats"`
+	Registry   Registry                `mapstructure:"registry"`
+	Broker     Broker                  `mapstructure:"broker"`
+	Middleware []Middleware            `mapstructure:"middleware" doc:"server middleware by name with settings, outermost first (recovery is always on); file only" validate:"dive"`
+	Log        Log                     `mapstructure:"log"`
+	Telemetry  Telemetry               `mapstructure:"telemetry"`
+	Admin      Admin                   `mapstructure:"admin"`
+	Client     Calls                   `mapstructure:"client"`
+	Clients    map[string]ServiceCalls `mapstructure:"clients" doc:"per called service (by name): transports, timeout, retry, tls and idempotent endpoints of calls to it; a key left out keeps client's (see Calling other services below); file only" validate:"dive,keys,service_name,endkeys"`
 	// ShutdownTimeout bounds the graceful drain.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout" doc:"how long a stop may drain in-flight work" validate:"gt=0"`
 	// AdvertiseHost replaces an unspecified listen host in registered
@@ -37,6 +38,37 @@ type Config struct {
 type Calls struct {
 	Transports []string      `mapstructure:"transports" doc:"transports outgoing calls may use, most preferred first" validate:"min=1,dive,oneof=nats grpc http"`
 	Timeout    time.Duration `mapstructure:"timeout" doc:"deadline of an outgoing call whose context has none" validate:"gt=0"`
+	Retry      Retry         `mapstructure:"retry"`
+	TLS        ClientTLS     `mapstructure:"tls"`
+}
+
+// ServiceCalls configures calls to one service; every key left out (zero)
+// keeps the value of client.
+type ServiceCalls struct {
+	Transports []string      `mapstructure:"transports" doc:"transports calls to the service may use, most preferred first" validate:"omitempty,dive,oneof=nats grpc http"`
+	Timeout    time.Duration `mapstructure:"timeout" doc:"deadline of a call whose context has none" validate:"gte=0"`
+	Retry      Retry         `mapstructure:"retry"`
+	TLS        ClientTLS     `mapstructure:"tls"`
+	Idempotent []string      `mapstructure:"idempotent" doc:"endpoints safe to call twice: calls the server may have processed are retried too (endpoints the service registers as idempotent need not be listed)"`
+}
+
+// Retry is the retry policy of outgoing calls (middleware.RetryPolicy).
+// Calls that were not processed (refused, no instance reached, overload)
+// are retried; others only on idempotent endpoints.
+type Retry struct {
+	MaxAttempts    int           `mapstructure:"max_attempts" doc:"attempts per call, the first included; 1 disables retries" validate:"gte=0,lte=5"`
+	BaseBackoff    time.Duration `mapstructure:"base_backoff" doc:"back-off before the first retry is drawn from [0, base); it doubles per retry" validate:"gte=0"`
+	MaxBackoff     time.Duration `mapstructure:"max_backoff" doc:"longest back-off" validate:"gte=0"`
+	AttemptTimeout time.Duration `mapstructure:"attempt_timeout" doc:"bounds each attempt within the call's deadline, so a server that died without a word is retried in time; 0: none" validate:"gte=0"`
+}
+
+// ClientTLS configures TLS to the instances that serve it (registered
+// with TLS, or https:// addresses).
+type ClientTLS struct {
+	CAFile     string `mapstructure:"ca_file" doc:"PEM CA certificates to trust for servers (default: the system's)" validate:"omitempty,file"`
+	CertFile   string `mapstructure:"cert_file" doc:"PEM client certificate presented to servers that require one (mutual TLS)" validate:"required_with=KeyFile,omitempty,file"`
+	KeyFile    string `mapstructure:"key_file" doc:"PEM private key of cert_file" validate:"required_with=CertFile,omitempty,file"`
+	ServerName string `mapstructure:"server_name" doc:"name to verify in server certificates (default: the host dialled)"`
 }
 
 // Service names the service.
@@ -239,10 +271,11 @@ func Default() Config {
 			Kind:      "none",
 			JetStream: BrokerJetStream{Prefetch: 64, DeadLetterStream: true, DeadLetterReplicas: 1},
 		},
-		Log:             Log{Level: "info", Format: "text"},
-		Telemetry:       Telemetry{Enabled: true, AccessLog: true, OTLPProtocol: "http/protobuf"},
-		Admin:           Admin{Enabled: true, Addr: ":9464"},
-		Client:          Calls{Transports: []string{"nats", "grpc", "http"}, Timeout: 10 * time.Second},
+		Log:       Log{Level: "info", Format: "text"},
+		Telemetry: Telemetry{Enabled: true, AccessLog: true, OTLPProtocol: "http/protobuf"},
+		Admin:     Admin{Enabled: true, Addr: ":9464"},
+		Client: Calls{Transports: []string{"nats", "grpc", "http"}, Timeout: 10 * time.Second,
+			Retry: Retry{MaxAttempts: 5, BaseBackoff: 25 * time.Millisecond, MaxBackoff: time.Second}},
 		ShutdownTimeout: 15 * time.Second,
 	}
 }

@@ -427,7 +427,8 @@ func decodeLeaf(field reflect.Value, l leaf, raw any) error {
 		return err
 	}
 	if err := dec.Decode(raw); err != nil {
-		return fmt.Errorf("want %s: %v", kindName(l.typ), err)
+		msg := strings.TrimPrefix(err.Error(), "decoding failed due to the following error(s):")
+		return fmt.Errorf("want %s: %s", kindName(l.typ), strings.Join(strings.Fields(msg), " "))
 	}
 	field.Set(target.Elem())
 	return nil

@@ -60,7 +60,44 @@ of the wrong type stops the service at start-up, naming it.
 			fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s | %s |\n", m.name, f.Tag.Get("mapstructure"), typeName(f.Type), req, f.Tag.Get("doc"))
 		}
 	}
+	b.WriteString(`
+## Calling other services
+
+` + "`config.Client(svc)`" + ` is the client a service calls others with: it finds them in the service's registry
+(or over its NATS connection), runs tracing and metrics on every call, and is configured by ` + "`client`" + `
+above. ` + "`clients`" + ` configures calls to one service at a time, by its name; a key left out keeps the
+value of ` + "`client`" + ` (field by field, also inside ` + "`retry`" + ` and ` + "`tls`" + `):
+
+` + "```yaml" + `
+client:
+  transports: [nats, grpc]
+clients:
+  payments:
+    transports: [grpc]          # payments over gRPC only
+    timeout: 2s
+    retry: {max_attempts: 3, attempt_timeout: 500ms}
+    tls: {ca_file: /etc/ferry/ca.pem, cert_file: /etc/ferry/orders.pem, key_file: /etc/ferry/orders-key.pem}
+    idempotent: [Refund]
+` + "```" + `
+
+| key under ` + "`clients.<service>`" + ` | type | meaning |
+|---|---|---|
+`)
+	walkDoc(&b, reflect.TypeFor[ServiceCalls](), "")
 	return b.String()
+}
+
+// walkDoc writes a row per leaf of struct t.
+func walkDoc(b *strings.Builder, t reflect.Type, prefix string) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		key := prefix + f.Tag.Get("mapstructure")
+		if f.Type.Kind() == reflect.Struct && f.Type != durationType {
+			walkDoc(b, f.Type, key+".")
+			continue
+		}
+		fmt.Fprintf(b, "| `%s` | %s | %s |\n", key, typeName(f.Type), f.Tag.Get("doc"))
+	}
 }
 
 // middlewareSettings lists the built-in middleware's settings types for the

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -17,6 +18,7 @@ import (
 	jsbroker "github.com/ferry-go/ferry/broker/jetstream"
 	brokermemory "github.com/ferry-go/ferry/broker/memory"
 	natsbroker "github.com/ferry-go/ferry/broker/nats"
+	"github.com/ferry-go/ferry/client"
 	"github.com/ferry-go/ferry/codec"
 	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/natsembed"
@@ -446,7 +448,26 @@ func (b *builder) registry() error {
 // transports serve, closed after they drained.
 func (b *builder) client() error {
 	b.lc = &lazyClient{}
-	b.sopts = append(b.sopts, ferry.WithComponent(&clientComponent{b: b, lc: b.lc}))
+	cc := &clientComponent{b: b, lc: b.lc, perSv: map[string][]client.Option{}}
+	problem := func(prefix, sourceKey string, err error) error {
+		var fe *tlsFileError
+		if !errors.As(err, &fe) {
+			return err
+		}
+		key := prefix + ".tls." + fe.key
+		return &Error{Problems: []Problem{{Key: key, Source: b.cfg.Source(cmp.Or(sourceKey, key)), Value: fe.file, Message: fe.err.Error()}}}
+	}
+	var err error
+	if cc.opts, err = clientOptions(b.cfg.Client, nil, ""); err != nil {
+		return problem("client", "", err)
+	}
+	for name, per := range b.cfg.Clients {
+		if cc.perSv[name], err = clientOptions(b.cfg.Client, &per, name); err != nil {
+			// client: passed, so the file is one of clients.<name>.
+			return problem("clients["+name+"]", "clients", err)
+		}
+	}
+	b.sopts = append(b.sopts, ferry.WithComponent(cc))
 	return nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferry-go/ferry/config"
+	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/ferrytest"
 	"github.com/ferry-go/ferry/transport"
 	fgrpc "github.com/ferry-go/ferry/transport/grpc"
@@ -93,5 +95,48 @@ func TestMutualTLS(t *testing.T) {
 			}
 			_ = c.Close()
 		}
+	}
+}
+
+// TestClientTLSFromConfig (issue #12): config.Client dials the TLS
+// endpoints the registry lists with client.tls — per transport, with mutual
+// TLS: with the client certificate the call succeeds, without it the
+// callee refuses the handshake. clients.<service>.tls is merged over
+// client.tls key by key.
+func TestClientTLSFromConfig(t *testing.T) {
+	f := ferrytest.TLS(t)
+	natsURL := startNATS(t)
+	startConfigured(t, backRegister(nil), "FERRY_SERVICE_NAME", "back", "FERRY_ADMIN_ENABLED", "false",
+		"FERRY_TRANSPORTS_NATS_ENABLED", "false", "FERRY_NATS_URL", natsURL, "FERRY_REGISTRY_KIND", "nats",
+		"FERRY_TRANSPORTS_HTTP_ADDR", "127.0.0.1:0", "FERRY_TRANSPORTS_GRPC_ADDR", "127.0.0.1:0",
+		"FERRY_TRANSPORTS_HTTP_TLS_CERT_FILE", f.CertFile, "FERRY_TRANSPORTS_HTTP_TLS_KEY_FILE", f.KeyFile,
+		"FERRY_TRANSPORTS_HTTP_TLS_CLIENT_CA_FILE", f.CertFile,
+		"FERRY_TRANSPORTS_GRPC_TLS_CERT_FILE", f.CertFile, "FERRY_TRANSPORTS_GRPC_TLS_KEY_FILE", f.KeyFile,
+		"FERRY_TRANSPORTS_GRPC_TLS_CLIENT_CA_FILE", f.CertFile)
+	for _, tr := range []string{"grpc", "http"} {
+		t.Run(tr, func(t *testing.T) {
+			caller := func(kv ...string) transport.Client {
+				svc := startConfigured(t, register, append([]string{"FERRY_SERVICE_NAME", "front", "FERRY_ADMIN_ENABLED", "false",
+					"FERRY_TRANSPORTS_GRPC_ENABLED", "false", "FERRY_TRANSPORTS_NATS_ENABLED", "false", "FERRY_TRANSPORTS_HTTP_ADDR", "127.0.0.1:0",
+					"FERRY_NATS_URL", natsURL, "FERRY_REGISTRY_KIND", "nats", "FERRY_CLIENT_TRANSPORTS", tr,
+					"FERRY_CLIENT_RETRY_MAX_ATTEMPTS", "1"}, kv...)...)
+				return config.Client(svc)
+			}
+			ctx := ferrytest.Context(t)
+			mutual := caller("FERRY_CLIENTS", `{"back": {"tls": {"cert_file": "`+f.CertFile+`", "key_file": "`+f.KeyFile+`"}}}`,
+				"FERRY_CLIENT_TLS_CA_FILE", f.CertFile)
+			ferrytest.Eventually(t, "back found and called over "+tr+" with TLS", func() bool {
+				got, err := backEcho.Call(ctx, mutual, &echoMsg{Text: "tls"})
+				return err == nil && got.Text == "tls>back"
+			})
+			noCert := caller("FERRY_CLIENT_TLS_CA_FILE", f.CertFile)
+			if _, err := backEcho.Call(ctx, noCert, &echoMsg{Text: "tls"}); errs.CodeOf(err) != errs.Unavailable {
+				t.Errorf("call without a client certificate = %v, want Unavailable (handshake refused)", err)
+			}
+			noCA := caller()
+			if _, err := backEcho.Call(ctx, noCA, &echoMsg{Text: "tls"}); errs.CodeOf(err) != errs.Unavailable {
+				t.Errorf("call without the CA = %v, want Unavailable (certificate not trusted)", err)
+			}
+		})
 	}
 }
