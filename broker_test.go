@@ -17,6 +17,7 @@ import (
 	"github.com/ferry-go/ferry/ferrytest"
 	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/natsembed"
+	regmemory "github.com/ferry-go/ferry/registry/memory"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
 	fhttp "github.com/ferry-go/ferry/transport/http"
@@ -258,5 +259,27 @@ func TestInFlightCallsPublishDuringStop(t *testing.T) {
 	}
 	if err := <-stopped; err != nil {
 		t.Errorf("Stop = %v", err)
+	}
+}
+
+// TestSubscriptionsOnlyWithARegistry (issue #12): an events-only service
+// configured with a registry — as every service of a system shares one —
+// starts, and registers nothing: it has nothing to call.
+func TestSubscriptionsOnlyWithARegistry(t *testing.T) {
+	reg := regmemory.New()
+	b, err := memory.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := ferry.New(server.New("notifications", server.WithLogger(quiet())),
+		ferry.WithBroker(b), ferry.WithRegistry(reg), ferry.WithLogger(quiet()))
+	ferry.Subscribe(svc, "orders.placed", func(context.Context, *broker.Event[placed]) error { return nil })
+	ctx := ferrytest.Context(t)
+	if err := svc.Start(ctx); err != nil {
+		t.Fatalf("Start = %v, want an events-only service to start with a registry", err)
+	}
+	defer svc.Stop(ctx)
+	if ins, err := reg.Lookup(ctx, "notifications"); err != nil || len(ins) != 0 {
+		t.Errorf("registered %v, %v; want nothing", ins, err)
 	}
 }

@@ -181,20 +181,25 @@ func (s *Service) Ready() <-chan struct{} { return s.ready }
 
 // Addr returns the address the service's transport of kind ("http",
 // "grpc", "nats", or a plug-in's name) serves on, as it would register it
-// ("http://127.0.0.1:8080", "127.0.0.1:9090"), once started; ok is false
-// when no started transport of that kind tells its address
-// (server.Advertiser).
+// ("http://127.0.0.1:8080", "127.0.0.1:9090"), once started — or where a
+// started component of that name listens ("admin": "http://127.0.0.1:9464",
+// a Listener); ok is false when nothing started of that kind tells its
+// address (server.Advertiser, Listener).
 func (s *Service) Addr(kind string) (addr string, ok bool) {
 	s.mu.Lock()
 	started := slices.Clone(s.started)
 	s.mu.Unlock()
 	for _, c := range started {
-		tc, isT := c.(*transportComponent)
-		if !isT {
+		if tc, isT := c.(*transportComponent); isT {
+			if a, isA := tc.t.(server.Advertiser); isA {
+				if k, addr, ok := a.Advertise(); ok && k == kind {
+					return addr, true
+				}
+			}
 			continue
 		}
-		if a, isA := tc.t.(server.Advertiser); isA {
-			if k, addr, ok := a.Advertise(); ok && k == kind {
+		if l, isL := c.(Listener); isL {
+			if name, addr, ok := l.ListenAddr(); ok && name == kind {
 				return addr, true
 			}
 		}
@@ -462,6 +467,12 @@ func (r *registration) Start(ctx context.Context) error {
 			return errors.New("ferry: WithRegistryFrom returned a nil registrar")
 		}
 		r.reg = reg
+	}
+	if len(s.srv.Endpoints()) == 0 {
+		// Subscriptions only: nothing to call, so nothing to register. The
+		// registry still serves the service's own calls (config.Client).
+		s.logger.Debug("ferry: nothing to register: the service has subscriptions only", "service", s.srv.Name())
+		return nil
 	}
 	in := registry.Instance{ID: nuid.Next(), Service: s.srv.Name(), Version: s.srv.Version()}
 	var idem []string

@@ -286,11 +286,17 @@ func startFromEnv(t *testing.T, kv ...string) (*ferry.Service, context.Context) 
 // errors-only logs) with register, and runs it until the end of the test.
 func startConfigured(t *testing.T, register func(*ferry.Service, *server.Server), kv ...string) *ferry.Service {
 	t.Helper()
+	return startWith(t, register, nil, kv...)
+}
+
+// startWith is startConfigured with NewService options.
+func startWith(t *testing.T, register func(*ferry.Service, *server.Server), opts []config.Option, kv ...string) *ferry.Service {
+	t.Helper()
 	cfg, err := config.Load(config.Sources{Env: env(append([]string{"FERRY_LOG_LEVEL", "error"}, kv...)...)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := config.NewService(cfg, register)
+	svc, err := config.NewService(cfg, register, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

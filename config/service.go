@@ -34,6 +34,7 @@ import (
 	fnats "github.com/ferry-go/ferry/transport/nats"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // RegistryFactory makes the registry of kind registry.kind at start, once
@@ -171,6 +172,7 @@ type buildOptions struct {
 	factories Factories
 	extra     []ferry.Option
 	server    []server.Option
+	tracer    []sdktrace.TracerProviderOption
 }
 
 // WithFactories replaces the built-in factory table (start from
@@ -187,6 +189,15 @@ func WithServiceOptions(opts ...ferry.Option) Option {
 // makes (e.g. more middleware, which runs inside the configured ones).
 func WithServerOptions(opts ...server.Option) Option {
 	return func(o *buildOptions) { o.server = append(o.server, opts...) }
+}
+
+// WithTracerOptions adds TracerProvider options after the ones the
+// configuration makes (telemetry.Config.TracerOptions): an exporter the
+// configuration cannot name (sdktrace.WithBatcher(vendorExporter)), an
+// in-memory one in a test (sdktrace.WithSyncer(tracetest.NewInMemoryExporter())),
+// a span processor, span limits.
+func WithTracerOptions(opts ...sdktrace.TracerProviderOption) Option {
+	return func(o *buildOptions) { o.tracer = append(o.tracer, opts...) }
 }
 
 // NewService builds the service cfg describes: a server named
@@ -212,7 +223,7 @@ func NewService(cfg *Config, register func(*ferry.Service, *server.Server), opts
 	if err := b.check(); err != nil {
 		return nil, err
 	}
-	if err := b.telemetry(); err != nil {
+	if err := b.telemetry(bo.tracer); err != nil {
 		return nil, err
 	}
 	srv := b.server(bo.server)
@@ -299,7 +310,7 @@ func (b *builder) check() error {
 
 // telemetry sets up tracing, metrics and the access log, which run
 // outermost of the server middleware.
-func (b *builder) telemetry() error {
+func (b *builder) telemetry(tracerOpts []sdktrace.TracerProviderOption) error {
 	cfg := b.cfg
 	if !cfg.Telemetry.Enabled && !cfg.Admin.Enabled {
 		return nil
@@ -309,7 +320,7 @@ func (b *builder) telemetry() error {
 		ServiceName: cfg.Service.Name, ServiceVersion: cfg.Service.Version,
 		OTLPEndpoint: tc.OTLPEndpoint, OTLPInsecure: tc.OTLPInsecure, OTLPProtocol: tc.OTLPProtocol, Stdout: tc.Stdout,
 		Sampler: tc.Sampler, SamplerRatio: tc.SamplerRatio,
-		Logger: b.logger, SecretHeaders: tc.SecretHeaders,
+		Logger: b.logger, SecretHeaders: tc.SecretHeaders, TracerOptions: tracerOpts,
 		GoCollectors: cfg.Admin.Enabled, // /metrics shows the Go runtime and the process too
 	})
 	if err != nil {

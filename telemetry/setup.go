@@ -66,6 +66,13 @@ type Config struct {
 	Sampler      string
 	SamplerRatio float64
 
+	// TracerOptions are added to the TracerProvider's options after the
+	// ones above: another exporter or span processor
+	// (sdktrace.WithBatcher(vendorExporter), sdktrace.WithSyncer(
+	// tracetest.NewInMemoryExporter()) in a test), span limits, an ID
+	// generator.
+	TracerOptions []sdktrace.TracerProviderOption
+
 	// DisableMetrics skips the MeterProvider (Metrics then records nothing).
 	DisableMetrics bool
 	// GoCollectors adds the Go runtime and process collectors to the
@@ -130,6 +137,7 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 		// Synchronous: a demo's spans appear as they end, in order.
 		topts = append(topts, sdktrace.WithSyncer(exp))
 	}
+	topts = append(topts, cfg.TracerOptions...)
 	t := &Telemetry{
 		TracerProvider: sdktrace.NewTracerProvider(topts...),
 		Propagator:     defaultPropagator(),
