@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/registry"
 	"github.com/ferry-go/ferry/server"
 	"github.com/nats-io/nuid"
@@ -513,6 +514,12 @@ func (r *registration) Start(ctx context.Context) error {
 		return fmt.Errorf("ferry: registry: no transport of %q advertises an address", s.srv.Name())
 	}
 	if err := r.reg.Register(ctx, in); err != nil {
+		if errs.CodeOf(err) == errs.Unimplemented {
+			// A read-only registry (static, DNS) lists instances managed
+			// elsewhere; it still serves the service's own calls.
+			s.logger.Info("ferry: not registered: the registry is read-only", "service", in.Service, "reason", err.Error())
+			return nil
+		}
 		r.closeMade()
 		return fmt.Errorf("ferry: register %s/%s: %w", in.Service, in.ID, err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/ferry-go/ferry/natsembed"
 	"github.com/ferry-go/ferry/registry"
 	"github.com/ferry-go/ferry/registry/memory"
+	"github.com/ferry-go/ferry/registry/static"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
 	fgrpc "github.com/ferry-go/ferry/transport/grpc"
@@ -272,6 +273,23 @@ func TestRegistersAdvertisedEndpoints(t *testing.T) {
 	}
 	if got, _ := reg.Lookup(ctx, "svc"); len(got) != 0 {
 		t.Errorf("after Stop Lookup = %v, want deregistered", got)
+	}
+}
+
+// TestReadOnlyRegistry (issue #12): a service whose registry is read-only
+// (static, DNS: instances managed elsewhere) starts without registering.
+func TestReadOnlyRegistry(t *testing.T) {
+	reg, err := static.New(registry.Instance{ID: "b1", Service: "back", Endpoints: []registry.Endpoint{{Transport: "grpc", Address: "10.0.0.1:9090"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := ferry.New(newServer(), ferry.WithTransport(fhttp.NewServer("127.0.0.1:0")), ferry.WithRegistry(reg), ferry.WithLogger(quiet()))
+	ctx := ferrytest.Context(t)
+	if err := svc.Start(ctx); err != nil {
+		t.Fatalf("Start with a read-only registry = %v, want it to start unregistered", err)
+	}
+	if err := svc.Stop(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
 

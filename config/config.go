@@ -165,8 +165,8 @@ type Embedded struct {
 type Registry struct {
 	Kind   string                 `mapstructure:"kind" doc:"none, memory, nats, static, dns, or a plug-in's name" validate:"required"`
 	NATS   RegistryNATS           `mapstructure:"nats"`
-	Static []StaticInstance       `mapstructure:"static" doc:"the instances of the static registry; file only" validate:"dive"`
-	DNS    map[string][]DNSTarget `mapstructure:"dns" doc:"service name → targets of the dns registry; file only" validate:"dive,dive"`
+	Static []StaticInstance       `mapstructure:"static" doc:"the instances of the static registry: [{service, id, endpoints: {transport: address}, tls: [transports served with TLS]}]; file only" validate:"dive"`
+	DNS    map[string][]DNSTarget `mapstructure:"dns" doc:"service name → targets of the dns registry: [{transport, srv, or host and port, tls}]; file only" validate:"dive,dive"`
 }
 
 // RegistryNATS configures the NATS (JetStream key-value) registry.
@@ -181,7 +181,8 @@ type RegistryNATS struct {
 type StaticInstance struct {
 	Service   string            `mapstructure:"service" validate:"required"`
 	ID        string            `mapstructure:"id" validate:"required"`
-	Endpoints map[string]string `mapstructure:"endpoints" validate:"required,min=1"` // transport → address
+	Endpoints map[string]string `mapstructure:"endpoints" validate:"required,min=1"`      // transport → address
+	TLS       []string          `mapstructure:"tls" validate:"dive,oneof=http grpc nats"` // transports it serves with TLS
 }
 
 // DNSTarget is where one transport of a service is found in DNS.
@@ -190,6 +191,7 @@ type DNSTarget struct {
 	SRV       string `mapstructure:"srv"`
 	Host      string `mapstructure:"host"`
 	Port      int    `mapstructure:"port" validate:"gte=0,lte=65535"`
+	TLS       bool   `mapstructure:"tls"` // the transport serves TLS: dial it with TLS
 }
 
 // Broker selects and configures the broker.

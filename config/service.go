@@ -123,7 +123,7 @@ func staticRegistry(_ context.Context, cfg *Config, _ Resources) (registry.Regis
 	for _, s := range cfg.Registry.Static {
 		in := registry.Instance{ID: s.ID, Service: s.Service}
 		for _, tr := range slices.Sorted(maps.Keys(s.Endpoints)) {
-			in.Endpoints = append(in.Endpoints, registry.Endpoint{Transport: tr, Address: s.Endpoints[tr]})
+			in.Endpoints = append(in.Endpoints, registry.Endpoint{Transport: tr, Address: s.Endpoints[tr], TLS: slices.Contains(s.TLS, tr)})
 		}
 		ins = append(ins, in)
 	}
@@ -134,7 +134,7 @@ func dnsRegistry(_ context.Context, cfg *Config, _ Resources) (registry.Registry
 	services := make(map[string][]dns.Target, len(cfg.Registry.DNS))
 	for name, ts := range cfg.Registry.DNS {
 		for _, t := range ts {
-			services[name] = append(services[name], dns.Target{Transport: t.Transport, SRV: t.SRV, Host: t.Host, Port: t.Port})
+			services[name] = append(services[name], dns.Target{Transport: t.Transport, SRV: t.SRV, Host: t.Host, Port: t.Port, TLS: t.TLS})
 		}
 	}
 	return dns.New(services)

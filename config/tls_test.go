@@ -3,6 +3,7 @@ package config_test
 import (
 	"crypto/tls"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -138,5 +139,32 @@ func TestClientTLSFromConfig(t *testing.T) {
 				t.Errorf("call without the CA = %v, want Unavailable (certificate not trusted)", err)
 			}
 		})
+	}
+}
+
+// TestStaticRegistryTLS: an instance of the static registry listed with
+// tls: [grpc] is dialled with TLS (client.tls), as one the NATS registry
+// learnt from the service itself.
+func TestStaticRegistryTLS(t *testing.T) {
+	f := ferrytest.TLS(t)
+	grpcAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	startConfigured(t, backRegister(nil), "FERRY_SERVICE_NAME", "back", "FERRY_ADMIN_ENABLED", "false",
+		"FERRY_TRANSPORTS_NATS_ENABLED", "false", "FERRY_TRANSPORTS_HTTP_ENABLED", "false", "FERRY_TRANSPORTS_GRPC_ADDR", grpcAddr,
+		"FERRY_TRANSPORTS_GRPC_TLS_CERT_FILE", f.CertFile, "FERRY_TRANSPORTS_GRPC_TLS_KEY_FILE", f.KeyFile,
+		"FERRY_TRANSPORTS_GRPC_TLS_CLIENT_CA_FILE", f.CertFile)
+	ctx := ferrytest.Context(t)
+	for _, tlsList := range []string{`["grpc"]`, `[]`} {
+		front := startConfigured(t, register, "FERRY_SERVICE_NAME", "front", "FERRY_ADMIN_ENABLED", "false",
+			"FERRY_TRANSPORTS_GRPC_ENABLED", "false", "FERRY_TRANSPORTS_NATS_ENABLED", "false", "FERRY_TRANSPORTS_HTTP_ADDR", "127.0.0.1:0",
+			"FERRY_REGISTRY_KIND", "static", "FERRY_REGISTRY_STATIC", `[{"service": "back", "id": "b1", "endpoints": {"grpc": "`+grpcAddr+`"}, "tls": `+tlsList+`}]`,
+			"FERRY_CLIENT_RETRY_MAX_ATTEMPTS", "1",
+			"FERRY_CLIENT_TLS_CA_FILE", f.CertFile, "FERRY_CLIENT_TLS_CERT_FILE", f.CertFile, "FERRY_CLIENT_TLS_KEY_FILE", f.KeyFile)
+		got, err := backEcho.Call(ctx, config.Client(front), &echoMsg{Text: "static"})
+		if tlsList != `[]` && (err != nil || got.Text != "static>back") {
+			t.Errorf("call to a static instance listed with tls = %v, %v; want success over TLS", got, err)
+		}
+		if tlsList == `[]` && err == nil {
+			t.Error("call to a TLS instance listed without tls succeeded: want it refused (plaintext to a TLS server)")
+		}
 	}
 }

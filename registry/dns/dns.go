@@ -52,9 +52,12 @@ type Target struct {
 	// Port is the port the transport listens on at each of Host's IPs.
 	Port int
 	// Scheme prefixes each address as "<scheme>://host:port". Default
-	// "http" for the http transport, "nats" for nats, none (host:port)
-	// for any other.
+	// "http" for the http transport ("https" with TLS), "nats" for nats,
+	// none (host:port) for any other.
 	Scheme string
+	// TLS says the transport serves TLS, so clients dial it with TLS
+	// (registry.Endpoint.TLS): a gRPC server with a certificate.
+	TLS bool
 }
 
 // Resolver is the part of *net.Resolver the registry uses; tests may
@@ -150,14 +153,14 @@ func (r *Registry) Lookup(ctx context.Context, service string) ([]registry.Insta
 
 func (r *Registry) resolve(ctx context.Context, service string) ([]registry.Instance, error) {
 	byHost := make(map[string]*registry.Instance)
-	add := func(host, transport, address string) {
+	add := func(host, transport, address string, tls bool) {
 		in := byHost[host]
 		if in == nil {
 			in = &registry.Instance{ID: instanceID(host), Service: service}
 			byHost[host] = in
 		}
 		if _, dup := in.Endpoint(transport); !dup {
-			in.Endpoints = append(in.Endpoints, registry.Endpoint{Transport: transport, Address: address})
+			in.Endpoints = append(in.Endpoints, registry.Endpoint{Transport: transport, Address: address, TLS: tls})
 		}
 	}
 	for _, t := range r.services[service] {
@@ -168,7 +171,7 @@ func (r *Registry) resolve(ctx context.Context, service string) ([]registry.Inst
 			}
 			for _, s := range srvs {
 				host := strings.ToLower(strings.TrimSuffix(s.Target, "."))
-				add(host, t.Transport, t.address(host, int(s.Port)))
+				add(host, t.Transport, t.address(host, int(s.Port)), t.TLS)
 			}
 			continue
 		}
@@ -178,7 +181,7 @@ func (r *Registry) resolve(ctx context.Context, service string) ([]registry.Inst
 		}
 		for _, ip := range ips {
 			host := ip.String()
-			add(host, t.Transport, t.address(host, t.Port))
+			add(host, t.Transport, t.address(host, t.Port), t.TLS)
 		}
 	}
 	out := make([]registry.Instance, 0, len(byHost))
@@ -193,8 +196,10 @@ func (t Target) address(host string, port int) string {
 	hp := net.JoinHostPort(host, strconv.Itoa(port))
 	scheme := t.Scheme
 	if scheme == "" {
-		switch t.Transport {
-		case "http", "nats":
+		switch {
+		case t.Transport == "http" && t.TLS:
+			scheme = "https"
+		case t.Transport == "http", t.Transport == "nats":
 			scheme = t.Transport
 		}
 	}

@@ -152,6 +152,7 @@ func testCtx(t *testing.T) context.Context {
 func TestLookup(t *testing.T) {
 	s := startServer(t)
 	s.set("greeter.test.", "10.0.0.7", "10.0.0.8", "fd00::1")
+	s.set("secure.test.", "10.0.0.9")
 	s.setSRV("_grpc._tcp.echo.test.", srv("pod-b.echo.test.", 9091), srv("pod-a.echo.test.", 9090))
 
 	r, err := dns.New(map[string][]dns.Target{
@@ -161,6 +162,7 @@ func TestLookup(t *testing.T) {
 			{Transport: "nats", Host: "greeter.test.", Port: 4222, Scheme: "tls"},
 		},
 		"echo":    {{Transport: "grpc", SRV: "_grpc._tcp.echo.test."}},
+		"secure":  {{Transport: "http", Host: "secure.test.", Port: 8443, TLS: true}, {Transport: "grpc", Host: "secure.test.", Port: 9443, TLS: true}},
 		"missing": {{Transport: "grpc", Host: "missing.test.", Port: 1}, {Transport: "http", SRV: "_http._tcp.missing.test."}},
 	}, dns.WithResolver(s.resolver()))
 	if err != nil {
@@ -180,6 +182,10 @@ func TestLookup(t *testing.T) {
 		{"echo", []registry.Instance{
 			{ID: "pod-a-echo-test", Service: "echo", Endpoints: []registry.Endpoint{ep("grpc", "pod-a.echo.test:9090")}},
 			{ID: "pod-b-echo-test", Service: "echo", Endpoints: []registry.Endpoint{ep("grpc", "pod-b.echo.test:9091")}},
+		}},
+		{"secure", []registry.Instance{ // TLS: registered so, https:// for HTTP
+			{ID: "10-0-0-9", Service: "secure", Endpoints: []registry.Endpoint{
+				{Transport: "http", Address: "https://10.0.0.9:8443", TLS: true}, {Transport: "grpc", Address: "10.0.0.9:9443", TLS: true}}},
 		}},
 		{"missing", nil},      // names that do not exist: no instances
 		{"unconfigured", nil}, // not configured: no instances
