@@ -224,6 +224,11 @@ func TestGenerate(t *testing.T) {
 			t.Errorf("Makefile has no target %q with a tab-indented recipe:\n%s", target, makefile)
 		}
 	}
+	// make build reuses what go test and go run compiled: any other
+	// CGO_ENABLED or -trimpath would compile every dependency again.
+	if build := regexp.MustCompile(`(?m)^build:.*\n(?:#.*\n)*\t(.*)`).FindStringSubmatch(makefile); build == nil || build[1] != "go build -o bin/$(BINARY) ." {
+		t.Errorf("make build runs %q, want plain go build -o bin/$(BINARY) . (the settings of go test)", build)
+	}
 
 	var m struct {
 		Name, Module string
