@@ -137,28 +137,60 @@ type NATSTransport struct {
 type NATS struct {
 	URL string `mapstructure:"url" doc:"NATS server URL(s), comma-separated; empty starts an embedded server" validate:"omitempty,nats_urls"`
 	// At most one way to authenticate.
-	User      string   `mapstructure:"user" doc:"user name, with password" validate:"required_with=Password,excluded_with=Token CredsFile NKeyFile"`
+	User      string   `mapstructure:"user" doc:"user name, with password; an embedded server requires them (this user may use any subject)" validate:"required_with=Password,excluded_with=Token CredsFile NKeyFile"`
 	Password  string   `mapstructure:"password" doc:"password of user (prefer the environment variable to a file)" validate:"required_with=User"`
-	Token     string   `mapstructure:"token" doc:"authentication token" validate:"excluded_with=CredsFile NKeyFile"`
-	CredsFile string   `mapstructure:"creds_file" doc:"credentials file (JWT and NKey seed), as nsc writes for a user" validate:"excluded_with=NKeyFile,omitempty,file"`
-	NKeyFile  string   `mapstructure:"nkey_file" doc:"NKey seed file of the user" validate:"omitempty,file"`
+	Token     string   `mapstructure:"token" doc:"authentication token; an embedded server requires it" validate:"excluded_with=CredsFile NKeyFile"`
+	CredsFile string   `mapstructure:"creds_file" doc:"credentials file (JWT and NKey seed), as nsc writes for a user; needs nats.url (an external server)" validate:"excluded_with=NKeyFile,omitempty,file"`
+	NKeyFile  string   `mapstructure:"nkey_file" doc:"NKey seed file of the user; needs nats.url (an external server)" validate:"omitempty,file"`
 	TLS       NATSTLS  `mapstructure:"tls"`
 	Embedded  Embedded `mapstructure:"embedded"`
 }
 
 // NATSTLS configures TLS to the NATS server; a tls:// URL turns it on too.
 type NATSTLS struct {
-	CAFile   string `mapstructure:"ca_file" doc:"PEM CA certificates to trust for the NATS server (default: the system's); sets TLS on" validate:"omitempty,file"`
-	CertFile string `mapstructure:"cert_file" doc:"PEM client certificate, for servers that verify clients" validate:"required_with=KeyFile,omitempty,file"`
+	CAFile   string `mapstructure:"ca_file" doc:"PEM CA certificates to trust for the NATS server (default: the system's; for an embedded server, exactly its certificate); sets TLS on" validate:"omitempty,file"`
+	CertFile string `mapstructure:"cert_file" doc:"PEM client certificate, for servers that verify clients (an embedded one with tls.client_ca_file)" validate:"required_with=KeyFile,omitempty,file"`
 	KeyFile  string `mapstructure:"key_file" doc:"PEM private key of cert_file" validate:"required_with=CertFile,omitempty,file"`
 }
 
-// Embedded configures the embedded NATS server.
+// Embedded configures the embedded NATS server. It requires the
+// credentials the service's own connection has (nats.user and
+// nats.password, or nats.token): the service's user may do anything, Users
+// are other clients with their own permissions. Beyond loopback it refuses
+// to start without authentication unless AllowAnonymous.
 type Embedded struct {
-	Host      string `mapstructure:"host" doc:"interface the embedded server listens on"`
-	Port      int    `mapstructure:"port" doc:"client port of the embedded server; 0 picks a free one" validate:"gte=0,lte=65535"`
-	JetStream bool   `mapstructure:"jetstream" doc:"enable JetStream on the embedded server (the nats registry and jetstream broker need it)"`
-	StoreDir  string `mapstructure:"store_dir" doc:"JetStream store directory; empty: a temporary one, removed at exit"`
+	Host           string         `mapstructure:"host" doc:"interface the embedded server listens on; beyond loopback (0.0.0.0, a LAN address) it needs nats.user and nats.password, nats.token or tls.client_ca_file, or allow_anonymous"`
+	Port           int            `mapstructure:"port" doc:"client port of the embedded server; 0 picks a free one" validate:"gte=0,lte=65535"`
+	JetStream      bool           `mapstructure:"jetstream" doc:"enable JetStream on the embedded server (the nats registry and jetstream broker need it)"`
+	StoreDir       string         `mapstructure:"store_dir" doc:"JetStream store directory; empty: a temporary one, removed at exit"`
+	AllowAnonymous bool           `mapstructure:"allow_anonymous" doc:"let clients without credentials use an embedded server on a non-loopback host: any of them could read the service's requests, so only where only trusted clients reach it"`
+	TLS            TLS            `mapstructure:"tls"`
+	Users          []EmbeddedUser `mapstructure:"users" doc:"other clients of the embedded server: name, password (or its bcrypt hash), publish and subscribe {allow, deny} subject lists, allow_responses; needs nats.user; file only" validate:"dive"`
+}
+
+// EmbeddedUser is a client of the embedded server other than the service.
+// Without publish and subscribe lists it may use any subject; an empty
+// allow list allows what deny does not name.
+type EmbeddedUser struct {
+	Name           string              `mapstructure:"name" validate:"required"`
+	Password       string              `mapstructure:"password" validate:"required"` // or its bcrypt hash
+	Publish        PublishPermission   `mapstructure:"publish"`
+	Subscribe      SubscribePermission `mapstructure:"subscribe"`
+	AllowResponses bool                `mapstructure:"allow_responses"` // may reply to requests it received
+}
+
+// PublishPermission allows and denies subjects to publish to, wildcards
+// included.
+type PublishPermission struct {
+	Allow []string `mapstructure:"allow" validate:"dive,nats_subject"`
+	Deny  []string `mapstructure:"deny" validate:"dive,nats_subject"`
+}
+
+// SubscribePermission allows and denies subjects to subscribe to,
+// wildcards included; an entry may name a queue group after a space.
+type SubscribePermission struct {
+	Allow []string `mapstructure:"allow" validate:"dive,nats_subject_queue"`
+	Deny  []string `mapstructure:"deny" validate:"dive,nats_subject_queue"`
 }
 
 // Registry selects and configures the service registry.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-playground/validator/v10"
 	"github.com/go-viper/mapstructure/v2"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 )
@@ -350,12 +351,11 @@ func distance(a, b string) int {
 	return prev[len(b)]
 }
 
-// show renders a raw value for a message.
-// showKey is show, except that secrets (passwords, tokens) are never
-// printed back.
+// showKey is show, except that secrets (passwords, tokens, and the users
+// list, which holds passwords) are never printed back.
 func showKey(key string, raw any) string {
 	k := strings.ToLower(key)
-	if strings.HasSuffix(k, "password") || strings.HasSuffix(k, "token") {
+	if strings.HasSuffix(k, "password") || strings.HasSuffix(k, "token") || k == "nats.embedded.users" {
 		if raw == nil || raw == "" {
 			return ""
 		}
@@ -479,6 +479,20 @@ func newValidator() *validator.Validate {
 		n, err := strconv.Atoi(port)
 		return err == nil && n >= 0 && n <= 65535
 	}))
+	must(v.RegisterValidation("nats_subject", func(fl validator.FieldLevel) bool {
+		return natsserver.IsValidSubject(fl.Field().String())
+	}))
+	must(v.RegisterValidation("nats_subject_queue", func(fl validator.FieldLevel) bool {
+		// A subject, or a subject and a queue group after a space, as
+		// nats-server checks subscribe permissions.
+		s := fl.Field().String()
+		subject, queue, hasQueue := strings.Cut(s, " ")
+		if !hasQueue {
+			return natsserver.IsValidSubject(s)
+		}
+		queue = strings.TrimLeft(queue, " ")
+		return natsserver.IsValidSubject(subject) && natsserver.IsValidSubject(queue)
+	}))
 	must(v.RegisterValidation("nats_urls", func(fl validator.FieldLevel) bool {
 		for _, u := range strings.Split(fl.Field().String(), ",") {
 			u = strings.TrimSpace(u)
@@ -550,6 +564,10 @@ func message(fe validator.FieldError, key string) string {
 		return "want a letter, then letters, digits, '-' or '_'"
 	case "listen_addr":
 		return "want host:port (host may be empty, port 0–65535), e.g. :8080 or 127.0.0.1:0"
+	case "nats_subject":
+		return "want a NATS subject such as orders.* or $SRV.>"
+	case "nats_subject_queue":
+		return "want a NATS subject such as orders.* or $SRV.>, optionally a space and a queue group"
 	case "nats_urls":
 		return "want NATS URLs such as nats://127.0.0.1:4222, comma-separated"
 	case "file":

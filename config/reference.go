@@ -25,8 +25,9 @@ A service built with ` + "`config.NewService`" + ` or ` + "`config.Run`" + ` rea
 
 Lists of strings are comma-separated in flags and environment variables; maps and lists of objects are
 JSON there. A configuration that cannot be used stops the service at start-up with a message naming each
-key, where its value came from and what was expected; the values of secrets (` + "`nats.password`, `nats.token`" + `)
-are never printed. Give secrets through the environment or a ` + "`nats.creds_file`" + `, not a committed file.
+key, where its value came from and what was expected; the values of secrets (` + "`nats.password`, `nats.token`" + `,
+the passwords in ` + "`nats.embedded.users`" + `) are never printed. Give secrets through the environment or a
+` + "`nats.creds_file`" + `, not a committed file (a password in ` + "`nats.embedded.users`" + ` may be a bcrypt hash).
 
 | key | environment variable | type | default | meaning |
 |---|---|---|---|---|

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -407,21 +408,34 @@ func (b *builder) grpc() error {
 }
 
 // nats adds the NATS connection — to the embedded server when nats.url is
-// empty — and the NATS transport when enabled.
+// empty, which then requires the connection's credentials — and the NATS
+// transport when enabled.
 func (b *builder) nats() error {
 	if !b.natsOn {
 		return nil
 	}
 	cfg := b.cfg
+	var (
+		eo    natsembed.Options
+		trust *tls.Config
+	)
+	if cfg.NATS.URL == "" {
+		var err error
+		if eo, trust, err = b.embedded(); err != nil {
+			return err
+		}
+	}
 	opts, err := natsOptions(cfg)
 	if err != nil {
 		return err
 	}
 	opts = append([]nats.Option{nats.Name(cfg.Service.Name)}, opts...)
 	if cfg.NATS.URL == "" {
-		e := cfg.NATS.Embedded
-		emb := natsembed.New(natsembed.Options{Host: e.Host, Port: e.Port, JetStream: e.JetStream, StoreDir: e.StoreDir})
+		emb := natsembed.New(eo)
 		b.sopts = append(b.sopts, ferry.WithConnection(&keyedComponent{Component: emb, key: "nats.embedded.port", cfg: cfg}))
+		if trust != nil {
+			opts = append([]nats.Option{nats.Secure(trust)}, opts...)
+		}
 		b.conn = fnats.ConnectTo(emb.ClientURL, opts...)
 	} else {
 		b.conn = fnats.Connect(cfg.NATS.URL, opts...)
@@ -435,6 +449,101 @@ func (b *builder) nats() error {
 		b.sopts = append(b.sopts, ferry.WithTransport(tr))
 	}
 	return nil
+}
+
+// embedded returns the embedded server's options — the service's own
+// credentials as its user or token, nats.embedded.users, TLS — and, when it
+// serves TLS and nats.tls.ca_file is unset, the TLS configuration of the
+// service's own connection to it, which trusts exactly the certificate the
+// server presents (the service loaded it itself; no CA or host name needs to
+// match the address it connects to, such as 0.0.0.0). With
+// nats.tls.ca_file, the connection verifies the server against that CA and
+// the embedded host as usual.
+func (b *builder) embedded() (natsembed.Options, *tls.Config, error) {
+	cfg := b.cfg
+	n, e := cfg.NATS, cfg.NATS.Embedded
+	var problems []Problem
+	problem := func(key, value, msg string) {
+		problems = append(problems, Problem{Key: key, Source: cfg.Source(key), Value: value, Message: msg})
+	}
+	const external = "; use nats.user and nats.password or nats.token with the embedded server, or set nats.url to a NATS server set up for them"
+	if n.CredsFile != "" {
+		problem("nats.creds_file", n.CredsFile, "the embedded server (nats.url is empty) cannot check JWT credentials"+external)
+	}
+	if n.NKeyFile != "" {
+		problem("nats.nkey_file", n.NKeyFile, "the embedded server (nats.url is empty) cannot check NKeys"+external)
+	}
+	eo := natsembed.Options{Host: e.Host, Port: e.Port, JetStream: e.JetStream, StoreDir: e.StoreDir, AllowAnonymous: e.AllowAnonymous, Token: n.Token}
+	if n.User != "" {
+		eo.Users = append(eo.Users, natsembed.User{Name: n.User, Password: n.Password}) // the service: any subject
+	}
+	if len(e.Users) > 0 && n.User == "" {
+		if n.Token != "" {
+			problem("nats.embedded.users", "", "cannot be used with nats.token: the embedded server takes users or a token, not both; give the service a user (nats.user, nats.password)")
+		} else {
+			problem("nats.user", "", "is required with nats.embedded.users: the embedded server then lets in only its users, the service too")
+		}
+	}
+	seen := map[string]bool{n.User: n.User != ""}
+	for _, u := range e.Users {
+		if seen[u.Name] {
+			problem("nats.embedded.users", u.Name, "user listed twice (the service's own is nats.user)")
+			continue
+		}
+		seen[u.Name] = true
+		var perms *natsembed.Permissions
+		if len(u.Publish.Allow)+len(u.Publish.Deny)+len(u.Subscribe.Allow)+len(u.Subscribe.Deny) > 0 || u.AllowResponses {
+			perms = &natsembed.Permissions{
+				Publish:        natsembed.SubjectPermission{Allow: u.Publish.Allow, Deny: u.Publish.Deny},
+				Subscribe:      natsembed.SubjectPermission{Allow: u.Subscribe.Allow, Deny: u.Subscribe.Deny},
+				AllowResponses: u.AllowResponses,
+			}
+		}
+		eo.Users = append(eo.Users, natsembed.User{Name: u.Name, Password: u.Password, Permissions: perms})
+	}
+	var trust *tls.Config
+	if e.TLS.CertFile != "" {
+		tc, err := loadTLS(e.TLS)
+		if err != nil {
+			problem("nats.embedded.tls.cert_file", e.TLS.CertFile, err.Error())
+		} else {
+			eo.TLS = tc
+			if n.TLS.CAFile == "" {
+				trust = pinned(tc.Certificates[0])
+			}
+		}
+		if e.TLS.ClientCAFile != "" && n.TLS.CertFile == "" {
+			problem("nats.tls.cert_file", "", "is required with nats.embedded.tls.client_ca_file: the service's own connection to its embedded server must present a client certificate that CA signed")
+		}
+	}
+	host := cmp.Or(e.Host, "127.0.0.1")
+	if !natsembed.IsLoopback(host) && n.User == "" && n.Token == "" && e.TLS.ClientCAFile == "" && !e.AllowAnonymous {
+		problem("nats.embedded.host", e.Host, "the embedded server would let any client that reaches "+host+" read the service's requests: "+
+			"set nats.user and nats.password (or nats.token), which it then requires, or nats.embedded.tls with client_ca_file; "+
+			"or listen on 127.0.0.1; or set nats.embedded.allow_anonymous: true where only trusted clients reach it")
+	}
+	if len(problems) > 0 {
+		return eo, nil, &Error{Problems: problems}
+	}
+	return eo, trust, nil
+}
+
+// pinned is a client TLS configuration that accepts only a server
+// presenting cert (and, by the handshake, holding its key).
+func pinned(cert tls.Certificate) *tls.Config {
+	want := cert.Certificate[0]
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// The usual chain and host name checks are replaced by the pin:
+		// VerifyConnection runs even so.
+		InsecureSkipVerify: true, //nolint:gosec // pinned below
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 || !bytes.Equal(cs.PeerCertificates[0].Raw, want) {
+				return errors.New("the NATS server does not present the embedded server's certificate (nats.embedded.tls.cert_file)")
+			}
+			return nil
+		},
+	}
 }
 
 func (b *builder) registry() error {

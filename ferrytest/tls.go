@@ -1,6 +1,7 @@
 package ferrytest
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -16,16 +17,34 @@ import (
 	"time"
 )
 
-// TLSFiles is a self-signed certificate for 127.0.0.1 and localhost, good
-// for server and client authentication, as files and as ready tls.Configs.
+// TLSFiles is a certificate for 127.0.0.1 and localhost, good for server
+// and client authentication, as files and as ready tls.Configs: self-signed
+// (TLS) or signed by another (Sign).
 type TLSFiles struct {
 	CertFile, KeyFile string         // PEM files in a test temporary directory
-	Pool              *x509.CertPool // trusts the certificate
+	Pool              *x509.CertPool // trusts the certificate (Sign: the one that signed it)
 	Cert              tls.Certificate
 }
 
-// TLS makes a TLSFiles valid for an hour.
+// TLS makes a TLSFiles valid for an hour. Its certificate is also a CA:
+// Sign issues certificates it signed.
 func TLS(t testing.TB) TLSFiles {
+	t.Helper()
+	return issue(t, "ferry test", nil, nil)
+}
+
+// Sign makes a certificate signed by f's (valid for an hour, for
+// 127.0.0.1 and localhost, server and client authentication) whose Pool
+// trusts f's certificate: a client certificate that a server trusting f
+// accepts, where one from another TLS call is refused.
+func (f TLSFiles) Sign(t testing.TB) TLSFiles {
+	t.Helper()
+	return issue(t, "ferry test leaf", f.Cert.Leaf, f.Cert.PrivateKey)
+}
+
+// issue makes a certificate signed by parent's key, or self-signed (and a
+// CA) when parent is nil.
+func issue(t testing.TB, name string, parent *x509.Certificate, parentKey crypto.PrivateKey) TLSFiles {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -33,18 +52,22 @@ func TLS(t testing.TB) TLSFiles {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "ferry test"},
+		Subject:      pkix.Name{CommonName: name},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(time.Hour),
 		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback},
 		DNSNames:     []string{"localhost"},
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IsCA:         true,
 
 		BasicConstraintsValid: true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if parent == nil {
+		tmpl.IsCA = true
+		tmpl.KeyUsage |= x509.KeyUsageCertSign
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,11 +88,14 @@ func TLS(t testing.TB) TLSFiles {
 	if f.Cert, err = tls.X509KeyPair(certPEM, keyPEM); err != nil {
 		t.Fatal(err)
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
+	if f.Cert.Leaf, err = x509.ParseCertificate(der); err != nil {
 		t.Fatal(err)
 	}
-	f.Pool.AddCert(cert)
+	if tmpl.IsCA {
+		f.Pool.AddCert(f.Cert.Leaf)
+	} else {
+		f.Pool.AddCert(parent)
+	}
 	return f
 }
 

@@ -2,6 +2,7 @@ package natsembed
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,10 +16,16 @@ import (
 )
 
 // Options configures an embedded server. The zero value is a plain NATS
-// server on 127.0.0.1 at a random free port, without JetStream, logging
-// nothing.
+// server on 127.0.0.1 at a random free port, without JetStream, without
+// authentication, logging nothing.
+//
+// A server on any other interface must authenticate its clients (Users,
+// Token, TLS with verified client certificates, or authentication set by
+// Configure) unless AllowAnonymous says otherwise; see [Start].
 type Options struct {
-	// Host is the interface to listen on. Default "127.0.0.1".
+	// Host is the interface to listen on. Default "127.0.0.1". A host
+	// that is not loopback (127.0.0.0/8, ::1, "localhost") — "0.0.0.0"
+	// and "::" included — needs authentication or AllowAnonymous.
 	Host string
 	// Port is the client port. 0 (or a negative value) picks a random free
 	// port; the conventional NATS port is 4222.
@@ -38,6 +45,37 @@ type Options struct {
 	// Cluster makes the server a member of a NATS cluster when its Name is
 	// set. Default: no clustering. [StartCluster] starts a whole cluster.
 	Cluster ClusterOptions
+	// Users may connect with a name and password, each with its own
+	// subject permissions. With Users, every client must log in as one of
+	// them. Users and Token cannot be combined.
+	Users []User
+	// Token is the one authentication token clients must present
+	// (nats.Token). Default: none.
+	Token string
+	// TLS serves client connections over TLS (ClientURL then says tls://)
+	// with this configuration, which must hold a certificate. With
+	// ClientAuth set to tls.RequireAndVerifyClientCert, every client must
+	// present a certificate that ClientCAs signed; that counts as
+	// authentication. The handshake must finish within 5 seconds. nil: no
+	// TLS.
+	TLS *tls.Config
+	// AllowAnonymous lets a server on a non-loopback Host run without
+	// authentication. Any client that reaches it can then subscribe to any
+	// subject — join a service's queue group and read its requests,
+	// Authorization headers included — so set it only on a network that
+	// only trusted clients can reach. Default false.
+	AllowAnonymous bool
+	// Configure, if set, is called with the nats-server options last, after
+	// everything above has been applied, for what this package does not
+	// wrap: accounts, NKey users, a JWT operator and resolver, a no-auth
+	// user, the monitoring port, leaf nodes, route authentication. Start
+	// then checks the result: authentication set here (Users, Nkeys,
+	// Username, Authorization, TrustedOperators or TrustedKeys, or
+	// CustomClientAuthentication) satisfies the rule for non-loopback
+	// hosts; accounts alone do not, since nats-server lets clients without
+	// credentials in as before. Listeners added here (monitoring, leaf
+	// nodes, websocket, MQTT) are the caller's to protect.
+	Configure func(*server.Options)
 	// Logger receives the server's log lines: notices at Info, warnings at
 	// Warn, errors at Error, debug lines at Debug (only when the logger is
 	// enabled for Debug). nil logs nothing.
@@ -72,6 +110,13 @@ func New(opts Options) *Server {
 // it accepts client connections. ctx bounds the wait: if the server is not
 // ready when ctx is done, it is shut down and ctx's error returned. A port
 // already in use is an error naming the address.
+//
+// Start refuses, before listening, to serve clients or cluster routes on an
+// interface other than loopback without authentication: with the NATS
+// transport, any client that can subscribe may join a service's queue
+// group and receive its requests. Configure Users, Token or TLS with
+// verified client certificates (routes: authentication in Configure), or
+// set AllowAnonymous.
 func Start(ctx context.Context, opts Options) (*Server, error) {
 	s := New(opts)
 	if err := s.Start(ctx); err != nil {
@@ -124,6 +169,19 @@ func (s *Server) Start(ctx context.Context) error {
 		StoreDir:   storeDir,
 	}
 	err := s.opts.Cluster.apply(sopts, host)
+	if err == nil {
+		err = s.opts.applySecurity(sopts)
+	}
+	if err == nil && s.opts.Configure != nil {
+		s.opts.Configure(sopts)
+		addr = net.JoinHostPort(sopts.Host, strconv.Itoa(max(sopts.Port, 0)))
+	}
+	if err == nil {
+		if err := checkExposure(sopts, s.opts.AllowAnonymous); err != nil {
+			s.removeTemp()
+			return err
+		}
+	}
 	var ns *server.Server
 	if err == nil {
 		ns, err = server.NewServer(sopts)
@@ -176,7 +234,10 @@ func (s *Server) removeTemp() error {
 }
 
 // ClientURL returns the URL clients connect to, such as
-// "nats://127.0.0.1:41234", or "" if the server is not running.
+// "nats://127.0.0.1:41234" — "tls://127.0.0.1:41234" when the server
+// serves TLS, so that nats.go does the TLS handshake — or "" if the server
+// is not running. Its host is the one listened on: with "0.0.0.0" it is
+// "nats://0.0.0.0:4222", which connects to the local machine.
 func (s *Server) ClientURL() string {
 	if ns := s.NATS(); ns != nil {
 		return ns.ClientURL()
