@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferry-go/ferry/codec"
 	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/ferrytest"
 	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/natsembed"
 	"github.com/ferry-go/ferry/server"
@@ -927,6 +928,12 @@ func TestDiscovery(t *testing.T) {
 		}
 	}
 	_ = e.client.Invoke(testCtx(t), "disco", "Fail", &HelloRequest{}, &HelloReply{})
+	// A request is counted once its reply has gone out, so the caller may
+	// see the reply before the count.
+	ferrytest.Eventually(t, "the Fail request counted", func() bool {
+		st := tr.Stats()
+		return len(st.Endpoints) == 2 && st.Endpoints[1].NumRequests == 1
+	})
 
 	request := func(t *testing.T, subject string, v any) {
 		t.Helper()
