@@ -460,7 +460,7 @@ func TestTelemetryFromConfig(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, `rpc_server_duration_seconds_count{`) || !strings.Contains(body, `rpc_method="Echo"`) {
+	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, `http_server_request_duration_seconds_count{`) || !strings.Contains(body, `ferry_endpoint="echo/Echo"`) {
 		t.Errorf("/metrics = %d, want the call's duration histogram; got:\n%.2000s", code, body)
 	}
 	for _, p := range []string{"/livez", "/readyz"} {

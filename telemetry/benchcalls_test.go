@@ -11,11 +11,16 @@ func benchCalls() []struct {
 		name string
 		call transport.Call
 	}{
-		{"http-server", transport.Call{Service: "bench", Endpoint: "Echo", Kind: transport.HTTP, Peer: "127.0.0.1:50000"}},
-		{"http-client", transport.Call{Service: "bench", Endpoint: "Echo", Kind: transport.HTTP, Client: true, Peer: "127.0.0.1:8080"}},
-		{"grpc-server", transport.Call{Service: "bench", Endpoint: "Echo", Kind: transport.GRPC, Peer: "127.0.0.1:50000"}},
-		{"grpc-client", transport.Call{Service: "bench", Endpoint: "Echo", Kind: transport.GRPC, Client: true, Peer: "127.0.0.1:9090"}},
-		{"nats-server", transport.Call{Service: "bench", Endpoint: "Echo", Kind: transport.NATS}},
-		{"nats-client", transport.Call{Service: "bench", Endpoint: "Echo", Kind: transport.NATS, Client: true, Peer: "127.0.0.1:4222"}},
+		{"http-server", transport.Call{Service: "bench", Endpoint: "Echo", Kind: transport.HTTP, Peer: "127.0.0.1:50000",
+			Method: "POST", Route: "/bench/Echo", Target: "/bench/Echo"}},
+		{"http-client", transport.Call{Service: "bench", Endpoint: "Echo", Kind: transport.HTTP, Client: true, Peer: "127.0.0.1:8080",
+			Method: "POST", Route: "/bench/Echo", Target: "http://127.0.0.1:8080/bench/Echo"}},
+		{"grpc-server", transport.Call{Service: "bench", Endpoint: "Echo", Kind: transport.GRPC, Peer: "127.0.0.1:50000",
+			Method: "/bench.Bench/Echo"}},
+		{"grpc-client", transport.Call{Service: "bench", Endpoint: "Echo", Kind: transport.GRPC, Client: true, Peer: "127.0.0.1:9090",
+			Method: "/bench.Bench/Echo"}},
+		{"nats-server", transport.Call{Service: "bench", Endpoint: "Echo", Kind: transport.NATS, Method: "bench.Echo"}},
+		{"nats-client", transport.Call{Service: "bench", Endpoint: "Echo", Kind: transport.NATS, Client: true, Peer: "127.0.0.1:4222",
+			Method: "bench.Echo"}},
 	}
 }
