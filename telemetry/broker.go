@@ -92,9 +92,9 @@ func TraceBroker(b broker.Broker, opts ...BrokerOption) broker.Broker {
 		tracer: cfg.tp.Tracer(instrumentationName, trace.WithSchemaURL(SemconvSchemaURL)),
 		system: semconv.MessagingSystemKey.String(cfg.system),
 	}
-	tb.sent, _ = meter.Int64Counter("messaging.client.sent.messages",
+	tb.sent, _ = meter.Int64Counter(Published,
 		metric.WithUnit("{message}"), metric.WithDescription("Messages a producer attempted to publish, by outcome (ferry.code)."))
-	tb.dead, _ = meter.Int64Counter("ferry.messaging.dead_lettered.messages",
+	tb.dead, _ = meter.Int64Counter(DeadLettered,
 		metric.WithUnit("{message}"), metric.WithDescription("Deliveries that failed for good: permanently, or on their last allowed attempt."))
 	return tb
 }
