@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/ferry-go/ferry/broker"
 	"github.com/ferry-go/ferry/errs"
@@ -40,8 +41,8 @@ import (
 // status; RPC: unknown, deadline_exceeded, unimplemented, internal,
 // unavailable, data_loss); a client or consumer span for every error.
 //
-// Attributes are built only for spans that record: an unsampled call
-// costs the span name and a non-recording span.
+// Attributes are built only for spans that record, and span names are
+// cached: an unsampled call costs a non-recording span.
 //
 // A nil tp means otel.GetTracerProvider(); a nil prop means W3C trace
 // context plus baggage.
@@ -53,6 +54,7 @@ func Tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) middle
 		prop = defaultPropagator()
 	}
 	tracer := tp.Tracer(instrumentationName, trace.WithSchemaURL(SemconvSchemaURL))
+	names := new(nameCache)
 	return func(next middleware.Handler) middleware.Handler {
 		return func(ctx context.Context, req any) (any, error) {
 			call, ok := transport.CallFromContext(ctx)
@@ -63,7 +65,7 @@ func Tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) middle
 				return traceDelivery(ctx, tracer, prop, d, next, req)
 			}
 			st := styleOf(call)
-			name := spanName(st, call)
+			name := spanName(names, st, call)
 			var span trace.Span
 			if call.Client {
 				ctx, span = tracer.Start(ctx, name, clientKind)
@@ -76,7 +78,7 @@ func Tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) middle
 				ctx, span = tracer.Start(ctx, name, serverKind)
 			}
 			if span.IsRecording() {
-				span.SetAttributes(startAttrs(st, call, name)...)
+				span.SetAttributes(startAttrs(names, st, call, name)...)
 			}
 			resp, err := next(ctx, req)
 			endCall(span, st, call, err)
@@ -93,7 +95,7 @@ var (
 // spanName names a call span: "{method} {route}" over HTTP (the method
 // alone without a route), the gRPC method without its leading slash, and
 // "service/Endpoint" otherwise (NATS): the rpc.method value.
-func spanName(st style, call *transport.Call) string {
+func spanName(names *nameCache, st style, call *transport.Call) string {
 	switch st {
 	case httpStyle:
 		m, _ := httpMethod(call.Method)
@@ -103,20 +105,59 @@ func spanName(st style, call *transport.Call) string {
 		if call.Route == "" {
 			return m
 		}
-		return m + " " + call.Route
+		return names.join(m, " ", call.Route)
 	case grpcStyle:
 		return call.Method[1:]
 	}
-	return call.Service + "/" + call.Endpoint
+	return names.join(call.Service, "/", call.Endpoint)
+}
+
+// nameCache holds the strings spans are named and attributed with, a+sep+b
+// ("POST /greeter/Hello", "greeter/Hello"), so that steady traffic builds
+// none. It is copy-on-write: reads take no lock.
+type nameCache struct {
+	m atomic.Pointer[map[nameKey]string]
+}
+
+type nameKey struct{ a, sep, b string }
+
+// maxCachedNames bounds a nameCache; beyond it names are built per call.
+const maxCachedNames = 4096
+
+// join returns a + sep + b.
+func (c *nameCache) join(a, sep, b string) string {
+	k := nameKey{a, sep, b}
+	for {
+		old := c.m.Load()
+		var cur map[nameKey]string
+		if old != nil {
+			cur = *old
+		}
+		if s, ok := cur[k]; ok {
+			return s
+		}
+		s := a + sep + b
+		if len(cur) >= maxCachedNames {
+			return s
+		}
+		next := make(map[nameKey]string, len(cur)+1)
+		for k, v := range cur {
+			next[k] = v
+		}
+		next[k] = s
+		if c.m.CompareAndSwap(old, &next) {
+			return s
+		}
+	}
 }
 
 // startAttrs returns the attributes a recording call span starts with;
 // name is its span name.
-func startAttrs(st style, call *transport.Call, name string) []attribute.KeyValue {
+func startAttrs(names *nameCache, st style, call *transport.Call, name string) []attribute.KeyValue {
 	attrs := make([]attribute.KeyValue, 0, 10)
 	endpoint := name
 	if st != rpcStyle {
-		endpoint = call.Service + "/" + call.Endpoint
+		endpoint = names.join(call.Service, "/", call.Endpoint)
 	}
 	attrs = append(attrs, EndpointKey.String(endpoint))
 	switch st {
