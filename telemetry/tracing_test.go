@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	natsbroker "github.com/ferry-go/ferry/broker/nats"
 	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/ferrytest"
+	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/telemetry"
 	"github.com/ferry-go/ferry/transport"
@@ -446,5 +448,62 @@ func TestSemconvVersion(t *testing.T) {
 	spans := exp.GetSpans()
 	if len(spans) != 1 || spans[0].InstrumentationScope.SchemaURL != want {
 		t.Fatalf("spans %v, want one with schema URL %s", spans, want)
+	}
+}
+
+// TestTLSConventions: over HTTPS the server span's url.scheme is https and
+// the client's url.full an https URL; the transports set Call.TLS on both
+// sides over HTTPS and gRPC with TLS.
+func TestTLSConventions(t *testing.T) {
+	tp, exp := newTracer(t)
+	tr := telemetry.Tracing(tp, nil)
+	f := ferrytest.TLS(t)
+	var mu sync.Mutex
+	sawTLS := map[string]bool{} // "http server" → Call.TLS
+	observe := func(next middleware.Handler) middleware.Handler {
+		return func(ctx context.Context, req any) (any, error) {
+			if c, ok := transport.CallFromContext(ctx); ok {
+				side := "server"
+				if c.Client {
+					side = "client"
+				}
+				mu.Lock()
+				sawTLS[c.Kind.String()+" "+side] = c.TLS
+				mu.Unlock()
+			}
+			return next(ctx, req)
+		}
+	}
+	srv := server.New("secure", server.WithMiddleware(tr, observe))
+	server.Handle(srv, "Echo", func(ctx context.Context, h *hop) (*hop, error) { return h, nil })
+	srv.Freeze()
+	ctx := testCtx(t)
+	hs := fhttp.NewServer("127.0.0.1:0", fhttp.WithTLS(f.Server(false)))
+	gs := fgrpc.NewServer("127.0.0.1:0", fgrpc.WithTLS(f.Server(false)))
+	for _, s := range []server.Transport{hs, gs} {
+		if err := s.Start(ctx, srv); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Stop(context.Background()) })
+	}
+	hc := must(fhttp.NewClient("https://"+hs.Addr().String(), fhttp.WithClientTLS(f.Client(false)), fhttp.WithClientMiddleware(tr, observe)))(t)
+	t.Cleanup(func() { _ = hc.Close() })
+	gc := must(fgrpc.NewClient(gs.Addr().String(), fgrpc.WithClientTLS(f.Client(false)), fgrpc.WithClientMiddleware(observe)))(t)
+	t.Cleanup(func() { _ = gc.Close() })
+	for _, c := range []transport.Client{hc, gc} {
+		if _, err := transport.Invoke[hop, hop](ctx, c, "secure", "Echo", &hop{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spans := exp.GetSpans()
+	checkAttrs(t, findSpan(t, spans, "POST /secure/Echo", trace.SpanKindServer), map[attribute.Key]string{"url.scheme": "https"})
+	checkAttrs(t, findSpan(t, spans, "POST /secure/Echo", trace.SpanKindClient),
+		map[attribute.Key]string{"url.full": "https://" + hs.Addr().String() + "/secure/Echo"})
+	mu.Lock()
+	defer mu.Unlock()
+	for _, k := range []string{"http server", "http client", "grpc server", "grpc client"} {
+		if tls, ok := sawTLS[k]; !ok || !tls {
+			t.Errorf("%s call: TLS %v (seen %v), want true", k, tls, ok)
+		}
 	}
 }
