@@ -95,6 +95,7 @@ func Subscribe[T any](ctx context.Context, b Broker, topic string, h func(contex
 		if err := decode(d, v); err != nil {
 			return err
 		}
+		// An event is no call on the wire: Method, Route, Target and TLS stay empty.
 		call := &transport.Call{Service: name, Endpoint: d.Topic, Kind: d.Kind, Request: d.Header, Reply: transport.Metadata{}}
 		if dl, ok := ctx.Deadline(); ok {
 			call.Deadline = dl

@@ -221,6 +221,8 @@ func (c *Client) terminal(ctx context.Context, req any) (any, error) {
 		return nil, errs.New(errs.Internal, "client: middleware replaced the call context")
 	}
 	st.call.Reply = nil // no stale push-back from an earlier attempt
+	// The attempt's transport client sets the wire fields (callkit.WithParent).
+	st.call.Method, st.call.Route, st.call.Target, st.call.TLS = "", "", "", false
 	s, err := c.service(ctx, st.call.Service)
 	if err != nil {
 		return nil, err
@@ -242,6 +244,7 @@ func (c *Client) terminal(ctx context.Context, req any) (any, error) {
 		}
 		st.call.Kind = in.kind
 		st.call.Peer = in.peer
+		st.call.TLS = in.tls
 		var tc transport.Client
 		if tc, err = in.client(); err == nil {
 			err = tc.Invoke(ctx, st.call.Service, st.call.Endpoint, req, st.resp)

@@ -616,7 +616,8 @@ func TestCloseStopsWatchesAndFailsLaterCalls(t *testing.T) {
 
 // Issue #11 defect 4: client middleware runs once an attempt has picked its
 // instance, so it sees the transport and the peer before it calls next
-// (telemetry records rpc.system and the peer from them).
+// (telemetry records the conventions of the transport, the peer and the
+// wire fields from them).
 func TestMiddlewareSeesKindAndPeer(t *testing.T) {
 	for _, kind := range []string{"grpc", "http"} {
 		t.Run(kind, func(t *testing.T) {
@@ -647,6 +648,13 @@ func TestMiddlewareSeesKindAndPeer(t *testing.T) {
 			if got.Kind.String() != kind || got.Peer != peer || got.Service != "echo" || got.Endpoint != "Echo" || !got.Client || got.Deadline.IsZero() {
 				t.Errorf("middleware saw %s %q %s/%s client=%v deadline=%v before the call, want %s %q echo/Echo, a client call with a deadline",
 					got.Kind, got.Peer, got.Service, got.Endpoint, got.Client, got.Deadline, kind, b.in.Endpoints[0].Address)
+			}
+			wantMethod, wantRoute := "/echo.Echo/Echo", ""
+			if kind == "http" {
+				wantMethod, wantRoute = "POST", "/echo/Echo"
+			}
+			if got.Method != wantMethod || got.Route != wantRoute || got.TLS {
+				t.Errorf("middleware saw Method %q, Route %q, TLS %v; want %q, %q, false", got.Method, got.Route, got.TLS, wantMethod, wantRoute)
 			}
 		})
 	}

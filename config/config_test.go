@@ -478,7 +478,7 @@ func TestTelemetryFromConfig(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, `rpc_server_duration_seconds_count{`) || !strings.Contains(body, `rpc_method="Echo"`) {
+	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, `http_server_request_duration_seconds_count{`) || !strings.Contains(body, `ferry_endpoint="echo/Echo"`) {
 		t.Errorf("/metrics = %d, want the call's duration histogram; got:\n%.2000s", code, body)
 	} else {
 		for _, m := range []string{"go_goroutines ", "go_memstats_heap_alloc_bytes ", "process_cpu_seconds_total ", "process_resident_memory_bytes "} {

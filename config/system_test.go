@@ -18,7 +18,7 @@ import (
 	fhttp "github.com/ferry-go/ferry/transport/http"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -173,9 +173,9 @@ func TestSystemFromConfig(t *testing.T) {
 	spansOf(tid, transport.GRPC)
 
 	// Every hop measured on both sides, in the /metrics of each service.
-	scrape(t, orders, promHistogram(telemetry.ServerDuration), "Place")
-	scrape(t, orders, promHistogram(telemetry.ClientDuration), "Charge")
-	scrape(t, payments, promHistogram(telemetry.ServerDuration), "Charge")
+	scrape(t, orders, promHistogram(telemetry.HTTPServerDuration), "/orders/Place")
+	scrape(t, orders, promHistogram(telemetry.RPCClientDuration), "payments.Payments/Charge")
+	scrape(t, payments, promHistogram(telemetry.RPCServerDuration), "payments.Payments/Charge")
 	scrape(t, payments, promCounter(telemetry.Published), orderPlaced)
 	scrape(t, notifications, promCounter(telemetry.Consumed), orderPlaced)
 	scrape(t, notifications, promHistogram(telemetry.ProcessDuration), orderPlaced)

@@ -14,6 +14,7 @@ import (
 	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
+	fgrpc "github.com/ferry-go/ferry/transport/grpc"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -509,6 +510,7 @@ func confClientMiddleware(t *testing.T, kind string, with func(mws ...middleware
 	if seen.Peer == "" || seen.Deadline.IsZero() || seen.Request == nil {
 		t.Errorf("middleware saw peer %q, deadline %v, request metadata %v before the call; want the peer, the caller's deadline and writable metadata", seen.Peer, seen.Deadline, seen.Request)
 	}
+	checkClientWire(t, kind, seen)
 
 	cached := func(middleware.Handler) middleware.Handler {
 		return func(context.Context, any) (any, error) { return &Echo{Text: "from the cache", Num: 7}, nil }
@@ -545,5 +547,28 @@ func confClientMiddleware(t *testing.T, kind string, with func(mws ...middleware
 	// for the error boundary of a server that made the call.
 	if from := errs.ReceivedFrom(err); from != suiteService+"/Echo" {
 		t.Errorf("ReceivedFrom(client error) = %q, want %s/Echo", from, suiteService)
+	}
+}
+
+// checkClientWire checks the wire fields the built-in transport clients
+// give their calls (a plug-in transport may leave them empty).
+func checkClientWire(t *testing.T, kind string, c transport.Call) {
+	t.Helper()
+	var method, route string
+	switch transport.Kind(kind) {
+	case transport.HTTP:
+		method, route = "POST", "/"+suiteService+"/Echo"
+		if !strings.HasPrefix(c.Target, "http") || !strings.HasSuffix(c.Target, route) {
+			t.Errorf("HTTP client call has Target %q, want the URL ending in %s", c.Target, route)
+		}
+	case transport.GRPC:
+		method = fgrpc.MethodName(suiteService, "Echo")
+	case transport.NATS:
+		method = suiteService + ".Echo"
+	default:
+		return
+	}
+	if c.Method != method || c.Route != route {
+		t.Errorf("%s client call has Method %q, Route %q; want %q, %q", kind, c.Method, c.Route, method, route)
 	}
 }

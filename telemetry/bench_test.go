@@ -82,3 +82,32 @@ func BenchmarkHTTPEcho(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCallSpans is Tracing and Metrics around one call of each
+// transport, server and client side, with a never-sampling sampler
+// (unsampled) and an always-sampling one without exporter (sampled: the
+// span records and builds its attributes), no transport.
+func BenchmarkCallSpans(b *testing.B) {
+	h := func(ctx context.Context, req any) (any, error) { return req, nil }
+	for _, sampled := range []bool{false, true} {
+		sampler := sdktrace.NeverSample()
+		mode := "unsampled"
+		if sampled {
+			sampler, mode = sdktrace.AlwaysSample(), "sampled"
+		}
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler))
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+		b.Cleanup(func() { _ = tp.Shutdown(context.Background()); _ = mp.Shutdown(context.Background()) })
+		chain := middleware.Chain(telemetry.Tracing(tp, nil), telemetry.Metrics(mp))(h)
+		for _, c := range benchCalls() {
+			b.Run(mode+"/"+c.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					call := c.call
+					call.Request, call.Reply = transport.Metadata{}, transport.Metadata{}
+					_, _ = chain(transport.NewCallContext(context.Background(), &call), &call)
+				}
+			})
+		}
+	}
+}

@@ -11,7 +11,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
-	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -92,9 +92,9 @@ func TraceBroker(b broker.Broker, opts ...BrokerOption) broker.Broker {
 		tracer: cfg.tp.Tracer(instrumentationName, trace.WithSchemaURL(SemconvSchemaURL)),
 		system: semconv.MessagingSystemKey.String(cfg.system),
 	}
-	tb.sent, _ = meter.Int64Counter("messaging.client.sent.messages",
+	tb.sent, _ = meter.Int64Counter(Published,
 		metric.WithUnit("{message}"), metric.WithDescription("Messages a producer attempted to publish, by outcome (ferry.code)."))
-	tb.dead, _ = meter.Int64Counter("ferry.messaging.dead_lettered.messages",
+	tb.dead, _ = meter.Int64Counter(DeadLettered,
 		metric.WithUnit("{message}"), metric.WithDescription("Deliveries that failed for good: permanently, or on their last allowed attempt."))
 	return tb
 }

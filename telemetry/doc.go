@@ -33,40 +33,92 @@
 //
 // # Semantic conventions
 //
-// The package follows the OpenTelemetry semantic conventions v1.37.0
-// (go.opentelemetry.io/otel/semconv/v1.37.0, SemconvSchemaURL), the last
-// release whose RPC conventions use rpc.system, rpc.service and rpc.method.
+// The package follows the OpenTelemetry semantic conventions v1.43.0
+// (go.opentelemetry.io/otel/semconv/v1.43.0, SemconvSchemaURL) for what
+// carried each call: the HTTP conventions over HTTP, the RPC conventions
+// over gRPC and NATS, the messaging conventions for events. The
+// transports give what the conventions need in transport.Call's wire
+// fields (Method, Route, Target, TLS, Peer). Every call span and series
+// also carries Ferry's own ferry.endpoint ("payments/Charge") and
+// ferry.code (the canonical code, "ok" on success) — constant across
+// transports, so one query finds an endpoint whatever carried it.
 //
-//   - RPC spans are named "{service}/{Endpoint}", kind SERVER or CLIENT,
-//     with rpc.system = "grpc" (the convention's value), "http" or "nats"
-//     (custom values: the conventions have none for Ferry's HTTP RPC or for
-//     NATS request-reply), rpc.service, rpc.method, network.peer.address
-//     and network.peer.port where the transport knows the peer (HTTP and
-//     gRPC servers; not NATS, nor clients), ferry.code (Ferry's canonical
-//     code, "ok" on success), error.type on failure, and over gRPC
-//     rpc.grpc.status_code. A SERVER span's status is Error only for
-//     server-fault codes (unknown, deadline_exceeded, unimplemented,
-//     internal, unavailable, data_loss), as the gRPC conventions say; a
-//     CLIENT span's for every error.
-//   - Broker spans: PRODUCER "send {topic}" (TraceBroker) and CONSUMER
-//     "process {topic}" (Tracing on the subscription), with
-//     messaging.system ("nats" for NATS and JetStream, "memory" for the
-//     in-process broker: custom values), messaging.operation.name/type,
-//     messaging.destination.name, messaging.destination.subscription.name,
-//     messaging.consumer.group.name for queue groups, messaging.message.id,
-//     messaging.message.body.size and ferry.delivery.attempt. The consumer
-//     span is a child of the producer span (one message per delivery).
-//   - Metrics (see the constants in metrics.go): rpc.server.duration and
-//     rpc.client.duration histograms in seconds (v1.37.0 says
-//     milliseconds; newer conventions moved to seconds under
-//     rpc.*.call.duration, and Prometheus wants seconds), call counters, an
-//     in-flight up-down counter; messaging.process.duration,
-//     messaging.client.consumed.messages, messaging.client.sent.messages,
-//     and Ferry's ferry.messaging.redelivered.messages and
-//     ferry.messaging.dead_lettered.messages. Every transport records into
-//     the same instruments with the same attribute keys: through the
-//     Prometheus exporter, rpc_server_duration_seconds{rpc_system,
-//     rpc_service, rpc_method, ferry_code}.
+// HTTP (transport/http):
+//
+//   - SERVER span "{method} {route}" ("POST /greeter/Hello", "GET
+//     /v1/hello/{name}"): http.request.method, http.route (the matched
+//     pattern), url.path, url.scheme, network.peer.address/port,
+//     user_agent.original, http.response.status_code; Error only for a
+//     5xx status.
+//   - CLIENT span "{method} {url.template}" ("POST /greeter/Hello"):
+//     http.request.method, url.full, url.template, server.address and
+//     server.port (the dialled instance), http.response.status_code (none
+//     when no response came); Error for every failure.
+//   - http.server.request.duration (s): http.request.method, http.route,
+//     url.scheme, http.response.status_code; http.client.request.duration
+//     (s): http.request.method, server.address, server.port,
+//     http.response.status_code; http.server.active_requests
+//     (http.request.method, url.scheme) and http.client.active_requests
+//     (http.request.method, server.address, server.port).
+//
+// The status code is the one the HTTP transport writes for the call's
+// code (errs.HTTPStatus; 200 on success), on the client the one the
+// reply's code maps to — what a Ferry server sent.
+//
+// gRPC (transport/grpc):
+//
+//   - SERVER and CLIENT spans named by rpc.method, the full method without
+//     its leading slash ("payments.Payments/Charge"): rpc.system.name
+//     "grpc", rpc.method, rpc.response.status_code (the gRPC status code
+//     name: "OK", "UNAVAILABLE"; Ferry's codes are gRPC's),
+//     network.peer.address/port on the server, server.address/port on the
+//     client. A SERVER span is Error only for server faults (UNKNOWN,
+//     DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS),
+//     a CLIENT span for every non-OK code.
+//   - rpc.server.call.duration / rpc.client.call.duration (s):
+//     rpc.system.name, rpc.method, rpc.response.status_code; the
+//     conventions define no in-flight counter, so Ferry's own
+//     ferry.rpc.server.active_calls / ferry.rpc.client.active_calls count
+//     calls in flight (rpc.system.name, rpc.method).
+//
+// NATS request-reply (transport/nats), and plug-in transports:
+//
+//   - spans and metrics as for gRPC, with rpc.system.name "nats" (a custom
+//     value: the conventions list none for NATS; a plug-in transport's
+//     kind likewise) and rpc.method Ferry's logical name
+//     "service/Endpoint" ("payments/Charge"), which also names the span.
+//     rpc.response.status_code is the gRPC name of the Ferry code the
+//     reply carried. A NATS client's network.peer.address/port is the
+//     NATS server it is connected to — not the service, so not
+//     server.address. The subject is not recorded: it is
+//     "service.Endpoint", rpc.method spelt with a dot, and
+//     messaging.destination.name on an RPC span would make backends
+//     classify the call as messaging.
+//
+// On every transport error.type holds the Ferry code of a call that
+// failed in the conventions' sense — every error on a client, a server
+// fault on a server (a server that answered not_found did its job;
+// ferry.code still says not_found).
+//
+// Events (broker): PRODUCER "send {topic}" (TraceBroker) and CONSUMER
+// "process {topic}" (Tracing on the subscription), with messaging.system
+// ("nats" for NATS and JetStream, "memory" for the in-process broker:
+// custom values), messaging.operation.name/type, messaging.destination.name,
+// messaging.destination.subscription.name, messaging.consumer.group.name
+// for queue groups, messaging.message.id, messaging.message.body.size and
+// ferry.delivery.attempt. The consumer span is a child of the producer
+// span (one message per delivery). Metrics: messaging.process.duration,
+// messaging.client.consumed.messages, messaging.client.sent.messages, and
+// Ferry's ferry.messaging.redelivered.messages and
+// ferry.messaging.dead_lettered.messages.
+//
+// Through the Prometheus exporter the names become, for example,
+// http_server_request_duration_seconds{http_request_method, http_route,
+// http_response_status_code, url_scheme, ferry_endpoint, ferry_code} and
+// rpc_server_call_duration_seconds{rpc_system_name, rpc_method,
+// rpc_response_status_code, ferry_endpoint, ferry_code}; a histogram's
+// count is the call count. Durations are in seconds with buckets from
+// 100µs to 30s. Span attributes are built only for spans that record.
 //
 // # Broker counts and their limits
 //

@@ -6,21 +6,29 @@ import (
 	"time"
 
 	"github.com/ferry-go/ferry/broker"
+	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/transport"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
 
-// Metric names. The same instruments, with the same attribute keys, record
-// calls over HTTP, gRPC and NATS; only the rpc.system value differs.
+// Metric names. Calls over HTTP are measured by the HTTP conventions'
+// instruments, calls over gRPC and NATS by the RPC conventions' (v1.43.0);
+// every call series also carries ferry.endpoint and (except in-flight
+// counts) ferry.code, so one query covers an endpoint on every transport.
 const (
-	ServerDuration = "rpc.server.duration"     // histogram, s: rpc.system, rpc.service, rpc.method, ferry.code
-	ClientDuration = "rpc.client.duration"     // histogram, s: same attributes
-	ServerActive   = "rpc.server.active_calls" // up-down counter: rpc.system, rpc.service, rpc.method
-	ClientActive   = "rpc.client.active_calls" // up-down counter: same
+	HTTPServerDuration = "http.server.request.duration" // histogram, s: http.request.method, http.route, http.response.status_code, url.scheme, error.type, ferry.endpoint, ferry.code
+	HTTPClientDuration = "http.client.request.duration" // histogram, s: http.request.method, server.address, server.port, http.response.status_code, error.type, ferry.endpoint, ferry.code
+	HTTPServerActive   = "http.server.active_requests"  // up-down counter: http.request.method, url.scheme, ferry.endpoint
+	HTTPClientActive   = "http.client.active_requests"  // up-down counter: http.request.method, server.address, server.port, ferry.endpoint
+
+	RPCServerDuration = "rpc.server.call.duration"      // histogram, s: rpc.system.name, rpc.method, rpc.response.status_code, error.type, ferry.endpoint, ferry.code
+	RPCClientDuration = "rpc.client.call.duration"      // histogram, s: same attributes
+	RPCServerActive   = "ferry.rpc.server.active_calls" // up-down counter: rpc.system.name, rpc.method, ferry.endpoint (the conventions define none)
+	RPCClientActive   = "ferry.rpc.client.active_calls" // up-down counter: same
 
 	ProcessDuration = "messaging.process.duration"             // histogram, s: messaging.system, messaging.destination.name, messaging.destination.subscription.name, ferry.code
 	Consumed        = "messaging.client.consumed.messages"     // counter: same attributes
@@ -29,49 +37,73 @@ const (
 	DeadLettered    = "ferry.messaging.dead_lettered.messages" // counter (TraceBroker): messaging.system, messaging.destination.name, messaging.destination.subscription.name, ferry.code
 )
 
-// durationBuckets are histogram bounds in seconds, from 100µs to 30s.
+// durationBuckets are histogram bounds in seconds, from 100µs to 30s
+// (finer at the low end than the conventions' advisory 5ms..10s: Ferry
+// calls are often sub-millisecond).
 var durationBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 
-// maxCachedSets bounds the per-(service, endpoint, transport, code)
-// attribute set cache; beyond it sets are built per call.
+// maxCachedSets bounds the attribute set cache; beyond it sets are built
+// per call.
 const maxCachedSets = 4096
 
-type rpcInstruments struct {
+type callInstruments struct {
 	duration metric.Float64Histogram
 	active   metric.Int64UpDownCounter
 }
 
 type metricsMW struct {
-	server, client rpcInstruments
-	process        metric.Float64Histogram
-	consumed       metric.Int64Counter
-	redelivered    metric.Int64Counter
+	httpServer, httpClient callInstruments
+	rpcServer, rpcClient   callInstruments
+	process                metric.Float64Histogram
+	consumed               metric.Int64Counter
+	redelivered            metric.Int64Counter
 
 	mu   sync.RWMutex
 	sets map[setKey]attribute.Set
 }
 
+// setKey is everything a call's or a delivery's attribute set depends on;
+// fields a style does not use stay zero (never the server side's peer:
+// its ports are ephemeral).
 type setKey struct {
-	service, endpoint, code string
-	kind                    transport.Kind
-	client, event, noCode   bool
+	service, endpoint string    // a delivery's subscription and topic
+	method, route     string    // Call.Method, Call.Route (HTTP server)
+	peer              string    // Call.Peer (HTTP client)
+	code              errs.Code // 0: ok
+	kind              transport.Kind
+	style             style
+	client, tls       bool
+	event, noCode     bool
+	noStatus          bool // an HTTP client call without a response
 }
 
 // Metrics returns middleware that measures every call and event it wraps
 // with the OTel metrics API on mp (nil means otel.GetMeterProvider()):
 //
-//   - calls: rpc.server.duration / rpc.client.duration histograms in
-//     seconds, whose count is the call count (rpc_server_duration_seconds_count
-//     in Prometheus; no separate counter is kept, each measurement costs),
-//     and the rpc.server.active_calls / rpc.client.active_calls in-flight
-//     up-down counters, with attributes rpc.system, rpc.service,
-//     rpc.method and (except in-flight) ferry.code;
+//   - calls over HTTP: the http.server.request.duration /
+//     http.client.request.duration histograms in seconds, whose count is
+//     the call count (http_server_request_duration_seconds_count in
+//     Prometheus; no separate counter is kept, each measurement costs),
+//     and the http.server.active_requests / http.client.active_requests
+//     in-flight up-down counters, with the HTTP conventions' attributes;
+//   - calls over gRPC, NATS or a plug-in transport: the
+//     rpc.server.call.duration / rpc.client.call.duration histograms in
+//     seconds and Ferry's ferry.rpc.server.active_calls /
+//     ferry.rpc.client.active_calls in-flight counters (the RPC
+//     conventions define none), with rpc.system.name, rpc.method and (not
+//     in flight) rpc.response.status_code;
+//   - every call series also carries ferry.endpoint and (not in flight)
+//     ferry.code, and error.type on failure; the constants above list each
+//     instrument's attributes;
 //   - events (a broker.Delivery in the context): the
 //     messaging.process.duration histogram, the
 //     messaging.client.consumed.messages counter and, for Attempt > 1,
 //     ferry.messaging.redelivered.messages, with attributes
 //     messaging.system, messaging.destination.name,
 //     messaging.destination.subscription.name and ferry.code.
+//
+// Attribute sets are built once per distinct set and cached, so a call
+// measured costs no allocation.
 //
 // Published and dead-lettered counts come from TraceBroker, which sees
 // Publish and the subscription's MaxDeliver.
@@ -86,17 +118,21 @@ func Metrics(mp metric.MeterProvider) middleware.Middleware {
 func newMetrics(mp metric.MeterProvider) *metricsMW {
 	meter := mp.Meter(instrumentationName, metric.WithSchemaURL(SemconvSchemaURL))
 	m := &metricsMW{sets: map[setKey]attribute.Set{}}
-	mk := func(dur, active, side string) rpcInstruments {
-		var r rpcInstruments
-		r.duration, _ = meter.Float64Histogram(dur, metric.WithUnit("s"),
-			metric.WithDescription("Duration of "+side+" calls, whatever transport carried them."),
+	mk := func(dur, durDesc, active, activeUnit, activeDesc string) callInstruments {
+		var r callInstruments
+		r.duration, _ = meter.Float64Histogram(dur, metric.WithUnit("s"), metric.WithDescription(durDesc),
 			metric.WithExplicitBucketBoundaries(durationBuckets...))
-		r.active, _ = meter.Int64UpDownCounter(active, metric.WithUnit("{call}"),
-			metric.WithDescription(side+" calls in flight."))
+		r.active, _ = meter.Int64UpDownCounter(active, metric.WithUnit(activeUnit), metric.WithDescription(activeDesc))
 		return r
 	}
-	m.server = mk(ServerDuration, ServerActive, "server")
-	m.client = mk(ClientDuration, ClientActive, "client")
+	m.httpServer = mk(HTTPServerDuration, "Duration of HTTP server requests.",
+		HTTPServerActive, "{request}", "Number of active HTTP server requests.")
+	m.httpClient = mk(HTTPClientDuration, "Duration of HTTP client requests.",
+		HTTPClientActive, "{request}", "Number of active HTTP requests.")
+	m.rpcServer = mk(RPCServerDuration, "Measures the duration of an incoming Remote Procedure Call (RPC).",
+		RPCServerActive, "{call}", "RPC server calls in flight.")
+	m.rpcClient = mk(RPCClientDuration, "Measures the duration of an outgoing Remote Procedure Call (RPC).",
+		RPCClientActive, "{call}", "RPC client calls in flight.")
 	m.process, _ = meter.Float64Histogram(ProcessDuration, metric.WithUnit("s"),
 		metric.WithDescription("Duration of event handlers."), metric.WithExplicitBucketBoundaries(durationBuckets...))
 	m.consumed, _ = meter.Int64Counter(Consumed, metric.WithUnit("{message}"),
@@ -116,7 +152,7 @@ func (m *metricsMW) middleware(next middleware.Handler) middleware.Handler {
 			began := time.Now()
 			resp, err := next(ctx, req)
 			took := time.Since(began).Seconds()
-			set := metric.WithAttributeSet(m.set(setKey{service: d.Subscription, endpoint: d.Topic, code: codeName(err), kind: d.Kind, event: true}))
+			set := metric.WithAttributeSet(m.set(setKey{service: d.Subscription, endpoint: d.Topic, code: errs.CodeOf(err), kind: d.Kind, event: true}))
 			m.process.Record(ctx, took, set)
 			m.consumed.Add(ctx, 1, set)
 			if d.Attempt > 1 {
@@ -124,22 +160,49 @@ func (m *metricsMW) middleware(next middleware.Handler) middleware.Handler {
 			}
 			return resp, err
 		}
-		inst := &m.server
-		if call.Client {
-			inst = &m.client
+		k := callKey(call)
+		var inst *callInstruments
+		switch {
+		case k.style == httpStyle && call.Client:
+			inst = &m.httpClient
+		case k.style == httpStyle:
+			inst = &m.httpServer
+		case call.Client:
+			inst = &m.rpcClient
+		default:
+			inst = &m.rpcServer
 		}
-		k := setKey{service: call.Service, endpoint: call.Endpoint, kind: call.Kind, client: call.Client, noCode: true}
+		k.noCode = true
 		active := metric.WithAttributeSet(m.set(k))
 		inst.active.Add(ctx, 1, active)
 		began := time.Now()
 		resp, err := next(ctx, req)
 		took := time.Since(began).Seconds()
 		inst.active.Add(ctx, -1, active)
-		k.noCode, k.code = false, codeName(err)
-		set := metric.WithAttributeSet(m.set(k))
-		inst.duration.Record(ctx, took, set)
+		k.noCode, k.code = false, errs.CodeOf(err)
+		// An HTTP client call that failed before a response came has no
+		// status code.
+		k.noStatus = k.style == httpStyle && call.Client && err != nil && call.Reply == nil
+		inst.duration.Record(ctx, took, metric.WithAttributeSet(m.set(k)))
 		return resp, err
 	}
+}
+
+// callKey returns the set key of call, with the fields its style uses.
+func callKey(call *transport.Call) setKey {
+	k := setKey{service: call.Service, endpoint: call.Endpoint, kind: call.Kind, client: call.Client, style: styleOf(call)}
+	switch k.style {
+	case httpStyle:
+		k.method, k.tls = call.Method, call.TLS
+		if call.Client {
+			k.peer = call.Peer
+		} else {
+			k.route = call.Route
+		}
+	case grpcStyle:
+		k.method = call.Method
+	}
+	return k
 }
 
 // set returns the attribute set of k, cached.
@@ -150,21 +213,56 @@ func (m *metricsMW) set(k setKey) attribute.Set {
 	if ok {
 		return s
 	}
-	var kvs []attribute.KeyValue
-	if k.event {
-		kvs = []attribute.KeyValue{messagingSystem(k.kind), semconv.MessagingDestinationName(k.endpoint),
-			semconv.MessagingDestinationSubscriptionName(k.service)}
-	} else {
-		kvs = []attribute.KeyValue{rpcSystem(k.kind), semconv.RPCService(k.service), semconv.RPCMethod(k.endpoint)}
-	}
-	if !k.noCode {
-		kvs = append(kvs, CodeKey.String(k.code))
-	}
-	s = attribute.NewSet(kvs...)
+	s = attribute.NewSet(k.attrs()...)
 	m.mu.Lock()
 	if len(m.sets) < maxCachedSets {
 		m.sets[k] = s
 	}
 	m.mu.Unlock()
 	return s
+}
+
+// attrs returns the attributes of k's set.
+func (k setKey) attrs() []attribute.KeyValue {
+	if k.event {
+		kvs := []attribute.KeyValue{messagingSystem(k.kind), semconv.MessagingDestinationName(k.endpoint),
+			semconv.MessagingDestinationSubscriptionName(k.service)}
+		if !k.noCode {
+			kvs = append(kvs, CodeKey.String(codeString(k.code)))
+		}
+		return kvs
+	}
+	kvs := make([]attribute.KeyValue, 0, 10)
+	kvs = append(kvs, EndpointKey.String(k.service+"/"+k.endpoint))
+	switch k.style {
+	case httpStyle:
+		m, _ := httpMethod(k.method)
+		kvs = append(kvs, semconv.HTTPRequestMethodKey.String(m))
+		if k.client {
+			kvs = serverAttrs(k.peer, defaultPort(k.tls), kvs)
+		} else {
+			kvs = append(kvs, urlScheme(k.tls))
+			if !k.noCode && k.route != "" { // not on active_requests
+				kvs = append(kvs, semconv.HTTPRoute(k.route))
+			}
+		}
+	case grpcStyle:
+		kvs = append(kvs, semconv.RPCSystemNameGRPC, semconv.RPCMethod(k.method[1:]))
+	default:
+		kvs = append(kvs, rpcSystem(k.kind), semconv.RPCMethod(k.service+"/"+k.endpoint))
+	}
+	if k.noCode {
+		return kvs
+	}
+	if failed(k.style, k.client, k.code) {
+		kvs = append(kvs, semconv.ErrorTypeKey.String(k.code.String()))
+	}
+	if k.style == httpStyle {
+		if !k.noStatus {
+			kvs = append(kvs, semconv.HTTPResponseStatusCode(httpStatus(k.code)))
+		}
+	} else {
+		kvs = append(kvs, semconv.RPCResponseStatusCode(statusName(k.code)))
+	}
+	return append(kvs, CodeKey.String(codeString(k.code)))
 }

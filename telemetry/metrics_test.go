@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -15,6 +14,9 @@ import (
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/telemetry"
 	"github.com/ferry-go/ferry/transport"
+	fgrpc "github.com/ferry-go/ferry/transport/grpc"
+	fhttp "github.com/ferry-go/ferry/transport/http"
+	fnats "github.com/ferry-go/ferry/transport/nats"
 	"github.com/prometheus/client_golang/prometheus"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -74,9 +76,12 @@ func keys(m map[string]string) []string {
 	return ks
 }
 
-// TestMetricsScrape: calls over HTTP, gRPC and NATS, then a real GET of
-// /metrics on the admin port: the duration histogram exists for each
-// transport under the same name with the same label set.
+// TestMetricsScrape: calls over HTTP, gRPC and NATS, server and client
+// side, then a real GET of /metrics on the admin port: HTTP calls are in
+// the HTTP conventions' histograms, gRPC and NATS calls in the RPC ones,
+// each series with its conventions' labels plus ferry_endpoint and
+// ferry_code; error_type only where the call failed in the conventions'
+// sense (every client error; no server fault here).
 func TestMetricsScrape(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
@@ -87,7 +92,8 @@ func TestMetricsScrape(t *testing.T) {
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
 	_, base := startAdmin(t, telemetry.WithGatherer(reg))
 
-	srv := server.New("metered", server.WithMiddleware(telemetry.Metrics(mp)))
+	mw := telemetry.Metrics(mp)
+	srv := server.New("metered", server.WithMiddleware(mw))
 	server.Handle(srv, "Echo", func(ctx context.Context, h *hop) (*hop, error) {
 		if h.Path == "fail" {
 			return nil, errs.New(errs.NotFound, "no such thing")
@@ -95,8 +101,13 @@ func TestMetricsScrape(t *testing.T) {
 		return h, nil
 	})
 	inst := ferrytest.Start(t, srv)
+	hc := must(fhttp.NewClient("http://"+inst.HTTPAddr, fhttp.WithClientMiddleware(mw)))(t)
+	t.Cleanup(func() { _ = hc.Close() })
+	gc := must(fgrpc.NewClient(inst.GRPCAddr, fgrpc.WithClientMiddleware(mw)))(t)
+	t.Cleanup(func() { _ = gc.Close() })
+	nc := fnats.NewClient(ferrytest.Connect(t, inst.NATSURL), fnats.WithClientMiddleware(mw))
 	ctx := testCtx(t)
-	for _, c := range []transport.Client{inst.HTTP, inst.GRPC, inst.NATS} {
+	for _, c := range []transport.Client{hc, gc, nc} {
 		if _, err := transport.Invoke[hop, hop](ctx, c, "metered", "Echo", &hop{Path: "x"}); err != nil {
 			t.Fatal(err)
 		}
@@ -109,45 +120,87 @@ func TestMetricsScrape(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("GET /metrics = %d", code)
 	}
-	const name = "rpc_server_duration_seconds_count"
-	got := series(body, name)
-	bySystem := map[string][]string{}
+	httpPort := inst.HTTPAddr[strings.LastIndexByte(inst.HTTPAddr, ':')+1:]
+	common := func(code string) map[string]string {
+		return map[string]string{"ferry_endpoint": "metered/Echo", "ferry_code": code}
+	}
+	with := func(m map[string]string, kv ...string) map[string]string {
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	for _, c := range []struct {
+		metric string
+		want   map[string]string // labels; "-" means absent
+	}{
+		{"http_server_request_duration_seconds_count", with(common("ok"), "http_request_method", "POST", "http_route", "/metered/Echo",
+			"url_scheme", "http", "http_response_status_code", "200", "error_type", "-")},
+		{"http_server_request_duration_seconds_count", with(common("not_found"), "http_request_method", "POST", "http_route", "/metered/Echo",
+			"url_scheme", "http", "http_response_status_code", "404", "error_type", "-")},
+		{"http_client_request_duration_seconds_count", with(common("ok"), "http_request_method", "POST", "server_address", "127.0.0.1",
+			"server_port", httpPort, "http_response_status_code", "200", "error_type", "-")},
+		{"http_client_request_duration_seconds_count", with(common("not_found"), "http_request_method", "POST", "server_address", "127.0.0.1",
+			"server_port", httpPort, "http_response_status_code", "404", "error_type", "not_found")},
+		{"http_server_active_requests", with(common(""), "http_request_method", "POST", "url_scheme", "http", "ferry_code", "-")},
+		{"http_client_active_requests", with(common(""), "http_request_method", "POST", "server_address", "127.0.0.1", "ferry_code", "-")},
+		{"rpc_server_call_duration_seconds_count", with(common("ok"), "rpc_system_name", "grpc", "rpc_method", "metered.Metered/Echo",
+			"rpc_response_status_code", "OK", "error_type", "-")},
+		{"rpc_server_call_duration_seconds_count", with(common("not_found"), "rpc_system_name", "grpc", "rpc_method", "metered.Metered/Echo",
+			"rpc_response_status_code", "NOT_FOUND", "error_type", "-")},
+		{"rpc_client_call_duration_seconds_count", with(common("not_found"), "rpc_system_name", "grpc", "rpc_method", "metered.Metered/Echo",
+			"rpc_response_status_code", "NOT_FOUND", "error_type", "not_found")},
+		{"rpc_server_call_duration_seconds_count", with(common("ok"), "rpc_system_name", "nats", "rpc_method", "metered/Echo",
+			"rpc_response_status_code", "OK", "error_type", "-")},
+		{"rpc_client_call_duration_seconds_count", with(common("not_found"), "rpc_system_name", "nats", "rpc_method", "metered/Echo",
+			"rpc_response_status_code", "NOT_FOUND", "error_type", "not_found")},
+		{"ferry_rpc_server_active_calls", with(common(""), "rpc_system_name", "grpc", "rpc_method", "metered.Metered/Echo", "ferry_code", "-")},
+		{"ferry_rpc_client_active_calls", with(common(""), "rpc_system_name", "nats", "rpc_method", "metered/Echo", "ferry_code", "-")},
+	} {
+		if !hasSeries(series(body, c.metric), c.want) {
+			t.Errorf("no %s series with %v in:\n%s", c.metric, c.want, strings.Join(lines(body, c.metric), "\n"))
+		}
+	}
+	for _, old := range []string{"rpc_server_duration_seconds_count", "rpc_client_duration_seconds_count", "rpc_server_active_calls", "rpc_client_active_calls"} {
+		if l := lines(body, old); len(l) > 0 {
+			t.Errorf("/metrics still has %s: %v", old, l)
+		}
+	}
+	for _, old := range []string{"rpc_service=", "rpc_system="} {
+		if strings.Contains(body, old) {
+			t.Errorf("/metrics still has the label %s", old)
+		}
+	}
+	if !strings.Contains(body, `otel_scope_schema_url="`+telemetry.SemconvSchemaURL+`"`) {
+		t.Errorf("/metrics lacks the schema URL %s", telemetry.SemconvSchemaURL)
+	}
+}
+
+// hasSeries reports whether one of got has the labels want ("-": absent).
+func hasSeries(got []map[string]string, want map[string]string) bool {
 	for _, s := range got {
-		if s["rpc_service"] != "metered" {
-			continue
-		}
-		if s["ferry_code"] != "ok" && s["ferry_code"] != "not_found" {
-			t.Errorf("series with ferry_code %q", s["ferry_code"])
-		}
-		if s["rpc_method"] != "Echo" {
-			t.Errorf("series with rpc_method %q", s["rpc_method"])
-		}
-		bySystem[s["rpc_system"]+"/"+s["ferry_code"]] = keys(s)
-	}
-	var want []string
-	for _, sys := range []string{"http", "grpc", "nats"} {
-		for _, code := range []string{"ok", "not_found"} {
-			ls, ok := bySystem[sys+"/"+code]
-			if !ok {
-				t.Errorf("no %s series for rpc_system=%s ferry_code=%s in:\n%s", name, sys, code, body)
-				continue
-			}
-			if want == nil {
-				want = ls
-			} else if !slices.Equal(ls, want) {
-				t.Errorf("labels for %s/%s = %v, want %v (as for the others)", sys, code, ls, want)
+		ok := true
+		for k, v := range want {
+			have, present := s[k]
+			if (v == "-" && present) || (v != "-" && have != v) {
+				ok = false
+				break
 			}
 		}
-	}
-	for _, l := range []string{"rpc_service", "rpc_method", "rpc_system", "ferry_code"} {
-		if !slices.Contains(want, l) {
-			t.Errorf("label set %v lacks %s", want, l)
+		if ok {
+			return true
 		}
 	}
-	for _, m := range []string{"rpc_server_duration_seconds_bucket", "rpc_server_active_calls"} {
-		if !strings.Contains(body, m+"{") {
-			t.Errorf("/metrics lacks %s", m)
+	return false
+}
+
+// lines returns the sample lines of metric name in body.
+func lines(body, name string) []string {
+	var out []string
+	for _, l := range strings.Split(body, "\n") {
+		if strings.HasPrefix(l, name+"{") {
+			out = append(out, l)
 		}
 	}
-	t.Logf("label set: %v", want)
+	return out
 }

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/ferry-go/ferry/broker"
 	"github.com/ferry-go/ferry/errs"
@@ -12,12 +13,11 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
-	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Tracing returns middleware that traces every call and event it wraps,
-// the same way whatever transport carried it:
+// Tracing returns middleware that traces every call and event it wraps:
 //
 //   - on a server (Call.Client false) it extracts the W3C trace context
 //     (traceparent, tracestate, baggage) from Call.Request and runs the
@@ -29,13 +29,20 @@ import (
 //     producer's context from the message headers and runs the handler in
 //     a CONSUMER span, its child, with the messaging attributes.
 //
-// RPC spans are named "{service}/{Endpoint}" and carry rpc.system ("grpc",
-// or the custom values "http" and "nats"), rpc.service, rpc.method,
-// network.peer.* where the transport knows the peer, ferry.code (the
-// canonical code, "ok" on success) and, over gRPC, rpc.grpc.status_code.
-// A server span is marked Error only for server-fault codes (unknown,
-// deadline_exceeded, unimplemented, internal, unavailable, data_loss); a
-// client or consumer span for every error.
+// Each call span follows the semantic conventions of what carried it (see
+// the package documentation for the table): over HTTP the HTTP
+// conventions ("POST /greeter/Hello", http.request.method, http.route,
+// http.response.status_code, ...), over gRPC and NATS the RPC conventions
+// ("payments.Payments/Charge", rpc.system.name, rpc.method,
+// rpc.response.status_code, ...). Every call span also carries Ferry's
+// ferry.endpoint ("payments/Charge") and ferry.code ("ok" on success),
+// the same whatever the transport, and error.type (the code) on failure.
+// A server span is marked Error only for server faults (HTTP: a 5xx
+// status; RPC: unknown, deadline_exceeded, unimplemented, internal,
+// unavailable, data_loss); a client or consumer span for every error.
+//
+// Attributes are built only for spans that record, and span names are
+// cached: an unsampled call costs a non-recording span.
 //
 // A nil tp means otel.GetTracerProvider(); a nil prop means W3C trace
 // context plus baggage.
@@ -47,6 +54,7 @@ func Tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) middle
 		prop = defaultPropagator()
 	}
 	tracer := tp.Tracer(instrumentationName, trace.WithSchemaURL(SemconvSchemaURL))
+	names := new(nameCache)
 	return func(next middleware.Handler) middleware.Handler {
 		return func(ctx context.Context, req any) (any, error) {
 			call, ok := transport.CallFromContext(ctx)
@@ -56,10 +64,8 @@ func Tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) middle
 			if d, dok := broker.DeliveryFromContext(ctx); isEvent(call, d, dok) {
 				return traceDelivery(ctx, tracer, prop, d, next, req)
 			}
-			// Attributes are set once the span is known to record: an
-			// unsampled call then builds none (samplers see the span name,
-			// "{service}/{Endpoint}", but not the rpc.* attributes).
-			name := call.Service + "/" + call.Endpoint
+			st := styleOf(call)
+			name := spanName(names, st, call)
 			var span trace.Span
 			if call.Client {
 				ctx, span = tracer.Start(ctx, name, clientKind)
@@ -72,12 +78,10 @@ func Tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) middle
 				ctx, span = tracer.Start(ctx, name, serverKind)
 			}
 			if span.IsRecording() {
-				attrs := make([]attribute.KeyValue, 0, 8)
-				attrs = append(attrs, rpcSystem(call.Kind), semconv.RPCService(call.Service), semconv.RPCMethod(call.Endpoint))
-				span.SetAttributes(peerAttrs(call.Peer, attrs)...)
+				span.SetAttributes(startAttrs(names, st, call, name)...)
 			}
 			resp, err := next(ctx, req)
-			endRPC(span, call, err)
+			endCall(span, st, call, err)
 			return resp, err
 		}
 	}
@@ -88,23 +92,140 @@ var (
 	serverKind = trace.WithSpanKind(trace.SpanKindServer)
 )
 
-// endRPC records the outcome of an RPC span and ends it.
-func endRPC(span trace.Span, call *transport.Call, err error) {
+// spanName names a call span: "{method} {route}" over HTTP (the method
+// alone without a route), the gRPC method without its leading slash, and
+// "service/Endpoint" otherwise (NATS): the rpc.method value.
+func spanName(names *nameCache, st style, call *transport.Call) string {
+	switch st {
+	case httpStyle:
+		m, _ := httpMethod(call.Method)
+		if m == "_OTHER" {
+			m = "HTTP"
+		}
+		if call.Route == "" {
+			return m
+		}
+		return names.join(m, " ", call.Route)
+	case grpcStyle:
+		return call.Method[1:]
+	}
+	return names.join(call.Service, "/", call.Endpoint)
+}
+
+// nameCache holds the strings spans are named and attributed with, a+sep+b
+// ("POST /greeter/Hello", "greeter/Hello"), so that steady traffic builds
+// none. It is copy-on-write: reads take no lock.
+type nameCache struct {
+	m atomic.Pointer[map[nameKey]string]
+}
+
+type nameKey struct{ a, sep, b string }
+
+// maxCachedNames bounds a nameCache; beyond it names are built per call.
+const maxCachedNames = 4096
+
+// join returns a + sep + b.
+func (c *nameCache) join(a, sep, b string) string {
+	k := nameKey{a, sep, b}
+	for {
+		old := c.m.Load()
+		var cur map[nameKey]string
+		if old != nil {
+			cur = *old
+		}
+		if s, ok := cur[k]; ok {
+			return s
+		}
+		s := a + sep + b
+		if len(cur) >= maxCachedNames {
+			return s
+		}
+		next := make(map[nameKey]string, len(cur)+1)
+		for k, v := range cur {
+			next[k] = v
+		}
+		next[k] = s
+		if c.m.CompareAndSwap(old, &next) {
+			return s
+		}
+	}
+}
+
+// startAttrs returns the attributes a recording call span starts with;
+// name is its span name.
+func startAttrs(names *nameCache, st style, call *transport.Call, name string) []attribute.KeyValue {
+	attrs := make([]attribute.KeyValue, 0, 10)
+	endpoint := name
+	if st != rpcStyle {
+		endpoint = names.join(call.Service, "/", call.Endpoint)
+	}
+	attrs = append(attrs, EndpointKey.String(endpoint))
+	switch st {
+	case httpStyle:
+		m, known := httpMethod(call.Method)
+		attrs = append(attrs, semconv.HTTPRequestMethodKey.String(m))
+		if !known {
+			attrs = append(attrs, semconv.HTTPRequestMethodOriginal(call.Method))
+		}
+		if call.Client {
+			if call.Target != "" {
+				attrs = append(attrs, semconv.URLFull(call.Target))
+			}
+			if call.Route != "" {
+				attrs = append(attrs, semconv.URLTemplate(call.Route))
+			}
+			return serverAttrs(call.Peer, defaultPort(call.TLS), attrs)
+		}
+		if call.Route != "" {
+			attrs = append(attrs, semconv.HTTPRoute(call.Route))
+		}
+		if call.Target != "" {
+			attrs = append(attrs, semconv.URLPath(call.Target))
+		}
+		attrs = append(attrs, urlScheme(call.TLS))
+		if call.Request != nil {
+			if ua := call.Request.Get("User-Agent"); ua != "" {
+				attrs = append(attrs, semconv.UserAgentOriginal(ua))
+			}
+		}
+		return peerAttrs(call.Peer, attrs)
+	case grpcStyle:
+		attrs = append(attrs, semconv.RPCSystemNameGRPC, semconv.RPCMethod(name))
+		if call.Client {
+			return serverAttrs(call.Peer, 0, attrs)
+		}
+		return peerAttrs(call.Peer, attrs)
+	}
+	// The NATS client's peer is the NATS server it is connected to, not the
+	// service: a network peer, not server.address.
+	attrs = append(attrs, rpcSystem(call.Kind), semconv.RPCMethod(name))
+	return peerAttrs(call.Peer, attrs)
+}
+
+// endCall records the outcome of a call span and ends it.
+func endCall(span trace.Span, st style, call *transport.Call, err error) {
 	if !span.IsRecording() {
 		span.End()
 		return
 	}
 	code := errs.CodeOf(err)
-	span.SetAttributes(CodeKey.String(codeName(err)))
-	if call.Kind == transport.GRPC {
-		span.SetAttributes(semconv.RPCGRPCStatusCodeKey.Int(int(code)))
+	attrs := make([]attribute.KeyValue, 0, 3)
+	attrs = append(attrs, CodeKey.String(codeString(code)))
+	if st != httpStyle {
+		attrs = append(attrs, semconv.RPCResponseStatusCode(statusName(code)))
+	} else if !call.Client || err == nil || call.Reply != nil {
+		// A client call that failed before a response came (call.Reply
+		// unset) has no status code.
+		attrs = append(attrs, semconv.HTTPResponseStatusCode(httpStatus(code)))
 	}
-	if err != nil {
-		span.SetAttributes(semconv.ErrorTypeKey.String(code.String()))
-		if call.Client || serverFault(code) {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, code.String())
-		}
+	fault := failed(st, call.Client, code)
+	if fault {
+		attrs = append(attrs, semconv.ErrorTypeKey.String(code.String()))
+	}
+	span.SetAttributes(attrs...)
+	if fault {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, code.String())
 	}
 	span.End()
 }

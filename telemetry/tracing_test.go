@@ -3,7 +3,10 @@ package telemetry_test
 import (
 	"context"
 	"log/slog"
+	"net"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +15,7 @@ import (
 	natsbroker "github.com/ferry-go/ferry/broker/nats"
 	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/ferrytest"
+	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/telemetry"
 	"github.com/ferry-go/ferry/transport"
@@ -115,9 +119,32 @@ func TestTraceAcrossTransports(t *testing.T) {
 			t.Errorf("span %s in trace %s, want %s", s.Name, s.SpanContext.TraceID(), traceID)
 		}
 	}
+	aPort := a.HTTPAddr[strings.LastIndexByte(a.HTTPAddr, ':')+1:]
+	cPort := c.GRPCAddr[strings.LastIndexByte(c.GRPCAddr, ':')+1:]
 	chain := []struct {
-		name, system string
-	}{{"svc-a/Relay", "http"}, {"svc-b/Relay", "nats"}, {"svc-c/Echo", "grpc"}}
+		name           string
+		client, server map[attribute.Key]string // "" means present, any value
+	}{{
+		name: "POST /svc-a/Relay",
+		client: map[attribute.Key]string{"http.request.method": "POST", "url.full": "http://" + a.HTTPAddr + "/svc-a/Relay",
+			"url.template": "/svc-a/Relay", "server.address": "127.0.0.1", "server.port": aPort, "http.response.status_code": "200",
+			"ferry.endpoint": "svc-a/Relay", "ferry.code": "ok"},
+		server: map[attribute.Key]string{"http.request.method": "POST", "http.route": "/svc-a/Relay", "url.path": "/svc-a/Relay",
+			"url.scheme": "http", "http.response.status_code": "200", "network.peer.address": "127.0.0.1", "network.peer.port": "",
+			"user_agent.original": "", "ferry.endpoint": "svc-a/Relay", "ferry.code": "ok"},
+	}, {
+		name: "svc-b/Relay",
+		client: map[attribute.Key]string{"rpc.system.name": "nats", "rpc.method": "svc-b/Relay", "rpc.response.status_code": "OK",
+			"network.peer.address": "127.0.0.1", "ferry.endpoint": "svc-b/Relay", "ferry.code": "ok"},
+		server: map[attribute.Key]string{"rpc.system.name": "nats", "rpc.method": "svc-b/Relay", "rpc.response.status_code": "OK",
+			"ferry.endpoint": "svc-b/Relay", "ferry.code": "ok"},
+	}, {
+		name: "svc_c.SvcC/Echo",
+		client: map[attribute.Key]string{"rpc.system.name": "grpc", "rpc.method": "svc_c.SvcC/Echo", "rpc.response.status_code": "OK",
+			"server.address": "127.0.0.1", "server.port": cPort, "ferry.endpoint": "svc-c/Echo", "ferry.code": "ok"},
+		server: map[attribute.Key]string{"rpc.system.name": "grpc", "rpc.method": "svc_c.SvcC/Echo", "rpc.response.status_code": "OK",
+			"network.peer.address": "127.0.0.1", "network.peer.port": "", "ferry.endpoint": "svc-c/Echo", "ferry.code": "ok"},
+	}}
 	parent := root.SpanContext().SpanID()
 	for _, h := range chain {
 		cl := findSpan(t, spans, h.name, trace.SpanKindClient)
@@ -128,35 +155,45 @@ func TestTraceAcrossTransports(t *testing.T) {
 		if sv.Parent.SpanID() != cl.SpanContext.SpanID() || !sv.Parent.IsRemote() {
 			t.Errorf("%s server span's parent = %s (remote %v), want the client span %s", h.name, sv.Parent.SpanID(), sv.Parent.IsRemote(), cl.SpanContext.SpanID())
 		}
-		svc, method, _ := strings.Cut(h.name, "/")
+		checkAttrs(t, cl, h.client)
+		checkAttrs(t, sv, h.server)
 		for _, s := range []tracetest.SpanStub{cl, sv} {
-			at := attrs(s)
-			want := map[attribute.Key]string{"rpc.system": h.system, "rpc.service": svc, "rpc.method": method, "ferry.code": "ok"}
-			for k, v := range want {
-				if got := at[k].AsString(); got != v {
-					t.Errorf("%s %s span: %s = %q, want %q", h.name, s.SpanKind, k, got, v)
-				}
-			}
 			if s.Status.Code == codes.Error {
 				t.Errorf("%s %s span status Error, want unset", h.name, s.SpanKind)
 			}
-		}
-		if h.system == "grpc" {
-			if _, ok := attrs(sv)["rpc.grpc.status_code"]; !ok {
-				t.Errorf("gRPC server span lacks rpc.grpc.status_code")
-			}
-		}
-		if h.system != "nats" { // NATS has no peer address
-			if attrs(sv)["network.peer.address"].AsString() == "" {
-				t.Errorf("%s server span lacks network.peer.address", h.name)
+			// The v1.37 RPC attributes are gone; HTTP spans carry none.
+			for _, k := range []attribute.Key{"rpc.system", "rpc.service", "rpc.grpc.status_code", "error.type"} {
+				if _, ok := attrs(s)[k]; ok {
+					t.Errorf("%s %s span has %s", h.name, s.SpanKind, k)
+				}
 			}
 		}
 		parent = sv.SpanContext.SpanID()
 	}
 }
 
-// TestServerFaultStatus: a server span is Error only for server-fault
-// codes, a client span for every error; ferry.code is recorded.
+// checkAttrs checks that span s has the attributes want ("" for any
+// value) and only one value of each.
+func checkAttrs(t *testing.T, s tracetest.SpanStub, want map[attribute.Key]string) {
+	t.Helper()
+	at := attrs(s)
+	for k, v := range want {
+		got, ok := at[k]
+		switch {
+		case !ok:
+			t.Errorf("%s %s span lacks %s", s.Name, s.SpanKind, k)
+		case v != "" && got.Emit() != v:
+			t.Errorf("%s %s span: %s = %q, want %q", s.Name, s.SpanKind, k, got.Emit(), v)
+		case got.Emit() == "":
+			t.Errorf("%s %s span: %s is empty", s.Name, s.SpanKind, k)
+		}
+	}
+}
+
+// TestServerFaultStatus: over each transport, a server span is Error (with
+// error.type) only for server faults — a 5xx status over HTTP, internal &
+// co over RPC —, a client span for every error; the status code and
+// ferry.code are recorded either way.
 func TestServerFaultStatus(t *testing.T) {
 	tp, exp := newTracer(t)
 	tr := telemetry.Tracing(tp, nil)
@@ -168,30 +205,92 @@ func TestServerFaultStatus(t *testing.T) {
 		return nil, errsInternal
 	})
 	inst := ferrytest.Start(t, srv)
-	cl := must(fhttp.NewClient("http://"+inst.HTTPAddr, fhttp.WithClientMiddleware(tr)))(t)
-	t.Cleanup(func() { _ = cl.Close() })
+	hc := must(fhttp.NewClient("http://"+inst.HTTPAddr, fhttp.WithClientMiddleware(tr)))(t)
+	t.Cleanup(func() { _ = hc.Close() })
+	gc := must(fgrpc.NewClient(inst.GRPCAddr, fgrpc.WithClientMiddleware(tr)))(t)
+	t.Cleanup(func() { _ = gc.Close() })
+	nc := fnats.NewClient(ferrytest.Connect(t, inst.NATSURL), fnats.WithClientMiddleware(tr))
 	ctx := testCtx(t)
-	_, _ = transport.Invoke[hop, hop](ctx, cl, "faults", "Bad", &hop{})
-	_, _ = transport.Invoke[hop, hop](ctx, cl, "faults", "Broken", &hop{})
+	for _, cl := range []transport.Client{hc, gc, nc} {
+		_, _ = transport.Invoke[hop, hop](ctx, cl, "faults", "Bad", &hop{})
+		_, _ = transport.Invoke[hop, hop](ctx, cl, "faults", "Broken", &hop{})
+	}
 	spans := exp.GetSpans()
 	for _, c := range []struct {
-		name   string
-		kind   trace.SpanKind
-		status codes.Code
-		code   string
+		name         string
+		kind         trace.SpanKind
+		status       codes.Code
+		code         string
+		statusKey    attribute.Key
+		statusValue  string
+		hasErrorType bool
 	}{
-		{"faults/Bad", trace.SpanKindServer, codes.Unset, "invalid_argument"},
-		{"faults/Bad", trace.SpanKindClient, codes.Error, "invalid_argument"},
-		{"faults/Broken", trace.SpanKindServer, codes.Error, "internal"},
-		{"faults/Broken", trace.SpanKindClient, codes.Error, "internal"},
+		{"POST /faults/Bad", trace.SpanKindServer, codes.Unset, "invalid_argument", "http.response.status_code", "400", false},
+		{"POST /faults/Bad", trace.SpanKindClient, codes.Error, "invalid_argument", "http.response.status_code", "400", true},
+		{"POST /faults/Broken", trace.SpanKindServer, codes.Error, "internal", "http.response.status_code", "500", true},
+		{"POST /faults/Broken", trace.SpanKindClient, codes.Error, "internal", "http.response.status_code", "500", true},
+		{"faults.Faults/Bad", trace.SpanKindServer, codes.Unset, "invalid_argument", "rpc.response.status_code", "INVALID_ARGUMENT", false},
+		{"faults.Faults/Bad", trace.SpanKindClient, codes.Error, "invalid_argument", "rpc.response.status_code", "INVALID_ARGUMENT", true},
+		{"faults.Faults/Broken", trace.SpanKindServer, codes.Error, "internal", "rpc.response.status_code", "INTERNAL", true},
+		{"faults.Faults/Broken", trace.SpanKindClient, codes.Error, "internal", "rpc.response.status_code", "INTERNAL", true},
+		{"faults/Bad", trace.SpanKindServer, codes.Unset, "invalid_argument", "rpc.response.status_code", "INVALID_ARGUMENT", false},
+		{"faults/Bad", trace.SpanKindClient, codes.Error, "invalid_argument", "rpc.response.status_code", "INVALID_ARGUMENT", true},
+		{"faults/Broken", trace.SpanKindServer, codes.Error, "internal", "rpc.response.status_code", "INTERNAL", true},
+		{"faults/Broken", trace.SpanKindClient, codes.Error, "internal", "rpc.response.status_code", "INTERNAL", true},
 	} {
 		s := findSpan(t, spans, c.name, c.kind)
 		if s.Status.Code != c.status {
 			t.Errorf("%s %s status = %v, want %v", c.name, c.kind, s.Status.Code, c.status)
 		}
-		if got := attrs(s)["ferry.code"].AsString(); got != c.code {
-			t.Errorf("%s %s ferry.code = %q, want %q", c.name, c.kind, got, c.code)
+		want := map[attribute.Key]string{"ferry.code": c.code, c.statusKey: c.statusValue}
+		if c.hasErrorType {
+			want["error.type"] = c.code
+		} else if et, ok := attrs(s)["error.type"]; ok {
+			t.Errorf("%s %s has error.type %q, want none (not the server's fault)", c.name, c.kind, et.Emit())
 		}
+		checkAttrs(t, s, want)
+	}
+}
+
+// TestHTTPConventions: a REST route's server span is named after the
+// route pattern, with the URL path as sent and the request's User-Agent;
+// a client call that gets no response has no status code.
+func TestHTTPConventions(t *testing.T) {
+	tp, exp := newTracer(t)
+	tr := telemetry.Tracing(tp, nil)
+	srv := server.New("rest", server.WithMiddleware(tr))
+	server.Handle(srv, "Get", func(ctx context.Context, h *hop) (*hop, error) { return h, nil },
+		server.WithRoute("GET /v1/things/{path}"))
+	inst := ferrytest.Start(t, srv)
+	ctx := testCtx(t)
+	req := must(http.NewRequestWithContext(ctx, http.MethodGet, "http://"+inst.HTTPAddr+"/v1/things/t-17", nil))(t)
+	req.Header.Set("User-Agent", "conventions-test/1")
+	resp := must(http.DefaultClient.Do(req))(t)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET = %d", resp.StatusCode)
+	}
+	s := findSpan(t, exp.GetSpans(), "GET /v1/things/{path}", trace.SpanKindServer)
+	checkAttrs(t, s, map[attribute.Key]string{"http.request.method": "GET", "http.route": "/v1/things/{path}",
+		"url.path": "/v1/things/t-17", "url.scheme": "http", "user_agent.original": "conventions-test/1",
+		"http.response.status_code": "200", "ferry.endpoint": "rest/Get", "ferry.code": "ok"})
+
+	// Nothing listens at a closed listener's address.
+	ln := must(net.Listen("tcp", "127.0.0.1:0"))(t)
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	cl := must(fhttp.NewClient("http://"+addr, fhttp.WithClientMiddleware(tr)))(t)
+	t.Cleanup(func() { _ = cl.Close() })
+	if _, err := transport.Invoke[hop, hop](ctx, cl, "rest", "Get", &hop{}); errs.CodeOf(err) != errs.Unavailable {
+		t.Fatalf("call to a closed port = %v, want unavailable", err)
+	}
+	s = findSpan(t, exp.GetSpans(), "POST /rest/Get", trace.SpanKindClient)
+	checkAttrs(t, s, map[attribute.Key]string{"error.type": "unavailable", "ferry.code": "unavailable", "url.full": "http://" + addr + "/rest/Get"})
+	if sc, ok := attrs(s)["http.response.status_code"]; ok {
+		t.Errorf("client span of a call without response has http.response.status_code %s", sc.Emit())
+	}
+	if s.Status.Code != codes.Error {
+		t.Errorf("client span of a failed call has status %v, want Error", s.Status.Code)
 	}
 }
 
@@ -325,11 +424,86 @@ func TestPanicIsObserved(t *testing.T) {
 	if _, err := transport.Invoke[hop, hop](testCtx(t), inst.HTTP, "panics", "Boom", &hop{}); errs.CodeOf(err) != errs.Internal {
 		t.Fatalf("Boom = %v, want internal", err)
 	}
-	s := findSpan(t, exp.GetSpans(), "panics/Boom", trace.SpanKindServer)
+	s := findSpan(t, exp.GetSpans(), "POST /panics/Boom", trace.SpanKindServer)
 	if s.Status.Code != codes.Error || attrs(s)["ferry.code"].AsString() != "internal" {
 		t.Errorf("span status %v, ferry.code %q, want an ended error span with code internal", s.Status.Code, attrs(s)["ferry.code"].AsString())
 	}
 	if out := buf.String(); !strings.Contains(out, `"code":"internal"`) || !strings.Contains(out, `"endpoint":"Boom"`) {
 		t.Errorf("access log = %q, want a line for Boom with code internal", out)
+	}
+}
+
+// TestSemconvVersion pins the semantic conventions version: the schema URL
+// of the package's spans and metrics. Changing it changes names users
+// query by; do it deliberately, with a CHANGELOG entry.
+func TestSemconvVersion(t *testing.T) {
+	const want = "https://opentelemetry.io/schemas/1.43.0"
+	if telemetry.SemconvSchemaURL != want {
+		t.Fatalf("SemconvSchemaURL = %q, want %q", telemetry.SemconvSchemaURL, want)
+	}
+	tp, exp := newTracer(t)
+	call := &transport.Call{Service: "s", Endpoint: "E", Kind: transport.NATS, Request: transport.Metadata{}}
+	h := telemetry.Tracing(tp, nil)(func(context.Context, any) (any, error) { return nil, nil })
+	_, _ = h(transport.NewCallContext(testCtx(t), call), nil)
+	spans := exp.GetSpans()
+	if len(spans) != 1 || spans[0].InstrumentationScope.SchemaURL != want {
+		t.Fatalf("spans %v, want one with schema URL %s", spans, want)
+	}
+}
+
+// TestTLSConventions: over HTTPS the server span's url.scheme is https and
+// the client's url.full an https URL; the transports set Call.TLS on both
+// sides over HTTPS and gRPC with TLS.
+func TestTLSConventions(t *testing.T) {
+	tp, exp := newTracer(t)
+	tr := telemetry.Tracing(tp, nil)
+	f := ferrytest.TLS(t)
+	var mu sync.Mutex
+	sawTLS := map[string]bool{} // "http server" → Call.TLS
+	observe := func(next middleware.Handler) middleware.Handler {
+		return func(ctx context.Context, req any) (any, error) {
+			if c, ok := transport.CallFromContext(ctx); ok {
+				side := "server"
+				if c.Client {
+					side = "client"
+				}
+				mu.Lock()
+				sawTLS[c.Kind.String()+" "+side] = c.TLS
+				mu.Unlock()
+			}
+			return next(ctx, req)
+		}
+	}
+	srv := server.New("secure", server.WithMiddleware(tr, observe))
+	server.Handle(srv, "Echo", func(ctx context.Context, h *hop) (*hop, error) { return h, nil })
+	srv.Freeze()
+	ctx := testCtx(t)
+	hs := fhttp.NewServer("127.0.0.1:0", fhttp.WithTLS(f.Server(false)))
+	gs := fgrpc.NewServer("127.0.0.1:0", fgrpc.WithTLS(f.Server(false)))
+	for _, s := range []server.Transport{hs, gs} {
+		if err := s.Start(ctx, srv); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Stop(context.Background()) })
+	}
+	hc := must(fhttp.NewClient("https://"+hs.Addr().String(), fhttp.WithClientTLS(f.Client(false)), fhttp.WithClientMiddleware(tr, observe)))(t)
+	t.Cleanup(func() { _ = hc.Close() })
+	gc := must(fgrpc.NewClient(gs.Addr().String(), fgrpc.WithClientTLS(f.Client(false)), fgrpc.WithClientMiddleware(observe)))(t)
+	t.Cleanup(func() { _ = gc.Close() })
+	for _, c := range []transport.Client{hc, gc} {
+		if _, err := transport.Invoke[hop, hop](ctx, c, "secure", "Echo", &hop{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spans := exp.GetSpans()
+	checkAttrs(t, findSpan(t, spans, "POST /secure/Echo", trace.SpanKindServer), map[attribute.Key]string{"url.scheme": "https"})
+	checkAttrs(t, findSpan(t, spans, "POST /secure/Echo", trace.SpanKindClient),
+		map[attribute.Key]string{"url.full": "https://" + hs.Addr().String() + "/secure/Echo"})
+	mu.Lock()
+	defer mu.Unlock()
+	for _, k := range []string{"http server", "http client", "grpc server", "grpc client"} {
+		if tls, ok := sawTLS[k]; !ok || !tls {
+			t.Errorf("%s call: TLS %v (seen %v), want true", k, tls, ok)
+		}
 	}
 }

@@ -66,6 +66,22 @@ type Call struct {
 	Reply Header
 	// Peer is the remote address as the transport sees it, if known.
 	Peer string
+	// Method is the call's name on the wire: the HTTP request method
+	// ("POST"), the full gRPC method ("/payments.Payments/Charge"), or the
+	// NATS subject ("payments.Charge").
+	Method string
+	// Route is, over HTTP, the path pattern of the route: on a server the
+	// one that matched ("/v1/hello/{name}", or the default route
+	// "/greeter/Hello"), on a client the path the call is posted to. Empty
+	// on other transports.
+	Route string
+	// Target is, over HTTP, the request's URL: its path on a server
+	// (r.URL.Path), the full URL on a client. Empty on other transports.
+	Target string
+	// TLS is true when the call arrived over TLS (server side) or goes
+	// over a connection dialled with TLS (client side), as far as the
+	// transport knows.
+	TLS bool
 	// Deadline is the call's deadline; zero means none.
 	Deadline time.Time
 }

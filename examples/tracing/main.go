@@ -10,7 +10,7 @@
 //
 //	go run ./examples/tracing
 //	curl -s -d '{"name":"Ada"}' localhost:8082/frontend/Hello
-//	curl -s localhost:9465/metrics | grep rpc_server_duration
+//	curl -s localhost:9465/metrics | grep -E 'http_server_request_duration_seconds_count|rpc_server_call_duration_seconds_count'
 //	curl -s localhost:9465/readyz
 //
 // Spans go to stdout as JSON by default. With the standard OTLP variables

@@ -78,7 +78,7 @@ func TestOneTraceAcrossHops(t *testing.T) {
 	}
 
 	admin := "http://" + a.admin.Addr().String()
-	for path, want := range map[string]string{"/metrics": "rpc_server_duration_seconds_count", "/readyz": "ok", "/livez": "ok"} {
+	for path, want := range map[string]string{"/metrics": `rpc_server_call_duration_seconds_count{ferry_code="ok",ferry_endpoint="backend/Greet"`, "/readyz": "ok", "/livez": "ok"} {
 		r, err := http.Get(admin + path)
 		if err != nil {
 			t.Fatal(err)
@@ -111,7 +111,7 @@ func TestOneTraceAcrossHops(t *testing.T) {
 		}
 		byName[s.Name+"/"+kindName(s.SpanKind)] = s
 	}
-	chain := []string{"frontend/Hello/server", "middle/Relay/client", "middle/Relay/server", "backend/Greet/client", "backend/Greet/server"}
+	chain := []string{"POST /frontend/Hello/server", "middle/Relay/client", "middle/Relay/server", "backend.Backend/Greet/client", "backend.Backend/Greet/server"}
 	for i, k := range chain {
 		s, ok := byName[k]
 		if !ok {

@@ -5,9 +5,10 @@
 // way:
 //
 //   - before any middleware runs, the transport.Call in the context names
-//     the service, the endpoint, the transport Kind and the Peer, with the
-//     request metadata (a copy of transport.OutgoingMetadata, which
-//     middleware may add to) and the deadline;
+//     the service, the endpoint, the transport Kind, the Peer and the wire
+//     fields the transport gives in a Wire (Method, Route, Target, TLS),
+//     with the request metadata (a copy of transport.OutgoingMetadata,
+//     which middleware may add to) and the deadline;
 //   - the transport's Send runs innermost and fills Call.Reply;
 //   - a reply that middleware returns in place of the wire's (a cache, say)
 //     is copied into the caller's reply value;
@@ -70,12 +71,37 @@ type state struct {
 
 type stateKey struct{}
 
-// Invoke runs one call through the pipeline. peer is the remote address as
-// the client knows it ("127.0.0.1:9090", a base URL's host), empty if none;
-// an outer call's peer (WithParent) wins.
+// Wire is what a transport client knows of a call on the wire; the
+// pipeline copies it into the transport.Call (see the fields of the same
+// names there).
+type Wire struct {
+	// Peer is the remote address as the client knows it
+	// ("127.0.0.1:9090", a base URL's host), empty if none.
+	Peer string
+	// Method is the HTTP method, the full gRPC method or the NATS subject.
+	Method string
+	// Route is, over HTTP, the path the call is posted to.
+	Route string
+	// Target is, over HTTP, the full URL.
+	Target string
+	// TLS is true when the connection is dialled with TLS.
+	TLS bool
+}
+
+// Invoke runs one call through the pipeline with peer, the remote address
+// as the client knows it, as its only wire field: InvokeWire with
+// Wire{Peer: peer}.
 func (p *Pipeline) Invoke(ctx context.Context, service, endpoint, peer string, req, resp any) error {
+	return p.InvokeWire(ctx, service, endpoint, Wire{Peer: peer}, req, resp)
+}
+
+// InvokeWire runs one call through the pipeline, its transport.Call
+// carrying w. An outer call's peer (WithParent) wins over w.Peer; the
+// outer call gets w's other fields.
+func (p *Pipeline) InvokeWire(ctx context.Context, service, endpoint string, w Wire, req, resp any) error {
 	st := &state{
-		call: transport.Call{Service: service, Endpoint: endpoint, Kind: p.kind, Client: true, Peer: peer},
+		call: transport.Call{Service: service, Endpoint: endpoint, Kind: p.kind, Client: true, Peer: w.Peer,
+			Method: w.Method, Route: w.Route, Target: w.Target, TLS: w.TLS},
 		resp: resp,
 	}
 	parent, _ := ctx.Value(parentKey{}).(*transport.Call)
@@ -84,6 +110,7 @@ func (p *Pipeline) Invoke(ctx context.Context, service, endpoint, peer string, r
 		if parent.Peer != "" {
 			st.call.Peer = parent.Peer
 		}
+		parent.Method, parent.Route, parent.Target, parent.TLS = w.Method, w.Route, w.Target, w.TLS
 	} else {
 		st.call.Request = transport.OutgoingMetadata(ctx).Clone()
 	}
@@ -136,8 +163,9 @@ type parentKey struct{}
 // WithParent returns a copy of ctx that makes a pipeline's call an attempt
 // of call, an outer call made by a client that picks the transport and the
 // instance itself (client.Client): the attempt starts from a copy of
-// call.Request (which the pipeline only reads), takes call.Peer, and stores
-// its reply metadata in call.Reply.
+// call.Request (which the pipeline only reads), takes call.Peer, sets
+// call's Method, Route, Target and TLS to its own, and stores its reply
+// metadata in call.Reply.
 func WithParent(ctx context.Context, call *transport.Call) context.Context {
 	return context.WithValue(ctx, parentKey{}, call)
 }

@@ -23,6 +23,7 @@ type clientConfig struct {
 	dialOpts []grpc.DialOption
 	callOpts []grpc.CallOption
 	mws      []middleware.Middleware
+	tls      bool // WithClientTLS given, for Call.TLS
 }
 
 // WithDialOptions passes options to grpc.NewClient after Ferry's default
@@ -35,10 +36,13 @@ func WithDialOptions(opts ...grpc.DialOption) ClientOption {
 // WithClientTLS makes NewClient connect with TLS configured by cfg (trusted
 // roots in cfg.RootCAs, nil for the system's; a client certificate in
 // cfg.Certificates for mutual TLS). nil means TLS with the system's roots.
-// It applies to NewClient only.
+// It applies to NewClient only. Its calls then have Call.TLS set; TLS
+// credentials given through WithDialOptions or a NewClientConn connection
+// work the same but are not seen there.
 func WithClientTLS(cfg *tls.Config) ClientOption {
 	return func(c *clientConfig) {
 		c.dialOpts = append(c.dialOpts, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+		c.tls = true
 	}
 }
 
@@ -66,6 +70,7 @@ type Client struct {
 	msgOpts []grpc.CallOption // grpc-go's default codec, for generated messages
 	pipe    *callkit.Pipeline
 	peer    string // the target, for Call.Peer
+	tls     bool   // dialled with WithClientTLS, for Call.TLS
 	methods atomic.Pointer[map[methodKey]string]
 }
 
@@ -100,11 +105,12 @@ func NewClientConn(cc grpc.ClientConnInterface, opts ...ClientOption) *Client {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	cfg.tls = false // WithClientTLS does not apply
 	return newClient(cc, &cfg)
 }
 
 func newClient(cc grpc.ClientConnInterface, cfg *clientConfig) *Client {
-	c := &Client{cc: cc}
+	c := &Client{cc: cc, tls: cfg.tls}
 	if t, ok := cc.(interface{ Target() string }); ok {
 		c.peer = t.Target()
 	}
@@ -131,7 +137,8 @@ func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp
 	if c.pipe.Bare(ctx) {
 		return callkit.Received(c.invoke(ctx, c.method(service, endpoint), req, resp, transport.OutgoingMetadata(ctx)), service, endpoint)
 	}
-	return c.pipe.Invoke(ctx, service, endpoint, c.peer, req, resp)
+	w := callkit.Wire{Peer: c.peer, Method: c.method(service, endpoint), TLS: c.tls}
+	return c.pipe.InvokeWire(ctx, service, endpoint, w, req, resp)
 }
 
 // send is the innermost handler under client middleware.

@@ -361,6 +361,7 @@ func (t *Server) methodHandler(s *server.Server, ep *server.Endpoint, info *grpc
 	name := s.Name()
 	timeout, maxTimeout := t.cfg.defaultTimeout, t.cfg.maxTimeout
 	logger := s.Logger()
+	tlsOn := t.cfg.tls != nil
 	// serve runs the endpoint for the decoded req; it is what interceptors wrap.
 	serve := func(ctx context.Context, c *call, req any) (any, error) {
 		c.in.ctx = ctx
@@ -370,9 +371,16 @@ func (t *Server) methodHandler(s *server.Server, ep *server.Endpoint, info *grpc
 			Kind:     transport.GRPC,
 			Request:  &c.in,
 			Reply:    &c.out,
+			Method:   info.FullMethod,
+			TLS:      tlsOn,
 		}
-		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-			c.call.Peer = p.Addr.String()
+		if p, ok := peer.FromContext(ctx); ok {
+			if p.Addr != nil {
+				c.call.Peer = p.Addr.String()
+			}
+			if _, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+				c.call.TLS = true // TLS credentials given with WithServerOptions
+			}
 		}
 		c.call.Deadline, _ = ctx.Deadline()
 		resp, err := h(transport.NewCallContext(ctx, &c.call), req)

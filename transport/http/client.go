@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferry-go/ferry/codec"
@@ -93,11 +94,18 @@ type Client struct {
 
 	bufs sync.Pool // *[]byte reply bodies
 
-	urlMu sync.RWMutex
-	urls  map[urlKey]*url.URL // endpoint URLs, built once each
+	tls  bool                                    // https base URL, for Call.TLS
+	urls atomic.Pointer[map[urlKey]*endpointURL] // built once each, copy-on-write
 }
 
 type urlKey struct{ service, endpoint string }
+
+// endpointURL is the URL of one endpoint, with the strings a Call carries.
+type endpointURL struct {
+	u    *url.URL
+	path string // u's escaped path, for Call.Route
+	full string // u.String(), for Call.Target
+}
 
 // maxCachedURLs bounds the URL cache for clients that call many names.
 const maxCachedURLs = 1024
@@ -150,7 +158,7 @@ func NewClient(baseURL string, opts ...ClientOption) (*Client, error) {
 		codec:    cfg.codec,
 		ct:       []string{cfg.codec.ContentType()},
 		maxReply: cfg.maxReply,
-		urls:     map[urlKey]*url.URL{},
+		tls:      u.Scheme == "https",
 	}
 	c.pipe = callkit.New(transport.HTTP, c.send, cfg.mws...)
 	return c, nil
@@ -172,7 +180,9 @@ func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp
 	if c.pipe.Bare(ctx) {
 		return callkit.Received(c.roundTrip(ctx, nil, service, endpoint, transport.OutgoingMetadata(ctx), req, resp), service, endpoint)
 	}
-	return c.pipe.Invoke(ctx, service, endpoint, c.base.Host, req, resp)
+	e := c.endpointURL(service, endpoint)
+	w := callkit.Wire{Peer: c.base.Host, Method: http.MethodPost, Route: e.path, Target: e.full, TLS: c.tls}
+	return c.pipe.InvokeWire(ctx, service, endpoint, w, req, resp)
 }
 
 // send is the innermost handler of the client pipeline.
@@ -181,28 +191,43 @@ func (c *Client) send(ctx context.Context, call *transport.Call, req, resp any) 
 }
 
 // endpointURL returns the URL of service/endpoint, cached: building one
-// costs more than the look-up.
-func (c *Client) endpointURL(service, endpoint string) *url.URL {
+// costs more than the look-up. The cache is copy-on-write: reads take no
+// lock.
+func (c *Client) endpointURL(service, endpoint string) *endpointURL {
 	k := urlKey{service, endpoint}
-	c.urlMu.RLock()
-	u := c.urls[k]
-	c.urlMu.RUnlock()
-	if u != nil {
-		return u
+	for {
+		old := c.urls.Load()
+		if old != nil {
+			if e := (*old)[k]; e != nil {
+				return e
+			}
+		}
+		cp := *c.base
+		cp.Path = c.base.Path + "/" + service + "/" + endpoint
+		cp.RawPath = c.base.Path + "/" + url.PathEscape(service) + "/" + url.PathEscape(endpoint)
+		if cp.RawPath == cp.Path {
+			cp.RawPath = ""
+		}
+		e := &endpointURL{u: &cp, path: cp.EscapedPath(), full: cp.String()}
+		if old != nil && len(*old) >= maxCachedURLs {
+			return e
+		}
+		next := make(map[urlKey]*endpointURL, 1+len(mapOf(old)))
+		for k, v := range mapOf(old) {
+			next[k] = v
+		}
+		next[k] = e
+		if c.urls.CompareAndSwap(old, &next) {
+			return e
+		}
 	}
-	cp := *c.base
-	cp.Path = c.base.Path + "/" + service + "/" + endpoint
-	cp.RawPath = c.base.Path + "/" + url.PathEscape(service) + "/" + url.PathEscape(endpoint)
-	if cp.RawPath == cp.Path {
-		cp.RawPath = ""
+}
+
+func mapOf(m *map[urlKey]*endpointURL) map[urlKey]*endpointURL {
+	if m == nil {
+		return nil
 	}
-	u = &cp
-	c.urlMu.Lock()
-	if len(c.urls) < maxCachedURLs {
-		c.urls[k] = u
-	}
-	c.urlMu.Unlock()
-	return u
+	return *m
 }
 
 // reserved are headers the client sets itself or that metadata must not
@@ -228,7 +253,7 @@ func (c *Client) roundTrip(ctx context.Context, call *transport.Call, service, e
 	if err != nil {
 		return errs.Newf(errs.Internal, "http: building the request: %v", err)
 	}
-	hr.URL = c.endpointURL(service, endpoint)
+	hr.URL = c.endpointURL(service, endpoint).u
 	hr.Host = hr.URL.Host
 	// Metadata keys go on the wire as they are (lower-case): header names
 	// are case-insensitive and the server canonicalises them.

@@ -384,7 +384,7 @@ func newHandler(srv *server.Server, cfg *serverConfig, writeAfter time.Duration)
 		} else if err := protostruct.Check(ep.ResponseType); err != nil {
 			noProto = err
 		}
-		rt := &route{h: h, ep: ep, body: true, noProto: noProto}
+		rt := &route{h: h, ep: ep, path: path, body: true, noProto: noProto}
 		h.byPath[path] = rt
 		if err := h.handle("POST "+path, rt); err != nil {
 			errList = append(errList, err)
@@ -402,7 +402,7 @@ func newHandler(srv *server.Server, cfg *serverConfig, writeAfter time.Duration)
 				continue
 			}
 			m := r.Method()
-			rr := &route{h: h, ep: ep, bind: b, body: m == http.MethodPost || m == http.MethodPut || m == http.MethodPatch, noProto: noProto}
+			rr := &route{h: h, ep: ep, path: r.Path(), bind: b, body: m == http.MethodPost || m == http.MethodPut || m == http.MethodPatch, noProto: noProto}
 			if err := h.handle(r.Pattern, rr); err != nil {
 				errList = append(errList, err)
 			}
@@ -503,6 +503,7 @@ func (c *capture) WriteHeader(status int) {
 type route struct {
 	h       *handler
 	ep      *server.Endpoint
+	path    string  // the path pattern, for Call.Route
 	bind    *binder // nil on the default route
 	body    bool
 	noProto error // why the endpoint cannot speak protobuf, if it cannot
@@ -608,6 +609,10 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Request:  Header(r.Header),
 		Reply:    Header(w.Header()),
 		Peer:     r.RemoteAddr,
+		Method:   r.Method,
+		Route:    rt.path,
+		Target:   r.URL.Path,
+		TLS:      r.TLS != nil,
 	}
 	cs.call.Deadline, _ = ctx.Deadline()
 	resp, err := rt.ep.Handler(transport.NewCallContext(ctx, &cs.call), req)

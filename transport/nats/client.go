@@ -53,6 +53,7 @@ type Client struct {
 	timeout time.Duration
 	mws     []middleware.Middleware
 	pipe    *callkit.Pipeline
+	tls     bool // nc was on TLS when the client was made, for Call.TLS
 }
 
 var _ transport.Client = (*Client)(nil)
@@ -67,6 +68,7 @@ func NewClient(nc *nats.Conn, opts ...ClientOption) *Client {
 		}
 	}
 	c.json = c.codec.ContentType() == jsonContentType
+	c.tls = connTLS(nc)
 	c.pipe = callkit.New(transport.NATS, c.send, c.mws...)
 	return c
 }
@@ -81,9 +83,10 @@ func (c *Client) Close() error { return nil }
 // metadata goes to transport.CaptureReply's destination, also on error.
 func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp any) error {
 	if !c.pipe.Bare(ctx) {
-		return c.pipe.Invoke(ctx, service, endpoint, c.nc.ConnectedAddr(), req, resp)
+		w := callkit.Wire{Peer: c.nc.ConnectedAddr(), Method: service + "." + endpoint, TLS: c.tls}
+		return c.pipe.InvokeWire(ctx, service, endpoint, w, req, resp)
 	}
-	md, err := c.roundTrip(ctx, service, endpoint, transport.OutgoingMetadata(ctx), req, resp)
+	md, err := c.roundTrip(ctx, service, endpoint, "", transport.OutgoingMetadata(ctx), req, resp)
 	if dst := callkit.ReplySink(ctx); dst != nil {
 		if md == nil {
 			md = transport.Metadata{}
@@ -95,7 +98,11 @@ func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp
 
 // send ends the client pipeline.
 func (c *Client) send(ctx context.Context, call *transport.Call, req, resp any) error {
-	md, err := c.roundTrip(ctx, call.Service, call.Endpoint, call.Request, req, resp)
+	subject := call.Method // Invoke's "<service>.<endpoint>"
+	if !isSubject(subject, call.Service, call.Endpoint) {
+		subject = "" // middleware renamed the call
+	}
+	md, err := c.roundTrip(ctx, call.Service, call.Endpoint, subject, call.Request, req, resp)
 	call.Reply = md
 	return err
 }
@@ -105,14 +112,16 @@ func (c *Client) send(ctx context.Context, call *transport.Call, req, resp any) 
 // context without one waits the client's default timeout, which is not
 // sent: the server then applies its own default, and a call without
 // metadata needs no headers at all, which NATS handles markedly faster.
-func (c *Client) roundTrip(ctx context.Context, service, endpoint string, md transport.Header, req, resp any) (transport.Metadata, error) {
+func (c *Client) roundTrip(ctx context.Context, service, endpoint, subject string, md transport.Header, req, resp any) (transport.Metadata, error) {
 	if err := checkToken("service", service); err != nil {
 		return nil, err
 	}
 	if err := checkToken("endpoint", endpoint); err != nil {
 		return nil, err
 	}
-	subject := service + "." + endpoint
+	if subject == "" {
+		subject = service + "." + endpoint
+	}
 	var data []byte
 	if req != nil {
 		var err error
@@ -166,6 +175,13 @@ func (c *Client) roundTrip(ctx context.Context, service, endpoint string, md tra
 		return rmd, errs.Newf(errs.Internal, "malformed %s reply from %s: %v", cd.Name(), subject, err)
 	}
 	return rmd, nil
+}
+
+// isSubject reports whether subject is service + "." + endpoint, without
+// building that string.
+func isSubject(subject, service, endpoint string) bool {
+	n := len(service)
+	return len(subject) == n+1+len(endpoint) && subject[:n] == service && subject[n] == '.' && subject[n+1:] == endpoint
 }
 
 func hasMetadata(md transport.Header) bool {

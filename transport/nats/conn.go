@@ -116,3 +116,9 @@ func redact(url string) string {
 	}
 	return url
 }
+
+// connTLS reports whether nc is connected over TLS.
+func connTLS(nc *nats.Conn) bool {
+	_, err := nc.TLSConnectionState()
+	return err == nil
+}

@@ -149,6 +149,8 @@ type Server struct {
 	infoJSON []byte
 	// overloaded answers requests shed past maxQueued.
 	overloaded *errs.Error
+	// tls says whether nc was on TLS at Start, for Call.TLS.
+	tls bool
 }
 
 const (
@@ -241,6 +243,7 @@ func (s *Server) Start(ctx context.Context, srv *server.Server) error {
 	}
 	s.srv = srv
 	s.logger = srv.Logger()
+	s.tls = connTLS(s.nc)
 	if s.queue == "" {
 		s.queue = srv.Name()
 	}
@@ -520,6 +523,8 @@ func (s *Server) call(ep *endpoint, msg *nats.Msg, start time.Time, cd *codec.Co
 			Kind:     transport.NATS,
 			Request:  (*msgHeader)(msg),
 			Deadline: deadline,
+			Method:   msg.Subject,
+			TLS:      s.tls,
 		},
 	}
 	st.call.Reply = &st.reply
