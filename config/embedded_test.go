@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/ferry-go/ferry"
@@ -119,14 +118,8 @@ nats:
 	defer caller.Close()
 	echoOver(t, caller, "permitted")
 
-	var mu sync.Mutex
-	var violations []string
-	intruder, err := nats.Connect(url, nats.UserInfo("intruder", "intruder-secret"),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			mu.Lock()
-			violations = append(violations, err.Error())
-			mu.Unlock()
-		}))
+	var violations ferrytest.NATSErrors
+	intruder, err := nats.Connect(url, nats.UserInfo("intruder", "intruder-secret"), violations.Option())
 	if err != nil {
 		t.Fatalf("connect as intruder = %v", err)
 	}
@@ -134,16 +127,7 @@ nats:
 	if _, err := intruder.QueueSubscribe("echo.*", "echo", func(*nats.Msg) {}); err != nil {
 		t.Fatal(err)
 	}
-	ferrytest.Eventually(t, "the intruder's queue subscription to echo.* refused", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, v := range violations {
-			if strings.Contains(strings.ToLower(v), "permissions violation") {
-				return true
-			}
-		}
-		return false
-	})
+	violations.AwaitViolation(t, "the intruder's queue subscription to echo.* refused", "echo.*")
 }
 
 // Embedded TLS: the service's own connection trusts the server's

@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/ferry-go/ferry/ferrytest"
@@ -156,33 +155,6 @@ func TestToken(t *testing.T) {
 	request(t, nc, "svc.Echo")
 }
 
-// violations collects a connection's asynchronous errors.
-type violations struct {
-	mu   sync.Mutex
-	errs []string
-}
-
-func (v *violations) handler(_ *nats.Conn, _ *nats.Subscription, err error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.errs = append(v.errs, err.Error())
-}
-
-// await waits for a permissions violation that mentions subject.
-func (v *violations) await(t *testing.T, what, subject string) {
-	t.Helper()
-	ferrytest.Eventually(t, what, func() bool {
-		v.mu.Lock()
-		defer v.mu.Unlock()
-		for _, e := range v.errs {
-			if strings.Contains(strings.ToLower(e), "permissions violation") && strings.Contains(e, subject) {
-				return true
-			}
-		}
-		return false
-	})
-}
-
 // Users' permissions are enforced: a user denied subscribe on svc.> gets a
 // permissions violation and receives none of svc's requests; a user with
 // only AllowResponses answers requests but may publish nothing else; a
@@ -205,8 +177,8 @@ func TestPermissions(t *testing.T) {
 	}
 	echo(t, svc, "svc.Echo")
 
-	var iv violations
-	intruder, err := connectWith(t, url, nats.UserInfo("intruder", "intruder-secret"), nats.ErrorHandler(iv.handler))
+	var iv ferrytest.NATSErrors
+	intruder, err := connectWith(t, url, nats.UserInfo("intruder", "intruder-secret"), iv.Option())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +186,7 @@ func TestPermissions(t *testing.T) {
 	if _, err := intruder.ChanQueueSubscribe("svc.>", "svc", stolen); err != nil {
 		t.Fatalf("QueueSubscribe(svc.>) = %v", err)
 	}
-	iv.await(t, "the intruder's subscription to svc.> refused", "svc.>")
+	iv.AwaitViolation(t, "the intruder's subscription to svc.> refused", "svc.>")
 	for range 10 {
 		request(t, svc, "svc.Echo") // all answered by svc, none stolen
 	}
@@ -224,8 +196,8 @@ func TestPermissions(t *testing.T) {
 	echo(t, intruder, "other.Echo") // what it is allowed still works
 	request(t, svc, "other.Echo")
 
-	var rv violations
-	responder, err := connectWith(t, url, nats.UserInfo("responder", "responder-secret"), nats.ErrorHandler(rv.handler))
+	var rv ferrytest.NATSErrors
+	responder, err := connectWith(t, url, nats.UserInfo("responder", "responder-secret"), rv.Option())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +206,7 @@ func TestPermissions(t *testing.T) {
 	if err := responder.Publish("elsewhere", []byte("x")); err != nil {
 		t.Fatalf("Publish = %v", err)
 	}
-	rv.await(t, "the responder's publish to elsewhere refused", "elsewhere")
+	rv.AwaitViolation(t, "the responder's publish to elsewhere refused", "elsewhere")
 }
 
 // With TLS requiring client certificates, ClientURL says tls://, and only

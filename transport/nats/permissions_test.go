@@ -2,8 +2,6 @@ package nats_test
 
 import (
 	"context"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -53,12 +51,8 @@ func TestLeastPrivilegePermissions(t *testing.T) {
 	}
 	t.Cleanup(ns.Shutdown)
 	url := ns.ClientURL()
-	connect := func(user, pass string, onErr func(error)) *nats.Conn {
-		opts := []nats.Option{nats.UserInfo(user, pass)}
-		if onErr != nil {
-			opts = append(opts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { onErr(err) }))
-		}
-		nc, err := nats.Connect(url, opts...)
+	connect := func(user, pass string, opts ...nats.Option) *nats.Conn {
+		nc, err := nats.Connect(url, append(opts, nats.UserInfo(user, pass))...)
 		if err != nil {
 			t.Fatalf("connect as %s: %v", user, err)
 		}
@@ -70,31 +64,17 @@ func TestLeastPrivilegePermissions(t *testing.T) {
 	server.Handle(srv, "Place", func(_ context.Context, r *HelloRequest) (*HelloReply, error) {
 		return &HelloReply{Message: "placed " + r.Name}, nil
 	})
-	serve(t, connect("orders", "orders-secret", nil), srv)
+	serve(t, connect("orders", "orders-secret"), srv)
 
-	var mu sync.Mutex
-	var violations []string
-	intruder := connect("intruder", "intruder-secret", func(err error) {
-		mu.Lock()
-		violations = append(violations, err.Error())
-		mu.Unlock()
-	})
+	var violations ferrytest.NATSErrors
+	intruder := connect("intruder", "intruder-secret", violations.Option())
 	var stolen atomic.Int64
 	if _, err := intruder.QueueSubscribe("orders.*", "orders", func(m *nats.Msg) { stolen.Add(1) }); err != nil {
 		t.Fatalf("QueueSubscribe = %v", err)
 	}
-	ferrytest.Eventually(t, "the intruder's subscription refused", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, v := range violations {
-			if strings.Contains(strings.ToLower(v), "permissions violation") {
-				return true
-			}
-		}
-		return false
-	})
+	violations.AwaitViolation(t, "the intruder's subscription refused", "orders.*")
 
-	caller := fnats.NewClient(connect("caller", "caller-secret", nil))
+	caller := fnats.NewClient(connect("caller", "caller-secret"))
 	for i := range 20 {
 		var out HelloReply
 		if err := caller.Invoke(testCtx(t), "orders", "Place", &HelloRequest{Name: "o"}, &out); err != nil || out.Message != "placed o" {
