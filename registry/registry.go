@@ -132,6 +132,16 @@ type Watcher interface {
 	Stop() error
 }
 
+// Catalog is implemented by a Discovery that can follow every service at
+// once, without knowing their names — what an API gateway or a dashboard
+// needs. The memory, NATS, static and DNS registries implement it.
+type Catalog interface {
+	// WatchAll follows the instances of every service: its Watcher's Next
+	// returns all of them, sorted by service then ID, with the semantics of
+	// Watcher.Next (the first call at once, then whenever the set differs).
+	WatchAll(ctx context.Context) (Watcher, error)
+}
+
 // ErrWatcherStopped is returned by Watcher.Next after Stop.
 var ErrWatcherStopped = errors.New("registry: watcher stopped")
 
