@@ -476,15 +476,18 @@ func (r *registration) Start(ctx context.Context) error {
 		return nil
 	}
 	in := registry.Instance{ID: nuid.Next(), Service: s.srv.Name(), Version: s.srv.Version()}
-	var idem []string
+	var names, idem []string
 	for _, ep := range s.srv.Endpoints() {
+		names = append(names, ep.Name)
 		if ep.Idempotent {
 			idem = append(idem, ep.Name)
 		}
 	}
+	slices.Sort(names)
+	in.Metadata = map[string]string{registry.MetadataEndpoints: strings.Join(names, ",")}
 	if len(idem) > 0 {
 		slices.Sort(idem)
-		in.Metadata = map[string]string{registry.MetadataIdempotent: strings.Join(idem, ",")}
+		in.Metadata[registry.MetadataIdempotent] = strings.Join(idem, ",")
 	}
 	host := s.advertiseHost
 	if host == "" {

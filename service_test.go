@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -267,6 +268,14 @@ func TestRegistersAdvertisedEndpoints(t *testing.T) {
 	}
 	if ep, _ := in.Endpoint("http"); !strings.HasPrefix(ep.Address, "http://") {
 		t.Errorf("http endpoint %q, want a base URL", ep.Address)
+	}
+	var want []string
+	for _, ep := range svc.Server().Endpoints() {
+		want = append(want, ep.Name)
+	}
+	slices.Sort(want)
+	if names, ok := in.EndpointNames(); !ok || !slices.Equal(names, want) {
+		t.Errorf("registered endpoint names %v, %v; want %v (for gateways)", names, ok, want)
 	}
 	if err := svc.Stop(ctx); err != nil {
 		t.Fatal(err)

@@ -41,6 +41,22 @@ type Instance struct {
 // idempotent.
 const MetadataIdempotent = "ferry.idempotent"
 
+// MetadataEndpoints is the Instance.Metadata key under which a Ferry
+// service lists all its endpoints, comma-separated: "Fail,Hello". An API
+// gateway routes exactly these; an instance without it (registered by
+// hand, or by something other than Ferry) may be called on any name.
+const MetadataEndpoints = "ferry.endpoints"
+
+// EndpointNames returns the endpoints in lists (MetadataEndpoints); ok is
+// false when it lists none.
+func (in Instance) EndpointNames() (names []string, ok bool) {
+	list := in.Metadata[MetadataEndpoints]
+	if list == "" {
+		return nil, false
+	}
+	return strings.Split(list, ","), true
+}
+
 // Idempotent reports whether in lists endpoint as idempotent
 // (MetadataIdempotent).
 func (in Instance) Idempotent(endpoint string) bool {

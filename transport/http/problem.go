@@ -70,6 +70,13 @@ func writeProblem(w http.ResponseWriter, status int, e *errs.Error) {
 	_, _ = w.Write(body)
 }
 
+// WriteError writes err as the HTTP transport answers a failed call: the
+// status of its code (errs.HTTPStatus) and an RFC 9457 problem+json body
+// with Ferry's members (code, reason, domain, metadata, details) — for
+// handlers outside the transport, such as the gateway's, that must answer
+// exactly as a Ferry service does.
+func WriteError(w http.ResponseWriter, err error) { writeError(w, err) }
+
 // writeError writes err, as seen by a caller, with the status of its code.
 func writeError(w http.ResponseWriter, err error) {
 	e := errs.FromError(err)

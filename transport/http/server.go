@@ -18,10 +18,10 @@ import (
 	"github.com/ferry-go/ferry/codec"
 	"github.com/ferry-go/ferry/codec/protostruct"
 	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/internal/timeoutms"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
 	"github.com/ferry-go/ferry/transport/internal/callctx"
-	"github.com/ferry-go/ferry/transport/internal/timeoutms"
 )
 
 // TimeoutHeader carries a call's remaining time in whole milliseconds, an

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/internal/timeoutms"
 	"github.com/ferry-go/ferry/transport"
-	"github.com/ferry-go/ferry/transport/internal/timeoutms"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 )

@@ -1,5 +1,5 @@
 // Package timeoutms parses the Ferry-Timeout-Ms header value the HTTP and
-// NATS transports share.
+// NATS transports and the gateway share.
 package timeoutms
 
 import (
