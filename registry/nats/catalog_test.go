@@ -76,7 +76,9 @@ func TestWatchAllHeartbeatsAndExpiry(t *testing.T) {
 	next := func() <-chan result {
 		c := make(chan result, 1)
 		go func() {
-			set, err := w.Next(ctx)
+			nctx, cancel := context.WithTimeout(ctx, ferrytest.WaitBound)
+			defer cancel()
+			set, err := w.Next(nctx)
 			c <- result{set, err}
 		}()
 		return c
@@ -130,14 +132,8 @@ func TestWatchAllHeartbeatsAndExpiry(t *testing.T) {
 	if err := doomed.Close(); err != nil {
 		t.Fatalf("Close = %v, want nil", err)
 	}
-	var r result
-	select {
-	case r = <-pending:
-	case <-time.After(ferrytest.WaitBound):
-		t.Fatalf("WatchAll Next still waiting %v after the process behind users/u1 died (TTL %v)", ferrytest.WaitBound, ttl)
-	}
-	if r.err != nil || keys(r.set) != "orders/o1,orders/o2" {
-		t.Fatalf("WatchAll Next after the process behind users/u1 died = %s, %v; want orders/o1,orders/o2", keys(r.set), r.err)
+	if r := <-pending; r.err != nil || keys(r.set) != "orders/o1,orders/o2" {
+		t.Fatalf("WatchAll Next after the process behind users/u1 died = %s, %v; want orders/o1,orders/o2 (TTL %v)", keys(r.set), r.err, ttl)
 	}
 	t.Logf("users/u1 left WatchAll %v after its heartbeats stopped (TTL %v)", time.Since(crashed).Round(time.Millisecond), ttl)
 	if got, err := gateway.Lookup(ctx, "users"); err != nil || len(got) != 0 {
