@@ -8,6 +8,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,11 +30,17 @@ const (
 // trip, isolation of instances and services, replacement, deregistration,
 // pushed watch updates, watches on empty services, Stop and context
 // cancellation unblocking Next, validation of instances and service names,
-// and concurrent registration.
+// and concurrent registration. A registry that implements registry.Catalog
+// also runs the Catalog cases (skipped otherwise): WatchAll's first Next
+// holds every service's instances sorted by service then ID, a new
+// service, a replacement and a deregistration reach it, a Register that
+// changes nothing does not, and Stop and context cancellation unblock its
+// Next.
 //
 // newRegistry returns a registry for one subtest, cleaned up by t; the
 // registries of different subtests may share a backend, as every subtest
-// uses its own service names.
+// uses its own service names. (The Catalog cases look only at their own
+// services in what WatchAll returns, so that others' do not disturb them.)
 func RegistryConformance(t *testing.T, newRegistry func(t testing.TB) registry.Registry) {
 	t.Helper()
 	tests := []struct {
@@ -51,6 +58,9 @@ func RegistryConformance(t *testing.T, newRegistry func(t testing.TB) registry.R
 		{"InvalidInstance", regInvalidInstance},
 		{"InvalidServiceName", regInvalidService},
 		{"ConcurrentRegisters", regConcurrent},
+		{"CatalogWatchAll", regCatalogWatchAll},
+		{"CatalogStopUnblocksNext", regCatalogStop},
+		{"CatalogContextUnblocksNext", regCatalogContext},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,7 +76,11 @@ func RegistryConformance(t *testing.T, newRegistry func(t testing.TB) registry.R
 // registry/static) must pass: lookup round trip and isolation, unknown
 // services, watches that return the set once and then block, Stop and
 // context cancellation unblocking Next, and rejection of invalid service
-// names. newDiscovery returns a Discovery holding exactly instances.
+// names. newDiscovery returns a Discovery holding exactly instances. A
+// discovery that implements registry.Catalog also runs the Catalog cases
+// (skipped otherwise): WatchAll's first Next returns every instance sorted
+// by service then ID and later calls block, until Stop or the end of their
+// context.
 //
 // A discovery that cannot carry every field of an instance (DNS has no
 // versions, metadata or free-form IDs) passes WithCarried to say what it
@@ -142,6 +156,33 @@ func RegistryReadOnlyConformance(t *testing.T, newDiscovery func(t testing.TB, i
 	t.Run("InvalidServiceName", func(t *testing.T) {
 		ctx, d := setup(t)
 		checkInvalidService(t, ctx, d)
+	})
+	t.Run("CatalogWatchAll", func(t *testing.T) {
+		ctx, d := setup(t)
+		w := watchAll(t, ctx, d)
+		got, err := w.Next(ctx)
+		if err != nil {
+			t.Fatalf("first WatchAll Next = %v, want nil error", err)
+		}
+		checkCatalogOrder(t, "first WatchAll Next", got)
+		checkSet(t, "first WatchAll Next", got, []registry.Instance{a1, a2, b1})
+		qctx, cancel := context.WithTimeout(ctx, regQuiet)
+		defer cancel()
+		if got, err := w.Next(qctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("second WatchAll Next = %v, %v, want to block until ctx ends", got, err)
+		}
+	})
+	t.Run("CatalogStopUnblocksNext", func(t *testing.T) {
+		ctx, d := setup(t)
+		checkStopUnblocks(t, ctx, watchAll(t, ctx, d))
+	})
+	t.Run("CatalogContextUnblocksNext", func(t *testing.T) {
+		ctx, d := setup(t)
+		w := watchAll(t, ctx, d)
+		if _, err := w.Next(ctx); err != nil {
+			t.Fatalf("first WatchAll Next = %v, want nil error", err)
+		}
+		checkCancelUnblocks(t, ctx, w)
 	})
 }
 
@@ -418,6 +459,169 @@ func regConcurrent(t *testing.T, ctx context.Context, r registry.Registry, svc s
 	}
 	checkSet(t, fmt.Sprintf("Lookup(%q) after %d concurrent registers", svc, n), got, want)
 	nextUntil(t, ctx, w, "Next after concurrent registers", want)
+}
+
+func regCatalogWatchAll(t *testing.T, ctx context.Context, r registry.Registry, svc string) {
+	a, b, c := svc+"-a", svc+"-b", svc+"-c"
+	a1, a2, b1, c1 := testInstance(a, "x1", 1), testInstance(a, "x2", 2), testInstance(b, "x1", 3), testInstance(c, "x1", 4)
+	a1v5 := testInstance(a, "x1", 5)
+	// Registered out of order: WatchAll sorts.
+	for _, in := range []registry.Instance{b1, a2, a1} {
+		register(t, ctx, r, in)
+	}
+	w := ownServices(t, watchAll(t, ctx, r), svc)
+	first := nextWithin(t, ctx, w, regPush)
+	checkSet(t, "first WatchAll Next", first, []registry.Instance{a1, a2, b1})
+	// What Next returned is the caller's: changing it changes nothing the
+	// watcher returns later.
+	for _, in := range first {
+		in.Metadata["zone"] = "changed"
+		in.Endpoints[0].Address = "changed"
+	}
+
+	steps := []struct {
+		name   string
+		change func() error
+		want   []registry.Instance
+	}{
+		{"register a third service", func() error { return r.Register(ctx, c1) }, []registry.Instance{a1, a2, b1, c1}},
+		{"deregister " + b + "/x1", func() error { return r.Deregister(ctx, b1) }, []registry.Instance{a1, a2, c1}},
+		{"deregister " + a + "/x2", func() error { return r.Deregister(ctx, a2) }, []registry.Instance{a1, c1}},
+	}
+	for _, st := range steps {
+		if err := st.change(); err != nil {
+			t.Fatalf("%s = %v, want nil", st.name, err)
+		}
+		nextUntil(t, ctx, w, "WatchAll Next after "+st.name, st.want)
+	}
+
+	// A Register that changes nothing (what a heartbeat does) ends no Next:
+	// one waiting across it returns the change that follows. (ownServices
+	// also fails the test on any Next that repeats the last set.)
+	got := make(chan []registry.Instance, 1)
+	go func() {
+		set, err := w.Next(ctx)
+		if err != nil {
+			t.Errorf("WatchAll Next across an unchanged Register = %v, want nil error", err)
+		}
+		got <- set
+	}()
+	time.Sleep(regQuiet) // let Next start waiting; the check holds either way
+	register(t, ctx, r, a1)
+	register(t, ctx, r, a1v5)
+	checkSet(t, "WatchAll Next across an unchanged Register, then a change", <-got, []registry.Instance{a1v5, c1})
+}
+
+func regCatalogStop(t *testing.T, ctx context.Context, r registry.Registry, svc string) {
+	register(t, ctx, r, testInstance(svc, "s1", 1))
+	checkStopUnblocks(t, ctx, ownServices(t, watchAll(t, ctx, r), svc))
+}
+
+func regCatalogContext(t *testing.T, ctx context.Context, r registry.Registry, svc string) {
+	// WatchAll before the subtest registers anything: the first Next
+	// returns at once all the same.
+	w := ownServices(t, watchAll(t, ctx, r), svc)
+	got := nextWithin(t, ctx, w, regPush)
+	checkSet(t, "first WatchAll Next with none of the subtest's services", got, nil)
+	checkCancelUnblocks(t, ctx, w)
+
+	// The watcher still works after a cancelled Next.
+	in := testInstance(svc, "c1", 1)
+	register(t, ctx, r, in)
+	nextUntil(t, ctx, w, "WatchAll Next after a cancelled Next", []registry.Instance{in})
+}
+
+// watchAll calls WatchAll on d, skipping the test when d is not a
+// registry.Catalog.
+func watchAll(t *testing.T, ctx context.Context, d registry.Discovery) registry.Watcher {
+	t.Helper()
+	c, ok := d.(registry.Catalog)
+	if !ok {
+		t.Skipf("%T does not implement registry.Catalog", d)
+	}
+	w, err := c.WatchAll(ctx)
+	if err != nil {
+		t.Fatalf("WatchAll = %v, want nil error", err)
+	}
+	t.Cleanup(func() { _ = w.Stop() })
+	return w
+}
+
+// ownServices shows a WatchAll watcher through the services of one subtest
+// (svc and the names that start with svc+"-"), whatever other subtests
+// sharing the backend do: its Next returns when their part of the set
+// differs. It checks what every inner Next returns: the whole set sorted by
+// service then ID, and never the set the previous call returned.
+func ownServices(t *testing.T, w registry.Watcher, svc string) registry.Watcher {
+	return &ownWatcher{t: t, w: w, svc: svc}
+}
+
+type ownWatcher struct {
+	t   *testing.T
+	w   registry.Watcher
+	svc string
+
+	mu       sync.Mutex // serialises Next
+	prev     []registry.Instance
+	returned bool
+	repeated bool // a repeated set was reported
+	last     []registry.Instance
+	started  bool
+}
+
+func (o *ownWatcher) Next(ctx context.Context) ([]registry.Instance, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err // a watcher that repeats itself would keep this loop going
+		}
+		all, err := o.w.Next(ctx)
+		if err != nil {
+			return nil, err
+		}
+		checkCatalogOrder(o.t, "WatchAll Next", all)
+		if o.returned && sameSet(all, o.prev) && !o.repeated {
+			o.repeated = true // once: such a Next may return at once, over and over
+			o.t.Errorf("WatchAll Next returned the set it returned last, %s; want a set that differs", format(all))
+		}
+		o.prev, o.returned = all, true
+		var own []registry.Instance
+		for _, in := range all {
+			if in.Service == o.svc || strings.HasPrefix(in.Service, o.svc+"-") {
+				own = append(own, in)
+			}
+		}
+		if !o.started || !sameSet(own, o.last) {
+			o.last, o.started = own, true
+			return deepCopy(own), nil
+		}
+	}
+}
+
+func (o *ownWatcher) Stop() error { return o.w.Stop() }
+
+// deepCopy returns a copy of ins that shares no memory with it.
+func deepCopy(ins []registry.Instance) []registry.Instance {
+	out := make([]registry.Instance, len(ins))
+	for i, in := range ins {
+		in.Endpoints = slices.Clone(in.Endpoints)
+		in.Metadata = maps.Clone(in.Metadata)
+		out[i] = in
+	}
+	return out
+}
+
+// checkCatalogOrder checks that set is sorted by service then ID without
+// duplicates, as registry.Catalog promises.
+func checkCatalogOrder(t *testing.T, what string, set []registry.Instance) {
+	t.Helper()
+	for i := 1; i < len(set); i++ {
+		p, c := set[i-1], set[i]
+		if cmp.Or(cmp.Compare(p.Service, c.Service), cmp.Compare(p.ID, c.ID)) >= 0 {
+			t.Errorf("%s: %s/%s before %s/%s, want the set sorted by service then ID, each once", what, p.Service, p.ID, c.Service, c.ID)
+		}
+	}
 }
 
 func checkStopUnblocks(t *testing.T, ctx context.Context, w registry.Watcher) {

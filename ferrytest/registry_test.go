@@ -27,6 +27,10 @@ func TestRegistryConformance(t *testing.T) {
 			return natsRegistry(t, js, natsreg.WithBucket(fmt.Sprintf("conf_%d", n.Add(1))))
 		})
 	})
+	// A registry that is no registry.Catalog skips the Catalog cases.
+	t.Run("memory without Catalog", func(t *testing.T) {
+		ferrytest.RegistryConformance(t, func(testing.TB) registry.Registry { return struct{ registry.Registry }{memory.New()} })
+	})
 	t.Run("static", func(t *testing.T) {
 		ferrytest.RegistryReadOnlyConformance(t, func(t testing.TB, ins []registry.Instance) registry.Discovery {
 			r, err := static.New(ins...)

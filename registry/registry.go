@@ -8,7 +8,8 @@
 // process), nats (a JetStream key-value bucket whose entries expire
 // after a TTL unless heartbeated: the distributed default), static (a fixed list from config) and dns (SRV/A
 // records, e.g. a Kubernetes headless service). Each passes
-// ferrytest.RegistryConformance.
+// ferrytest.RegistryConformance, and each is also a Catalog, whose
+// WatchAll follows every service at once.
 package registry
 
 import (

@@ -10,7 +10,10 @@
 // digits, '-' and '_' replaced by '-' ("10.0.0.7" becomes "10-0-0-7").
 //
 // DNS has no push: a watcher resolves again every interval (default 30s)
-// and returns the set when it differs. The registry is read-only; Register
+// and returns the set when it differs. [Registry.WatchAll]
+// (registry.Catalog) does the same for every configured service at once:
+// it resolves them all each interval and returns the combined set, sorted
+// by service then ID, when it differs. The registry is read-only; Register
 // and Deregister fail with [ErrReadOnly].
 package dns
 
@@ -19,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -85,7 +89,10 @@ type Registry struct {
 	interval time.Duration
 }
 
-var _ registry.Registry = (*Registry)(nil)
+var (
+	_ registry.Registry = (*Registry)(nil)
+	_ registry.Catalog  = (*Registry)(nil)
+)
 
 // New returns a registry that finds each service of services at its
 // targets. Every service name must be valid and every target must name a
@@ -192,6 +199,21 @@ func (r *Registry) resolve(ctx context.Context, service string) ([]registry.Inst
 	return out, nil
 }
 
+// resolveAll resolves every configured service and returns their
+// instances sorted by service, then ID: all of them or an error, never a
+// partial set.
+func (r *Registry) resolveAll(ctx context.Context) ([]registry.Instance, error) {
+	out := []registry.Instance{}
+	for _, service := range slices.Sorted(maps.Keys(r.services)) {
+		set, err := r.resolve(ctx, service)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, set...) // each set is sorted by ID
+	}
+	return out, nil
+}
+
 func (t Target) address(host string, port int) string {
 	hp := net.JoinHostPort(host, strconv.Itoa(port))
 	scheme := t.Scheme
@@ -245,8 +267,26 @@ func (r *Registry) Watch(ctx context.Context, service string) (registry.Watcher,
 		return nil, err
 	}
 	// Stop cancels resolutions in flight through sctx.
+	return newWatcher(ctx, func(ctx context.Context) ([]registry.Instance, error) { return r.resolve(ctx, service) }, r.interval), nil
+}
+
+// WatchAll returns a watcher over every configured service
+// (registry.Catalog): its first Next resolves them all at once, later ones
+// every interval, and each returns the combined set, sorted by service
+// then ID, when it differs from the last one returned. A failure to
+// resolve any of them fails that Next as a whole (Unavailable, never a
+// partial set), and the next try comes within min(interval, 5s).
+func (r *Registry) WatchAll(ctx context.Context) (registry.Watcher, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return newWatcher(ctx, r.resolveAll, r.interval), nil
+}
+
+func newWatcher(ctx context.Context, resolve func(context.Context) ([]registry.Instance, error), interval time.Duration) *watcher {
+	// Stop cancels resolutions in flight through sctx.
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	return &watcher{r: r, service: service, stop: sctx.Done(), cancel: cancel, sctx: sctx}, nil
+	return &watcher{resolve: resolve, interval: interval, stop: sctx.Done(), cancel: cancel, sctx: sctx}
 }
 
 // retryAfterError bounds the wait after a failed resolution.
@@ -254,11 +294,11 @@ const retryAfterError = 5 * time.Second
 
 // watcher polls in Next itself, so it runs no goroutine.
 type watcher struct {
-	r       *Registry
-	service string
-	sctx    context.Context // ends at Stop
-	stop    <-chan struct{} // sctx.Done()
-	cancel  context.CancelFunc
+	resolve  func(context.Context) ([]registry.Instance, error) // one service, or all
+	interval time.Duration
+	sctx     context.Context // ends at Stop
+	stop     <-chan struct{} // sctx.Done()
+	cancel   context.CancelFunc
 
 	mu      sync.Mutex // serialises Next and guards the fields below
 	due     time.Time  // when to resolve next; zero at first
@@ -289,7 +329,7 @@ func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
 		}
 		rctx, cancel := context.WithCancel(ctx)
 		unhook := context.AfterFunc(w.sctx, cancel)
-		set, err := w.r.resolve(rctx, w.service)
+		set, err := w.resolve(rctx)
 		unhook()
 		cancel()
 		select {
@@ -301,10 +341,10 @@ func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			w.due = time.Now().Add(min(w.r.interval, retryAfterError))
+			w.due = time.Now().Add(min(w.interval, retryAfterError))
 			return nil, err
 		}
-		w.due = time.Now().Add(w.r.interval)
+		w.due = time.Now().Add(w.interval)
 		if !w.started || !equal(set, w.last) {
 			w.last, w.started = set, true
 			return cloneAll(set), nil
@@ -319,7 +359,7 @@ func (w *watcher) Stop() error {
 
 func equal(a, b []registry.Instance) bool {
 	return slices.EqualFunc(a, b, func(x, y registry.Instance) bool {
-		return x.ID == y.ID && slices.Equal(x.Endpoints, y.Endpoints)
+		return x.ID == y.ID && x.Service == y.Service && slices.Equal(x.Endpoints, y.Endpoints)
 	})
 }
 

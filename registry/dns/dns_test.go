@@ -28,6 +28,7 @@ type server struct {
 	ips  map[string][]netip.Addr // name (with the final dot) -> A/AAAA
 	srvs map[string][]dnsmessage.SRVResource
 	fail map[string]bool // names answered with SERVFAIL
+	asks map[string]int  // questions answered, by name
 }
 
 func startServer(t *testing.T) *server {
@@ -36,7 +37,7 @@ func startServer(t *testing.T) *server {
 	if err != nil {
 		t.Fatalf("ListenPacket = %v", err)
 	}
-	s := &server{conn: conn, ips: map[string][]netip.Addr{}, srvs: map[string][]dnsmessage.SRVResource{}, fail: map[string]bool{}}
+	s := &server{conn: conn, ips: map[string][]netip.Addr{}, srvs: map[string][]dnsmessage.SRVResource{}, fail: map[string]bool{}, asks: map[string]int{}}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -77,6 +78,13 @@ func (s *server) setSRV(name string, recs ...dnsmessage.SRVResource) {
 	s.srvs[name] = recs
 }
 
+// asked returns how many questions about name s has answered.
+func (s *server) asked(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.asks[name]
+}
+
 func (s *server) answer(req []byte) []byte {
 	var p dnsmessage.Parser
 	h, err := p.Start(req)
@@ -90,6 +98,7 @@ func (s *server) answer(req []byte) []byte {
 	name := strings.ToLower(q.Name.String())
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.asks[name]++
 	ips, hasIPs := s.ips[name]
 	srvs, hasSRV := s.srvs[name]
 	rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true}

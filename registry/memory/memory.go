@@ -1,7 +1,9 @@
 // Package memory is an in-process service registry, for tests and for
 // services that call each other inside one binary.
 //
-// Watchers are told of every change as it happens (nothing polls), and
+// Watchers are told of every change as it happens (nothing polls), those
+// of one service (Watch) and those of every service ([Registry.WatchAll],
+// registry.Catalog) alike, and
 // the registry keeps its own copies of the instances it is given and
 // hands out fresh copies, so callers may change what they pass in or get
 // back. Entries never expire: an instance stays until it is deregistered.
@@ -23,6 +25,7 @@ import (
 type Registry struct {
 	mu       sync.Mutex
 	services map[string]*entry
+	all      map[*watcher]struct{} // WatchAll's watchers
 }
 
 // entry is one service's instances and the watchers following them.
@@ -31,11 +34,14 @@ type entry struct {
 	watchers  map[*watcher]struct{}
 }
 
-var _ registry.Registry = (*Registry)(nil)
+var (
+	_ registry.Registry = (*Registry)(nil)
+	_ registry.Catalog  = (*Registry)(nil)
+)
 
 // New returns an empty registry.
 func New() *Registry {
-	return &Registry{services: make(map[string]*entry)}
+	return &Registry{services: make(map[string]*entry), all: make(map[*watcher]struct{})}
 }
 
 // Register adds in, or replaces the instance with the same service and ID,
@@ -58,6 +64,7 @@ func (r *Registry) Register(ctx context.Context, in registry.Instance) error {
 	}
 	s.instances[in.ID] = in
 	s.notify()
+	notify(r.all)
 	return nil
 }
 
@@ -82,6 +89,7 @@ func (r *Registry) Deregister(ctx context.Context, in registry.Instance) error {
 	}
 	delete(s.instances, in.ID)
 	s.notify()
+	notify(r.all)
 	r.gc(in.Service, s)
 	return nil
 }
@@ -121,6 +129,20 @@ func (r *Registry) Watch(ctx context.Context, service string) (registry.Watcher,
 	return w, nil
 }
 
+// WatchAll follows the instances of every service (registry.Catalog).
+// The watcher's Next returns copies sorted by service, then ID, and is
+// woken by every Register and Deregister, whatever the service.
+func (r *Registry) WatchAll(ctx context.Context) (registry.Watcher, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	w := &watcher{r: r, everything: true, changed: make(chan struct{}, 1), stop: make(chan struct{})}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.all[w] = struct{}{}
+	return w, nil
+}
+
 // snapshot returns copies of service's instances sorted by ID. r.mu is
 // held.
 func (r *Registry) snapshot(service string) []registry.Instance {
@@ -136,6 +158,21 @@ func (r *Registry) snapshot(service string) []registry.Instance {
 	return out
 }
 
+// snapshotAll returns copies of every service's instances sorted by
+// service, then ID. r.mu is held.
+func (r *Registry) snapshotAll() []registry.Instance {
+	out := []registry.Instance{}
+	for _, s := range r.services {
+		for _, in := range s.instances {
+			out = append(out, clone(in))
+		}
+	}
+	slices.SortFunc(out, func(a, b registry.Instance) int {
+		return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.ID, b.ID))
+	})
+	return out
+}
+
 // gc forgets a service nobody registers or watches, so that the map does
 // not grow with every name ever used. r.mu is held.
 func (r *Registry) gc(name string, s *entry) {
@@ -144,10 +181,13 @@ func (r *Registry) gc(name string, s *entry) {
 	}
 }
 
-// notify wakes the service's watchers without blocking: each has a
-// one-slot channel, and a pending wake-up already covers this change.
-func (s *entry) notify() {
-	for w := range s.watchers {
+// notify wakes the service's watchers without blocking.
+func (s *entry) notify() { notify(s.watchers) }
+
+// notify wakes watchers without blocking: each has a one-slot channel, and
+// a pending wake-up already covers this change.
+func notify(watchers map[*watcher]struct{}) {
+	for w := range watchers {
 		select {
 		case w.changed <- struct{}{}:
 		default:
@@ -155,13 +195,15 @@ func (s *entry) notify() {
 	}
 }
 
-// watcher follows one service. Next compares the current set with the last
-// one it returned, so changes that cancel out wake it without a result.
+// watcher follows one service, or every service. Next compares the
+// current set with the last one it returned, so changes that cancel out
+// (or a Register that changes nothing) wake it without a result.
 type watcher struct {
-	r       *Registry
-	service string
-	changed chan struct{} // a change may have happened since the last look
-	stop    chan struct{} // closed by Stop
+	r          *Registry
+	service    string        // the service followed, unless everything
+	everything bool          // made by WatchAll
+	changed    chan struct{} // a change may have happened since the last look
+	stop       chan struct{} // closed by Stop
 
 	stopOnce sync.Once
 
@@ -180,7 +222,12 @@ func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
 		default:
 		}
 		w.r.mu.Lock()
-		cur := w.r.snapshot(w.service)
+		var cur []registry.Instance
+		if w.everything {
+			cur = w.r.snapshotAll()
+		} else {
+			cur = w.r.snapshot(w.service)
+		}
 		w.r.mu.Unlock()
 		if !w.returned || !equal(cur, w.last) {
 			w.returned, w.last = true, cur
@@ -205,6 +252,10 @@ func (w *watcher) Stop() error {
 		close(w.stop)
 		w.r.mu.Lock()
 		defer w.r.mu.Unlock()
+		if w.everything {
+			delete(w.r.all, w)
+			return
+		}
 		if s := w.r.services[w.service]; s != nil {
 			delete(s.watchers, w)
 			w.r.gc(w.service, s)
@@ -213,7 +264,7 @@ func (w *watcher) Stop() error {
 	return nil
 }
 
-// equal reports whether two ID-sorted sets hold the same instances.
+// equal reports whether two sorted sets hold the same instances.
 func equal(a, b []registry.Instance) bool {
 	return slices.EqualFunc(a, b, func(x, y registry.Instance) bool {
 		return x.ID == y.ID && x.Service == y.Service && x.Version == y.Version &&

@@ -39,6 +39,15 @@
 // back, then watch afresh and return the set as it is then, so the caller
 // keeps its last known set in between.
 //
+// [Registry.WatchAll] (registry.Catalog, for an API gateway or a
+// dashboard) is the same watcher on every key of the bucket: one KV watch
+// on ">", whose Next returns every service's instances sorted by service,
+// then ID. Expiry reaches it the same way — the bucket-wide MaxAge ages
+// out any key a dead process stopped heartbeating, and the delete marker
+// arrives on the watch — and so do its deduplication of heartbeats and its
+// recovery after a reconnect. Keys that are not "<service>.<id>" holding
+// that instance's JSON are ignored.
+//
 // # Clusters
 //
 // The bucket is a JetStream stream, replicated by the NATS cluster with

@@ -114,7 +114,10 @@ type Registry struct {
 	closed bool
 }
 
-var _ registry.Registry = (*Registry)(nil)
+var (
+	_ registry.Registry = (*Registry)(nil)
+	_ registry.Catalog  = (*Registry)(nil)
+)
 
 // New returns a registry in js's key-value bucket, creating the bucket if
 // it does not exist. An existing bucket must have a TTL and delete markers
@@ -344,7 +347,16 @@ func (r *Registry) Watch(ctx context.Context, service string) (registry.Watcher,
 	if err := checkService(service); err != nil {
 		return nil, err
 	}
-	return r.watch(ctx, service)
+	return r.watch(ctx, service+".*", service)
+}
+
+// WatchAll follows the instances of every service (registry.Catalog): a
+// KV watch on every key of the bucket, with the same semantics as Watch —
+// see the package documentation. Next returns the instances sorted by
+// service, then ID. A registry that cannot be reached is an Unavailable
+// error.
+func (r *Registry) WatchAll(ctx context.Context) (registry.Watcher, error) {
+	return r.watch(ctx, jetstream.AllKeys, "every service")
 }
 
 // failure turns an error of the NATS client into a Ferry error: the

@@ -204,9 +204,23 @@ func TestForeignValuesIgnored(t *testing.T) {
 	}
 }
 
-// TestWatchAcrossServerRestart drops the connection under a watcher: Next
-// reports it, then resumes once the server is back.
+// TestWatchAcrossServerRestart drops the connection under a watcher, of
+// one service (Watch) or of every service (WatchAll): Next reports it, then
+// resumes once the server is back.
 func TestWatchAcrossServerRestart(t *testing.T) {
+	t.Run("Watch", func(t *testing.T) {
+		testWatchAcrossServerRestart(t, func(ctx context.Context, r *natsreg.Registry) (registry.Watcher, error) {
+			return r.Watch(ctx, "svc")
+		})
+	})
+	t.Run("WatchAll", func(t *testing.T) {
+		testWatchAcrossServerRestart(t, func(ctx context.Context, r *natsreg.Registry) (registry.Watcher, error) {
+			return r.WatchAll(ctx)
+		})
+	})
+}
+
+func testWatchAcrossServerRestart(t *testing.T, watch func(context.Context, *natsreg.Registry) (registry.Watcher, error)) {
 	ctx := testCtx(t)
 	dir := t.TempDir()
 	s, err := natsembed.Start(ctx, natsembed.Options{JetStream: true, StoreDir: dir})
@@ -221,9 +235,9 @@ func TestWatchAcrossServerRestart(t *testing.T) {
 	if err := r.Register(ctx, i1); err != nil {
 		t.Fatalf("Register(i1) = %v, want nil", err)
 	}
-	w, err := r.Watch(ctx, "svc")
+	w, err := watch(ctx, r)
 	if err != nil {
-		t.Fatalf("Watch = %v", err)
+		t.Fatalf("watch = %v", err)
 	}
 	defer w.Stop()
 	if got, err := w.Next(ctx); err != nil || len(got) != 1 {

@@ -17,7 +17,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// watcher follows one service. A goroutine drains the KV watch as
+// watcher follows one service (Watch: the keys "<service>.*") or every
+// service (WatchAll: every key of the bucket). A goroutine drains the KV watch as
 // changes arrive (a KV watch that is not drained stalls its subscription)
 // and publishes each complete set; Next waits for a set that differs from
 // the last one it returned.
@@ -27,7 +28,8 @@ import (
 // while it was away, a fresh watch does not.
 type watcher struct {
 	r       *Registry
-	service string
+	pattern string           // the KV key filter
+	what    string           // what is watched, for errors: the service, or "every service"
 	status  chan nats.Status // connection changes
 	quit    chan struct{}    // closed by Stop
 	done    chan struct{}    // closed when run returns
@@ -48,21 +50,23 @@ type watcher struct {
 	started bool
 }
 
-// watch starts a watcher on service. The first KV watch starts here, so
-// that Watch reports a registry it cannot reach.
-func (r *Registry) watch(ctx context.Context, service string) (*watcher, error) {
+// watch starts a watcher on the keys that match pattern; what names them
+// in errors. The first KV watch starts here, so that Watch and WatchAll
+// report a registry they cannot reach.
+func (r *Registry) watch(ctx context.Context, pattern, what string) (*watcher, error) {
 	w := &watcher{
 		r:       r,
-		service: service,
+		pattern: pattern,
+		what:    what,
 		status:  r.nc.StatusChanged(nats.CONNECTED, nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED),
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
 		changed: make(chan struct{}, 1),
 	}
-	kw, err := r.kv.Watch(context.WithoutCancel(ctx), w.pattern())
+	kw, err := r.kv.Watch(context.WithoutCancel(ctx), pattern)
 	if err != nil {
 		r.nc.RemoveStatusListener(w.status)
-		return nil, failure(ctx, "watch "+service, err)
+		return nil, failure(ctx, "watch "+what, err)
 	}
 	// The goroutine outlives ctx; it keeps ctx's values for its requests.
 	go w.run(context.WithoutCancel(ctx), kw)
@@ -129,7 +133,7 @@ func (w *watcher) run(ctx context.Context, kw jetstream.KeyWatcher) {
 				continue // the CONNECTED event restarts it
 			}
 			// nats.go bounds the request with its own timeout.
-			nkw, err := w.r.kv.Watch(ctx, w.pattern())
+			nkw, err := w.r.kv.Watch(ctx, w.pattern)
 			if err != nil {
 				w.report(err)
 				retry = time.After(backoff)
@@ -140,9 +144,6 @@ func (w *watcher) run(ctx context.Context, kw jetstream.KeyWatcher) {
 		}
 	}
 }
-
-// pattern is the KV key filter of the service's instances.
-func (w *watcher) pattern() string { return w.service + ".*" }
 
 // publish makes cur the current complete set.
 func (w *watcher) publish(cur []registry.Instance) {
@@ -155,7 +156,7 @@ func (w *watcher) publish(cur []registry.Instance) {
 // report records a failure for Next to return once.
 func (w *watcher) report(err error) {
 	w.mu.Lock()
-	w.err = errs.Newf(errs.Unavailable, "registry/nats: watch %s: %w", w.service, err)
+	w.err = errs.Newf(errs.Unavailable, "registry/nats: watch %s: %w", w.what, err)
 	w.errGen++
 	w.mu.Unlock()
 	w.wake()
@@ -164,7 +165,7 @@ func (w *watcher) report(err error) {
 // fail records a failure that ends the watch.
 func (w *watcher) fail(err error) {
 	w.mu.Lock()
-	w.closed = errs.Newf(errs.Unavailable, "registry/nats: watch %s: %w", w.service, err)
+	w.closed = errs.Newf(errs.Unavailable, "registry/nats: watch %s: %w", w.what, err)
 	w.mu.Unlock()
 	w.wake()
 }
@@ -244,14 +245,17 @@ func stopWatch(kw jetstream.KeyWatcher) {
 // set is the instances seen on a KV watch, by key.
 type set struct {
 	raw    map[string][]byte
-	sorted []registry.Instance // by ID; replaced, never changed in place
+	sorted []registry.Instance // by service, then ID; replaced, never changed in place
 }
 
 func newSet() set { return set{raw: make(map[string][]byte)} }
 
-// apply applies one KV change and reports whether the set changed. A
-// value that is not a valid instance of its key counts as absent: the
-// bucket may be written by other clients.
+// apply applies one KV change and reports whether the set changed: a put
+// of the value the key already holds (a heartbeat) does not. Deletes,
+// purges and the markers the server writes when a key ages out (which
+// nats.go reports as purges) remove the key. A value that is not a valid
+// instance of its key counts as absent: the bucket may be written by other
+// clients, under keys of any shape.
 func (s *set) apply(e jetstream.KeyValueEntry) bool {
 	key := e.Key()
 	if e.Operation() == jetstream.KeyValuePut {
@@ -269,13 +273,22 @@ func (s *set) apply(e jetstream.KeyValueEntry) bool {
 		return false
 	}
 	delete(s.raw, key)
-	_, id, _ := strings.Cut(key, ".")
-	s.sorted = slices.DeleteFunc(slices.Clone(s.sorted), func(in registry.Instance) bool { return in.ID == id })
+	service, id, _ := strings.Cut(key, ".") // raw holds only "<service>.<id>" keys
+	if i, found := s.find(service, id); found {
+		s.sorted = slices.Delete(slices.Clone(s.sorted), i, i+1)
+	}
 	return true
 }
 
+// find returns where the instance service/id is, or would be, in sorted.
+func (s *set) find(service, id string) (int, bool) {
+	return slices.BinarySearchFunc(s.sorted, [2]string{service, id}, func(x registry.Instance, k [2]string) int {
+		return cmp.Or(cmp.Compare(x.Service, k[0]), cmp.Compare(x.ID, k[1]))
+	})
+}
+
 func (s *set) put(in registry.Instance) {
-	i, found := slices.BinarySearchFunc(s.sorted, in.ID, func(x registry.Instance, id string) int { return cmp.Compare(x.ID, id) })
+	i, found := s.find(in.Service, in.ID)
 	next := slices.Clone(s.sorted)
 	if found {
 		next[i] = in

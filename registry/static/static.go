@@ -4,7 +4,9 @@
 //
 // It is read-only: Register and Deregister fail with [ErrReadOnly]. A
 // watcher returns the service's instances once and then blocks until it
-// is stopped or its context ends, since the list never changes.
+// is stopped or its context ends, since the list never changes; so does
+// one made by [Registry.WatchAll] (registry.Catalog), which returns every
+// service's instances.
 package static
 
 import (
@@ -28,9 +30,13 @@ var ErrReadOnly = errs.New(errs.Unimplemented, "registry/static: the static regi
 // Its methods are safe for concurrent use.
 type Registry struct {
 	services map[string][]registry.Instance // sorted by ID; never changed
+	all      []registry.Instance            // every instance, sorted by service then ID; never changed
 }
 
-var _ registry.Registry = (*Registry)(nil)
+var (
+	_ registry.Registry = (*Registry)(nil)
+	_ registry.Catalog  = (*Registry)(nil)
+)
 
 // New returns a registry of instances. Each must be valid, and no two may
 // share a service and ID; otherwise New returns an InvalidArgument error
@@ -55,10 +61,13 @@ func New(instances ...registry.Instance) (*Registry, error) {
 	if err := errors.Join(problems...); err != nil {
 		return nil, errs.Newf(errs.InvalidArgument, "registry/static: %w", err)
 	}
-	for _, ins := range services {
+	all := []registry.Instance{}
+	for _, name := range slices.Sorted(maps.Keys(services)) {
+		ins := services[name]
 		slices.SortFunc(ins, func(a, b registry.Instance) int { return cmp.Compare(a.ID, b.ID) })
+		all = append(all, ins...)
 	}
-	return &Registry{services: services}, nil
+	return &Registry{services: services, all: all}, nil
 }
 
 // Register returns ErrReadOnly.
@@ -90,6 +99,16 @@ func (r *Registry) Watch(ctx context.Context, service string) (registry.Watcher,
 		return nil, err
 	}
 	return &watcher{instances: r.services[service], stop: make(chan struct{})}, nil
+}
+
+// WatchAll returns a watcher whose first Next returns every instance,
+// sorted by service then ID, and whose later calls block until Stop or the
+// end of their context (registry.Catalog).
+func (r *Registry) WatchAll(ctx context.Context) (registry.Watcher, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return &watcher{instances: r.all, stop: make(chan struct{})}, nil
 }
 
 type watcher struct {

@@ -26,6 +26,42 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestWatchAllOrder: WatchAll sorts what New was given, in any order, by
+// service then ID, and hands out copies.
+func TestWatchAllOrder(t *testing.T) {
+	ep := []registry.Endpoint{{Transport: "grpc", Address: "10.0.0.1:9090"}}
+	r, err := static.New(
+		registry.Instance{ID: "b", Service: "users", Endpoints: ep},
+		registry.Instance{ID: "z", Service: "orders", Endpoints: ep},
+		registry.Instance{ID: "a", Service: "users", Endpoints: ep},
+		registry.Instance{ID: "a", Service: "Admin", Endpoints: ep},
+		registry.Instance{ID: "m", Service: "orders", Endpoints: ep},
+	)
+	if err != nil {
+		t.Fatalf("New = %v, want nil", err)
+	}
+	ids := func(set []registry.Instance) string {
+		s := make([]string, len(set))
+		for i, in := range set {
+			s[i] = in.Service + "/" + in.ID
+		}
+		return strings.Join(s, ",")
+	}
+	const want = "Admin/a,orders/m,orders/z,users/a,users/b"
+	for i := range 2 { // a second watcher sees what the first one's caller did not change
+		w, err := r.WatchAll(t.Context())
+		if err != nil {
+			t.Fatalf("WatchAll = %v, want nil", err)
+		}
+		got, err := w.Next(t.Context())
+		_ = w.Stop()
+		if err != nil || ids(got) != want || got[0].Endpoints[0].Address != "10.0.0.1:9090" {
+			t.Fatalf("first Next of WatchAll #%d = %+v, %v; want %s, each at 10.0.0.1:9090", i+1, got, err, want)
+		}
+		got[0].Endpoints[0].Address = "changed"
+	}
+}
+
 func TestReadOnly(t *testing.T) {
 	in := registry.Instance{ID: "a", Service: "svc"}
 	r, err := static.New(in)
