@@ -77,6 +77,14 @@ func writeProblem(w http.ResponseWriter, status int, e *errs.Error) {
 // exactly as a Ferry service does.
 func WriteError(w http.ResponseWriter, err error) { writeError(w, err) }
 
+// WriteProblem is WriteError with the status given: for answers whose
+// status is HTTP's own rather than the code's, as the transport sends 405
+// (Unimplemented) for a method a route does not take and 413
+// (ResourceExhausted) for a body over the limit.
+func WriteProblem(w http.ResponseWriter, status int, err error) {
+	writeProblem(w, status, errs.FromError(err))
+}
+
 // writeError writes err, as seen by a caller, with the status of its code.
 func writeError(w http.ResponseWriter, err error) {
 	e := errs.FromError(err)

@@ -1,0 +1,85 @@
+package bench_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/ferry-go/ferry/client"
+	"github.com/ferry-go/ferry/gateway"
+	"github.com/ferry-go/ferry/registry"
+	"github.com/ferry-go/ferry/registry/memory"
+	fhttp "github.com/ferry-go/ferry/transport/http"
+	fnats "github.com/ferry-go/ferry/transport/nats"
+)
+
+// BenchmarkGateway measures the gateway hop: a plain HTTP client posting
+// the JSON workload to the service's own HTTP transport (direct), and to
+// the gateway, which forwards it over NATS or over HTTP to the same
+// service (gateway-nats, gateway-http).
+func BenchmarkGateway(b *testing.B) {
+	for _, p := range parallelism {
+		for _, row := range []string{"direct", "gateway-nats", "gateway-http"} {
+			b.Run(fmt.Sprintf("%s/p%d", row, p), func(b *testing.B) {
+				url := startNATS(b)
+				ht := fhttp.NewServer("127.0.0.1:0")
+				srv := echoServer()
+				serve(b, ht, srv)
+				nc := connect(b, url)
+				serve(b, fnats.NewServer(nc), srv)
+				target := "http://" + ht.Addr().String() + "/bench/Echo"
+				if row != "direct" {
+					reg := memory.New()
+					in := registry.Instance{ID: "1", Service: "bench",
+						Endpoints: []registry.Endpoint{{Transport: "http", Address: "http://" + ht.Addr().String()}, {Transport: "nats", Address: url}},
+						Metadata:  map[string]string{registry.MetadataEndpoints: "Echo,EchoProto"}}
+					if err := reg.Register(context.Background(), in); err != nil {
+						b.Fatal(err)
+					}
+					kind := row[len("gateway-"):]
+					c, err := client.New(reg, client.WithTransports(kind), client.WithNATS(connect(b, url)))
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.Cleanup(func() { _ = c.Close() })
+					g, err := gateway.New(reg, c, gateway.WithLogger(slog.New(slog.DiscardHandler)))
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := g.Start(context.Background()); err != nil {
+						b.Fatal(err)
+					}
+					b.Cleanup(func() { _ = g.Stop(context.Background()) })
+					hs := httptest.NewServer(g)
+					b.Cleanup(hs.Close)
+					target = hs.URL + "/bench/Echo"
+				}
+				hc := newHTTPClient()
+				b.Cleanup(hc.CloseIdleConnections)
+				body, _ := json.Marshal(payload)
+				run(b, p, func() error {
+					resp, err := hc.Post(target, "application/json", bytes.NewReader(body))
+					if err != nil {
+						return err
+					}
+					defer resp.Body.Close()
+					var out Msg
+					if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+						return err
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					if resp.StatusCode != http.StatusOK || out.Num != payload.Num {
+						return fmt.Errorf("bad echo %d %+v", resp.StatusCode, out)
+					}
+					return nil
+				})
+			})
+		}
+	}
+}

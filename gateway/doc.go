@@ -1,0 +1,36 @@
+// Package gateway is Ferry's API gateway: one HTTP entry point for every
+// service a registry lists.
+//
+// A POST to /<service>/<Endpoint> with a JSON body is forwarded to a live
+// instance of the service through a client — normally a client.Client on
+// the same registry, so the instance is picked by its selector, over the
+// transport it prefers (NATS or HTTP: the JSON bytes pass through
+// unchanged), with its retries (idempotent endpoints only), circuit
+// breakers and outlier ejection. The reply is answered with 200 and the
+// service's JSON; an error exactly as the service's own HTTP transport
+// answers it (status of the code, RFC 9457 problem+json with code, reason,
+// domain, metadata and details), except that Unavailable names only the
+// service, never an address the gateway dialled.
+//
+// Routes follow the registry (registry.Catalog): a service is routed once
+// an instance registers, for the endpoints the instance lists
+// (registry.MetadataEndpoints, which every ferry.Service registers), and no
+// longer once its last instance is gone — 404 then, as for a path that
+// never existed. Rules pin, rename or hide routes (WithRules).
+//
+// The edge middleware (WithMiddleware) runs before any backend call:
+// authentication, rate limits, request ids, tracing, metrics and access
+// logs see a transport.Call naming the backend service and endpoint, with
+// the HTTP request's headers; a request they reject never reaches a
+// service. Request headers are forwarded as call metadata — not hop-by-hop
+// ones, nor what clients say of themselves (User-Agent, Accept…, which the
+// edge middleware still sees); WithoutForwarding drops more — the caller's
+// Ferry-Timeout-Ms
+// bounds the call (capped by WithTimeouts), and the service's reply
+// metadata comes back as response headers. CORS wraps the gateway like any
+// http.Handler (transport/http/cors).
+//
+// Not yet: REST routes (server.WithRoute) and GET on idempotent endpoints
+// through the gateway, forwarding over gRPC, server streams; they are
+// answered 404 or 405 today.
+package gateway

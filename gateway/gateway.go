@@ -1,0 +1,500 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/internal/timeoutms"
+	"github.com/ferry-go/ferry/middleware"
+	"github.com/ferry-go/ferry/registry"
+	"github.com/ferry-go/ferry/transport"
+	fhttp "github.com/ferry-go/ferry/transport/http"
+)
+
+// Defaults.
+const (
+	// DefaultMaxBody is the largest request body forwarded.
+	DefaultMaxBody = 4 << 20
+	// DefaultTimeout is the deadline of a request without Ferry-Timeout-Ms.
+	DefaultTimeout = 30 * time.Second
+	// DefaultMaxTimeout caps the deadline a request may ask for.
+	DefaultMaxTimeout = 5 * time.Minute
+)
+
+// Rule changes how the gateway exposes one service or endpoint; see
+// WithRules.
+type Rule struct {
+	// Service names the service; Endpoint one of its endpoints, or "" for
+	// the whole service.
+	Service, Endpoint string
+	// Path exposes the endpoint at this path instead of
+	// /<service>/<Endpoint> ("/api/greet"). Endpoint rules only.
+	Path string
+	// Hide stops routing the service or endpoint.
+	Hide bool
+	// Pin keeps the route while the service has no instances: callers get
+	// Unavailable (503) instead of NotFound (404). Endpoint rules only.
+	Pin bool
+}
+
+// Option configures a Gateway.
+type Option func(*config)
+
+type config struct {
+	mws        []middleware.Middleware
+	rules      []Rule
+	maxBody    int64
+	timeout    time.Duration
+	maxTimeout time.Duration
+	logger     *slog.Logger
+	dropHeader map[string]bool
+	errs       []error
+}
+
+// WithMiddleware sets the edge middleware, outermost first: it runs for
+// every routed request before any backend is called — auth, rate limits,
+// request ids, tracing, metrics, access logs — and sees a transport.Call
+// naming the backend service and endpoint, with the HTTP request's headers
+// as Call.Request. An error it returns is answered as problem+json.
+func WithMiddleware(mws ...middleware.Middleware) Option {
+	return func(c *config) { c.mws = append(c.mws, mws...) }
+}
+
+// WithRules pins, renames or hides services and endpoints. A rule naming
+// a path that another rule also names is an error of New.
+func WithRules(rules ...Rule) Option {
+	return func(c *config) { c.rules = append(c.rules, rules...) }
+}
+
+// WithMaxBody sets the largest request body forwarded (default
+// DefaultMaxBody); larger ones are refused with 413. Negative: no limit.
+func WithMaxBody(n int64) Option {
+	return func(c *config) {
+		if n != 0 {
+			c.maxBody = n
+		}
+	}
+}
+
+// WithTimeouts sets the deadline of requests without Ferry-Timeout-Ms
+// (default DefaultTimeout) and the longest one a request may ask for
+// (default DefaultMaxTimeout); zero keeps a default.
+func WithTimeouts(def, max time.Duration) Option {
+	return func(c *config) {
+		if def < 0 || max < 0 {
+			c.errs = append(c.errs, fmt.Errorf("gateway: negative timeout"))
+			return
+		}
+		if def > 0 {
+			c.timeout = def
+		}
+		if max > 0 {
+			c.maxTimeout = max
+		}
+	}
+}
+
+// WithLogger sets where the gateway logs (default slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l != nil {
+			c.logger = l
+		}
+	}
+}
+
+// WithoutForwarding names request headers that are not passed on to the
+// services (besides the hop-by-hop ones, which never are), such as
+// "Authorization" once the edge has checked it.
+func WithoutForwarding(headers ...string) Option {
+	return func(c *config) {
+		for _, h := range headers {
+			c.dropHeader[http.CanonicalHeaderKey(h)] = true
+		}
+	}
+}
+
+// Gateway is an HTTP entry point for every service of a registry: a POST
+// to /<service>/<Endpoint> with a JSON body is forwarded to a live
+// instance through the gateway's client, and its reply or error answered
+// as the service's own HTTP transport would. Routes follow the registry:
+// they appear when a service registers and disappear when its last
+// instance goes. Create it with New, Start it, and serve it with any
+// http.Server (it is an http.Handler); Stop ends the catalogue watch.
+type Gateway struct {
+	cat    registry.Catalog
+	client transport.Client
+	cfg    config
+	chain  middleware.Handler
+
+	table atomic.Pointer[table]
+
+	mu      sync.Mutex
+	watcher registry.Watcher
+	done    chan struct{}
+	first   chan struct{} // closed once the first catalogue is in
+}
+
+// New returns a gateway routing to the services cat lists, called through
+// c — normally a client.Client on the same registry, which picks the
+// instance and the transport, retries idempotent endpoints and breaks
+// circuits.
+func New(cat registry.Catalog, c transport.Client, opts ...Option) (*Gateway, error) {
+	if cat == nil || c == nil {
+		return nil, errors.New("gateway: New needs a catalogue and a client")
+	}
+	cfg := config{maxBody: DefaultMaxBody, timeout: DefaultTimeout, maxTimeout: DefaultMaxTimeout,
+		logger: slog.Default(), dropHeader: map[string]bool{}}
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	if err := checkRules(cfg.rules); err != nil {
+		cfg.errs = append(cfg.errs, err)
+	}
+	if err := errors.Join(cfg.errs...); err != nil {
+		return nil, err
+	}
+	g := &Gateway{cat: cat, client: c, cfg: cfg, first: make(chan struct{})}
+	g.chain = middleware.Chain(cfg.mws...)(g.forward)
+	g.table.Store(buildTable(nil, cfg.rules))
+	return g, nil
+}
+
+// Start starts following the catalogue and returns once the first set of
+// services is in (or ctx ends).
+func (g *Gateway) Start(ctx context.Context) error {
+	g.mu.Lock()
+	if g.done != nil {
+		g.mu.Unlock()
+		return errors.New("gateway: already started")
+	}
+	w, err := g.cat.WatchAll(ctx)
+	if err != nil {
+		g.mu.Unlock()
+		return fmt.Errorf("gateway: watch the registry: %w", err)
+	}
+	g.watcher, g.done = w, make(chan struct{})
+	g.mu.Unlock()
+	go g.follow(w)
+	select {
+	case <-g.first:
+		return nil
+	case <-ctx.Done():
+		_ = g.Stop(context.Background())
+		return fmt.Errorf("gateway: waiting for the registry: %w", ctx.Err())
+	}
+}
+
+// follow rebuilds the route table on every change of the catalogue.
+func (g *Gateway) follow(w registry.Watcher) {
+	defer close(g.done)
+	var once sync.Once
+	ctx := context.Background()
+	for {
+		ins, err := w.Next(ctx)
+		if errors.Is(err, registry.ErrWatcherStopped) {
+			return
+		}
+		if err != nil {
+			g.cfg.logger.Warn("gateway: the registry failed; routes stay as they were", "error", err)
+			continue // Next waits for the registry again
+		}
+		g.table.Store(buildTable(ins, g.cfg.rules))
+		once.Do(func() { close(g.first) })
+	}
+}
+
+// Stop ends the catalogue watch. Requests in flight are the http.Server's
+// to drain.
+func (g *Gateway) Stop(context.Context) error {
+	g.mu.Lock()
+	w, done := g.watcher, g.done
+	g.watcher = nil
+	g.mu.Unlock()
+	if w == nil {
+		return nil
+	}
+	err := w.Stop()
+	<-done
+	return err
+}
+
+// Route is one route of the gateway.
+type Route struct {
+	// Path is where it is served ("/greeter/Hello").
+	Path string
+	// Service and Endpoint are what it calls.
+	Service, Endpoint string
+	// Instances counts the service's live instances (0 for a pinned route
+	// of a service that has none).
+	Instances int
+}
+
+// Routes returns the current routes, sorted by path. Services whose
+// instances do not list their endpoints (registry.MetadataEndpoints) are
+// routed for any endpoint name and listed with Endpoint "*".
+func (g *Gateway) Routes() []Route {
+	t := g.table.Load()
+	out := make([]Route, 0, len(t.routes))
+	for path, r := range t.routes {
+		out = append(out, Route{Path: path, Service: r.service, Endpoint: r.endpoint, Instances: t.instances[r.service]})
+	}
+	for svc := range t.open {
+		out = append(out, Route{Path: "/" + svc + "/*", Service: svc, Endpoint: "*", Instances: t.instances[svc]})
+	}
+	slices.SortFunc(out, func(a, b Route) int { return strings.Compare(a.Path, b.Path) })
+	return out
+}
+
+// table is one immutable routing state.
+type table struct {
+	routes    map[string]route // path → route
+	open      map[string]bool  // services routed for any endpoint name
+	hidden    map[string]bool  // "svc" or "svc/Ep" hidden by a rule
+	instances map[string]int   // service → live instances
+}
+
+type route struct {
+	service, endpoint string
+}
+
+func buildTable(ins []registry.Instance, rules []Rule) *table {
+	t := &table{routes: map[string]route{}, open: map[string]bool{}, hidden: map[string]bool{}, instances: map[string]int{}}
+	paths := map[string]string{} // "svc/Ep" → renamed path
+	for _, r := range rules {
+		key := r.Service
+		if r.Endpoint != "" {
+			key += "/" + r.Endpoint
+		}
+		if r.Hide {
+			t.hidden[key] = true
+		}
+		if r.Path != "" {
+			paths[key] = r.Path
+		}
+	}
+	add := func(svc, ep string) {
+		if t.hidden[svc] || t.hidden[svc+"/"+ep] {
+			return
+		}
+		path, ok := paths[svc+"/"+ep]
+		if !ok {
+			path = "/" + svc + "/" + ep
+		}
+		t.routes[path] = route{service: svc, endpoint: ep}
+	}
+	for _, in := range ins {
+		t.instances[in.Service]++
+		names, ok := in.EndpointNames()
+		if !ok {
+			if !t.hidden[in.Service] {
+				t.open[in.Service] = true
+			}
+			continue
+		}
+		for _, ep := range names {
+			add(in.Service, ep)
+		}
+	}
+	for _, r := range rules {
+		if r.Pin && r.Endpoint != "" {
+			add(r.Service, r.Endpoint)
+		}
+	}
+	return t
+}
+
+func checkRules(rules []Rule) error {
+	var problems []error
+	seen := map[string]string{}
+	for i, r := range rules {
+		switch {
+		case r.Service == "":
+			problems = append(problems, fmt.Errorf("gateway: rule %d names no service", i))
+		case r.Endpoint == "" && (r.Path != "" || r.Pin):
+			problems = append(problems, fmt.Errorf("gateway: rule %d (%s): path and pin need an endpoint", i, r.Service))
+		case r.Path != "" && !strings.HasPrefix(r.Path, "/"):
+			problems = append(problems, fmt.Errorf("gateway: rule %d (%s/%s): path %q must start with /", i, r.Service, r.Endpoint, r.Path))
+		case r.Path != "":
+			if prev, dup := seen[r.Path]; dup {
+				problems = append(problems, fmt.Errorf("gateway: rules %s and %d both use path %q", prev, i, r.Path))
+			}
+			seen[r.Path] = fmt.Sprint(i)
+		}
+	}
+	return errors.Join(problems...)
+}
+
+// lookup finds the route of path: ok false with the error to answer.
+func (t *table) lookup(path string) (route, error) {
+	if r, ok := t.routes[path]; ok {
+		return r, nil
+	}
+	svc, ep, ok := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	if ok && svc != "" && ep != "" && !strings.Contains(ep, "/") && t.open[svc] && !t.hidden[svc+"/"+ep] {
+		return route{service: svc, endpoint: ep}, nil
+	}
+	switch {
+	case !ok || svc == "" || ep == "" || strings.Contains(ep, "/"):
+		return route{}, errs.Newf(errs.NotFound, "no route for %q", errs.Clip(path))
+	case t.instances[svc] == 0 || t.hidden[svc]:
+		return route{}, errs.Newf(errs.NotFound, "no service %q is running", errs.Clip(svc))
+	}
+	return route{}, errs.Newf(errs.NotFound, "service %q has no endpoint %q", errs.Clip(svc), errs.Clip(ep))
+}
+
+// hopHeaders are never forwarded: hop-by-hop ones (RFC 9110 §7.6.1), what
+// the transports set themselves, and what clients say of themselves.
+var hopHeaders = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Te": true, "Trailer": true,
+	"Transfer-Encoding": true, "Upgrade": true, "Host": true, "Content-Length": true, "Content-Type": true,
+	"Accept-Encoding": true, "Content-Encoding": true, "Proxy-Authorization": true, "Proxy-Authenticate": true,
+	fhttp.TimeoutHeader: true, "Traceparent": true, "Tracestate": true, "Baggage": true,
+	// What browsers and HTTP clients send about themselves, of no use to a
+	// service and costly on the wire (a NATS call without headers is much
+	// cheaper): the edge middleware still sees them.
+	"Accept": true, "Accept-Language": true, "User-Agent": true, "Cache-Control": true, "Pragma": true,
+	"Referer": true, "Origin": true, "Dnt": true, "Priority": true, "Upgrade-Insecure-Requests": true,
+	"Sec-Fetch-Dest": true, "Sec-Fetch-Mode": true, "Sec-Fetch-Site": true, "Sec-Fetch-User": true,
+	"Sec-Ch-Ua": true, "Sec-Ch-Ua-Mobile": true, "Sec-Ch-Ua-Platform": true,
+}
+
+// served is what one request needs, in one allocation.
+type served struct {
+	call  transport.Call
+	reply transport.Metadata
+}
+
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		fhttp.WriteProblem(w, http.StatusMethodNotAllowed, errs.Newf(errs.Unimplemented,
+			"method %s is not allowed on %q; allowed: POST (with a JSON body)", errs.Clip(r.Method), errs.Clip(r.URL.Path)))
+		return
+	}
+	rt, err := g.table.Load().lookup(r.URL.Path)
+	if err != nil {
+		fhttp.WriteError(w, err)
+		return
+	}
+	timeout := g.cfg.timeout
+	if v := r.Header[fhttp.TimeoutHeader]; len(v) > 0 {
+		d, ok := timeoutms.Parse(v[0], g.cfg.maxTimeout)
+		if !ok {
+			fhttp.WriteError(w, errs.Newf(errs.InvalidArgument, "header %s: %q is not a whole number of milliseconds greater than 0",
+				fhttp.TimeoutHeader, errs.Clip(v[0])).WithDetails(errs.Detail{Field: fhttp.TimeoutHeader, Reason: "want an integer > 0"}))
+			return
+		}
+		timeout = d
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+
+	body := r.Body
+	if g.cfg.maxBody > 0 {
+		body = http.MaxBytesReader(w, r.Body, g.cfg.maxBody)
+	}
+	in, err := io.ReadAll(body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			w.Header().Set("Connection", "close")
+			fhttp.WriteProblem(w, http.StatusRequestEntityTooLarge, errs.Newf(errs.ResourceExhausted,
+				"request body exceeds the %d-byte limit", g.cfg.maxBody).WithDetails(errs.Detail{Field: "body", Reason: "too large"}))
+			return
+		}
+		fhttp.WriteError(w, errs.Newf(errs.InvalidArgument, "reading the request body: %v", err))
+		return
+	}
+	if len(in) == 0 {
+		in = []byte("{}")
+	} else if !json.Valid(in) {
+		fhttp.WriteError(w, errs.New(errs.InvalidArgument, "the request body is not valid JSON").
+			WithDetails(errs.Detail{Field: "body", Reason: "invalid JSON"}))
+		return
+	}
+
+	s := &served{}
+	s.call = transport.Call{
+		Service: rt.service, Endpoint: rt.endpoint, Kind: transport.HTTP,
+		Request: fhttp.Header(r.Header), Reply: fhttp.Header(w.Header()), Peer: r.RemoteAddr,
+		Method: r.Method, Route: r.URL.Path, Target: r.URL.Path, TLS: r.TLS != nil,
+	}
+	s.call.Deadline, _ = ctx.Deadline()
+	ctx = transport.NewCallContext(ctx, &s.call)
+	out, err := g.chain(ctx, json.RawMessage(in))
+	if err != nil {
+		fhttp.WriteError(w, g.edgeError(ctx, rt, err))
+		return
+	}
+	raw, _ := out.(json.RawMessage)
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(raw)
+}
+
+// forward calls the backend: the innermost handler of the edge chain.
+func (g *Gateway) forward(ctx context.Context, req any) (any, error) {
+	call, _ := transport.CallFromContext(ctx)
+	in, ok := req.(json.RawMessage)
+	if !ok {
+		return nil, errs.Newf(errs.Internal, "gateway: edge middleware replaced the request with a %T", req)
+	}
+	md := transport.Metadata{}
+	for _, k := range call.Request.Keys() {
+		if ck := http.CanonicalHeaderKey(k); !hopHeaders[ck] && !g.cfg.dropHeader[ck] {
+			for _, v := range call.Request.Values(k) {
+				md.Add(k, v)
+			}
+		}
+	}
+	ctx = transport.WithMetadata(ctx, md)
+	var reply transport.Metadata
+	ctx = transport.CaptureReply(ctx, &reply)
+	var out json.RawMessage
+	err := g.client.Invoke(ctx, call.Service, call.Endpoint, in, &out)
+	for k, vs := range reply {
+		if ck := http.CanonicalHeaderKey(k); !hopHeaders[ck] {
+			call.Reply.Del(ck)
+			for _, v := range vs {
+				call.Reply.Add(ck, v)
+			}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = json.RawMessage("null")
+	}
+	return out, nil
+}
+
+// edgeError is what the public caller sees of err: what the service said,
+// code, message and details, as the service's own HTTP transport would
+// send it — except Unavailable, which the gateway's client also makes
+// itself (no instances, a refused dial) with internal addresses in its
+// message: that one says only which service is unavailable, and the
+// original goes to the log.
+func (g *Gateway) edgeError(ctx context.Context, rt route, err error) error {
+	e := errs.FromError(err)
+	if e.Code() != errs.Unavailable {
+		return e
+	}
+	g.cfg.logger.WarnContext(ctx, "gateway: backend unavailable", "service", rt.service, "endpoint", rt.endpoint, "error", err)
+	return errs.Newf(errs.Unavailable, "service %s is unavailable; try again later", rt.service)
+}

@@ -1,0 +1,341 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferry-go/ferry"
+	"github.com/ferry-go/ferry/client"
+	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/ferrytest"
+	"github.com/ferry-go/ferry/gateway"
+	"github.com/ferry-go/ferry/middleware/auth"
+	"github.com/ferry-go/ferry/middleware/ratelimit"
+	"github.com/ferry-go/ferry/registry"
+	regmemory "github.com/ferry-go/ferry/registry/memory"
+	"github.com/ferry-go/ferry/server"
+	"github.com/ferry-go/ferry/transport"
+	fhttp "github.com/ferry-go/ferry/transport/http"
+	fnats "github.com/ferry-go/ferry/transport/nats"
+	"go.uber.org/goleak"
+	"golang.org/x/time/rate"
+)
+
+func TestMain(m *testing.M) {
+	if url := os.Getenv(childEnv); url != "" {
+		os.Exit(runChild(url)) // an instance process of the fault tests
+	}
+	goleak.VerifyTestMain(m)
+}
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+type helloReq struct {
+	Name string `json:"name"`
+}
+
+type helloReply struct {
+	Message string `json:"message"`
+}
+
+type failReq struct {
+	Code string `json:"code"`
+}
+
+// backend is a greeter service on HTTP and NATS, registered in reg, that
+// counts the calls its handlers see.
+type backend struct {
+	svc   *ferry.Service
+	calls atomic.Int64
+}
+
+func startBackend(t *testing.T, reg registry.Registry, natsURL, name string) *backend {
+	t.Helper()
+	b := &backend{}
+	srv := server.New(name, server.WithLogger(quiet()), server.WithErrorPassThrough())
+	server.Handle(srv, "Hello", func(_ context.Context, r *helloReq) (*helloReply, error) {
+		b.calls.Add(1)
+		return &helloReply{Message: "hello " + r.Name}, nil
+	}, server.WithIdempotent())
+	server.Handle(srv, "Fail", func(_ context.Context, r *failReq) (*helloReply, error) {
+		b.calls.Add(1)
+		var c errs.Code
+		if err := c.UnmarshalText([]byte(r.Code)); err != nil {
+			return nil, errs.Newf(errs.InvalidArgument, "code %q: %v", r.Code, err)
+		}
+		return nil, errs.Newf(c, "failed with %s", r.Code).WithReason("TEST_" + strings.ToUpper(r.Code)).
+			WithDetails(errs.Detail{Field: "code", Reason: "asked for"})
+	})
+	nc := fnats.ConnectTo(func() string { return natsURL })
+	b.svc = ferry.New(srv, ferry.WithTransport(fhttp.NewServer("127.0.0.1:0")), ferry.WithConnection(nc), ferry.WithTransport(nc.Serve()),
+		ferry.WithRegistry(reg), ferry.WithLogger(quiet()))
+	ctx := ferrytest.Context(t)
+	if err := b.svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.svc.Stop(context.Background()) })
+	return b
+}
+
+// startGateway serves a gateway on reg over transports through httptest.
+func startGateway(t *testing.T, reg registry.Registry, natsURL string, transports []string, opts ...gateway.Option) string {
+	t.Helper()
+	copts := []client.Option{client.WithTransports(transports...)}
+	if natsURL != "" {
+		copts = append(copts, client.WithNATS(ferrytest.Connect(t, natsURL)))
+	}
+	c, err := client.New(reg, copts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	g, err := gateway.New(reg.(registry.Catalog), c, append([]gateway.Option{gateway.WithLogger(quiet())}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(ferrytest.Context(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Stop(context.Background()) })
+	hs := httptest.NewServer(g)
+	t.Cleanup(hs.Close)
+	return hs.URL
+}
+
+func post(t *testing.T, url, body string, hdr ...string) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// The gateway forwards a JSON call to the service over NATS or HTTP, as
+// the client prefers, and answers with the service's reply.
+func TestForwards(t *testing.T) {
+	ns := ferrytest.NATS(t)
+	reg := regmemory.New()
+	b := startBackend(t, reg, ns.ClientURL(), "greeter")
+	for _, tr := range []string{"nats", "http"} {
+		t.Run(tr, func(t *testing.T) {
+			url := startGateway(t, reg, ns.ClientURL(), []string{tr})
+			before := b.calls.Load()
+			status, hdr, body := post(t, url+"/greeter/Hello", `{"name": "edge"}`)
+			if status != 200 || strings.TrimSpace(body) != `{"message":"hello edge"}` || hdr.Get("Content-Type") != "application/json" {
+				t.Errorf("POST /greeter/Hello = %d %s %q", status, body, hdr.Get("Content-Type"))
+			}
+			if n := b.calls.Load() - before; n != 1 {
+				t.Errorf("backend saw %d calls, want 1", n)
+			}
+		})
+	}
+}
+
+// Issue #13: every error code reaches the public caller as the service's
+// own HTTP transport sends it — status, code, message, reason, details —
+// over either transport; Unavailable says which service, never how it was
+// reached.
+func TestErrorCodes(t *testing.T) {
+	ns := ferrytest.NATS(t)
+	reg := regmemory.New()
+	b := startBackend(t, reg, ns.ClientURL(), "greeter")
+	direct, _ := b.svc.Addr("http")
+	for _, tr := range []string{"nats", "http"} {
+		url := startGateway(t, reg, ns.ClientURL(), []string{tr})
+		for c := errs.Code(1); c <= errs.Unauthenticated; c++ {
+			body := `{"code": "` + c.String() + `"}`
+			wantStatus, _, wantBody := post(t, direct+"/greeter/Fail", body)
+			status, hdr, got := post(t, url+"/greeter/Fail", body)
+			if status != wantStatus || status != errs.HTTPStatus(c) || hdr.Get("Content-Type") != fhttp.ProblemContentType {
+				t.Errorf("%s: %s through the gateway = %d %q, the service answers %d", tr, c, status, hdr.Get("Content-Type"), wantStatus)
+			}
+			var p struct {
+				Code, Detail, Reason string
+				Details              []errs.Detail
+			}
+			if err := json.Unmarshal([]byte(got), &p); err != nil {
+				t.Fatalf("%s: %s: body %s: %v", tr, c, got, err)
+			}
+			if p.Code != c.String() {
+				t.Errorf("%s: %s: problem code %q", tr, c, p.Code)
+			}
+			if c == errs.Unavailable {
+				if strings.Contains(got, "127.0.0.1") || !strings.Contains(p.Detail, "greeter") {
+					t.Errorf("%s: Unavailable detail %q: want the service named, no address", tr, p.Detail)
+				}
+				continue
+			}
+			if c != errs.Canceled && got != wantBody {
+				t.Errorf("%s: %s through the gateway:\n%s\nthe service answers:\n%s", tr, c, got, wantBody)
+			}
+		}
+	}
+}
+
+// Issue #13: the edge middleware rejects before any backend call — the
+// backend's call counter proves it.
+func TestEdgeRejectsBeforeBackend(t *testing.T) {
+	ns := ferrytest.NATS(t)
+	reg := regmemory.New()
+	b := startBackend(t, reg, ns.ClientURL(), "greeter")
+	const key = "0123456789abcdef-key"
+	authn, err := auth.New(auth.WithAPIKeys(map[string]string{key: "tester"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit, err := ratelimit.New(rate.Every(time.Hour), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := startGateway(t, reg, ns.ClientURL(), []string{"nats"}, gateway.WithMiddleware(authn.Require(), limit.Middleware()))
+
+	before := b.calls.Load()
+	if status, _, body := post(t, url+"/greeter/Hello", `{}`); status != http.StatusUnauthorized {
+		t.Errorf("without credentials = %d %s, want 401", status, body)
+	}
+	if status, _, body := post(t, url+"/greeter/Hello", `{}`, "X-Api-Key", "wrong-wrong-wrong-key"); status != http.StatusUnauthorized {
+		t.Errorf("with a wrong key = %d %s, want 401", status, body)
+	}
+	if n := b.calls.Load() - before; n != 0 {
+		t.Errorf("the backend saw %d calls of unauthenticated requests, want 0", n)
+	}
+	for i := range 2 {
+		if status, _, body := post(t, url+"/greeter/Hello", `{"name":"k"}`, "X-Api-Key", key); status != 200 {
+			t.Errorf("authenticated call %d = %d %s, want 200", i, status, body)
+		}
+	}
+	if status, hdr, body := post(t, url+"/greeter/Hello", `{}`, "X-Api-Key", key); status != http.StatusTooManyRequests {
+		t.Errorf("third call within the burst of 2 = %d %s (Retry-After %q), want 429", status, body, hdr.Get("Retry-After"))
+	}
+	if n := b.calls.Load() - before; n != 2 {
+		t.Errorf("the backend saw %d calls, want the 2 admitted", n)
+	}
+}
+
+// Routes follow the registry: a service that registers is routed, one
+// that deregisters is not; a pinned route stays (503), a hidden one never
+// appears, a renamed one is served at its path only.
+func TestRoutesFollowRegistry(t *testing.T) {
+	ns := ferrytest.NATS(t)
+	reg := regmemory.New()
+	startBackend(t, reg, ns.ClientURL(), "greeter")
+	url := startGateway(t, reg, ns.ClientURL(), []string{"nats"}, gateway.WithRules(
+		gateway.Rule{Service: "greeter", Endpoint: "Fail", Hide: true},
+		gateway.Rule{Service: "greeter", Endpoint: "Hello", Path: "/api/hello"},
+		gateway.Rule{Service: "late", Endpoint: "Hello", Pin: true},
+	))
+	if status, _, body := post(t, url+"/api/hello", `{"name":"r"}`); status != 200 {
+		t.Errorf("renamed route = %d %s", status, body)
+	}
+	for _, p := range []string{"/greeter/Hello", "/greeter/Fail", "/nosuch/Hello", "/x"} {
+		if status, _, body := post(t, url+p, `{}`); status != http.StatusNotFound {
+			t.Errorf("%s = %d %s, want 404", p, status, body)
+		}
+	}
+	if status, _, body := post(t, url+"/late/Hello", `{}`); status != http.StatusServiceUnavailable {
+		t.Errorf("pinned route of a service not running = %d %s, want 503", status, body)
+	}
+
+	other := startBackend(t, reg, ns.ClientURL(), "other")
+	ferrytest.Eventually(t, "other routed once it registered", func() bool {
+		status, _, _ := post(t, url+"/other/Hello", `{"name":"o"}`)
+		return status == 200
+	})
+	if err := other.svc.Stop(ferrytest.Context(t)); err != nil {
+		t.Fatal(err)
+	}
+	ferrytest.Eventually(t, "other's route gone once it deregistered", func() bool {
+		status, _, _ := post(t, url+"/other/Hello", `{}`)
+		return status == http.StatusNotFound
+	})
+}
+
+// Bad requests get a clear error without a backend call.
+func TestBadRequests(t *testing.T) {
+	ns := ferrytest.NATS(t)
+	reg := regmemory.New()
+	b := startBackend(t, reg, ns.ClientURL(), "greeter")
+	url := startGateway(t, reg, ns.ClientURL(), []string{"nats"}, gateway.WithMaxBody(64))
+	before := b.calls.Load()
+	cases := []struct {
+		name, body string
+		hdr        []string
+		status     int
+		want       string
+	}{
+		{"not JSON", `{"name":`, nil, 400, "not valid JSON"},
+		{"too large", `{"name": "` + strings.Repeat("x", 100) + `"}`, nil, 413, "exceeds the 64-byte limit"},
+		{"bad timeout", `{}`, []string{fhttp.TimeoutHeader, "soon"}, 400, fhttp.TimeoutHeader},
+	}
+	for _, c := range cases {
+		status, hdr, body := post(t, url+"/greeter/Hello", c.body, c.hdr...)
+		if status != c.status || !strings.Contains(body, c.want) || hdr.Get("Content-Type") != fhttp.ProblemContentType {
+			t.Errorf("%s = %d %s, want %d naming %q", c.name, status, body, c.status, c.want)
+		}
+	}
+	resp, err := http.Get(url + "/greeter/Hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST" {
+		t.Errorf("GET = %d Allow %q, want 405 Allow POST", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+	if n := b.calls.Load() - before; n != 0 {
+		t.Errorf("the backend saw %d calls of bad requests, want 0", n)
+	}
+}
+
+// The caller's deadline and metadata travel on; the service's reply
+// metadata comes back.
+func TestMetadataAndDeadline(t *testing.T) {
+	ns := ferrytest.NATS(t)
+	reg := regmemory.New()
+	srv := server.New("echo", server.WithLogger(quiet()))
+	server.Handle(srv, "Echo", func(ctx context.Context, _ *helloReq) (*helloReply, error) {
+		call, _ := transport.CallFromContext(ctx)
+		d, _ := ctx.Deadline()
+		call.Reply.Set("x-seen-tenant", call.Request.Get("x-tenant"))
+		call.Reply.Set("x-left-ms", strconv.FormatInt(time.Until(d).Milliseconds(), 10))
+		return &helloReply{}, nil
+	})
+	nc := fnats.ConnectTo(func() string { return ns.ClientURL() })
+	svc := ferry.New(srv, ferry.WithConnection(nc), ferry.WithTransport(nc.Serve()), ferry.WithRegistry(reg), ferry.WithLogger(quiet()))
+	if err := svc.Start(ferrytest.Context(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop(context.Background()) })
+	url := startGateway(t, reg, ns.ClientURL(), []string{"nats"})
+	ferrytest.Eventually(t, "echo routed", func() bool {
+		status, _, _ := post(t, url+"/echo/Echo", `{}`)
+		return status == 200
+	})
+	status, hdr, body := post(t, url+"/echo/Echo", `{}`, "X-Tenant", "acme", fhttp.TimeoutHeader, "1500")
+	if status != 200 || hdr.Get("X-Seen-Tenant") != "acme" {
+		t.Errorf("= %d %s, X-Seen-Tenant %q; want the tenant header forwarded and the reply header back", status, body, hdr.Get("X-Seen-Tenant"))
+	}
+	if left, err := strconv.Atoi(hdr.Get("X-Left-Ms")); err != nil || left > 1500 || left <= 0 {
+		t.Errorf("the service had %q ms left, want at most the 1500 the caller gave", hdr.Get("X-Left-Ms"))
+	}
+}
