@@ -22,6 +22,7 @@ type Config struct {
 	Log        Log                     `mapstructure:"log"`
 	Telemetry  Telemetry               `mapstructure:"telemetry"`
 	Admin      Admin                   `mapstructure:"admin"`
+	Gateway    Gateway                 `mapstructure:"gateway"`
 	Client     Calls                   `mapstructure:"client"`
 	Clients    map[string]ServiceCalls `mapstructure:"clients" doc:"per called service (by name): transports, timeout, retry, tls and idempotent endpoints of calls to it; a key left out keeps client's (see Calling other services below); file only" validate:"dive,keys,service_name,endkeys"`
 	// ShutdownTimeout bounds the graceful drain.
@@ -40,6 +41,28 @@ type Calls struct {
 	Timeout    time.Duration `mapstructure:"timeout" doc:"deadline of an outgoing call whose context has none" validate:"gt=0"`
 	Retry      Retry         `mapstructure:"retry"`
 	TLS        ClientTLS     `mapstructure:"tls"`
+}
+
+// Gateway configures the API gateway (package gateway) a service serves
+// besides its endpoints; `ferry gateway` runs one that serves only that.
+type Gateway struct {
+	Enabled     bool           `mapstructure:"enabled" doc:"serve the API gateway: POST /<service>/<Endpoint> for every service of the registry, through config.Client"`
+	Addr        string         `mapstructure:"addr" doc:"gateway listen address, host:port" validate:"required_if=Enabled true,omitempty,listen_addr"`
+	MaxBody     int64          `mapstructure:"max_body" doc:"largest request body forwarded, in bytes; -1: no limit" validate:"gte=-1,ne=0"`
+	Timeout     time.Duration  `mapstructure:"timeout" doc:"deadline of a request without Ferry-Timeout-Ms" validate:"gt=0"`
+	MaxTimeout  time.Duration  `mapstructure:"max_timeout" doc:"longest deadline a request may ask for" validate:"gt=0"`
+	DropHeaders []string       `mapstructure:"drop_headers" doc:"request headers not forwarded to services, e.g. Authorization once the edge checked it (hop-by-hop ones and User-Agent, Accept… never are)"`
+	TLS         TLS            `mapstructure:"tls"`
+	Routes      []GatewayRoute `mapstructure:"routes" doc:"rules: [{service, endpoint, path, hide, pin}] to rename, hide or pin routes; file only" validate:"dive"`
+}
+
+// GatewayRoute is one rule of the gateway's routes (gateway.Rule).
+type GatewayRoute struct {
+	Service  string `mapstructure:"service" validate:"required,service_name"`
+	Endpoint string `mapstructure:"endpoint"`
+	Path     string `mapstructure:"path" validate:"omitempty,startswith=/"`
+	Hide     bool   `mapstructure:"hide"`
+	Pin      bool   `mapstructure:"pin"`
 }
 
 // ServiceCalls configures calls to one service; every key left out (zero)
@@ -308,6 +331,7 @@ func Default() Config {
 		Log:       Log{Level: "info", Format: "text"},
 		Telemetry: Telemetry{Enabled: true, AccessLog: true, OTLPProtocol: "http/protobuf"},
 		Admin:     Admin{Enabled: true, Addr: ":9464"},
+		Gateway:   Gateway{Addr: ":8000", MaxBody: 4 << 20, Timeout: 30 * time.Second, MaxTimeout: 5 * time.Minute},
 		Client: Calls{Transports: []string{"nats", "grpc", "http"}, Timeout: 10 * time.Second,
 			Retry: Retry{MaxAttempts: 5, BaseBackoff: 25 * time.Millisecond, MaxBackoff: time.Second}},
 		ShutdownTimeout: 15 * time.Second,

@@ -41,6 +41,10 @@ type Sources struct {
 	Flags *pflag.FlagSet
 	// Env looks environment variables up; nil: os.LookupEnv.
 	Env func(key string) (string, bool)
+	// Defaults, if set, changes the defaults (Default) before the sources
+	// are read — a program's own defaults, such as `ferry gateway`'s
+	// service.name and gateway.enabled. Every source still overrides them.
+	Defaults func(*Config)
 }
 
 // Problem is one thing wrong with a configuration.
@@ -222,6 +226,9 @@ func Load(src Sources) (*Config, error) {
 
 	flags, problems := flagValues(src.Flags)
 	cfg := Default()
+	if src.Defaults != nil {
+		src.Defaults(&cfg)
+	}
 	cfg.sources = map[string]string{}
 	rv := reflect.ValueOf(&cfg).Elem()
 	ls := leaves()
@@ -580,6 +587,10 @@ func message(fe validator.FieldError, key string) string {
 		return "want at most " + param
 	case "min":
 		return "want at least " + param + " entries"
+	case "startswith":
+		return "want it to start with " + param
+	case "ne":
+		return "cannot be " + param
 	}
 	return fmt.Sprintf("fails %q %s", fe.Tag(), param)
 }

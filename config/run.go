@@ -33,7 +33,13 @@ func Run(ctx context.Context, register func(*ferry.Service, *server.Server), arg
 		}
 		return fmt.Errorf("config: %w", err)
 	}
-	cfg, err := Load(Sources{Flags: fs})
+	bo := buildOptions{}
+	for _, o := range opts {
+		if o != nil {
+			o(&bo)
+		}
+	}
+	cfg, err := Load(Sources{Flags: fs, Defaults: bo.defaults})
 	if err != nil {
 		return err
 	}

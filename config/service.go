@@ -174,7 +174,13 @@ type buildOptions struct {
 	extra     []ferry.Option
 	server    []server.Option
 	tracer    []sdktrace.TracerProviderOption
+	defaults  func(*Config)
 }
+
+// WithDefaults changes the defaults Run loads the configuration over
+// (Sources.Defaults): a program's own, which every source still overrides.
+// NewService, given a loaded configuration, ignores it.
+func WithDefaults(f func(*Config)) Option { return func(o *buildOptions) { o.defaults = f } }
 
 // WithFactories replaces the built-in factory table (start from
 // DefaultFactories to keep the built-ins).
@@ -232,7 +238,8 @@ func NewService(cfg *Config, register func(*ferry.Service, *server.Server), opts
 	if cfg.AdvertiseHost != "" {
 		b.sopts = append(b.sopts, ferry.WithAdvertiseHost(cfg.AdvertiseHost))
 	}
-	for _, part := range []func() error{b.adminServer, b.client, b.http, b.grpc, b.nats, b.registry, b.broker} {
+	gatewayPart := func() error { return b.gatewayPart(srv) }
+	for _, part := range []func() error{b.adminServer, b.client, b.http, b.grpc, b.nats, b.registry, gatewayPart, b.broker} {
 		if err := part(); err != nil {
 			_ = shutdownTel(b.tel)
 			return nil, err
@@ -300,7 +307,7 @@ func (b *builder) check() error {
 	}
 	t := cfg.Transports
 	b.natsOn = t.NATS.Enabled || f.needsNATS["registry "+cfg.Registry.Kind] || f.needsNATS["broker "+cfg.Broker.Kind]
-	if !t.HTTP.Enabled && !t.GRPC.Enabled && !t.NATS.Enabled && (cfg.Broker.Kind == "none" || !brokerOK) {
+	if !t.HTTP.Enabled && !t.GRPC.Enabled && !t.NATS.Enabled && !cfg.Gateway.Enabled && (cfg.Broker.Kind == "none" || !brokerOK) {
 		problem("transports", "", "no transport is enabled and there is no broker: the service would do nothing")
 	}
 	if len(problems) > 0 {

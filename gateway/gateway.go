@@ -161,7 +161,7 @@ func New(cat registry.Catalog, c transport.Client, opts ...Option) (*Gateway, er
 			o(&cfg)
 		}
 	}
-	if err := checkRules(cfg.rules); err != nil {
+	if err := CheckRules(cfg.rules); err != nil {
 		cfg.errs = append(cfg.errs, err)
 	}
 	if err := errors.Join(cfg.errs...); err != nil {
@@ -317,7 +317,10 @@ func buildTable(ins []registry.Instance, rules []Rule) *table {
 	return t
 }
 
-func checkRules(rules []Rule) error {
+// CheckRules reports what is wrong with rules, as New would: a rule
+// without a service, a path or pin without an endpoint, a path not
+// starting with /, two rules on one path.
+func CheckRules(rules []Rule) error {
 	var problems []error
 	seen := map[string]string{}
 	for i, r := range rules {

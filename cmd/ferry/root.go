@@ -29,8 +29,8 @@ handler over HTTP, gRPC and NATS at once.
 
 It scaffolds a new service module (ferry new), calls an endpoint over any transport and prints
 the reply as JSON (ferry call), lists the running services from the NATS registry and from NATS
-service discovery (ferry services), and shows a service's endpoints with their request and
-response types (ferry describe).
+service discovery (ferry services), shows a service's endpoints with their request and
+response types (ferry describe), and runs the API gateway in front of them (ferry gateway).
 
 Exit status: 0 on success; 1 when the command ran and failed (the canonical error code and
 message are printed to stderr); 2 when the command line is wrong.`,
@@ -46,7 +46,7 @@ message are printed to stderr); 2 when the command line is wrong.`,
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.SetVersionTemplate(versionText())
-	root.AddCommand(newNewCmd(), newCallCmd(), newServicesCmd(), newDescribeCmd(), newVersionCmd())
+	root.AddCommand(newNewCmd(), newCallCmd(), newServicesCmd(), newDescribeCmd(), newGatewayCmd(), newVersionCmd())
 	return root
 }
 

@@ -1,0 +1,65 @@
+package config_test
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/ferry-go/ferry/config"
+	"github.com/ferry-go/ferry/ferrytest"
+	"github.com/ferry-go/ferry/transport"
+	fnats "github.com/ferry-go/ferry/transport/nats"
+	"github.com/nats-io/nats.go"
+)
+
+// TestGatewayFromConfig (issue #13): a service with gateway.enabled and
+// no endpoints of its own — what `ferry gateway` runs — routes every
+// service of its registry, through its client, behind its middleware; its
+// Routes endpoint lists the routes.
+func TestGatewayFromConfig(t *testing.T) {
+	natsURL := startNATS(t)
+	startConfigured(t, backRegister(nil), "FERRY_SERVICE_NAME", "back", "FERRY_ADMIN_ENABLED", "false",
+		"FERRY_TRANSPORTS_HTTP_ENABLED", "false", "FERRY_TRANSPORTS_GRPC_ENABLED", "false",
+		"FERRY_NATS_URL", natsURL, "FERRY_REGISTRY_KIND", "nats")
+	gw := startConfigured(t, nil, "FERRY_SERVICE_NAME", "edge", "FERRY_ADMIN_ENABLED", "false",
+		"FERRY_TRANSPORTS_HTTP_ENABLED", "false", "FERRY_TRANSPORTS_GRPC_ENABLED", "false",
+		"FERRY_NATS_URL", natsURL, "FERRY_REGISTRY_KIND", "nats",
+		"FERRY_GATEWAY_ENABLED", "true", "FERRY_GATEWAY_ADDR", "127.0.0.1:0",
+		"FERRY_GATEWAY_ROUTES", `[{"service": "back", "endpoint": "Echo", "path": "/api/echo"}]`)
+	addr, ok := gw.Addr("gateway")
+	if !ok {
+		t.Fatal("no gateway address")
+	}
+	var body string
+	ferrytest.Eventually(t, "back's Echo served through the gateway", func() bool {
+		resp, err := http.Post(addr+"/api/echo", "application/json", strings.NewReader(`{"text": "edge"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		return resp.StatusCode == 200
+	})
+	if strings.TrimSpace(body) != `{"text":"edge>back"}` {
+		t.Errorf("through the gateway = %s", body)
+	}
+	// The gateway's own Routes endpoint, over NATS.
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	got, err := transport.Invoke[struct{}, config.RoutesReply](ferrytest.Context(t), fnats.NewClient(nc), "edge", "Routes", &struct{}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range got.Routes {
+		found = found || (r.Path == "/api/echo" && r.Service == "back" && r.Endpoint == "Echo" && r.Instances == 1)
+	}
+	if !found {
+		t.Errorf("Routes = %+v, want /api/echo → back/Echo with 1 instance", got.Routes)
+	}
+}
