@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -102,6 +103,7 @@ func WithLogger(l *slog.Logger) Option {
 // it with [New]; its methods are safe for concurrent use.
 type Registry struct {
 	kv        jetstream.KeyValue
+	stream    jetstream.Stream // the bucket's, for Lookup
 	nc        *nats.Conn
 	ttl       time.Duration
 	heartbeat time.Duration
@@ -157,6 +159,10 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Registry
 			"registry/nats: bucket %s exists with TTL %v and limit marker TTL %v; want both set, or delete the bucket and let New create it",
 			o.bucket, st.TTL(), st.LimitMarkerTTL())
 	}
+	stream, err := js.Stream(ctx, "KV_"+o.bucket)
+	if err != nil {
+		return nil, failure(ctx, "open the stream of bucket "+o.bucket, err)
+	}
 	ttl := st.TTL()
 	hb := o.heartbeat
 	if hb == 0 {
@@ -167,6 +173,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Registry
 	}
 	return &Registry{
 		kv:        kv,
+		stream:    stream,
 		nc:        js.Conn(),
 		ttl:       ttl,
 		heartbeat: hb,
@@ -318,26 +325,27 @@ func (r *Registry) Lookup(ctx context.Context, service string) ([]registry.Insta
 	if err := checkService(service); err != nil {
 		return nil, err
 	}
-	kw, err := r.kv.Watch(ctx, service+".*", jetstream.IgnoreDeletes())
+	// The keys from the stream's subjects, then each key's last value: a
+	// KV watch's first snapshot can miss a key whose heartbeat replaces its
+	// message while the snapshot is taken (the old message is gone, the new
+	// one comes after the snapshot's end).
+	prefix := "$KV." + r.kv.Bucket() + "."
+	info, err := r.stream.Info(ctx, jetstream.WithSubjectFilter(prefix+service+".*"))
 	if err != nil {
 		return nil, failure(ctx, "look up "+service, err)
 	}
-	defer stopWatch(kw)
 	set := newSet()
-	for {
-		select {
-		case e, ok := <-kw.Updates():
-			if !ok {
-				return nil, failure(ctx, "look up "+service, nats.ErrConnectionClosed)
-			}
-			if e == nil {
-				return set.instances(), nil
-			}
-			set.apply(e)
-		case <-ctx.Done():
-			return nil, ctx.Err()
+	for subject := range info.State.Subjects {
+		e, err := r.kv.Get(ctx, strings.TrimPrefix(subject, prefix))
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			continue // deleted, purged or aged out since
 		}
+		if err != nil {
+			return nil, failure(ctx, "look up "+service, err)
+		}
+		set.apply(e)
 	}
+	return set.instances(), nil
 }
 
 // Watch follows the service's instances; see the package documentation.

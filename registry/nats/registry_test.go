@@ -279,3 +279,33 @@ func testWatchAcrossServerRestart(t *testing.T, watch func(context.Context, *nat
 		}
 	}
 }
+
+// Lookup never misses a live instance whose heartbeat replaces its entry
+// while Lookup reads: with a KV watch's first snapshot it could (the old
+// message gone, the new one after the snapshot's end); 300 Lookups during
+// heartbeats every 5ms find both instances every time.
+func TestLookupDuringHeartbeats(t *testing.T) {
+	s := ferrytest.NATS(t)
+	_, js := jetStream(t, s.ClientURL())
+	r := newRegistry(t, js, natsreg.WithTTL(2*time.Second), natsreg.WithHeartbeat(5*time.Millisecond))
+	ctx := testCtx(t)
+	for _, id := range []string{"a", "b"} {
+		in := registry.Instance{ID: id, Service: "beat", Endpoints: []registry.Endpoint{{Transport: "http", Address: "http://10.0.0.1:80"}}}
+		if err := r.Register(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	misses := 0
+	for range 300 {
+		ins, err := r.Lookup(ctx, "beat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ins) != 2 {
+			misses++
+		}
+	}
+	if misses > 0 {
+		t.Errorf("%d of 300 Lookups missed a live instance", misses)
+	}
+}
