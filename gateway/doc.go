@@ -30,7 +30,15 @@
 // metadata comes back as response headers. CORS wraps the gateway like any
 // http.Handler (transport/http/cors).
 //
-// Not yet: REST routes (server.WithRoute) and GET on idempotent endpoints
-// through the gateway, forwarding over gRPC, server streams; they are
-// answered 404 or 405 today.
+// REST routes (server.WithRoute: "GET /v1/hello/{name}") and the GET of
+// idempotent endpoints (GET /<service>/<Endpoint>?field=…) are served too,
+// over any transport: the service registers them with the kinds of its
+// request fields (registry.MetadataRoutes), and the gateway turns path
+// wildcards and query parameters into the JSON request — a value of the
+// wrong kind or an unknown parameter is a 400 naming it, without a backend
+// call. Two services claiming one pattern: the first (by name) keeps it,
+// and the other's is logged.
+//
+// Not yet: forwarding over gRPC (it needs the Go types for its protobuf
+// schema) and server streams.
 package gateway

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"math"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -169,7 +172,7 @@ func New(cat registry.Catalog, c transport.Client, opts ...Option) (*Gateway, er
 	}
 	g := &Gateway{cat: cat, client: c, cfg: cfg, first: make(chan struct{})}
 	g.chain = middleware.Chain(cfg.mws...)(g.forward)
-	g.table.Store(buildTable(nil, cfg.rules))
+	g.table.Store(g.buildTable(nil))
 	return g, nil
 }
 
@@ -212,7 +215,7 @@ func (g *Gateway) follow(w registry.Watcher) {
 			g.cfg.logger.Warn("gateway: the registry failed; routes stay as they were", "error", err)
 			continue // Next waits for the registry again
 		}
-		g.table.Store(buildTable(ins, g.cfg.rules))
+		g.table.Store(g.buildTable(ins))
 		once.Do(func() { close(g.first) })
 	}
 }
@@ -234,7 +237,8 @@ func (g *Gateway) Stop(context.Context) error {
 
 // Route is one route of the gateway.
 type Route struct {
-	// Path is where it is served ("/greeter/Hello").
+	// Path is where it is served: "/greeter/Hello" for POST, or a pattern
+	// with its method for a REST route or a GET ("GET /v1/hello/{name}").
 	Path string
 	// Service and Endpoint are what it calls.
 	Service, Endpoint string
@@ -255,6 +259,10 @@ func (g *Gateway) Routes() []Route {
 	for svc := range t.open {
 		out = append(out, Route{Path: "/" + svc + "/*", Service: svc, Endpoint: "*", Instances: t.instances[svc]})
 	}
+	for _, r := range t.patterns {
+		r.Instances = t.instances[r.Service]
+		out = append(out, r)
+	}
 	slices.SortFunc(out, func(a, b Route) int { return strings.Compare(a.Path, b.Path) })
 	return out
 }
@@ -265,14 +273,18 @@ type table struct {
 	open      map[string]bool  // services routed for any endpoint name
 	hidden    map[string]bool  // "svc" or "svc/Ep" hidden by a rule
 	instances map[string]int   // service → live instances
+	rest      *http.ServeMux   // REST routes and GET of idempotent endpoints
+	patterns  []Route          // what rest serves, for Routes
 }
 
 type route struct {
 	service, endpoint string
 }
 
-func buildTable(ins []registry.Instance, rules []Rule) *table {
-	t := &table{routes: map[string]route{}, open: map[string]bool{}, hidden: map[string]bool{}, instances: map[string]int{}}
+func (g *Gateway) buildTable(ins []registry.Instance) *table {
+	rules := g.cfg.rules
+	t := &table{routes: map[string]route{}, open: map[string]bool{}, hidden: map[string]bool{}, instances: map[string]int{},
+		rest: http.NewServeMux()}
 	paths := map[string]string{} // "svc/Ep" → renamed path
 	for _, r := range rules {
 		key := r.Service
@@ -286,15 +298,31 @@ func buildTable(ins []registry.Instance, rules []Rule) *table {
 			paths[key] = r.Path
 		}
 	}
+	pathOf := func(svc, ep string) string {
+		if path, ok := paths[svc+"/"+ep]; ok {
+			return path
+		}
+		return "/" + svc + "/" + ep
+	}
 	add := func(svc, ep string) {
 		if t.hidden[svc] || t.hidden[svc+"/"+ep] {
 			return
 		}
-		path, ok := paths[svc+"/"+ep]
-		if !ok {
-			path = "/" + svc + "/" + ep
+		t.routes[pathOf(svc, ep)] = route{service: svc, endpoint: ep}
+	}
+	served := map[string]bool{} // REST patterns registered
+	addREST := func(svc, ep, pattern string, params map[string]string) {
+		if t.hidden[svc] || t.hidden[svc+"/"+ep] || served[pattern] {
+			return
 		}
-		t.routes[path] = route{service: svc, endpoint: ep}
+		served[pattern] = true
+		rt := route{service: svc, endpoint: ep}
+		h := g.restHandler(rt, pattern, params)
+		if err := handleSafely(t.rest, pattern, h); err != nil {
+			g.cfg.logger.Warn("gateway: route not served", "service", svc, "endpoint", ep, "route", pattern, "error", err)
+			return
+		}
+		t.patterns = append(t.patterns, Route{Path: pattern, Service: svc, Endpoint: ep})
 	}
 	for _, in := range ins {
 		t.instances[in.Service]++
@@ -307,6 +335,19 @@ func buildTable(ins []registry.Instance, rules []Rule) *table {
 		}
 		for _, ep := range names {
 			add(in.Service, ep)
+		}
+		infos, err := in.RouteInfos()
+		if err != nil {
+			g.cfg.logger.Warn("gateway: instance routes ignored", "error", err)
+		}
+		for _, ep := range slices.Sorted(maps.Keys(infos)) {
+			info := infos[ep]
+			if in.Idempotent(ep) {
+				addREST(in.Service, ep, "GET "+pathOf(in.Service, ep), info.Params)
+			}
+			for _, pattern := range info.Routes {
+				addREST(in.Service, ep, pattern, info.Params)
+			}
 		}
 	}
 	for _, r := range rules {
@@ -382,17 +423,169 @@ type served struct {
 }
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
+	t := g.table.Load()
+	if r.Method == http.MethodPost {
+		if rt, err := t.lookup(r.URL.Path); err == nil {
+			g.serve(w, r, rt, nil)
+			return
+		}
+	}
+	if _, pattern := t.rest.Handler(r); pattern != "" {
+		t.rest.ServeHTTP(w, r) // sets the path values
+		return
+	}
+	_, err := t.lookup(r.URL.Path)
+	if err == nil { // a route, but not for this method
+		allow := http.MethodPost
+		if _, pattern := t.rest.Handler(&http.Request{Method: http.MethodGet, URL: r.URL, Host: r.Host}); pattern != "" {
+			allow += ", " + http.MethodGet
+		}
+		w.Header().Set("Allow", allow)
 		fhttp.WriteProblem(w, http.StatusMethodNotAllowed, errs.Newf(errs.Unimplemented,
-			"method %s is not allowed on %q; allowed: POST (with a JSON body)", errs.Clip(r.Method), errs.Clip(r.URL.Path)))
+			"method %s is not allowed on %q; allowed: %s", errs.Clip(r.Method), errs.Clip(r.URL.Path), allow))
 		return
 	}
-	rt, err := g.table.Load().lookup(r.URL.Path)
-	if err != nil {
-		fhttp.WriteError(w, err)
-		return
+	fhttp.WriteError(w, err)
+}
+
+// restHandler serves a REST route, or the GET of an idempotent endpoint:
+// the path wildcards and query parameters become fields of the JSON
+// request, by the kinds the service registered.
+func (g *Gateway) restHandler(rt route, pattern string, params map[string]string) http.Handler {
+	method, path, _ := strings.Cut(pattern, " ")
+	wild := wildcards(path)
+	body := method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.serve(w, r, rt, func(in []byte) ([]byte, error) {
+			if !body {
+				in = nil
+			}
+			return bindREST(r, wild, params, in)
+		})
+	})
+}
+
+// handleSafely registers h on mux for pattern, turning the panic of a
+// malformed or conflicting pattern into an error.
+func handleSafely(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%v", p)
+		}
+	}()
+	mux.Handle(pattern, h)
+	return nil
+}
+
+// wildcards returns the names of a path pattern's wildcards ("{name}",
+// "{rest...}" as "rest").
+func wildcards(path string) []string {
+	var out []string
+	for {
+		i := strings.IndexByte(path, '{')
+		if i < 0 {
+			return out
+		}
+		j := strings.IndexByte(path[i:], '}')
+		if j < 0 {
+			return out
+		}
+		name := strings.TrimSuffix(path[i+1:i+j], "...")
+		if name != "" && name != "$" {
+			out = append(out, name)
+		}
+		path = path[i+j+1:]
 	}
+}
+
+// bindREST makes the JSON request of a REST call: the body's object (if
+// any), with the path wildcards and the query parameters set by their
+// kinds. An unknown parameter, or a value of the wrong kind, is an
+// InvalidArgument naming it.
+func bindREST(r *http.Request, wild []string, params map[string]string, body []byte) ([]byte, error) {
+	obj := map[string]json.RawMessage{}
+	if len(body) > 0 && string(body) != "{}" {
+		if err := json.Unmarshal(body, &obj); err != nil {
+			return nil, errs.New(errs.InvalidArgument, "the request body must be a JSON object").
+				WithDetails(errs.Detail{Field: "body", Reason: "want a JSON object"})
+		}
+	}
+	for _, name := range wild {
+		kind, ok := params[name]
+		if !ok {
+			kind = "string"
+		}
+		v, err := jsonValue(name, kind, []string{r.PathValue(name)})
+		if err != nil {
+			return nil, err
+		}
+		obj[name] = v
+	}
+	query := r.URL.Query()
+	for _, name := range slices.Sorted(maps.Keys(query)) {
+		kind, ok := params[name]
+		if !ok {
+			return nil, errs.Newf(errs.InvalidArgument, "unknown query parameter %q", errs.Clip(name)).
+				WithDetails(errs.Detail{Field: errs.Clip(name), Reason: "unknown parameter"})
+		}
+		v, err := jsonValue(name, kind, query[name])
+		if err != nil {
+			return nil, err
+		}
+		obj[name] = v
+	}
+	return json.Marshal(obj)
+}
+
+// jsonValue is the JSON of values as kind.
+func jsonValue(name, kind string, values []string) (json.RawMessage, error) {
+	if elem, ok := strings.CutPrefix(kind, "array:"); ok {
+		parts := make([]json.RawMessage, 0, len(values))
+		for _, v := range values {
+			p, err := jsonValue(name, elem, []string{v})
+			if err != nil {
+				return nil, err
+			}
+			parts = append(parts, p)
+		}
+		return json.Marshal(parts)
+	}
+	if len(values) != 1 {
+		return nil, errs.Newf(errs.InvalidArgument, "parameter %q given %d times; it takes one value", name, len(values)).
+			WithDetails(errs.Detail{Field: name, Reason: "repeated"})
+	}
+	v := values[0]
+	bad := func(want string) error {
+		return errs.Newf(errs.InvalidArgument, "parameter %q: %q is not %s", name, errs.Clip(v), want).
+			WithDetails(errs.Detail{Field: name, Reason: "want " + want})
+	}
+	switch kind {
+	case "integer":
+		if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+			if _, uerr := strconv.ParseUint(v, 10, 64); uerr != nil {
+				return nil, bad("an integer")
+			}
+		}
+		return json.RawMessage(v), nil
+	case "number":
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			return nil, bad("a number")
+		}
+		return json.RawMessage(strconv.FormatFloat(f, 'g', -1, 64)), nil
+	case "boolean":
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, bad("true or false")
+		}
+		return json.RawMessage(strconv.FormatBool(b)), nil
+	}
+	return json.Marshal(v)
+}
+
+// serve forwards one request to rt: its body as it is, or what bind makes
+// of it.
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt route, bind func([]byte) ([]byte, error)) {
 	timeout := g.cfg.timeout
 	if v := r.Header[fhttp.TimeoutHeader]; len(v) > 0 {
 		d, ok := timeoutms.Parse(v[0], g.cfg.maxTimeout)
@@ -428,6 +621,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fhttp.WriteError(w, errs.New(errs.InvalidArgument, "the request body is not valid JSON").
 			WithDetails(errs.Detail{Field: "body", Reason: "invalid JSON"}))
 		return
+	}
+	if bind != nil {
+		if in, err = bind(in); err != nil {
+			fhttp.WriteError(w, err)
+			return
+		}
 	}
 
 	s := &served{}

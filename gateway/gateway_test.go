@@ -339,3 +339,75 @@ func TestMetadataAndDeadline(t *testing.T) {
 		t.Errorf("the service had %q ms left, want at most the 1500 the caller gave", hdr.Get("X-Left-Ms"))
 	}
 }
+
+type searchReq struct {
+	Name  string   `json:"name"`
+	Limit int      `json:"limit"`
+	Exact bool     `json:"exact"`
+	Tags  []string `json:"tags"`
+	Note  string   `json:"note"`
+}
+
+// REST routes and the GET of idempotent endpoints are served by the
+// gateway over any transport: path wildcards and query parameters become
+// the JSON request by the kinds the service registered; a wrong kind or an
+// unknown parameter is a 400 naming it, before any backend call.
+func TestRESTRoutes(t *testing.T) {
+	ns := ferrytest.NATS(t)
+	reg := regmemory.New()
+	var calls atomic.Int64
+	srv := server.New("catalog", server.WithLogger(quiet()))
+	server.Handle(srv, "Search", func(_ context.Context, r *searchReq) (*searchReq, error) {
+		calls.Add(1)
+		return r, nil
+	}, server.WithIdempotent(), server.WithRoute("GET /v1/search/{name}"), server.WithRoute("PUT /v1/notes/{name}"))
+	nc := fnats.ConnectTo(func() string { return ns.ClientURL() })
+	svc := ferry.New(srv, ferry.WithConnection(nc), ferry.WithTransport(nc.Serve()), ferry.WithRegistry(reg), ferry.WithLogger(quiet()))
+	if err := svc.Start(ferrytest.Context(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop(context.Background()) })
+	url := startGateway(t, reg, ns.ClientURL(), []string{"nats"})
+
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(b))
+	}
+	if status, body := get("/v1/search/ada?limit=3&exact=true&tags=a&tags=b"); status != 200 ||
+		body != `{"name":"ada","limit":3,"exact":true,"tags":["a","b"],"note":""}` {
+		t.Errorf("GET REST route = %d %s", status, body)
+	}
+	if status, body := get("/catalog/Search?name=bo&limit=1"); status != 200 || !strings.Contains(body, `"name":"bo","limit":1`) {
+		t.Errorf("GET of the idempotent endpoint = %d %s", status, body)
+	}
+	req, _ := http.NewRequest(http.MethodPut, url+"/v1/notes/cy?limit=2", strings.NewReader(`{"note": "hi"}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"name":"cy","limit":2`) || !strings.Contains(string(b), `"note":"hi"`) {
+		t.Errorf("PUT REST route with a body = %d %s", resp.StatusCode, b)
+	}
+	before := calls.Load()
+	for path, want := range map[string]string{
+		"/v1/search/ada?limit=many":      `parameter \"limit\": \"many\" is not an integer`,
+		"/v1/search/ada?exact=maybe":     `is not true or false`,
+		"/v1/search/ada?colour=red":      `unknown query parameter \"colour\"`,
+		"/v1/search/ada?limit=1&limit=2": `given 2 times`,
+	} {
+		if status, body := get(path); status != 400 || !strings.Contains(body, want) {
+			t.Errorf("GET %s = %d %s, want 400 with %s", path, status, body, want)
+		}
+	}
+	if n := calls.Load() - before; n != 0 {
+		t.Errorf("the backend saw %d calls of bad requests, want 0", n)
+	}
+}

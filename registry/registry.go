@@ -14,6 +14,7 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -56,6 +57,37 @@ func (in Instance) EndpointNames() (names []string, ok bool) {
 		return nil, false
 	}
 	return strings.Split(list, ","), true
+}
+
+// MetadataRoutes is the Instance.Metadata key under which a Ferry service
+// describes, as JSON, the endpoints an HTTP caller may reach other than by
+// POST /<service>/<Endpoint>: their REST routes and, for idempotent ones,
+// GET /<service>/<Endpoint>, with the kinds of the request fields a path
+// or a query can give (server.Endpoint.ParamKinds). An API gateway serves
+// the same routes over any transport. Endpoint name → RouteInfo.
+const MetadataRoutes = "ferry.routes"
+
+// RouteInfo is what MetadataRoutes says of one endpoint.
+type RouteInfo struct {
+	// Routes are net/http patterns with a method ("GET /v1/hello/{name}").
+	Routes []string `json:"routes,omitempty"`
+	// Params maps a request field's JSON name to its kind: "string",
+	// "integer", "number", "boolean", or "array:" and one of those.
+	Params map[string]string `json:"params,omitempty"`
+}
+
+// RouteInfos returns what in says in MetadataRoutes: nil, nil when it
+// says nothing; an error when it is not valid JSON.
+func (in Instance) RouteInfos() (map[string]RouteInfo, error) {
+	raw := in.Metadata[MetadataRoutes]
+	if raw == "" {
+		return nil, nil
+	}
+	var out map[string]RouteInfo
+	if err := json.Unmarshal([]byte(raw), &out); err != nil {
+		return nil, fmt.Errorf("registry: %s/%s: metadata %s: %w", in.Service, in.ID, MetadataRoutes, err)
+	}
+	return out, nil
 }
 
 // Idempotent reports whether in lists endpoint as idempotent
