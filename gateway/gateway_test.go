@@ -294,13 +294,21 @@ func TestBadRequests(t *testing.T) {
 			t.Errorf("%s = %d %s, want %d naming %q", c.name, status, body, c.status, c.want)
 		}
 	}
-	resp, err := http.Get(url + "/greeter/Hello")
+	resp, err := http.Get(url + "/greeter/Fail") // not idempotent: POST only
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST" {
-		t.Errorf("GET = %d Allow %q, want 405 Allow POST", resp.StatusCode, resp.Header.Get("Allow"))
+		t.Errorf("GET of a non-idempotent endpoint = %d Allow %q, want 405 Allow POST", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+	req, _ := http.NewRequest(http.MethodDelete, url+"/greeter/Hello", nil)
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST, GET" {
+		t.Errorf("DELETE of an idempotent endpoint = %d Allow %q, want 405 Allow POST, GET", resp.StatusCode, resp.Header.Get("Allow"))
 	}
 	if n := b.calls.Load() - before; n != 0 {
 		t.Errorf("the backend saw %d calls of bad requests, want 0", n)
