@@ -1,13 +1,10 @@
 package client_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -109,78 +106,17 @@ func runChild(spec string) int {
 
 // child is a running instance process.
 type child struct {
-	cmd    *exec.Cmd
-	stdin  io.Closer
-	id     string // registry instance ID ("" over NATS)
-	addr   string // advertised address ("-" over NATS)
-	stderr *bytes.Buffer
+	*ferrytest.Child
+	id   string // registry instance ID ("" over NATS)
+	addr string // advertised address ("-" over NATS)
 }
 
 // startChild starts an instance process and waits for it to be ready.
 func startChild(t *testing.T, kind, name, url string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+kind+" "+name+" "+url)
-	c := &child{cmd: cmd, stderr: new(bytes.Buffer)}
-	cmd.Stderr = &lockedWriter{w: c.stderr}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c.stdin = stdin
-	t.Cleanup(func() {
-		_ = stdin.Close() // a clean stop, unless it was killed
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("instance %s stderr:\n%s", name, c.stderr)
-		}
-	})
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if line, ok := strings.CutPrefix(sc.Text(), "ready "); ok {
-				ready <- line
-			}
-		}
-		close(ready)
-	}()
-	select {
-	case line, ok := <-ready:
-		if !ok {
-			_ = cmd.Wait()
-			t.Fatalf("instance %s exited before ready: %s", name, c.stderr)
-		}
-		c.id, c.addr, _ = strings.Cut(line, " ")
-	case <-time.After(testTimeout):
-		t.Fatalf("instance %s not ready within %v: %s", name, testTimeout, c.stderr)
-	}
+	c := &child{Child: ferrytest.StartChild(t, childEnv, kind+" "+name+" "+url)}
+	c.id, c.addr, _ = strings.Cut(c.Ready, " ")
 	return c
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // TestKillInstance is issue #3's fault test: three instances of a service,
@@ -348,14 +284,14 @@ func killInstances(t *testing.T, kind string, n, kills int) {
 	// after the kill.
 	ferrytest.Eventually(t, "500 calls before the kill", func() bool { return calls.Load() >= 500 })
 	for _, v := range victims {
-		if err := v.cmd.Process.Kill(); err != nil { // SIGKILL
+		if err := v.Cmd.Process.Kill(); err != nil { // SIGKILL
 			t.Fatal(err)
 		}
 	}
 	killed := time.Now()
 	atKill := calls.Load()
 	for _, v := range victims {
-		_ = v.cmd.Wait()
+		v.Wait()
 	}
 	if kind != "nats" {
 		ferrytest.Eventually(t, "the killed instances leave the registry (TTL expiry)", func() bool { return gone.Load() != 0 })

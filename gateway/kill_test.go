@@ -1,15 +1,12 @@
 package gateway_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,7 +62,7 @@ func runChild(url string) int {
 	if err := svc.Start(ctx); err != nil {
 		return fail(err)
 	}
-	fmt.Println("ready")
+	fmt.Println("ready greeter")
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	stopCtx, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel2()
@@ -76,40 +73,9 @@ func runChild(url string) int {
 }
 
 // startChild starts an instance process and waits until it registered.
-func startChild(t *testing.T, url string) *exec.Cmd {
+func startChild(t *testing.T, url string) *ferrytest.Child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+url)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = stdin.Close() // a clean stop, unless it was killed
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	if sc := bufio.NewScanner(stdout); !sc.Scan() || sc.Text() != "ready" {
-		<-done
-		t.Fatalf("instance did not start: %s", stderr.String())
-	}
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
-	return cmd
+	return ferrytest.StartChild(t, childEnv, url)
 }
 
 // natsGateway serves a gateway on the NATS registry, calling over HTTP.
@@ -174,7 +140,7 @@ func TestRouteLifecycle(t *testing.T) {
 	})
 	t.Logf("route served %v after the instance registered (start to registered: %v)", time.Since(began)-registered, registered)
 
-	if err := child.Process.Kill(); err != nil {
+	if err := child.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
@@ -221,7 +187,7 @@ func TestKillUnderLoad(t *testing.T) {
 					continue
 				}
 				if ok.Add(1) >= before {
-					killOnce.Do(func() { _ = victim.Process.Kill(); close(killed) })
+					killOnce.Do(func() { _ = victim.Kill(); close(killed) })
 				}
 			}
 		})
