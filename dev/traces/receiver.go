@@ -231,6 +231,9 @@ func writeStatus(w http.ResponseWriter, asJSON bool, status int, msg string) {
 	if status == http.StatusRequestEntityTooLarge {
 		code = resourceExhausted
 	}
+	// A decoding error may quote the body, which need not be UTF-8; the
+	// message must be, or the Status does not marshal.
+	msg = strings.ToValidUTF8(msg, "\uFFFD")
 	write(w, asJSON, status, &statuspb.Status{Code: code, Message: "traces: " + msg})
 }
 

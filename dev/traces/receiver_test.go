@@ -313,6 +313,7 @@ func TestReceiverBadBody(t *testing.T) {
 		{"truncated JSON", ctJSON, "", []byte(`{"resourceSpans":[`), "JSON body is not an ExportTraceServiceRequest"},
 		{"JSON of another shape", ctJSON, "", []byte(`{"resourceSpans":5}`), "JSON body is not an ExportTraceServiceRequest"},
 		{"not JSON", ctJSON, "", []byte(`hello`), "JSON body is not an ExportTraceServiceRequest"},
+		{"not UTF-8", ctJSON, "", []byte("\x95"), "JSON body is not an ExportTraceServiceRequest"}, // the message quotes the byte
 		{"not gzip", ctProto, "gzip", []byte("plain"), "gzip body"},
 		{"truncated gzip", ctJSON, "gzip", gzipped(t, []byte(sampleOTLPJSON))[:40], "gzip body"},
 	} {
