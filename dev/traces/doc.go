@@ -5,11 +5,11 @@
 //
 // Wire the three together and point the services at the receiver:
 //
-//	store := traces.NewStore(200) // the last 200 traces, 1,000 spans each at most
+//	store := traces.NewStore(200) // the last 200 traces
 //	mux := http.NewServeMux()
-//	mux.Handle("/v1/traces", traces.NewReceiver(store))          // OTLP/HTTP
+//	mux.Handle("/v1/traces", traces.NewReceiver(store))              // OTLP/HTTP
 //	mux.Handle("/api/", http.StripPrefix("/api", traces.API(store))) // GET /api/traces, /api/traces/{id}
-//	go http.Serve(ln, mux) // ln listening on 127.0.0.1:PORT
+//	go http.Serve(ln, mux)                                           // ln listening on 127.0.0.1:PORT
 //
 // then start each service with
 //

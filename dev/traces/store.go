@@ -66,8 +66,9 @@ func WithMaxSpans(n int) Option {
 // span the longest ago is dropped first — and at most the per-trace maximum
 // of spans each (see WithMaxSpans). It is safe for concurrent use.
 //
-// Values it returns are copies, except the attribute maps of spans, which
-// are shared: read them, never write them.
+// Values it returns are copies, except what a Span holds by reference —
+// its attribute maps, events and links — which are shared: read them,
+// never write them.
 type Store struct {
 	maxTraces, maxSpans int
 
