@@ -594,23 +594,12 @@ func (o *ownWatcher) Next(ctx context.Context) ([]registry.Instance, error) {
 		}
 		if !o.started || !sameSet(own, o.last) {
 			o.last, o.started = own, true
-			return deepCopy(own), nil
+			return registry.Clone(own), nil
 		}
 	}
 }
 
 func (o *ownWatcher) Stop() error { return o.w.Stop() }
-
-// deepCopy returns a copy of ins that shares no memory with it.
-func deepCopy(ins []registry.Instance) []registry.Instance {
-	out := make([]registry.Instance, len(ins))
-	for i, in := range ins {
-		in.Endpoints = slices.Clone(in.Endpoints)
-		in.Metadata = maps.Clone(in.Metadata)
-		out[i] = in
-	}
-	return out
-}
 
 // checkCatalogOrder checks that set is sorted by service then ID without
 // duplicates, as registry.Catalog promises.

@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -42,6 +43,23 @@ type Instance struct {
 // them that may have been processed, as it would for an endpoint configured
 // idempotent.
 const MetadataIdempotent = "ferry.idempotent"
+
+// Clone returns a copy of in that shares no memory with it.
+func (in Instance) Clone() Instance {
+	in.Endpoints = slices.Clone(in.Endpoints)
+	in.Metadata = maps.Clone(in.Metadata)
+	return in
+}
+
+// Clone returns a copy of ins that shares no memory with it, as a
+// registry hands out so that callers cannot change what it holds.
+func Clone(ins []Instance) []Instance {
+	out := make([]Instance, len(ins))
+	for i, in := range ins {
+		out[i] = in.Clone()
+	}
+	return out
+}
 
 // MetadataEndpoints is the Instance.Metadata key under which a Ferry
 // service lists all its endpoints, comma-separated: "Fail,Hello". An API

@@ -347,7 +347,7 @@ func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
 		w.due = time.Now().Add(w.interval)
 		if !w.started || !equal(set, w.last) {
 			w.last, w.started = set, true
-			return cloneAll(set), nil
+			return registry.Clone(set), nil
 		}
 	}
 }
@@ -361,15 +361,6 @@ func equal(a, b []registry.Instance) bool {
 	return slices.EqualFunc(a, b, func(x, y registry.Instance) bool {
 		return x.ID == y.ID && x.Service == y.Service && slices.Equal(x.Endpoints, y.Endpoints)
 	})
-}
-
-func cloneAll(ins []registry.Instance) []registry.Instance {
-	out := make([]registry.Instance, len(ins))
-	for i, in := range ins {
-		in.Endpoints = slices.Clone(in.Endpoints)
-		out[i] = in
-	}
-	return out
 }
 
 func checkService(name string) error {

@@ -54,7 +54,7 @@ func (r *Registry) Register(ctx context.Context, in registry.Instance) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	in = clone(in)
+	in = in.Clone()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.services[in.Service]
@@ -152,7 +152,7 @@ func (r *Registry) snapshot(service string) []registry.Instance {
 	}
 	out := make([]registry.Instance, 0, len(s.instances))
 	for _, in := range s.instances {
-		out = append(out, clone(in))
+		out = append(out, in.Clone())
 	}
 	slices.SortFunc(out, func(a, b registry.Instance) int { return cmp.Compare(a.ID, b.ID) })
 	return out
@@ -164,7 +164,7 @@ func (r *Registry) snapshotAll() []registry.Instance {
 	out := []registry.Instance{}
 	for _, s := range r.services {
 		for _, in := range s.instances {
-			out = append(out, clone(in))
+			out = append(out, in.Clone())
 		}
 	}
 	slices.SortFunc(out, func(a, b registry.Instance) int {
@@ -233,7 +233,7 @@ func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
 			w.returned, w.last = true, cur
 			out := make([]registry.Instance, len(cur))
 			for i, in := range cur {
-				out[i] = clone(in)
+				out[i] = in.Clone()
 			}
 			return out, nil
 		}
@@ -270,13 +270,6 @@ func equal(a, b []registry.Instance) bool {
 		return x.ID == y.ID && x.Service == y.Service && x.Version == y.Version &&
 			slices.Equal(x.Endpoints, y.Endpoints) && maps.Equal(x.Metadata, y.Metadata)
 	})
-}
-
-// clone returns a copy of in that shares no memory with it.
-func clone(in registry.Instance) registry.Instance {
-	in.Endpoints = slices.Clone(in.Endpoints)
-	in.Metadata = maps.Clone(in.Metadata)
-	return in
 }
 
 func checkService(name string) error {

@@ -197,7 +197,7 @@ func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
 			return nil, err
 		case ready && (!w.started || !equal(cur, w.last)):
 			w.last, w.started = cur, true
-			return cloneAll(cur), nil
+			return registry.Clone(cur), nil
 		}
 		select {
 		case <-w.changed:
@@ -310,15 +310,4 @@ func equal(a, b []registry.Instance) bool {
 		return x.ID == y.ID && x.Service == y.Service && x.Version == y.Version &&
 			slices.Equal(x.Endpoints, y.Endpoints) && maps.Equal(x.Metadata, y.Metadata)
 	})
-}
-
-// cloneAll deep-copies ins, so callers cannot change the watcher's state.
-func cloneAll(ins []registry.Instance) []registry.Instance {
-	out := make([]registry.Instance, len(ins))
-	for i, in := range ins {
-		in.Endpoints = slices.Clone(in.Endpoints)
-		in.Metadata = maps.Clone(in.Metadata)
-		out[i] = in
-	}
-	return out
 }

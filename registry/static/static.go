@@ -56,7 +56,7 @@ func New(instances ...registry.Instance) (*Registry, error) {
 			continue
 		}
 		seen[k] = true
-		services[in.Service] = append(services[in.Service], clone(in))
+		services[in.Service] = append(services[in.Service], in.Clone())
 	}
 	if err := errors.Join(problems...); err != nil {
 		return nil, errs.Newf(errs.InvalidArgument, "registry/static: %w", err)
@@ -85,7 +85,7 @@ func (r *Registry) Lookup(ctx context.Context, service string) ([]registry.Insta
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return cloneAll(r.services[service]), nil
+	return registry.Clone(r.services[service]), nil
 }
 
 // Watch returns a watcher whose first Next returns the service's
@@ -131,7 +131,7 @@ func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
 	w.sent = true
 	w.mu.Unlock()
 	if first {
-		return cloneAll(w.instances), nil
+		return registry.Clone(w.instances), nil
 	}
 	select {
 	case <-w.stop:
@@ -144,20 +144,6 @@ func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
 func (w *watcher) Stop() error {
 	w.stopOnce.Do(func() { close(w.stop) })
 	return nil
-}
-
-func clone(in registry.Instance) registry.Instance {
-	in.Endpoints = slices.Clone(in.Endpoints)
-	in.Metadata = maps.Clone(in.Metadata)
-	return in
-}
-
-func cloneAll(ins []registry.Instance) []registry.Instance {
-	out := make([]registry.Instance, len(ins))
-	for i, in := range ins {
-		out[i] = clone(in)
-	}
-	return out
 }
 
 func checkService(name string) error {
