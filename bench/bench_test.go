@@ -113,26 +113,32 @@ func BenchmarkHTTP(b *testing.B) {
 			b.Cleanup(hc.CloseIdleConnections)
 			run(b, p, func() error {
 				body, _ := json.Marshal(payload)
-				resp, err := hc.Post(url, "application/json", bytes.NewReader(body))
-				if err != nil {
-					return err
-				}
-				defer resp.Body.Close()
-				var out Msg
-				if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-					return err
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				if out.Num != payload.Num {
-					return fmt.Errorf("bad echo %+v", out)
-				}
-				return nil
+				return postEcho(hc, url, body)
 			})
 		})
 		b.Run(fmt.Sprintf("ferry/p%d", p), func(b *testing.B) {
 			benchClient(b, p, startHTTP(b, echoServer()), "Echo")
 		})
 	}
+}
+
+// postEcho posts body (the JSON payload) to url with a plain http.Client
+// and checks the echo.
+func postEcho(hc *http.Client, url string, body []byte) error {
+	resp, err := hc.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var out Msg
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK || out.Num != payload.Num {
+		return fmt.Errorf("bad echo %d %+v", resp.StatusCode, out)
+	}
+	return nil
 }
 
 func benchClient(b *testing.B, p int, c transport.Client, endpoint string) {

@@ -1,13 +1,10 @@
 package bench_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"testing"
 
@@ -63,22 +60,7 @@ func BenchmarkGateway(b *testing.B) {
 				hc := newHTTPClient()
 				b.Cleanup(hc.CloseIdleConnections)
 				body, _ := json.Marshal(payload)
-				run(b, p, func() error {
-					resp, err := hc.Post(target, "application/json", bytes.NewReader(body))
-					if err != nil {
-						return err
-					}
-					defer resp.Body.Close()
-					var out Msg
-					if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-						return err
-					}
-					_, _ = io.Copy(io.Discard, resp.Body)
-					if resp.StatusCode != http.StatusOK || out.Num != payload.Num {
-						return fmt.Errorf("bad echo %d %+v", resp.StatusCode, out)
-					}
-					return nil
-				})
+				run(b, p, func() error { return postEcho(hc, target, body) })
 			})
 		}
 	}
