@@ -14,6 +14,10 @@
 // Every address can be set by a flag or an environment variable:
 // -http (GREETER_HTTP_ADDR), -grpc (GREETER_GRPC_ADDR), -nats (NATS_URL),
 // -nats-port (GREETER_NATS_PORT).
+//
+// Every call is traced, measured and logged (telemetry.Setup). Spans are
+// exported only when OTEL_EXPORTER_OTLP_ENDPOINT names a collector — `ferry
+// dev` sets it to its own, and the dashboard shows them.
 package main
 
 import (
@@ -28,6 +32,7 @@ import (
 	"github.com/ferry-go/ferry"
 	"github.com/ferry-go/ferry/natsembed"
 	"github.com/ferry-go/ferry/server"
+	"github.com/ferry-go/ferry/telemetry"
 	fgrpc "github.com/ferry-go/ferry/transport/grpc"
 	fhttp "github.com/ferry-go/ferry/transport/http"
 	fnats "github.com/ferry-go/ferry/transport/nats"
@@ -60,8 +65,9 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 }
 
 // newServer registers the greeter's endpoints; main and the test share it.
-func newServer() *server.Server {
-	srv := server.New("greeter", server.WithVersion("1.0.0"), server.WithDescription("Says hello over HTTP, gRPC and NATS"))
+func newServer(opts ...server.Option) *server.Server {
+	opts = append([]server.Option{server.WithVersion("1.0.0"), server.WithDescription("Says hello over HTTP, gRPC and NATS")}, opts...)
+	srv := server.New("greeter", opts...)
 	server.Register(srv, Hello, Greeter{}.Hello, server.WithRoute("GET /v1/hello/{name}"), server.WithIdempotent())
 	return srv
 }
@@ -73,6 +79,13 @@ func main() {
 	}
 	if err != nil {
 		os.Exit(2)
+	}
+	// Traces (exported when OTEL_EXPORTER_OTLP_ENDPOINT is set), metrics and
+	// an access log line for every call, on every transport.
+	tel, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "greeter", ServiceVersion: "1.0.0"})
+	if err != nil {
+		slog.Error("greeter", "err", err)
+		os.Exit(1)
 	}
 	// One handler, three transports. NATS runs on the server at -nats-url,
 	// or on a server embedded in this process when there is none.
@@ -88,8 +101,11 @@ func main() {
 	}
 	nc := fnats.ConnectTo(natsURL, nats.Name("greeter"))
 	opts = append(opts, ferry.WithConnection(nc), ferry.WithTransport(nc.Serve()))
-	svc := ferry.New(newServer(), opts...)
-	if err := svc.Run(context.Background()); err != nil {
+	svc := ferry.New(newServer(server.WithMiddleware(tel.Middleware()...)), opts...)
+	err = svc.Run(context.Background())
+	// Flush the spans still buffered: the last calls' traces.
+	err = errors.Join(err, tel.Shutdown(context.Background()))
+	if err != nil {
 		slog.Error("greeter", "err", err)
 		os.Exit(1)
 	}
