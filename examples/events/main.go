@@ -19,6 +19,12 @@
 // and environment variables: -http (ORDERS_HTTP_ADDR, default :8081), -nats
 // (NATS_URL), -nats-port (EVENTS_NATS_PORT, default 4223), -failure-rate
 // (BILLING_FAILURE_RATE, default 0.3).
+//
+// Orders is served over HTTP and NATS (so `nats micro ls` and `ferry dev`'s
+// dashboard list it). Calls and events are traced, measured and logged
+// (telemetry.Setup): spans are exported only when OTEL_EXPORTER_OTLP_ENDPOINT
+// names a collector, as `ferry dev` sets it, and a trace follows an order
+// from the HTTP call through the publish to billing's handler.
 package main
 
 import (
@@ -36,8 +42,10 @@ import (
 	"github.com/ferry-go/ferry"
 	"github.com/ferry-go/ferry/broker"
 	jsbroker "github.com/ferry-go/ferry/broker/jetstream"
+	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/natsembed"
 	"github.com/ferry-go/ferry/server"
+	"github.com/ferry-go/ferry/telemetry"
 	fhttp "github.com/ferry-go/ferry/transport/http"
 	fnats "github.com/ferry-go/ferry/transport/nats"
 	"github.com/nats-io/nats.go"
@@ -48,6 +56,7 @@ type config struct {
 	httpAddr, natsURL string
 	natsPort          int
 	failureRate       float64
+	tel               *telemetry.Telemetry // nil: no telemetry
 }
 
 func parseFlags(args []string, getenv func(string) string) (config, error) {
@@ -91,19 +100,33 @@ var eventsStream = jetstream.StreamConfig{
 	MaxAge:     7 * 24 * time.Hour,
 }
 
-// jetStreamBroker makes, at start, a JetStream broker on nc.
-func jetStreamBroker(nc *fnats.Conn) func(context.Context) (broker.Broker, error) {
+// jetStreamBroker makes, at start, a JetStream broker on nc, traced and
+// measured when tel is not nil.
+func jetStreamBroker(nc *fnats.Conn, tel *telemetry.Telemetry) func(context.Context) (broker.Broker, error) {
 	return func(ctx context.Context) (broker.Broker, error) {
 		js, err := jetstream.New(nc.NATS())
 		if err != nil {
 			return nil, err
 		}
-		return jsbroker.New(ctx, js, jsbroker.WithStream(eventsStream))
+		b, err := jsbroker.New(ctx, js, jsbroker.WithStream(eventsStream))
+		if err != nil || tel == nil {
+			return b, err
+		}
+		return tel.Broker(b), nil
 	}
+}
+
+// middleware is the telemetry middleware when c has telemetry.
+func (c config) middleware() []middleware.Middleware {
+	if c.tel == nil {
+		return nil
+	}
+	return c.tel.Middleware()
 }
 
 // app is the two services of the example, in one process.
 type app struct {
+	cfg             config
 	orders, billing *ferry.Service
 	ordersNATS      *fnats.Conn
 	bill            *Billing
@@ -114,8 +137,9 @@ type app struct {
 // embedded server when natsURL is empty); billing connects to the same
 // server once orders has started.
 func newApp(c config, logger *slog.Logger, embedded natsembed.Options) *app {
-	a := &app{bill: &Billing{FailureRate: c.failureRate, Logger: logger}, monitor: &Monitor{Logger: logger}}
-	osrv := server.New("orders", server.WithVersion("1.0.0"), server.WithDescription("Places orders and publishes OrderPlaced"), server.WithLogger(logger))
+	a := &app{cfg: c, bill: &Billing{FailureRate: c.failureRate, Logger: logger}, monitor: &Monitor{Logger: logger}}
+	osrv := server.New("orders", server.WithVersion("1.0.0"), server.WithDescription("Places orders and publishes OrderPlaced"),
+		server.WithLogger(logger), server.WithMiddleware(c.middleware()...))
 	opts := []ferry.Option{ferry.WithTransport(fhttp.NewServer(c.httpAddr)), ferry.WithLogger(logger)}
 	natsURL := func() string { return c.natsURL }
 	if c.natsURL == "" {
@@ -124,7 +148,8 @@ func newApp(c config, logger *slog.Logger, embedded natsembed.Options) *app {
 		natsURL = emb.ClientURL
 	}
 	a.ordersNATS = fnats.ConnectTo(natsURL, nats.Name("orders"))
-	opts = append(opts, ferry.WithConnection(a.ordersNATS), ferry.WithBrokerFrom(jetStreamBroker(a.ordersNATS)))
+	opts = append(opts, ferry.WithConnection(a.ordersNATS), ferry.WithTransport(a.ordersNATS.Serve()),
+		ferry.WithBrokerFrom(jetStreamBroker(a.ordersNATS, c.tel)))
 	a.orders = ferry.New(osrv, opts...)
 	server.Handle(osrv, "Place", Orders{Broker: a.orders.Broker}.Place, server.WithRoute("POST /v1/orders"))
 	return a
@@ -135,11 +160,11 @@ func (a *app) start(ctx context.Context, logger *slog.Logger) error {
 	if err := a.orders.Start(ctx); err != nil {
 		return fmt.Errorf("orders: %w", err)
 	}
-	bsrv := server.New("billing", server.WithVersion("1.0.0"), server.WithLogger(logger))
+	bsrv := server.New("billing", server.WithVersion("1.0.0"), server.WithLogger(logger), server.WithMiddleware(a.cfg.middleware()...))
 	bnc := fnats.Connect(a.ordersNATS.NATS().ConnectedUrl(), nats.Name("billing"))
 	a.billing = ferry.New(bsrv,
 		ferry.WithConnection(bnc),
-		ferry.WithBrokerFrom(jetStreamBroker(bnc)),
+		ferry.WithBrokerFrom(jetStreamBroker(bnc, a.cfg.tel)),
 		ferry.WithLogger(logger),
 	)
 	ferry.Subscribe(a.billing, TopicOrderPlaced, a.bill.OnOrderPlaced,
@@ -173,6 +198,13 @@ func main() {
 		os.Exit(2)
 	}
 	logger := slog.Default()
+	// Traces (exported when OTEL_EXPORTER_OTLP_ENDPOINT is set), metrics and
+	// access logs of calls and events.
+	if c.tel, err = telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "events", ServiceVersion: "1.0.0", Logger: logger}); err != nil {
+		logger.Error("events", "err", err)
+		os.Exit(1)
+	}
+	defer func() { _ = c.tel.Shutdown(context.Background()) }()
 	a := newApp(c, logger, natsembed.Options{Port: c.natsPort, JetStream: true})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

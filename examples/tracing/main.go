@@ -19,9 +19,12 @@
 //	docker run --rm -p 16686:16686 -p 4318:4318 jaegertracing/all-in-one
 //	OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 go run ./examples/tracing
 //
-// An embedded NATS server (127.0.0.1, random port) carries the middle hop.
-// Flags: -http (:8082), -grpc (127.0.0.1:9092), -admin (:9465): ports of
-// their own, so it runs beside the other examples.
+// An embedded NATS server (127.0.0.1, random port) carries the middle hop,
+// or the server at -nats (env NATS_URL) when set, as `ferry dev` sets it.
+// Frontend and backend answer over NATS too, so `nats micro ls` and the
+// dev dashboard list all three. Flags: -http (:8082), -grpc
+// (127.0.0.1:9092), -admin (:9465): ports of their own, so it runs beside
+// the other examples.
 package main
 
 import (
@@ -64,6 +67,7 @@ type HelloReply struct {
 
 type config struct {
 	httpAddr, grpcAddr, adminAddr string
+	natsURL                       string    // "": an embedded server
 	stdout                        io.Writer // nil: stdout only without OTLP env
 }
 
@@ -104,12 +108,16 @@ func (a *app) start(ctx context.Context) (err error) {
 	}
 	mws := a.tel.Middleware() // tracing, metrics, access log
 
-	a.nats, err = natsembed.Start(ctx, natsembed.Options{})
-	if err != nil {
-		return err
+	natsURL := a.cfg.natsURL
+	if natsURL == "" {
+		a.nats, err = natsembed.Start(ctx, natsembed.Options{})
+		if err != nil {
+			return err
+		}
+		a.started = append(a.started, stopFunc(func(context.Context) error { a.nats.Shutdown(); return nil }))
+		natsURL = a.nats.ClientURL()
 	}
-	a.started = append(a.started, stopFunc(func(context.Context) error { a.nats.Shutdown(); return nil }))
-	a.nc, err = nats.Connect(a.nats.ClientURL(), nats.Name("frontend"))
+	a.nc, err = nats.Connect(natsURL, nats.Name("frontend"))
 	if err != nil {
 		return err
 	}
@@ -121,7 +129,7 @@ func (a *app) start(ctx context.Context) (err error) {
 	}
 	a.started = append(a.started, a.admin)
 
-	// backend: gRPC.
+	// backend: gRPC (and NATS, for discovery).
 	c := server.New("backend", server.WithMiddleware(mws...), server.WithLogger(a.logger))
 	server.Handle(c, "Greet", func(ctx context.Context, r *HelloRequest) (*HelloReply, error) {
 		if r.Name == "" {
@@ -130,7 +138,9 @@ func (a *app) start(ctx context.Context) (err error) {
 		return &HelloReply{Message: "Hello, " + r.Name + "!", Path: r.Path + ">backend", TraceID: traceID(ctx)}, nil
 	})
 	a.grpc = fgrpc.NewServer(a.cfg.grpcAddr)
-	if err := a.run(ctx, ferry.New(c, ferry.WithTransport(a.grpc), ferry.WithSignals(), ferry.WithLogger(a.logger))); err != nil {
+	cnc := fnats.Connect(natsURL, nats.Name("backend"))
+	if err := a.run(ctx, ferry.New(c, ferry.WithTransport(a.grpc), ferry.WithConnection(cnc), ferry.WithTransport(cnc.Serve()),
+		ferry.WithSignals(), ferry.WithLogger(a.logger))); err != nil {
 		return err
 	}
 	a.toC, err = fgrpc.NewClient(a.grpc.Addr().String(), fgrpc.WithClientMiddleware(mws...))
@@ -144,19 +154,21 @@ func (a *app) start(ctx context.Context) (err error) {
 	server.Handle(b, "Relay", func(ctx context.Context, r *HelloRequest) (*HelloReply, error) {
 		return transport.Invoke[HelloRequest, HelloReply](ctx, a.toC, "backend", "Greet", &HelloRequest{Name: r.Name, Path: r.Path + ">middle"})
 	})
-	bnc := fnats.Connect(a.nats.ClientURL(), nats.Name("middle"))
+	bnc := fnats.Connect(natsURL, nats.Name("middle"))
 	if err := a.run(ctx, ferry.New(b, ferry.WithConnection(bnc), ferry.WithTransport(bnc.Serve()), ferry.WithSignals(), ferry.WithLogger(a.logger))); err != nil {
 		return err
 	}
 	toB := fnats.NewClient(a.nc, fnats.WithClientMiddleware(mws...))
 
-	// frontend: HTTP, calls middle over NATS.
+	// frontend: HTTP (and NATS, for discovery), calls middle over NATS.
 	fe := server.New("frontend", server.WithMiddleware(mws...), server.WithLogger(a.logger))
 	server.Handle(fe, "Hello", func(ctx context.Context, r *HelloRequest) (*HelloReply, error) {
 		return transport.Invoke[HelloRequest, HelloReply](ctx, toB, "middle", "Relay", &HelloRequest{Name: r.Name, Path: "frontend"})
 	})
 	a.http = fhttp.NewServer(a.cfg.httpAddr)
-	return a.run(ctx, ferry.New(fe, ferry.WithTransport(a.http), ferry.WithSignals(), ferry.WithLogger(a.logger)))
+	fnc := fnats.Connect(natsURL, nats.Name("frontend"))
+	return a.run(ctx, ferry.New(fe, ferry.WithTransport(a.http), ferry.WithConnection(fnc), ferry.WithTransport(fnc.Serve()),
+		ferry.WithSignals(), ferry.WithLogger(a.logger)))
 }
 
 type stopFunc func(context.Context) error
@@ -197,6 +209,7 @@ func main() {
 	flag.StringVar(&cfg.httpAddr, "http", ":8082", "frontend HTTP address")
 	flag.StringVar(&cfg.grpcAddr, "grpc", "127.0.0.1:9092", "backend gRPC address")
 	flag.StringVar(&cfg.adminAddr, "admin", ":9465", "admin address (/metrics, /livez, /readyz)")
+	flag.StringVar(&cfg.natsURL, "nats", os.Getenv("NATS_URL"), "NATS server URL; empty starts an embedded server (env NATS_URL)")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -206,7 +219,7 @@ func main() {
 		logger.Error("tracing example", "err", err)
 		os.Exit(1)
 	}
-	logger.Info("tracing example: ready", "frontend", "http://"+a.http.Addr().String(), "middle", a.nats.ClientURL(),
+	logger.Info("tracing example: ready", "frontend", "http://"+a.http.Addr().String(), "middle", a.nc.ConnectedUrlRedacted(),
 		"backend", a.grpc.Addr().String(), "admin", "http://"+a.admin.Addr().String(),
 		"try", "curl -s -d '{\"name\":\"Ada\"}' localhost"+portOf(cfg.httpAddr)+"/frontend/Hello")
 	<-ctx.Done()
