@@ -191,7 +191,9 @@ var (
 	errUnsupportedField = ErrUnsupported
 )
 
-func isProto(t reflect.Type) bool { return t.Kind() == reflect.Pointer && t.Implements(protoMessageType) }
+func isProto(t reflect.Type) bool {
+	return t.Kind() == reflect.Pointer && t.Implements(protoMessageType)
+}
 
 func (g *Generator) ref(name string) *Schema { return &Schema{Ref: g.prefix + name} }
 

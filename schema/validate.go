@@ -304,17 +304,17 @@ var formats = map[string]string{
 }
 
 var patterns = map[string]string{
-	"alpha":        "^[a-zA-Z]+$",
-	"alphanum":     "^[a-zA-Z0-9]+$",
-	"numeric":      `^[-+]?[0-9]+(?:\.[0-9]+)?$`,
-	"number":       "^[0-9]+$",
-	"hexadecimal":  "^(0[xX])?[0-9a-fA-F]+$",
-	"uuid4":        "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$",
-	"uuid":         "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
-	"ascii":        "^[\x00-\x7F]*$",
-	"printascii":   "^[\x20-\x7E]*$",
-	"e164":         `^\+?[1-9][0-9]{7,14}$`,
-	"hexcolor":     "^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$",
+	"alpha":       "^[a-zA-Z]+$",
+	"alphanum":    "^[a-zA-Z0-9]+$",
+	"numeric":     `^[-+]?[0-9]+(?:\.[0-9]+)?$`,
+	"number":      "^[0-9]+$",
+	"hexadecimal": "^(0[xX])?[0-9a-fA-F]+$",
+	"uuid4":       "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$",
+	"uuid":        "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+	"ascii":       "^[\x00-\x7F]*$",
+	"printascii":  "^[\x20-\x7E]*$",
+	"e164":        `^\+?[1-9][0-9]{7,14}$`,
+	"hexcolor":    "^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$",
 }
 
 // ruleSchema maps one rule on a value of type t (pointers followed) to

@@ -1,0 +1,136 @@
+package schema_test
+
+import (
+	"encoding/json"
+	"math/big"
+	"net/netip"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Types the tests describe; each exercises a part of encoding/json's rules
+// or of the validate tag mapping.
+
+type Address struct {
+	Street string `json:"street" validate:"required,max=80"`
+	City   string `json:"city" validate:"required"`
+	Zip    string `json:"zip,omitempty" validate:"omitempty,numeric,len=5"`
+}
+
+type Audit struct {
+	CreatedBy string    `json:"createdBy"`
+	CreatedAt time.Time `json:"createdAt"`
+	Version   int       `json:"version" validate:"gte=0"`
+}
+
+type Node struct {
+	Name     string           `json:"name" validate:"required"`
+	Children []*Node          `json:"children,omitempty" validate:"omitempty,max=10,dive"`
+	Parent   *Node            `json:"parent,omitempty"`
+	Attrs    map[string]*Node `json:"attrs,omitempty"`
+}
+
+// Tree is a named map that refers to itself.
+type Tree map[string]Tree
+
+type Status string
+
+type Level int
+
+type Order struct {
+	Audit
+	*Extra
+	ID        string                 `json:"id" validate:"required,uuid4"`
+	Email     string                 `json:"email" validate:"required,email"`
+	Website   string                 `json:"website,omitempty" validate:"omitempty,url"`
+	Status    Status                 `json:"status" validate:"oneof=new paid 'on hold'"`
+	Level     Level                  `json:"level" validate:"oneof=1 2 3"`
+	Priority  uint8                  `json:"priority" validate:"min=1,max=5"`
+	Quantity  int32                  `json:"quantity" validate:"gt=0,lt=1000"`
+	Price     float64                `json:"price" validate:"gte=0.01"`
+	Discount  *float32               `json:"discount,omitempty" validate:"omitempty,gte=0,lte=1"`
+	Tags      []string               `json:"tags" validate:"max=5,dive,alphanum,min=2"`
+	Labels    map[string]string      `json:"labels,omitempty" validate:"omitempty,dive,keys,alpha,endkeys,max=20"`
+	Items     []Item                 `json:"items" validate:"required,min=1,dive"`
+	Ship      *Address               `json:"ship,omitempty"`
+	Bill      Address                `json:"bill"`
+	Notes     *string                `json:"notes" validate:"required"`
+	Attach    []byte                 `json:"attach,omitempty"`
+	Timeout   time.Duration          `json:"timeout" validate:"omitempty,min=1s,max=1m"`
+	Count     int64                  `json:"count,string"`
+	Flag      bool                   `json:"flag,string"`
+	Meta      json.RawMessage        `json:"meta,omitempty"`
+	Any       any                    `json:"any"`
+	Addr      netip.Addr             `json:"addr"`
+	Big       *big.Int               `json:"big,omitempty"`
+	Num       json.Number            `json:"num"`
+	Seen      *time.Time             `json:"seen"`
+	Grid      [2][2]int              `json:"grid"`
+	Hash      [4]byte                `json:"hash"`
+	Host      string                 `json:"host" validate:"omitempty,hostname|ip"`
+	Code      string                 `json:"code" validate:"omitempty,startswith=AB,endswith=Z,len=5"`
+	Hex       string                 `json:"hex" validate:"omitempty,hexadecimal"`
+	Day       string                 `json:"day" validate:"omitempty,datetime=2006-01-02"`
+	Sizes     map[int]int            `json:"sizes,omitempty" validate:"omitempty,min=1"`
+	Confirmed bool                   `json:"confirmed" validate:"required"`
+	Unique    []int                  `json:"unique" validate:"unique"`
+	Proto     *timestamppb.Timestamp `json:"proto,omitempty"`
+	Skipped   string                 `json:"-"`
+	Dash      string                 `json:"-,"`
+	private   string
+}
+
+type Item struct {
+	SKU string `json:"sku" validate:"required,alphanum,min=3,max=12"`
+	Qty int    `json:"qty" validate:"required,min=1"`
+}
+
+type Extra struct {
+	Note string `json:"note,omitempty"`
+	// Version clashes with Audit.Version: same depth, both tagged, so
+	// encoding/json writes neither.
+	Version int `json:"version"`
+}
+
+// Clash exercises name resolution across embedded structs.
+type Clash struct {
+	A
+	B
+	Name  string `json:"name"`
+	Title string
+}
+
+type A struct {
+	Name   string // written as "Name": names are case-sensitive, so Clash.Name ("name") does not hide it
+	Shared string
+	OnlyA  int
+}
+
+type B struct {
+	Shared string // clashes with A.Shared: same depth, both untagged, both dropped
+	Tagged string `json:"OnlyA"` // tagged beats A's untagged OnlyA at the same depth
+}
+
+type Page[T any] struct {
+	Items []T    `json:"items"`
+	Next  string `json:"next,omitempty"`
+}
+
+type Empty struct{}
+
+type Unsupported struct {
+	C chan int `json:"c"`
+}
+
+type BadKey struct {
+	M map[Address]int `json:"m"`
+}
+
+// OddTags has tags the validator itself would refuse (it panics on an
+// unknown rule); the schema keeps them in x-validate and maps what it can.
+type OddTags struct {
+	Odd  string `json:"odd" validate:"omitempty,lowercase,iscolor,frobnicate=3,min=abc"`
+	Bad  int    `json:"bad" validate:"min=1.5,oneof=x 2,len="`
+	Dive string `json:"dive" validate:"dive,keys,endkeys,|,=,,"`
+}
