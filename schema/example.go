@@ -15,7 +15,9 @@ import (
 )
 
 // Example returns a JSON value that doc describes, for an API explorer to
-// pre-fill a request body: every property present, values as small as the
+// pre-fill a request body: the first of "examples" where there are some,
+// otherwise every property present (only the first of each protobuf
+// oneof), values as small as the
 // keywords allow (the first of an enum, strings as short as minLength,
 // numbers at or just inside their bounds, one element in arrays), "$ref"s
 // resolved against doc's "$defs" (or the last segment of the reference,
@@ -93,6 +95,7 @@ func (e *exampler) value(s *Schema, depth int) (any, bool) {
 		defer delete(e.stack, name)
 		rest := *s
 		rest.Ref, rest.Extra, rest.Description, rest.Title, rest.Deprecated = "", nil, "", "", false
+		rest.Schema, rest.Defs = "", nil
 		if isEmpty(&rest) {
 			return e.value(def, depth+1)
 		}
@@ -100,6 +103,9 @@ func (e *exampler) value(s *Schema, depth int) (any, bool) {
 	}
 	if s.Const != nil {
 		return s.Const, true
+	}
+	if len(s.Examples) > 0 {
+		return s.Examples[0], true
 	}
 	for _, v := range s.Enum {
 		if v != nil {
@@ -208,6 +214,9 @@ func flatten(s, part *Schema) *Schema {
 	if out.PropertyNames == nil {
 		out.PropertyNames = part.PropertyNames
 	}
+	if out.Extra == nil {
+		out.Extra = part.Extra
+	}
 	c := *part
 	c.Type, c.Properties, c.Required, c.Items, c.AdditionalProperties, c.PropertyNames = nil, nil, nil, nil, nil, nil
 	c.Defs, c.Extra, c.Description, c.Title = nil, nil, "", ""
@@ -231,7 +240,11 @@ func (e *exampler) object(s *Schema, depth int) (any, bool) {
 	for _, r := range s.Required {
 		required[r] = true
 	}
+	skip := oneofRest(s)
 	for _, p := range s.Properties {
+		if skip[p.Name] {
+			continue
+		}
 		v, ok := e.value(p.Schema, depth+1)
 		if !ok {
 			if required[p.Name] {
@@ -258,6 +271,28 @@ func (e *exampler) object(s *Schema, depth int) (any, bool) {
 		}
 	}
 	return obj, true
+}
+
+// oneofRest names the members of each "x-oneof" group (which protobuf
+// sets at most one of) after the first.
+func oneofRest(s *Schema) map[string]bool {
+	groups, _ := s.Extra["x-oneof"].(map[string]any)
+	skip := map[string]bool{}
+	for _, g := range groups {
+		switch names := g.(type) {
+		case []string:
+			for _, n := range names[min(1, len(names)):] {
+				skip[n] = true
+			}
+		case []any:
+			for _, n := range names[min(1, len(names)):] {
+				if n, ok := n.(string); ok {
+					skip[n] = true
+				}
+			}
+		}
+	}
+	return skip
 }
 
 func (e *exampler) array(s *Schema, depth int) (any, bool) {
@@ -330,7 +365,7 @@ func exampleString(s *Schema) string {
 			}
 		}
 	}
-	cands = append(cands, "")
+	cands = append(cands, "", "a")
 	pad := "a"
 	for _, p := range sources {
 		if g, ok := fromPattern(p, 1); ok && g != "" {

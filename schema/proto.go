@@ -185,7 +185,10 @@ func wellKnown(md protoreflect.MessageDescriptor) *Schema {
 	case "ListValue":
 		return &Schema{Type: []string{"array"}}
 	case "Any":
-		return &Schema{Type: []string{"object"}, Properties: []Property{{Name: "@type", Schema: &Schema{Type: []string{"string"}}}},
+		// The other members are those of the message @type names.
+		typeURL := &Schema{Type: []string{"string"}, MinLength: new(1),
+			Examples: []any{"type.googleapis.com/google.protobuf.Empty"}}
+		return &Schema{Type: []string{"object"}, Properties: []Property{{Name: "@type", Schema: typeURL}},
 			Required: []string{"@type"}}
 	case "DoubleValue":
 		return floating("double")

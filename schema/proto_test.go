@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -127,7 +128,7 @@ func testMessage(t testing.TB) protoreflect.MessageDescriptor {
 		}},
 	}
 	// Make sure the well-known files are registered.
-	_ = []proto.Message{&timestamppb.Timestamp{}, &durationpb.Duration{}, &structpb.Struct{}, &wrapperspb.Int64Value{}, &anypb.Any{}, &fieldmaskpb.FieldMask{}}
+	_ = []proto.Message{&emptypb.Empty{}, &timestamppb.Timestamp{}, &durationpb.Duration{}, &structpb.Struct{}, &wrapperspb.Int64Value{}, &anypb.Any{}, &fieldmaskpb.FieldMask{}}
 	file, err := protodesc.NewFile(fd, protoregistry.GlobalFiles)
 	if err != nil {
 		t.Fatal(err)

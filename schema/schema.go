@@ -42,6 +42,7 @@ type Schema struct {
 	ContentMediaType string
 	Const            any   // nil: no const (this package never writes const null)
 	Enum             []any // strings, bools, json.Number and nil for null
+	Examples         []any // sample values, the first one used by Example
 
 	MinLength *int
 	MaxLength *int
@@ -130,6 +131,9 @@ func (s *Schema) MarshalJSON() ([]byte, error) {
 	}
 	if s.Enum != nil {
 		w.put("enum", s.Enum)
+	}
+	if s.Examples != nil {
+		w.put("examples", s.Examples)
 	}
 	w.num("minLength", s.MinLength)
 	w.num("maxLength", s.MaxLength)
@@ -323,6 +327,17 @@ func (s *Schema) setKeyword(key string, raw json.RawMessage) error {
 			return errors.New("not an array")
 		}
 		s.Enum = list
+		return nil
+	case "examples":
+		var v any
+		if err := decodeAny(raw, &v); err != nil {
+			return err
+		}
+		list, ok := v.([]any)
+		if !ok {
+			return errors.New("not an array")
+		}
+		s.Examples = list
 		return nil
 	case "minLength":
 		return json.Unmarshal(raw, &s.MinLength)

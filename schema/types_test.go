@@ -134,3 +134,51 @@ type OddTags struct {
 	Bad  int    `json:"bad" validate:"min=1.5,oneof=x 2,len="`
 	Dive string `json:"dive" validate:"dive,keys,endkeys,|,=,,"`
 }
+
+// Rules has one field per mapped rule, none of them exempt when zero, so
+// that Example has to satisfy each.
+type Rules struct {
+	Min      string            `json:"min" validate:"min=3"`
+	Max      string            `json:"max" validate:"max=3"`
+	Len      string            `json:"len" validate:"len=4"`
+	Gt       int               `json:"gt" validate:"gt=5"`
+	Lt       int               `json:"lt" validate:"lt=-2"`
+	Ne       int               `json:"ne" validate:"ne=0"`
+	Eq       string            `json:"eq" validate:"eq=hello"`
+	OneofS   string            `json:"oneofS" validate:"oneof=red green"`
+	OneofU   uint              `json:"oneofU" validate:"oneof=7 9"`
+	Email    string            `json:"email" validate:"email"`
+	URL      string            `json:"url" validate:"url"`
+	URI      string            `json:"uri" validate:"uri"`
+	UUID     string            `json:"uuid" validate:"uuid"`
+	UUID4    string            `json:"uuid4" validate:"uuid4"`
+	Hostname string            `json:"hostname" validate:"hostname"`
+	IPv4     string            `json:"ipv4" validate:"ipv4"`
+	IPv6     string            `json:"ipv6" validate:"ipv6"`
+	IP       string            `json:"ip" validate:"ip"`
+	DateTime string            `json:"dateTime" validate:"datetime=2006-01-02T15:04:05Z07:00"`
+	Alpha    string            `json:"alpha" validate:"alpha,min=2"`
+	Alphanum string            `json:"alphanum" validate:"alphanum"`
+	Numeric  string            `json:"numeric" validate:"numeric"`
+	Number   string            `json:"number" validate:"number"`
+	Hex      string            `json:"hex" validate:"hexadecimal"`
+	Starts   string            `json:"starts" validate:"startswith=ab,min=4"`
+	Ends     string            `json:"ends" validate:"endswith=yz"`
+	Contains string            `json:"contains" validate:"contains=mid"`
+	ASCII    string            `json:"ascii" validate:"ascii,min=1"`
+	E164     string            `json:"e164" validate:"e164"`
+	HexColor string            `json:"hexColor" validate:"hexcolor"`
+	Duration time.Duration     `json:"duration" validate:"min=1s"`
+	F32      float32           `json:"f32" validate:"gt=0.5"`
+	Ptr      *int              `json:"ptr" validate:"required,min=3"`
+	Slice    []string          `json:"slice" validate:"required,min=2,dive,oneof=a b"`
+	Map      map[string]int    `json:"map" validate:"min=1,dive,keys,len=2,endkeys,gte=10"`
+	Unique   []string          `json:"unique" validate:"unique,min=2"`
+	Bool     bool              `json:"bool" validate:"required"`
+	NeS      string            `json:"neS" validate:"ne="`
+	Array    [3]int            `json:"array" validate:"dive,min=1"`
+	Alt      string            `json:"alt" validate:"email|len=3"`
+	Nested   map[string][]Item `json:"nested" validate:"dive,max=1,dive"`
+	Named    Level             `json:"named" validate:"oneof=2 4"`
+	Required Address           `json:"required" validate:"required"`
+}

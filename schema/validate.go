@@ -325,6 +325,12 @@ func ruleSchema(t reflect.Type, r rule) *Schema {
 	numeric := !special(t) && (isInt(k) || isUint(k) || k == reflect.Float32 || k == reflect.Float64)
 	switch r.name {
 	case "min", "max", "len", "gt", "gte", "lt", "lte", "eq", "ne":
+		if size == sizedString && r.name == "eq" {
+			return &Schema{Const: r.param}
+		}
+		if size == sizedString && r.name == "ne" {
+			return &Schema{Not: &Schema{Const: r.param}}
+		}
 		if size != notSized {
 			return sizeRule(size, r)
 		}
@@ -411,9 +417,6 @@ func sizeRule(size sizeKind, r rule) *Schema {
 		}
 		hi = int(n) - 1
 	case "ne":
-		if size == sizedString {
-			return nil // ne on a string compares the text
-		}
 		eq := sizeRule(size, rule{name: "len", param: r.param})
 		return &Schema{Not: eq}
 	}
@@ -428,9 +431,6 @@ func sizeRule(size sizeKind, r rule) *Schema {
 	}
 	switch size {
 	case sizedString:
-		if r.name == "eq" {
-			return &Schema{Const: r.param}
-		}
 		set(&s.MinLength, &s.MaxLength)
 	case sizedArray:
 		set(&s.MinItems, &s.MaxItems)
