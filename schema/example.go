@@ -22,7 +22,8 @@ import (
 // numbers at or just inside their bounds, one element in arrays), "$ref"s
 // resolved against doc's "$defs" (or the last segment of the reference,
 // for other prefixes). A reference back to a definition already being
-// filled becomes null, or is left out. It is best effort for patterns and
+// filled becomes null, or is left out. Strings, arrays and objects stay
+// within 4,096 characters, elements or members. It is best effort for patterns and
 // formats; it never fails on a schema this package wrote.
 func Example(doc *Schema) ([]byte, error) {
 	if doc == nil {
@@ -48,11 +49,16 @@ func Example(doc *Schema) ([]byte, error) {
 type exampler struct {
 	defs  map[string]*Schema
 	stack map[string]bool
+	flat  map[*Schema]bool // allOf already merged in
 	err   error
 }
 
 // maxDepth bounds nesting in case of schemas written elsewhere.
 const maxDepth = 32
+
+// maxSize bounds the strings, arrays and objects of an example: a
+// minLength or minItems above it is not met.
+const maxSize = 4096
 
 // object keeps its members in order.
 type object []member
@@ -125,22 +131,37 @@ func (e *exampler) value(s *Schema, depth int) (any, bool) {
 		}
 		return nil, false
 	}
-	if s.AllOf != nil {
-		rest := *s
-		rest.AllOf = nil
-		merged := &rest
-		for _, part := range s.AllOf {
-			if part.Ref != "" {
-				name := part.Ref[strings.LastIndexByte(part.Ref, '/')+1:]
-				def := e.defs[name]
-				if def == nil || e.stack[name] {
-					return e.value(part, depth+1)
+	if s.AllOf != nil && !e.flat[s] {
+		merged := *s
+		merged.AllOf = nil
+		pending, checks := s.AllOf, []*Schema(nil)
+		for round := 0; len(pending) > 0 && round < maxDepth; round++ {
+			var next []*Schema
+			for _, part := range pending {
+				if part.Ref != "" {
+					name := part.Ref[strings.LastIndexByte(part.Ref, '/')+1:]
+					def := e.defs[name]
+					if def == nil || e.stack[name] {
+						return e.value(part, depth+1)
+					}
+					part = def
 				}
-				part = def
+				p := *part
+				p.AllOf = nil
+				m := flatten(&merged, &p)
+				checks = append(checks, m.AllOf...) // keywords both set: kept for checks only
+				m.AllOf = nil
+				merged = *m
+				next = append(next, part.AllOf...)
 			}
-			merged = flatten(merged, part)
+			pending = next
 		}
-		return e.value(merged, depth+1)
+		merged.AllOf = checks
+		if e.flat == nil {
+			e.flat = map[*Schema]bool{}
+		}
+		e.flat[&merged] = true
+		return e.value(&merged, depth+1)
 	}
 	typ := ""
 	for _, t := range s.Type {
@@ -221,16 +242,6 @@ func flatten(s, part *Schema) *Schema {
 	c.Type, c.Properties, c.Required, c.Items, c.AdditionalProperties, c.PropertyNames = nil, nil, nil, nil, nil, nil
 	c.Defs, c.Extra, c.Description, c.Title = nil, nil, "", ""
 	merge(&out, &c)
-	if len(out.AllOf) > 0 {
-		parts := out.AllOf
-		out.AllOf = nil
-		for _, p := range parts {
-			if p.Ref == "" {
-				return flatten(&out, p)
-			}
-		}
-		out.AllOf = parts
-	}
 	return &out
 }
 
@@ -255,12 +266,12 @@ func (e *exampler) object(s *Schema, depth int) (any, bool) {
 		obj = append(obj, member{p.Name, v})
 	}
 	if s.MinProperties != nil && s.AdditionalProperties != nil && !s.AdditionalProperties.never {
-		for i := 0; len(obj) < *s.MinProperties; i++ {
+		for i := 0; len(obj) < min(*s.MinProperties, maxSize); i++ {
 			key := "key" + strconv.Itoa(i+1)
 			if s.PropertyNames != nil {
 				key = exampleString(s.PropertyNames)
 				if i > 0 {
-					key += strings.Repeat(key[len(key)-1:], i)
+					key += strconv.Itoa(i)
 				}
 			}
 			v, ok := e.value(s.AdditionalProperties, depth+1)
@@ -303,6 +314,7 @@ func (e *exampler) array(s *Schema, depth int) (any, bool) {
 	if s.MaxItems != nil && *s.MaxItems < n {
 		n = *s.MaxItems
 	}
+	n = min(n, maxSize)
 	v, ok := e.value(s.Items, depth+1)
 	if !ok {
 		if s.MinItems != nil && *s.MinItems > 0 {
@@ -344,7 +356,7 @@ var formatExamples = map[string]string{
 func exampleString(s *Schema) string {
 	minLen := 0
 	if s.MinLength != nil {
-		minLen = *s.MinLength
+		minLen = min(*s.MinLength, maxSize)
 	}
 	var patterns []*regexp.Regexp
 	var sources []string
@@ -359,7 +371,7 @@ func exampleString(s *Schema) string {
 		cands = append(cands, f)
 	}
 	for _, p := range sources {
-		for reps := range minLen + 2 {
+		for _, reps := range []int{0, 1, 2, minLen} {
 			if g, ok := fromPattern(p, reps); ok {
 				cands = append(cands, g)
 			}

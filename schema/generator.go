@@ -363,7 +363,7 @@ func (g *Generator) object(t reflect.Type, at string) (*Schema, error) {
 		} else if fs, err = g.goType(f.typ, fat); err != nil {
 			return nil, err
 		}
-		if tag, ok := f.sf.Tag.Lookup("validate"); ok {
+		if tag := f.sf.Tag.Get("validate"); tag != "" {
 			var required bool
 			fs, required = constrain(fs, f.typ, tag, f.quoted)
 			if required {
