@@ -76,6 +76,8 @@ func TestRulesAgreeWithValidator(t *testing.T) {
 		{pstr, "min=2", []body{{`null`, false}, {`"a"`, false}, {`"ab"`, true}}},
 		{pstr, "omitempty,min=2", []body{{`null`, true}, {`"a"`, false}, {`"ab"`, true}}},
 		{pstr, "omitnil,oneof=a", []body{{`null`, true}, {`"a"`, true}, {`"b"`, false}}},
+		{pstr, "isdefault", []body{{`null`, true}}},
+		{pstr, "required_with=Other", []body{{`null`, true}, {`"x"`, true}}},
 		{strs, "required", []body{{`null`, false}, {`[]`, true}}},
 		{strs, "min=1", []body{{`null`, false}, {`[]`, false}, {`["a"]`, true}}},
 		{strs, "max=1", []body{{`null`, true}, {`["a","b"]`, false}}},

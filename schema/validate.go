@@ -112,8 +112,9 @@ func apply(s *Schema, t reflect.Type, lv *tagLevel) *Schema {
 		return s
 	}
 	switch {
-	case t.Kind() == reflect.Pointer && lv.omit == "" && (lv.required || len(lv.items) > 0):
-		// A nil pointer fails every rule unless omitted.
+	case t.Kind() == reflect.Pointer && lv.omit == "" && (lv.required || len(lv.items) > 0 && nilFails(lv.items[0])):
+		// The validator refuses a nil pointer whose first rule is not
+		// omitempty or one of those that run on nil (required_if…).
 		s = notNull(s)
 	case (t.Kind() == reflect.Slice || t.Kind() == reflect.Map) && lv.omit == "" &&
 		(positive(c.MinItems) || positive(c.MinProperties) || lv.required):
@@ -133,6 +134,26 @@ func apply(s *Schema, t reflect.Type, lv *tagLevel) *Schema {
 		c = &Schema{AnyOf: []*Schema{alt, c}}
 	}
 	return combine(s, c)
+}
+
+// nilFails reports whether the validator surely refuses nil for a first
+// tag item: a built-in rule that does not run on nil.
+func nilFails(alts []rule) bool {
+	for _, a := range alts {
+		if _, ok := formats[a.name]; ok {
+			continue
+		}
+		if _, ok := patterns[a.name]; ok {
+			continue
+		}
+		switch a.name {
+		case "min", "max", "len", "eq", "ne", "gt", "gte", "lt", "lte", "oneof", "unique", "ip", "ip_addr",
+			"datetime", "contains", "startswith", "endswith", "json", "base64", "lowercase", "uppercase":
+			continue
+		}
+		return false
+	}
+	return true
 }
 
 func positive(p *int) bool { return p != nil && *p > 0 }
