@@ -316,8 +316,9 @@ func (e *exampler) array(s *Schema, depth int) (any, bool) {
 	}
 	n = min(n, maxSize)
 	v, ok := e.value(s.Items, depth+1)
-	if !ok {
-		if s.MinItems != nil && *s.MinItems > 0 {
+	if !ok || v == nil && (s.MinItems == nil || *s.MinItems == 0) {
+		// No element, rather than [null] (a reference back, say).
+		if !ok && s.MinItems != nil && *s.MinItems > 0 {
 			return nil, false
 		}
 		return []any{}, true

@@ -107,6 +107,9 @@ func TestUnmarshalRoundTrip(t *testing.T) {
 		if !bytes.Equal(again, b) {
 			t.Errorf("round trip changed the document:\n%s\n%s", b, again)
 		}
+		if byValue, _ := json.Marshal(s); !bytes.Equal(byValue, b) {
+			t.Errorf("a Schema value marshals differently from a *Schema:\n%s", byValue)
+		}
 	}
 	var f schema.Schema
 	if err := json.Unmarshal([]byte(`false`), &f); err != nil || !f.IsFalse() {

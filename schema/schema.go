@@ -101,10 +101,7 @@ func (s *Schema) Property(name string) *Schema {
 }
 
 // MarshalJSON writes s with its keywords in a fixed order.
-func (s *Schema) MarshalJSON() ([]byte, error) {
-	if s == nil {
-		return []byte("true"), nil
-	}
+func (s Schema) MarshalJSON() ([]byte, error) {
 	if s.never {
 		return []byte("false"), nil
 	}
