@@ -26,6 +26,7 @@ func TestExampleDecodesAndValidates(t *testing.T) {
 	for _, typ := range []reflect.Type{
 		reflect.TypeFor[Order](), reflect.TypeFor[Node](), reflect.TypeFor[Tree](), reflect.TypeFor[Clash](),
 		reflect.TypeFor[Page[Item]](), reflect.TypeFor[Empty](), reflect.TypeFor[Address](), reflect.TypeFor[Rules](),
+		reflect.TypeFor[Embeds](),
 	} {
 		doc, err := schema.For(typ)
 		if err != nil {

@@ -211,6 +211,8 @@ func TestFieldsMatchEncodingJSON(t *testing.T) {
 		&Clash{A: A{Name: "a", Shared: "s", OnlyA: 1}, B: B{Shared: "t", Tagged: "u"}, Name: "n", Title: "t"},
 		fullOrder(),
 		&Node{Name: "n", Children: []*Node{{Name: "c"}}, Parent: &Node{Name: "p"}, Attrs: map[string]*Node{"k": {Name: "v"}}},
+		&Embeds{Status: "s", inner: inner{Promoted: "p", hidden: "h"}, Audit: &Audit{CreatedBy: "a"},
+			Both: Both{Left{"l", "o"}, Right{"r"}}, Level: 3},
 	} {
 		typ := reflect.TypeOf(v).Elem()
 		s, err := schema.For(typ)
@@ -298,6 +300,8 @@ func TestValidatesEncodedValues(t *testing.T) {
 		{&Clash{Name: "x"}, true},
 		{&Page[Item]{Items: []Item{{SKU: "abc", Qty: 2}}}, true},
 		{&Empty{}, true},
+		{&Embeds{Status: "s", inner: inner{Promoted: "p"}, Audit: &Audit{CreatedBy: "a"}}, true},
+		{&Embeds{}, true},
 	} {
 		typ := reflect.TypeOf(c.v).Elem()
 		s := compile(t, document(t, typ))

@@ -182,3 +182,26 @@ type Rules struct {
 	Named    Level             `json:"named" validate:"oneof=2 4"`
 	Required Address           `json:"required" validate:"required"`
 }
+
+type inner struct {
+	Promoted string `json:"promoted"`
+	hidden   string
+}
+
+type Left struct{ Twice, OnlyLeft string }
+
+type Right struct{ Twice string }
+
+type Both struct {
+	Left
+	Right
+}
+
+// Embeds covers the other embedding rules of encoding/json.
+type Embeds struct {
+	Status                          // a named non-struct: a field called Status
+	inner                           // unexported struct: its exported fields are promoted
+	*Audit `json:"audit,omitempty"` // a tag name makes it one member
+	Both                            // Twice reaches Embeds from Left and Right at one depth: dropped
+	Level  `json:"-"`               // left out
+}
