@@ -12,7 +12,11 @@ import (
 // as Ferry's JSON codec writes every proto.Message: fields by their JSON
 // names (lowerCamel unless json_name says otherwise), only when set, 64-bit
 // integers as strings, enums by name, bytes in base64, well-known types in
-// their own JSON forms. Messages are definitions named by full name.
+// their own JSON forms. Messages are definitions named by full name. A
+// proto2 required field is listed in "required"; the members of a oneof
+// are listed, by group, in the annotation "x-oneof". protojson also reads
+// proto field names, numbers for 64-bit integers and enum numbers; the
+// schema gives the form it writes.
 func (g *Generator) Message(md protoreflect.MessageDescriptor) (*Schema, error) {
 	return g.atomic(func() (*Schema, error) { return g.message(md) })
 }
@@ -65,6 +69,9 @@ func (g *Generator) message(md protoreflect.MessageDescriptor) (*Schema, error) 
 }
 
 func comments(d protoreflect.Descriptor) string {
+	if d.ParentFile() == nil {
+		return ""
+	}
 	loc := d.ParentFile().SourceLocations().ByDescriptor(d)
 	return strings.TrimSpace(loc.LeadingComments)
 }
