@@ -178,17 +178,16 @@ func ForEndpoint(request, response reflect.Type) (Endpoint, error) {
 }
 
 var (
-	timeType            = reflect.TypeFor[time.Time]()
-	durationType        = reflect.TypeFor[time.Duration]()
-	bigIntType          = reflect.TypeFor[big.Int]()
-	jsonNumberType      = reflect.TypeFor[json.Number]()
-	jsonMarshalerType   = reflect.TypeFor[json.Marshaler]()
-	textMarshalerType   = reflect.TypeFor[encoding.TextMarshaler]()
-	protoMessageType    = reflect.TypeFor[proto.Message]()
-	intPattern          = "^-?[0-9]+$"
-	uintPattern         = "^[0-9]+$"
-	floatPattern        = `^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$`
-	errUnsupportedField = ErrUnsupported
+	timeType          = reflect.TypeFor[time.Time]()
+	durationType      = reflect.TypeFor[time.Duration]()
+	bigIntType        = reflect.TypeFor[big.Int]()
+	jsonNumberType    = reflect.TypeFor[json.Number]()
+	jsonMarshalerType = reflect.TypeFor[json.Marshaler]()
+	textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
+	protoMessageType  = reflect.TypeFor[proto.Message]()
+	intPattern        = "^-?[0-9]+$"
+	uintPattern       = "^[0-9]+$"
+	floatPattern      = `^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$`
 )
 
 func isProto(t reflect.Type) bool {
