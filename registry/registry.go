@@ -62,17 +62,21 @@ func Clone(ins []Instance) []Instance {
 }
 
 // MetadataEndpoints is the Instance.Metadata key under which a Ferry
-// service lists all its endpoints, comma-separated: "Fail,Hello". An API
-// gateway routes exactly these; an instance without it (registered by
-// hand, or by something other than Ferry) may be called on any name.
+// service lists all its endpoints, comma-separated: "Fail,Hello" (see
+// Describe). An API gateway routes exactly these; an instance without the
+// key (registered by hand, or by something other than Ferry) may be called
+// on any name, while one whose list is empty serves none.
 const MetadataEndpoints = "ferry.endpoints"
 
 // EndpointNames returns the endpoints in lists (MetadataEndpoints); ok is
-// false when it lists none.
+// false when it has no such key. An empty list is no names and ok true.
 func (in Instance) EndpointNames() (names []string, ok bool) {
-	list := in.Metadata[MetadataEndpoints]
-	if list == "" {
+	list, ok := in.Metadata[MetadataEndpoints]
+	switch {
+	case !ok:
 		return nil, false
+	case list == "":
+		return nil, true
 	}
 	return strings.Split(list, ","), true
 }
