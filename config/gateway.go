@@ -9,6 +9,7 @@ import (
 	"github.com/ferry-go/ferry"
 	"github.com/ferry-go/ferry/gateway"
 	"github.com/ferry-go/ferry/registry"
+	"github.com/ferry-go/ferry/registry/natssrv"
 	"github.com/ferry-go/ferry/server"
 )
 
@@ -20,14 +21,18 @@ type RoutesReply struct {
 // gatewayPart adds the API gateway when gateway.enabled: a component that
 // makes it at start — on the service's registry, calling through its
 // client, behind its middleware — and serves it on gateway.addr; and the
-// service's Routes endpoint, which lists the gateway's routes.
+// service's Routes endpoint, which lists the gateway's routes. Without a
+// registry but with NATS, the gateway routes what NATS $SRV discovery
+// finds on the service's connection (registry/natssrv), as registry.kind
+// srv would, and calls over NATS by subject.
 func (b *builder) gatewayPart(srv *server.Server) error {
 	gc := b.cfg.Gateway
 	if !gc.Enabled {
 		return nil
 	}
-	if b.reg == nil {
-		return b.problemAt("gateway.enabled", "true", "the gateway routes the services of a registry: set registry.kind (memory, nats, static, dns)")
+	if b.reg == nil && b.conn == nil {
+		return b.problemAt("gateway.enabled", "true", "the gateway routes the services of a registry, or those NATS discovery finds: "+
+			"set registry.kind (memory, nats, srv, static, dns), or enable NATS (transports.nats.enabled)")
 	}
 	var tc *tls.Config
 	if gc.TLS.CertFile != "" {
@@ -69,13 +74,23 @@ type gatewayComponent struct {
 
 func (c *gatewayComponent) Start(ctx context.Context) error {
 	b, gc := c.b, c.b.cfg.Gateway
-	r, err := b.reg.get(ctx)
-	if err != nil {
-		return err
-	}
-	cat, ok := r.(registry.Catalog)
-	if !ok {
-		return fmt.Errorf("registry %s cannot list every service (registry.Catalog), which the gateway needs", b.cfg.Registry.Kind)
+	var cat registry.Catalog
+	if b.reg == nil {
+		// No registry: NATS discovery, on the service's connection.
+		r, err := natssrv.New(b.conn.NATS(), natssrv.WithLogger(b.logger))
+		if err != nil {
+			return err
+		}
+		cat = r
+	} else {
+		r, err := b.reg.get(ctx)
+		if err != nil {
+			return err
+		}
+		var ok bool
+		if cat, ok = r.(registry.Catalog); !ok {
+			return fmt.Errorf("registry %s cannot list every service (registry.Catalog), which the gateway needs", b.cfg.Registry.Kind)
+		}
 	}
 	g, err := gateway.New(cat, b.lc, gateway.WithMiddleware(b.mws...), gateway.WithRules(gatewayRules(gc.Routes)...),
 		gateway.WithMaxBody(gc.MaxBody), gateway.WithTimeouts(gc.Timeout, gc.MaxTimeout),
