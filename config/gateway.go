@@ -22,17 +22,25 @@ type RoutesReply struct {
 // makes it at start — on the service's registry, calling through its
 // client, behind its middleware — and serves it on gateway.addr; and the
 // service's Routes endpoint, which lists the gateway's routes. Without a
-// registry but with NATS, the gateway routes what NATS $SRV discovery
-// finds on the service's connection (registry/natssrv), as registry.kind
-// srv would, and calls over NATS by subject.
+// registry but with NATS, the gateway and the service's client follow what
+// NATS $SRV discovery finds on the service's connection (registry/natssrv),
+// as with registry.kind srv, and call over NATS by subject.
 func (b *builder) gatewayPart(srv *server.Server) error {
 	gc := b.cfg.Gateway
 	if !gc.Enabled {
 		return nil
 	}
-	if b.reg == nil && b.conn == nil {
-		return b.problemAt("gateway.enabled", "true", "the gateway routes the services of a registry, or those NATS discovery finds: "+
-			"set registry.kind (memory, nats, srv, static, dns), or enable NATS (transports.nats.enabled)")
+	if b.reg == nil {
+		if b.conn == nil {
+			return b.problemAt("gateway.enabled", "true", "the gateway routes the services of a registry, or those NATS discovery finds: "+
+				"set registry.kind (memory, nats, srv, static, dns), or enable NATS (transports.nats.enabled)")
+		}
+		// NATS discovery for the gateway and the service's client alike (so
+		// the client learns idempotent endpoints); nothing registers in it.
+		conn, logger := b.conn, b.logger
+		b.reg = &sharedRegistry{make: func(context.Context) (registry.Registry, error) {
+			return natssrv.New(conn.NATS(), natssrv.WithLogger(logger))
+		}}
 	}
 	var tc *tls.Config
 	if gc.TLS.CertFile != "" {
@@ -74,23 +82,13 @@ type gatewayComponent struct {
 
 func (c *gatewayComponent) Start(ctx context.Context) error {
 	b, gc := c.b, c.b.cfg.Gateway
-	var cat registry.Catalog
-	if b.reg == nil {
-		// No registry: NATS discovery, on the service's connection.
-		r, err := natssrv.New(b.conn.NATS(), natssrv.WithLogger(b.logger))
-		if err != nil {
-			return err
-		}
-		cat = r
-	} else {
-		r, err := b.reg.get(ctx)
-		if err != nil {
-			return err
-		}
-		var ok bool
-		if cat, ok = r.(registry.Catalog); !ok {
-			return fmt.Errorf("registry %s cannot list every service (registry.Catalog), which the gateway needs", b.cfg.Registry.Kind)
-		}
+	r, err := b.reg.get(ctx)
+	if err != nil {
+		return err
+	}
+	cat, ok := r.(registry.Catalog)
+	if !ok {
+		return fmt.Errorf("registry %s cannot list every service (registry.Catalog), which the gateway needs", b.cfg.Registry.Kind)
 	}
 	g, err := gateway.New(cat, b.lc, gateway.WithMiddleware(b.mws...), gateway.WithRules(gatewayRules(gc.Routes)...),
 		gateway.WithMaxBody(gc.MaxBody), gateway.WithTimeouts(gc.Timeout, gc.MaxTimeout),
