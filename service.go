@@ -2,7 +2,6 @@ package ferry
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -477,35 +476,12 @@ func (r *registration) Start(ctx context.Context) error {
 		return nil
 	}
 	in := registry.Instance{ID: nuid.Next(), Service: s.srv.Name(), Version: s.srv.Version()}
-	var names, idem []string
-	routes := map[string]registry.RouteInfo{}
-	for _, ep := range s.srv.Endpoints() {
-		names = append(names, ep.Name)
-		if ep.Idempotent {
-			idem = append(idem, ep.Name)
-		}
-		if ep.Idempotent || len(ep.Routes) > 0 {
-			ri := registry.RouteInfo{Params: ep.ParamKinds()}
-			for _, r := range ep.Routes {
-				ri.Routes = append(ri.Routes, r.Pattern)
-			}
-			routes[ep.Name] = ri
-		}
+	md, err := registry.Describe(s.srv)
+	if err != nil {
+		_ = r.closeMade()
+		return fmt.Errorf("ferry: %w", err)
 	}
-	slices.Sort(names)
-	in.Metadata = map[string]string{registry.MetadataEndpoints: strings.Join(names, ",")}
-	if len(routes) > 0 {
-		b, err := json.Marshal(routes)
-		if err != nil {
-			_ = r.closeMade()
-			return fmt.Errorf("ferry: registry: describe the routes: %w", err)
-		}
-		in.Metadata[registry.MetadataRoutes] = string(b)
-	}
-	if len(idem) > 0 {
-		slices.Sort(idem)
-		in.Metadata[registry.MetadataIdempotent] = strings.Join(idem, ",")
-	}
+	in.Metadata = md
 	host := s.advertiseHost
 	if host == "" {
 		host = defaultAdvertiseHost()

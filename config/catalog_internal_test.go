@@ -21,7 +21,7 @@ func TestRegistriesAreCatalogs(t *testing.T) {
 	t.Cleanup(func() { _ = conn.Stop(ctx) })
 	cfg := Default()
 	factories := DefaultFactories().Registries
-	for _, kind := range []string{"memory", "nats", "static", "dns"} {
+	for _, kind := range []string{"memory", "nats", "srv", "static", "dns"} {
 		if factories[kind] == nil {
 			t.Errorf("DefaultFactories has no registry kind %q", kind)
 			continue

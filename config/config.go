@@ -46,7 +46,7 @@ type Calls struct {
 // Gateway configures the API gateway (package gateway) a service serves
 // besides its endpoints; `ferry gateway` runs one that serves only that.
 type Gateway struct {
-	Enabled     bool           `mapstructure:"enabled" doc:"serve the API gateway: POST /<service>/<Endpoint> for every service of the registry, through config.Client"`
+	Enabled     bool           `mapstructure:"enabled" doc:"serve the API gateway: POST /<service>/<Endpoint> for every service of the registry (without one, every service NATS $SRV discovery finds), through config.Client"`
 	Addr        string         `mapstructure:"addr" doc:"gateway listen address, host:port" validate:"required_if=Enabled true,omitempty,listen_addr"`
 	MaxBody     int64          `mapstructure:"max_body" doc:"largest request body forwarded, in bytes; -1: no limit" validate:"gte=-1,ne=0"`
 	Timeout     time.Duration  `mapstructure:"timeout" doc:"deadline of a request without Ferry-Timeout-Ms" validate:"gt=0"`
@@ -218,7 +218,7 @@ type SubscribePermission struct {
 
 // Registry selects and configures the service registry.
 type Registry struct {
-	Kind   string                 `mapstructure:"kind" doc:"none, memory, nats, static, dns, or a plug-in's name" validate:"required"`
+	Kind   string                 `mapstructure:"kind" doc:"none, memory, nats, srv (NATS $SRV discovery, read-only), static, dns, or a plug-in's name" validate:"required"`
 	NATS   RegistryNATS           `mapstructure:"nats"`
 	Static []StaticInstance       `mapstructure:"static" doc:"the instances of the static registry: [{service, id, endpoints: {transport: address}, tls: [transports served with TLS]}]; file only" validate:"dive"`
 	DNS    map[string][]DNSTarget `mapstructure:"dns" doc:"service name → targets of the dns registry: [{transport, srv, or host and port, tls}]; file only" validate:"dive,dive"`

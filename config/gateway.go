@@ -9,6 +9,7 @@ import (
 	"github.com/ferry-go/ferry"
 	"github.com/ferry-go/ferry/gateway"
 	"github.com/ferry-go/ferry/registry"
+	"github.com/ferry-go/ferry/registry/natssrv"
 	"github.com/ferry-go/ferry/server"
 )
 
@@ -20,14 +21,26 @@ type RoutesReply struct {
 // gatewayPart adds the API gateway when gateway.enabled: a component that
 // makes it at start — on the service's registry, calling through its
 // client, behind its middleware — and serves it on gateway.addr; and the
-// service's Routes endpoint, which lists the gateway's routes.
+// service's Routes endpoint, which lists the gateway's routes. Without a
+// registry but with NATS, the gateway and the service's client follow what
+// NATS $SRV discovery finds on the service's connection (registry/natssrv),
+// as with registry.kind srv, and call over NATS by subject.
 func (b *builder) gatewayPart(srv *server.Server) error {
 	gc := b.cfg.Gateway
 	if !gc.Enabled {
 		return nil
 	}
 	if b.reg == nil {
-		return b.problemAt("gateway.enabled", "true", "the gateway routes the services of a registry: set registry.kind (memory, nats, static, dns)")
+		if b.conn == nil {
+			return b.problemAt("gateway.enabled", "true", "the gateway routes the services of a registry, or those NATS discovery finds: "+
+				"set registry.kind (memory, nats, srv, static, dns), or enable NATS (transports.nats.enabled)")
+		}
+		// NATS discovery for the gateway and the service's client alike (so
+		// the client learns idempotent endpoints); nothing registers in it.
+		conn, logger := b.conn, b.logger
+		b.reg = &sharedRegistry{make: func(context.Context) (registry.Registry, error) {
+			return natssrv.New(conn.NATS(), natssrv.WithLogger(logger))
+		}}
 	}
 	var tc *tls.Config
 	if gc.TLS.CertFile != "" {

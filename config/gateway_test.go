@@ -63,3 +63,50 @@ func TestGatewayFromConfig(t *testing.T) {
 		t.Errorf("Routes = %+v, want /api/echo → back/Echo with 1 instance", got.Routes)
 	}
 }
+
+// Without a registry, a gateway on NATS routes what NATS $SRV discovery
+// finds (issue #13), whether registry.kind is none or srv; the backend
+// registers nowhere. With srv, the service's own client finds the backend
+// the same way.
+func TestGatewayWithoutRegistry(t *testing.T) {
+	for _, kind := range []string{"none", "srv"} {
+		t.Run(kind, func(t *testing.T) {
+			natsURL := startNATS(t)
+			startConfigured(t, backRegister(nil), "FERRY_SERVICE_NAME", "back", "FERRY_ADMIN_ENABLED", "false",
+				"FERRY_TRANSPORTS_HTTP_ENABLED", "false", "FERRY_TRANSPORTS_GRPC_ENABLED", "false",
+				"FERRY_NATS_URL", natsURL, "FERRY_REGISTRY_KIND", kind)
+			gw := startConfigured(t, nil, "FERRY_SERVICE_NAME", "edge", "FERRY_ADMIN_ENABLED", "false",
+				"FERRY_TRANSPORTS_HTTP_ENABLED", "false", "FERRY_TRANSPORTS_GRPC_ENABLED", "false",
+				"FERRY_NATS_URL", natsURL, "FERRY_REGISTRY_KIND", kind,
+				"FERRY_GATEWAY_ENABLED", "true", "FERRY_GATEWAY_ADDR", "127.0.0.1:0")
+			addr, ok := gw.Addr("gateway")
+			if !ok {
+				t.Fatal("no gateway address")
+			}
+			var status int
+			var body string
+			ferrytest.Eventually(t, "back's Echo served through the gateway", func() bool {
+				resp, err := http.Post(addr+"/back/Echo", "application/json", strings.NewReader(`{"text": "edge"}`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				status, body = resp.StatusCode, string(b)
+				return status == 200
+			})
+			if strings.TrimSpace(body) != `{"text":"edge>back"}` {
+				t.Errorf("through the gateway = %d %s", status, body)
+			}
+			// Routed exactly: an endpoint back does not list is 404 at the edge.
+			resp, err := http.Post(addr+"/back/Nope", "application/json", strings.NewReader(`{}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNotFound {
+				t.Errorf("POST /back/Nope = %d, want 404", resp.StatusCode)
+			}
+		})
+	}
+}

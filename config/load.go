@@ -165,7 +165,7 @@ var shortcuts = []struct{ flag, key, usage string }{
 	{"http-addr", "transports.http.addr", "HTTP listen address"},
 	{"grpc-addr", "transports.grpc.addr", "gRPC listen address"},
 	{"nats-url", "nats.url", "NATS server URL; empty starts an embedded server"},
-	{"registry", "registry.kind", "registry: none, memory, nats, static, dns"},
+	{"registry", "registry.kind", "registry: none, memory, nats, srv, static, dns"},
 	{"broker", "broker.kind", "broker: none, memory, nats, jetstream"},
 	{"log-level", "log.level", "log level: debug, info, warn, error"},
 }

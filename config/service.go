@@ -27,6 +27,7 @@ import (
 	"github.com/ferry-go/ferry/registry/dns"
 	regmemory "github.com/ferry-go/ferry/registry/memory"
 	natsreg "github.com/ferry-go/ferry/registry/nats"
+	"github.com/ferry-go/ferry/registry/natssrv"
 	"github.com/ferry-go/ferry/registry/static"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/telemetry"
@@ -79,7 +80,7 @@ type Factories struct {
 }
 
 // DefaultFactories returns a new table of the built-in kinds: registries
-// none, memory, nats, static, dns; brokers none, memory, nats, jetstream;
+// none, memory, nats, srv, static, dns; brokers none, memory, nats, jetstream;
 // middleware bulkhead, timeout, ratelimit, shed, requestid, validate and
 // auth, each with its settings (docs/CONFIG.md).
 func DefaultFactories() Factories {
@@ -90,6 +91,7 @@ func DefaultFactories() Factories {
 			"nats":   natsRegistry,
 			"static": staticRegistry,
 			"dns":    dnsRegistry,
+			"srv":    srvRegistry,
 		},
 		Brokers: map[string]BrokerFactory{
 			"none": nil,
@@ -102,7 +104,7 @@ func DefaultFactories() Factories {
 			"jetstream": jetStreamBroker,
 		},
 		Middleware: maps.Clone(builtinMiddleware),
-		needsNATS:  map[string]bool{"registry nats": true, "broker nats": true, "broker jetstream": true},
+		needsNATS:  map[string]bool{"registry nats": true, "registry srv": true, "broker nats": true, "broker jetstream": true},
 	}
 }
 
@@ -117,6 +119,12 @@ func natsRegistry(ctx context.Context, cfg *Config, res Resources) (registry.Reg
 		opts = append(opts, natsreg.WithHeartbeat(r.Heartbeat))
 	}
 	return natsreg.New(ctx, js, opts...)
+}
+
+// srvRegistry is NATS $SRV discovery (registry/natssrv): read-only, as
+// services announce themselves by answering it.
+func srvRegistry(_ context.Context, _ *Config, res Resources) (registry.Registry, error) {
+	return natssrv.New(res.NATS())
 }
 
 func staticRegistry(_ context.Context, cfg *Config, _ Resources) (registry.Registry, error) {

@@ -16,7 +16,14 @@
 // an instance registers, for the endpoints the instance lists
 // (registry.MetadataEndpoints, which every ferry.Service registers), and no
 // longer once its last instance is gone — 404 then, as for a path that
-// never existed. Rules pin, rename or hide routes (WithRules).
+// never existed. Rules pin, rename or hide routes (WithRules). Without a
+// registry, registry/natssrv is a catalogue of every service answering NATS
+// $SRV discovery, Ferry's with their endpoints and routes (the NATS
+// transport announces them in $SRV.INFO):
+//
+//	reg, _ := natssrv.New(nc)
+//	c, _ := client.New(reg, client.WithNATS(nc))
+//	gw, _ := gateway.New(reg, c)
 //
 // The edge middleware (WithMiddleware) runs before any backend call:
 // authentication, rate limits, request ids, tracing, metrics and access

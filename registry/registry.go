@@ -6,10 +6,12 @@
 // Service uses; a Discovery is what a client uses; an implementation
 // usually provides both. Implementations live in sub-packages: memory (in
 // process), nats (a JetStream key-value bucket whose entries expire
-// after a TTL unless heartbeated: the distributed default), static (a fixed list from config) and dns (SRV/A
-// records, e.g. a Kubernetes headless service). Each passes
-// ferrytest.RegistryConformance, and each is also a Catalog, whose
-// WatchAll follows every service at once.
+// after a TTL unless heartbeated: the distributed default), static (a fixed list from config), dns (SRV/A
+// records, e.g. a Kubernetes headless service) and natssrv (NATS $SRV
+// discovery, for services that register nowhere). Each passes
+// ferrytest.RegistryConformance or its read-only part, and each is also a
+// Catalog, whose WatchAll follows every service at once. Describe builds
+// the metadata a Ferry service publishes about itself.
 package registry
 
 import (
@@ -62,17 +64,21 @@ func Clone(ins []Instance) []Instance {
 }
 
 // MetadataEndpoints is the Instance.Metadata key under which a Ferry
-// service lists all its endpoints, comma-separated: "Fail,Hello". An API
-// gateway routes exactly these; an instance without it (registered by
-// hand, or by something other than Ferry) may be called on any name.
+// service lists all its endpoints, comma-separated: "Fail,Hello" (see
+// Describe). An API gateway routes exactly these; an instance without the
+// key (registered by hand, or by something other than Ferry) may be called
+// on any name, while one whose list is empty serves none.
 const MetadataEndpoints = "ferry.endpoints"
 
 // EndpointNames returns the endpoints in lists (MetadataEndpoints); ok is
-// false when it lists none.
+// false when it has no such key. An empty list is no names and ok true.
 func (in Instance) EndpointNames() (names []string, ok bool) {
-	list := in.Metadata[MetadataEndpoints]
-	if list == "" {
+	list, ok := in.Metadata[MetadataEndpoints]
+	switch {
+	case !ok:
 		return nil, false
+	case list == "":
+		return nil, true
 	}
 	return strings.Split(list, ","), true
 }
@@ -201,7 +207,8 @@ type Watcher interface {
 
 // Catalog is implemented by a Discovery that can follow every service at
 // once, without knowing their names — what an API gateway or a dashboard
-// needs. The memory, NATS, static and DNS registries implement it.
+// needs. The memory, NATS, static, DNS and NATS-discovery registries
+// implement it.
 type Catalog interface {
 	// WatchAll follows the instances of every service: its Watcher's Next
 	// returns all of them, sorted by service then ID, with the semantics of

@@ -13,6 +13,7 @@ import (
 	"github.com/ferry-go/ferry/cmd/ferry/internal/grpcreflect"
 	"github.com/ferry-go/ferry/cmd/ferry/internal/scaffold"
 	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/internal/microdisc"
 	fgrpc "github.com/ferry-go/ferry/transport/grpc"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/spf13/cobra"
@@ -96,7 +97,7 @@ func describeNATS(ctx context.Context, cmd *cobra.Command, o *describeOptions, s
 	if err != nil {
 		return err
 	}
-	replies, err := gather(ctx, nc, subject)
+	replies, err := microdisc.Gather(ctx, nc, subject, discoveryQuiet)
 	if err != nil {
 		return err
 	}

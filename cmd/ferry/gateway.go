@@ -33,8 +33,11 @@ It is a Ferry service configured like any other (ferry.yaml, FERRY_* variables, 
 docs/CONFIG.md): its defaults differ only in service.name (gateway), gateway.enabled (true),
 registry.kind (nats), the HTTP and gRPC transports (off) and admin.addr (:9465). The middleware
 list is the edge's: auth, ratelimit… run before any service is called. gateway.routes renames,
-hides or pins routes. Its Routes endpoint (over NATS: ferry call gateway Routes) lists them.`,
+hides or pins routes. Its Routes endpoint (over NATS: ferry call gateway Routes) lists them.
+--registry srv routes the services NATS $SRV discovery finds instead, for services that
+register nowhere (the examples).`,
 		Example: `  ferry gateway --nats-url nats://127.0.0.1:4222
+  ferry gateway --nats-url nats://127.0.0.1:4222 --registry srv
   ferry gateway --config gateway.yaml --set gateway.addr=:8080`,
 		DisableFlagParsing: true, // config.Run parses Ferry's flags
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -87,37 +87,3 @@ func (n *natsFlags) openRegistry(ctx context.Context, nc *nats.Conn) (jetstream.
 	}
 	return js, kv, nil
 }
-
-// gather publishes an empty request on subject and collects the replies
-// until none has come for discoveryQuiet, or ctx ends. No responders ends
-// it at once with none.
-func gather(ctx context.Context, nc *nats.Conn, subject string) ([][]byte, error) {
-	inbox := nc.NewRespInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		return nil, errs.Newf(errs.Unavailable, "subscribe to replies: %v", err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
-		return nil, errs.Newf(errs.Unavailable, "publish %s: %v", subject, err)
-	}
-	var out [][]byte
-	for {
-		wait := discoveryQuiet
-		if len(out) == 0 {
-			wait = time.Hour // the first answer may take until ctx's deadline
-		}
-		wctx, cancel := context.WithTimeout(ctx, wait)
-		msg, err := sub.NextMsgWithContext(wctx)
-		cancel()
-		switch {
-		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-			return out, nil // quiet, or out of time
-		case errors.Is(err, nats.ErrNoResponders):
-			return out, nil
-		case err != nil:
-			return out, errs.Newf(errs.Unavailable, "waiting for answers on %s: %v", subject, err)
-		}
-		out = append(out, msg.Data)
-	}
-}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/internal/microdisc"
 	"github.com/ferry-go/ferry/registry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -167,7 +168,7 @@ func discoveryRows(ctx context.Context, nc *nats.Conn) ([]serviceRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	replies, err := gather(ctx, nc, subject)
+	replies, err := microdisc.Gather(ctx, nc, subject, discoveryQuiet)
 	if err != nil {
 		return nil, err
 	}

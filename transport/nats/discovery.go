@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"time"
 
+	"github.com/ferry-go/ferry/registry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 )
@@ -27,6 +29,11 @@ func controlSubjects(verb micro.Verb, name, id string) []string {
 // buildDiscovery renders the PING and INFO replies, which do not change
 // while the server runs.
 func (s *Server) buildDiscovery() error {
+	md, err := registry.Describe(s.srv)
+	if err != nil {
+		return fmt.Errorf("nats: %w", err)
+	}
+	s.infoMeta = md
 	ping, err := json.Marshal(micro.Ping{ServiceIdentity: s.identity(), Type: micro.PingResponseType})
 	if err != nil {
 		return fmt.Errorf("nats: encode ping reply: %w", err)
@@ -58,7 +65,11 @@ func (s *Server) ID() string {
 
 // Info returns the document this instance answers $SRV.INFO with: the
 // service's name, version, id, description and endpoints. Each endpoint's
-// metadata names its Go request and response types. It is the zero Info
+// metadata names its Go request and response types; the service
+// identity's metadata is what a registry would hold of the instance
+// (registry.Describe: endpoints, REST routes, idempotent endpoints), so
+// that NATS discovery alone (registry/natssrv) can route to it. PING and
+// STATS replies carry no metadata: it can be large. It is the zero Info
 // before Start.
 func (s *Server) Info() micro.Info {
 	if !s.hasStarted() {
@@ -88,8 +99,10 @@ func (s *Server) info() micro.Info {
 			},
 		})
 	}
+	id := s.identity()
+	id.Metadata = maps.Clone(s.infoMeta)
 	return micro.Info{
-		ServiceIdentity: s.identity(),
+		ServiceIdentity: id,
 		Type:            micro.InfoResponseType,
 		Description:     s.srv.Description(),
 		Endpoints:       eps,

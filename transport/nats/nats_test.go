@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/ferry-go/ferry/ferrytest"
 	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/natsembed"
+	"github.com/ferry-go/ferry/registry"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
 	fnats "github.com/ferry-go/ferry/transport/nats"
@@ -959,12 +961,23 @@ func TestDiscovery(t *testing.T) {
 		{Name: "Fail", Subject: "disco.Fail", QueueGroup: "disco", Metadata: map[string]string{"request": "nats_test.HelloRequest", "response": "nats_test.HelloReply"}},
 	}
 
+	wantMeta, err := registry.Describe(srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wantMeta[registry.MetadataEndpoints] != "Fail,Hello" {
+		t.Fatalf("Describe = %v, want endpoints Fail,Hello", wantMeta)
+	}
+
 	for _, suffix := range []string{"", ".disco", ".disco." + id} {
 		t.Run("PING"+suffix, func(t *testing.T) {
 			subject := "$SRV.PING" + suffix
 			var p micro.Ping
 			request(t, subject, &p)
 			checkIdentity(t, subject, p.ServiceIdentity, p.Type, micro.PingResponseType)
+			if len(p.Metadata) != 0 {
+				t.Errorf("Request(%s).Metadata = %v, want none (INFO carries it)", subject, p.Metadata)
+			}
 		})
 		t.Run("INFO"+suffix, func(t *testing.T) {
 			subject := "$SRV.INFO" + suffix
@@ -977,12 +990,20 @@ func TestDiscovery(t *testing.T) {
 			if !reflect.DeepEqual(info.Endpoints, wantEndpoints) {
 				t.Errorf("Request(%s).Endpoints = %+v, want %+v", subject, info.Endpoints, wantEndpoints)
 			}
+			// The identity carries what a registry would hold, so that NATS
+			// discovery alone can route (registry/natssrv).
+			if !maps.Equal(info.Metadata, wantMeta) {
+				t.Errorf("Request(%s).Metadata = %v, want registry.Describe's %v", subject, info.Metadata, wantMeta)
+			}
 		})
 		t.Run("STATS"+suffix, func(t *testing.T) {
 			subject := "$SRV.STATS" + suffix
 			var st micro.Stats
 			request(t, subject, &st)
 			checkIdentity(t, subject, st.ServiceIdentity, st.Type, micro.StatsResponseType)
+			if len(st.Metadata) != 0 {
+				t.Errorf("Request(%s).Metadata = %v, want none (INFO carries it)", subject, st.Metadata)
+			}
 			if st.Started.IsZero() || time.Since(st.Started) > time.Minute {
 				t.Errorf("Request(%s).Started = %v, want a recent time", subject, st.Started)
 			}

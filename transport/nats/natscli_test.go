@@ -51,7 +51,7 @@ func TestNATSCLI(t *testing.T) {
 		want []string
 	}{
 		{"micro ls", []string{"micro", "ls", "--json"}, []string{`"clisvc"`, tr.ID(), `"2.0.1"`}},
-		{"micro info", []string{"micro", "info", "clisvc", "--json"}, []string{`"clisvc.Hello"`, `"clisvc.Fail"`, `"seen by natscli"`}},
+		{"micro info", []string{"micro", "info", "clisvc", "--json"}, []string{`"clisvc.Hello"`, `"clisvc.Fail"`, `"seen by natscli"`, `"ferry.endpoints": "Fail,Hello"`}},
 		{"micro stats", []string{"micro", "stats", "clisvc", "--json"}, []string{`"num_requests": 1`, tr.ID()}},
 		{"req", []string{"req", "clisvc.Hello", `{"name":"cli"}`}, []string{`{"message":"Hello, cli"}`}},
 		{"req error", []string{"req", "clisvc.Fail", `{}`}, []string{"403", "not you"}},

@@ -147,6 +147,7 @@ type Server struct {
 	started  time.Time
 	pingJSON []byte
 	infoJSON []byte
+	infoMeta map[string]string // the INFO identity's metadata (registry.Describe)
 	// overloaded answers requests shed past maxQueued.
 	overloaded *errs.Error
 	// tls says whether nc was on TLS at Start, for Call.TLS.

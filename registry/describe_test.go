@@ -1,0 +1,66 @@
+package registry_test
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"testing"
+
+	"github.com/ferry-go/ferry/registry"
+	"github.com/ferry-go/ferry/server"
+)
+
+type greetReq struct {
+	Name  string `json:"name"`
+	Limit int    `json:"limit"`
+}
+
+type greetReply struct{}
+
+func greet(context.Context, *greetReq) (*greetReply, error) { return &greetReply{}, nil }
+
+// Describe writes what the readers of the metadata read back: every
+// endpoint, the idempotent ones, and the routes with their parameter kinds.
+func TestDescribe(t *testing.T) {
+	srv := server.New("greeter")
+	server.Handle(srv, "Hello", greet)
+	server.Handle(srv, "Get", greet, server.WithIdempotent())
+	server.Handle(srv, "Find", greet, server.WithRoute("GET /v1/find/{name}"))
+	md, err := registry.Describe(srv)
+	if err != nil {
+		t.Fatalf("Describe = %v, want nil error", err)
+	}
+	in := registry.Instance{Service: "greeter", ID: "x", Metadata: md}
+	if names, ok := in.EndpointNames(); !ok || !slices.Equal(names, []string{"Find", "Get", "Hello"}) {
+		t.Errorf("EndpointNames = %v, %v, want [Find Get Hello], true", names, ok)
+	}
+	if got := md[registry.MetadataIdempotent]; got != "Get" {
+		t.Errorf("%s = %q, want Get", registry.MetadataIdempotent, got)
+	}
+	infos, err := in.RouteInfos()
+	if err != nil {
+		t.Fatalf("RouteInfos = %v", err)
+	}
+	want := map[string]string{"name": "string", "limit": "integer"}
+	if got := infos["Find"]; !slices.Equal(got.Routes, []string{"GET /v1/find/{name}"}) || !maps.Equal(got.Params, want) {
+		t.Errorf("RouteInfos[Find] = %+v, want the route with params %v", got, want)
+	}
+	if _, ok := infos["Get"]; !ok {
+		t.Errorf("RouteInfos lacks the idempotent Get: %v", infos)
+	}
+	if _, ok := infos["Hello"]; ok {
+		t.Errorf("RouteInfos has Hello, which has no routes and is not idempotent: %v", infos)
+	}
+
+	// A server without endpoints lists none, which is not "any name".
+	md, err = registry.Describe(server.New("empty"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names, ok := (registry.Instance{Metadata: md}).EndpointNames(); !ok || len(names) != 0 {
+		t.Errorf("EndpointNames of a server without endpoints = %v, %v, want [], true", names, ok)
+	}
+	if names, ok := (registry.Instance{}).EndpointNames(); ok || names != nil {
+		t.Errorf("EndpointNames without the key = %v, %v, want nil, false", names, ok)
+	}
+}
