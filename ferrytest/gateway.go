@@ -585,8 +585,12 @@ func (s *gwSuite) routeLifecycle(t *testing.T) {
 	})
 	s.report(t, ms(time.Since(stopped)), "route-gone-ms")
 
-	if !e.cat.Shared || e.cat.TTL <= 0 {
+	switch {
+	case !e.cat.Shared || e.cat.TTL <= 0:
 		t.Logf("a route after a SIGKILL: skipped (the catalogue is not shared between processes, or has no TTL)")
+		return
+	case testing.Short():
+		t.Logf("a route after a SIGKILL: skipped in -short mode (starts a process)")
 		return
 	}
 	child := s.child(t, e, "killed")
