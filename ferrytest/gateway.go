@@ -421,7 +421,7 @@ func (s *gwSuite) errorCodes(t *testing.T) {
 }
 
 // jwtSecret signs the suite's tokens.
-var jwtSecret = []byte("ferrytest-gateway-conformance-secret-32b")
+const jwtSecret = "ferrytest-gateway-conformance-secret-32b"
 
 func signJWT(t testing.TB, key []byte, sub string, exp time.Time) string {
 	t.Helper()
@@ -434,7 +434,7 @@ func signJWT(t testing.TB, key []byte, sub string, exp time.Time) string {
 
 func (s *gwSuite) edgeRejects(t *testing.T) {
 	const key = "ferrytest-api-key-0123456789"
-	authn := must(auth.New(auth.WithAPIKeys(map[string]string{key: "tester"}), auth.WithHMACKey(jwtSecret)))(t)
+	authn := must(auth.New(auth.WithAPIKeys(map[string]string{key: "tester"}), auth.WithHMACKey([]byte(jwtSecret))))(t)
 	// Two calls per caller per hour: the third is refused however slow the
 	// machine.
 	limit := must(ratelimit.New(rate.Every(time.Hour), 2, ratelimit.WithKey(ratelimit.ByPrincipal())))(t)
@@ -450,7 +450,7 @@ func (s *gwSuite) edgeRejects(t *testing.T) {
 		{"no credentials", nil},
 		{"a wrong API key", []string{"X-Api-Key", "not-the-key-0123456789"}},
 		{"a JWT signed with another key", []string{"Authorization", "Bearer " + signJWT(t, []byte("another-secret-of-at-least-32-bytes!"), "mallory", now.Add(time.Hour))}},
-		{"an expired JWT", []string{"Authorization", "Bearer " + signJWT(t, jwtSecret, "ada", now.Add(-time.Hour))}},
+		{"an expired JWT", []string{"Authorization", "Bearer " + signJWT(t, []byte(jwtSecret), "ada", now.Add(-time.Hour))}},
 		{"a malformed JWT", []string{"Authorization", "Bearer not.a.token"}},
 	} {
 		status, h, body := e.post(t, "/guarded/Hello", `{"text":"x"}`, c.hdr...)
@@ -462,7 +462,7 @@ func (s *gwSuite) edgeRejects(t *testing.T) {
 	if n := b.calls.Load(); n != 0 {
 		t.Errorf("the service saw %d calls of unauthenticated requests, want 0", n)
 	}
-	token := signJWT(t, jwtSecret, "ada", now.Add(time.Hour))
+	token := signJWT(t, []byte(jwtSecret), "ada", now.Add(time.Hour))
 	for _, cred := range [][]string{{"X-Api-Key", key}, {"Authorization", "Bearer " + token}} {
 		for i := range 2 {
 			if status, _, body := e.post(t, "/guarded/Hello", `{"text":"k"}`, cred...); status != http.StatusOK {
