@@ -141,6 +141,7 @@ func (c *Client) route(service, endpoint string) *route {
 type callState struct {
 	call transport.Call
 	resp any
+	pin  transport.Kind // WithCallTransport's, or ""
 }
 
 type stateKey struct{}
@@ -178,6 +179,7 @@ func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp
 		},
 		resp: resp,
 	}
+	st.pin, _ = ctx.Value(pinKey{}).(transport.Kind)
 	st.call.Deadline, _ = ctx.Deadline()
 	ctx = context.WithValue(transport.NewCallContext(ctx, &st.call), stateKey{}, st)
 	ctx = callkit.WithParent(ctx, &st.call) // each attempt sends and fills st.call
@@ -206,7 +208,7 @@ func (c *Client) Close() error {
 	var errList []error
 	for _, s := range svcs {
 		if snap := s.snap.Load(); snap != nil {
-			for _, in := range snap.list {
+			for _, in := range snap.all {
 				errList = append(errList, in.shut())
 			}
 		}
@@ -231,7 +233,7 @@ func (c *Client) terminal(ctx context.Context, req any) (any, error) {
 	if att != nil && s.snap.Load().idem[st.call.Endpoint] {
 		att.SetIdempotent() // the service says so in the registry
 	}
-	in, done, err := s.pick(att)
+	in, done, err := s.pick(att, st.pin)
 	if err != nil {
 		return nil, err
 	}
@@ -255,6 +257,28 @@ func (c *Client) terminal(ctx context.Context, req any) (any, error) {
 		return nil, err
 	}
 	return st.resp, nil
+}
+
+type pinKey struct{}
+
+// WithCallTransport returns a copy of ctx in which calls through a Client
+// go over transport kind only ("nats", "http", "grpc" or a plug-in's
+// kind), whatever the client's preference — for a caller that must choose
+// the wire of one call, such as an API explorer behind the gateway
+// (gateway.TransportHeader). Instances are selected, retried and broken as
+// usual, among those offering kind. A call fails with Unavailable naming
+// the service and the transport when no instance offers it (over NATS:
+// when the registry knows instances and none offers NATS), and naming the
+// transport when the client does not use it (WithTransports; NATS also
+// needs WithNATS). An empty kind removes the pin.
+func WithCallTransport(ctx context.Context, kind transport.Kind) context.Context {
+	return context.WithValue(ctx, pinKey{}, kind)
+}
+
+// CallTransport returns the transport WithCallTransport pinned in ctx.
+func CallTransport(ctx context.Context) (transport.Kind, bool) {
+	k, _ := ctx.Value(pinKey{}).(transport.Kind)
+	return k, k != ""
 }
 
 // service returns the state of the named service, starting its watch on

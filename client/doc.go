@@ -23,6 +23,11 @@
 // idempotent endpoints so such a call is retried before its deadline. Circuit breaking and outlier detection
 // apply to instances dialled directly (HTTP, gRPC), not to NATS.
 //
+// One call can be pinned to a transport with WithCallTransport (a context
+// helper; the gateway's Ferry-Transport header uses it): it is selected
+// among the instances offering that transport, or fails with Unavailable
+// naming the service and the transport.
+//
 // Resilience, composed once per endpoint, outermost first: the client's
 // middleware (WithMiddleware), a bulkhead (EndpointConfig.Bulkhead), then
 // middleware.Retry with one retry budget shared by the whole client, then

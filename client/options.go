@@ -76,6 +76,18 @@ type config struct {
 	errs       []error // invalid options, reported by New
 }
 
+// usable lists the transports calls may use: those configured, less NATS
+// without a connection.
+func (c *config) usable(withNATS bool) []string {
+	out := make([]string, 0, len(c.transports))
+	for _, t := range c.transports {
+		if t != "nats" || withNATS {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // fail records an invalid option for New to report.
 func (c *config) fail(err error) { c.errs = append(c.errs, err) }
 

@@ -41,11 +41,17 @@ type service struct {
 
 // snapshot is one watched set of instances; it is never modified.
 type snapshot struct {
-	list  []*instance // instances called directly (HTTP, gRPC)
-	nats  bool        // some instance is best called over NATS
-	total int         // instances in the registry, usable or not
-	known bool        // the registry answered at least once
-	err   error       // the registry's last error while none was known
+	list []*instance // instances called directly (HTTP, gRPC), each over its best transport
+	nats bool        // some instance is best called over NATS
+	// byKind holds, per direct transport the client uses, every instance
+	// offering it (those of list included), for calls pinned to a
+	// transport (WithCallTransport); all is every instance of byKind once.
+	byKind     map[transport.Kind][]*instance
+	all        []*instance
+	offersNATS bool  // some instance has a NATS endpoint
+	total      int   // instances in the registry, usable or not
+	known      bool  // the registry answered at least once
+	err        error // the registry's last error while none was known
 	// idem holds the endpoints every instance lists as idempotent
 	// (registry.MetadataIdempotent); nil when none.
 	idem map[string]bool
@@ -127,28 +133,45 @@ func (s *service) fail(err error) {
 func (s *service) update(ins []registry.Instance) {
 	s.mu.Lock()
 	old := s.snap.Load()
-	prev := map[string]*instance{}
+	type key struct {
+		id   string
+		kind transport.Kind
+	}
+	prev := map[key]*instance{}
 	if old != nil {
-		for _, in := range old.list {
-			prev[in.id] = in
+		for _, in := range old.all {
+			prev[key{in.id, in.kind}] = in
 		}
 	}
-	next := &snapshot{known: true, total: len(ins), list: make([]*instance, 0, len(ins)), idem: idempotent(ins)}
+	next := &snapshot{known: true, total: len(ins), list: make([]*instance, 0, len(ins)), idem: idempotent(ins),
+		byKind: map[transport.Kind][]*instance{}}
 	for _, ri := range ins {
-		kind, ep, ok := s.best(ri)
-		switch {
-		case !ok:
-			continue
-		case kind == transport.NATS:
+		best, _, ok := s.best(ri)
+		if ok && best == transport.NATS {
 			next.nats = true
-			continue
 		}
-		if in := prev[ri.ID]; in != nil && in.kind == kind && in.address == ep.Address && in.tls == ep.TLS {
-			delete(prev, ri.ID)
-			next.list = append(next.list, in)
-			continue
+		for _, t := range s.c.cfg.transports {
+			kind := transport.Kind(t)
+			ep, offered := ri.Endpoint(t)
+			switch {
+			case !offered:
+				continue
+			case kind == transport.NATS:
+				next.offersNATS = true
+				continue
+			}
+			in := prev[key{ri.ID, kind}]
+			if in != nil && in.address == ep.Address && in.tls == ep.TLS {
+				delete(prev, key{ri.ID, kind})
+			} else {
+				in = s.newInstance(ri.ID, kind, ep)
+			}
+			next.byKind[kind] = append(next.byKind[kind], in)
+			next.all = append(next.all, in)
+			if ok && kind == best {
+				next.list = append(next.list, in)
+			}
 		}
-		next.list = append(next.list, s.newInstance(ri.ID, kind, ep))
 	}
 	s.snap.Store(next)
 	s.mu.Unlock()
@@ -227,10 +250,14 @@ func healthFailure(err error) bool {
 }
 
 // pick chooses where an attempt goes: an acquired instance with its
-// breaker's done function (nil without a breaker), or nil for NATS.
-func (s *service) pick(att *middleware.Attempt) (*instance, func(error), error) {
+// breaker's done function (nil without a breaker), or nil for NATS; over
+// transport pin only, when pin is not "".
+func (s *service) pick(att *middleware.Attempt, pin transport.Kind) (*instance, func(error), error) {
 	snap := s.snap.Load()
 	c := s.c
+	if pin != "" {
+		return s.pickPinned(snap, att, pin)
+	}
 	if c.nats != nil && len(snap.list) == 0 {
 		return nil, nil, nil // NATS needs no registry: unknown services go there too
 	}
@@ -249,14 +276,41 @@ func (s *service) pick(att *middleware.Attempt) (*instance, func(error), error) 
 		}
 		return nil, nil, errs.Newf(errs.Unavailable, "no instances of service %q", s.name)
 	}
+	return s.choose(att, snap.list)
+}
 
+// pickPinned is pick for a call pinned to one transport.
+func (s *service) pickPinned(snap *snapshot, att *middleware.Attempt, pin transport.Kind) (*instance, func(error), error) {
+	c := s.c
+	if !slices.Contains(c.cfg.transports, string(pin)) || (pin == transport.NATS && c.nats == nil) {
+		return nil, nil, errs.Newf(errs.Unavailable, "client: calls to service %q cannot be pinned to transport %q: this client calls over %v",
+			s.name, pin, c.cfg.usable(c.nats != nil))
+	}
+	if pin == transport.NATS {
+		if snap.offersNATS || snap.total == 0 { // NATS needs no registry, as unpinned
+			return nil, nil, nil
+		}
+		return nil, nil, errs.Newf(errs.Unavailable, "no instances of service %q offer transport %s", s.name, pin)
+	}
+	list := snap.byKind[pin]
+	if len(list) == 0 {
+		if !snap.known && snap.err != nil {
+			return nil, nil, errs.Newf(errs.Unavailable, "no known instances of service %q: registry: %v", s.name, snap.err)
+		}
+		return nil, nil, errs.Newf(errs.Unavailable, "no instances of service %q offer transport %s", s.name, pin)
+	}
+	return s.choose(att, list)
+}
+
+// choose picks and acquires one of list.
+func (s *service) choose(att *middleware.Attempt, list []*instance) (*instance, func(error), error) {
 	// Prefer, in order: untried and not ejected; not ejected; any. An open
 	// breaker always excludes.
 	now := time.Now().UnixNano()
 	var buf [16]*instance
 	cands := buf[:0]
 	for tier := 0; tier < 3 && len(cands) == 0; tier++ {
-		for _, in := range snap.list {
+		for _, in := range list {
 			if in.br != nil && in.br.State() == gobreaker.StateOpen {
 				continue
 			}
@@ -287,7 +341,7 @@ func (s *service) pick(att *middleware.Attempt) (*instance, func(error), error) 
 		}
 		cands = append(cands[:i], cands[i+1:]...)
 	}
-	return nil, nil, errs.Newf(errs.Unavailable, "circuit breakers of all %d instances of service %q are open", len(snap.list), s.name)
+	return nil, nil, errs.Newf(errs.Unavailable, "circuit breakers of all %d instances of service %q are open", len(list), s.name)
 }
 
 // release ends an attempt on in: breaker, outlier detection, in-flight.
@@ -322,12 +376,16 @@ func (s *service) eject(in *instance) {
 		return
 	}
 	snap := s.snap.Load()
-	limit := min(int(od.MaxEjectedFraction*float64(len(snap.list))+1e-9), len(snap.list)-1)
-	if limit < 1 && len(snap.list) > 1 {
+	pool := snap.list // the instances in was picked among
+	if !slices.Contains(pool, in) {
+		pool = snap.byKind[in.kind]
+	}
+	limit := min(int(od.MaxEjectedFraction*float64(len(pool))+1e-9), len(pool)-1)
+	if limit < 1 && len(pool) > 1 {
 		limit = 1
 	}
 	ejected := 0
-	for _, o := range snap.list {
+	for _, o := range pool {
 		if o.ejectedUntil.Load() > now.UnixNano() {
 			ejected++
 		}

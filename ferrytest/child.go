@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +41,22 @@ type Child struct {
 // stderr.
 func StartChild(t testing.TB, env, value string) *Child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	return startChild(t, "^$", env, value)
+}
+
+// StartChildTest is StartChild for a child that runs one test of the
+// binary instead of a TestMain hook: test is that test's name (a t.Name(),
+// subtests included), and the test itself serves when it finds env set —
+// so that a suite living in another package can start its own children
+// (GatewayConformance does). Everything else is as StartChild.
+func StartChildTest(t testing.TB, test, env, value string) *Child {
+	t.Helper()
+	return startChild(t, childPattern(test), env, value)
+}
+
+func startChild(t testing.TB, run, env, value string) *Child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run="+run)
 	cmd.Env = append(os.Environ(), env+"="+value)
 	c := &Child{Cmd: cmd, stderr: &Buffer{}, done: make(chan struct{})}
 	cmd.Stderr = c.stderr
@@ -109,3 +125,13 @@ func (c *Child) Wait() { <-c.done }
 
 // Stderr returns what the child wrote to stderr so far.
 func (c *Child) Stderr() string { return c.stderr.String() }
+
+// childPattern is the -test.run pattern that selects exactly the test
+// named name (a t.Name()).
+func childPattern(name string) string {
+	parts := strings.Split(name, "/")
+	for i, p := range parts {
+		parts[i] = "^" + regexp.QuoteMeta(p) + "$"
+	}
+	return strings.Join(parts, "/")
+}

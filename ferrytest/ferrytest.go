@@ -2,7 +2,8 @@
 // way to run a service on HTTP, gRPC and NATS at once on loopback ports, and
 // the conformance suites that every transport (Conformance), registry
 // (RegistryConformance and its read-only and TTL parts) and broker
-// (BrokerConformance) — built in or plug-in — must pass.
+// (BrokerConformance) — built in or plug-in — must pass, and the gateway
+// suite (GatewayConformance) run on each catalogue the gateway can follow.
 //
 //	func TestGreeter(t *testing.T) {
 //		srv := server.New("greeter")

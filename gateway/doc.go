@@ -46,6 +46,17 @@
 // call. Two services claiming one pattern: the first (by name) keeps it,
 // and the other's is logged.
 //
+// The request header Ferry-Transport (TransportHeader: "nats", "http",
+// "grpc") pins the transport of one call, as a dashboard's API explorer
+// does: an unknown name is a 400 naming it, a transport the service's
+// instances do not offer a 503 naming the service and the transport, both
+// without a backend call; the header is not forwarded. The gateway passes
+// the pin to its client with client.WithCallTransport.
+//
+// ferrytest.GatewayConformance is the gateway's conformance suite (issue
+// #13): run on each catalogue and preferred transport in this package's
+// TestConformance.
+//
 // Not yet: forwarding over gRPC (it needs the Go types for its protobuf
 // schema) and server streams.
 package gateway

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferry-go/ferry/client"
 	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/internal/timeoutms"
 	"github.com/ferry-go/ferry/middleware"
@@ -34,6 +35,16 @@ const (
 	// DefaultMaxTimeout caps the deadline a request may ask for.
 	DefaultMaxTimeout = 5 * time.Minute
 )
+
+// TransportHeader is the request header that pins the transport of one
+// call — "nats", "http", "grpc", or a plug-in's kind that some instance
+// registered — as a developer dashboard's API explorer does. It is read
+// by the gateway and never forwarded. An unknown name is a 400 naming it;
+// a transport the service's instances do not offer is a 503 naming the
+// service and the transport; both without a backend call. The pin reaches
+// the gateway's client through client.WithCallTransport (honoured by
+// client.Client).
+const TransportHeader = "Ferry-Transport"
 
 // Rule changes how the gateway exposes one service or endpoint; see
 // WithRules.
@@ -269,12 +280,14 @@ func (g *Gateway) Routes() []Route {
 
 // table is one immutable routing state.
 type table struct {
-	routes    map[string]route // path → route
-	open      map[string]bool  // services routed for any endpoint name
-	hidden    map[string]bool  // "svc" or "svc/Ep" hidden by a rule
-	instances map[string]int   // service → live instances
-	rest      *http.ServeMux   // REST routes and GET of idempotent endpoints
-	patterns  []Route          // what rest serves, for Routes
+	routes    map[string]route           // path → route
+	open      map[string]bool            // services routed for any endpoint name
+	hidden    map[string]bool            // "svc" or "svc/Ep" hidden by a rule
+	instances map[string]int             // service → live instances
+	kinds     map[string]map[string]bool // service → transports its instances offer
+	anyKind   map[string]bool            // every transport some instance offers
+	rest      *http.ServeMux             // REST routes and GET of idempotent endpoints
+	patterns  []Route                    // what rest serves, for Routes
 }
 
 type route struct {
@@ -284,7 +297,7 @@ type route struct {
 func (g *Gateway) buildTable(ins []registry.Instance) *table {
 	rules := g.cfg.rules
 	t := &table{routes: map[string]route{}, open: map[string]bool{}, hidden: map[string]bool{}, instances: map[string]int{},
-		rest: http.NewServeMux()}
+		kinds: map[string]map[string]bool{}, anyKind: map[string]bool{}, rest: http.NewServeMux()}
 	paths := map[string]string{} // "svc/Ep" → renamed path
 	for _, r := range rules {
 		key := r.Service
@@ -326,6 +339,13 @@ func (g *Gateway) buildTable(ins []registry.Instance) *table {
 	}
 	for _, in := range ins {
 		t.instances[in.Service]++
+		for _, ep := range in.Endpoints {
+			if t.kinds[in.Service] == nil {
+				t.kinds[in.Service] = map[string]bool{}
+			}
+			t.kinds[in.Service][ep.Transport] = true
+			t.anyKind[ep.Transport] = true
+		}
 		names, ok := in.EndpointNames()
 		if !ok {
 			if !t.hidden[in.Service] {
@@ -406,7 +426,7 @@ var hopHeaders = map[string]bool{
 	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Te": true, "Trailer": true,
 	"Transfer-Encoding": true, "Upgrade": true, "Host": true, "Content-Length": true, "Content-Type": true,
 	"Accept-Encoding": true, "Content-Encoding": true, "Proxy-Authorization": true, "Proxy-Authenticate": true,
-	fhttp.TimeoutHeader: true, "Traceparent": true, "Tracestate": true, "Baggage": true,
+	fhttp.TimeoutHeader: true, TransportHeader: true, "Traceparent": true, "Tracestate": true, "Baggage": true,
 	// What browsers and HTTP clients send about themselves, of no use to a
 	// service and costly on the wire (a NATS call without headers is much
 	// cheaper): the edge middleware still sees them.
@@ -598,6 +618,11 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt route, bind f
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
+	ctx, err := g.pinTransport(ctx, r.Header, rt.service)
+	if err != nil {
+		fhttp.WriteError(w, err)
+		return
+	}
 
 	body := r.Body
 	if g.cfg.maxBody > 0 {
@@ -649,6 +674,30 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt route, bind f
 	_, _ = w.Write(raw)
 }
 
+// pinTransport pins the call to the transport TransportHeader names, if
+// any: an error for a name no instance registered and none of the
+// built-in ones, or for a transport svc's instances do not offer.
+func (g *Gateway) pinTransport(ctx context.Context, h http.Header, svc string) (context.Context, error) {
+	v := h[TransportHeader]
+	if len(v) == 0 {
+		return ctx, nil
+	}
+	kind := strings.ToLower(strings.TrimSpace(v[0]))
+	t := g.table.Load()
+	known := map[string]bool{string(transport.HTTP): true, string(transport.GRPC): true, string(transport.NATS): true}
+	maps.Copy(known, t.anyKind)
+	if !known[kind] {
+		return ctx, errs.Newf(errs.InvalidArgument, "header %s: unknown transport %q; want one of %s",
+			TransportHeader, errs.Clip(v[0]), strings.Join(slices.Sorted(maps.Keys(known)), ", ")).
+			WithDetails(errs.Detail{Field: TransportHeader, Reason: "unknown transport"})
+	}
+	if offered := t.kinds[svc]; len(offered) > 0 && !offered[kind] {
+		return ctx, errs.Newf(errs.Unavailable, "service %s is not served over %s (its instances offer %s)",
+			svc, kind, strings.Join(slices.Sorted(maps.Keys(offered)), ", "))
+	}
+	return client.WithCallTransport(ctx, transport.Kind(kind)), nil
+}
+
 // forward calls the backend: the innermost handler of the edge chain.
 func (g *Gateway) forward(ctx context.Context, req any) (any, error) {
 	call, _ := transport.CallFromContext(ctx)
@@ -698,5 +747,8 @@ func (g *Gateway) edgeError(ctx context.Context, rt route, err error) error {
 		return e
 	}
 	g.cfg.logger.WarnContext(ctx, "gateway: backend unavailable", "service", rt.service, "endpoint", rt.endpoint, "error", err)
+	if kind, ok := client.CallTransport(ctx); ok {
+		return errs.Newf(errs.Unavailable, "service %s is unavailable over %s; try again later", rt.service, kind)
+	}
 	return errs.Newf(errs.Unavailable, "service %s is unavailable; try again later", rt.service)
 }

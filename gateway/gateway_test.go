@@ -2,12 +2,10 @@ package gateway_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -19,8 +17,6 @@ import (
 	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/ferrytest"
 	"github.com/ferry-go/ferry/gateway"
-	"github.com/ferry-go/ferry/middleware/auth"
-	"github.com/ferry-go/ferry/middleware/ratelimit"
 	"github.com/ferry-go/ferry/registry"
 	regmemory "github.com/ferry-go/ferry/registry/memory"
 	"github.com/ferry-go/ferry/server"
@@ -28,15 +24,9 @@ import (
 	fhttp "github.com/ferry-go/ferry/transport/http"
 	fnats "github.com/ferry-go/ferry/transport/nats"
 	"go.uber.org/goleak"
-	"golang.org/x/time/rate"
 )
 
-func TestMain(m *testing.M) {
-	if url := os.Getenv(childEnv); url != "" {
-		os.Exit(runChild(url)) // an instance process of the fault tests
-	}
-	goleak.VerifyTestMain(m)
-}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
@@ -131,112 +121,10 @@ func post(t *testing.T, url, body string, hdr ...string) (int, http.Header, stri
 	return resp.StatusCode, resp.Header, string(b)
 }
 
-// The gateway forwards a JSON call to the service over NATS or HTTP, as
-// the client prefers, and answers with the service's reply.
-func TestForwards(t *testing.T) {
-	ns := ferrytest.NATS(t)
-	reg := regmemory.New()
-	b := startBackend(t, reg, ns.ClientURL(), "greeter")
-	for _, tr := range []string{"nats", "http"} {
-		t.Run(tr, func(t *testing.T) {
-			url := startGateway(t, reg, ns.ClientURL(), []string{tr})
-			before := b.calls.Load()
-			status, hdr, body := post(t, url+"/greeter/Hello", `{"name": "edge"}`)
-			if status != 200 || strings.TrimSpace(body) != `{"message":"hello edge"}` || hdr.Get("Content-Type") != "application/json" {
-				t.Errorf("POST /greeter/Hello = %d %s %q", status, body, hdr.Get("Content-Type"))
-			}
-			if n := b.calls.Load() - before; n != 1 {
-				t.Errorf("backend saw %d calls, want 1", n)
-			}
-		})
-	}
-}
-
-// Issue #13: every error code reaches the public caller as the service's
-// own HTTP transport sends it — status, code, message, reason, details —
-// over either transport; Unavailable says which service, never how it was
-// reached.
-func TestErrorCodes(t *testing.T) {
-	ns := ferrytest.NATS(t)
-	reg := regmemory.New()
-	b := startBackend(t, reg, ns.ClientURL(), "greeter")
-	direct, _ := b.svc.Addr("http")
-	for _, tr := range []string{"nats", "http"} {
-		url := startGateway(t, reg, ns.ClientURL(), []string{tr})
-		for c := errs.Code(1); c <= errs.Unauthenticated; c++ {
-			body := `{"code": "` + c.String() + `"}`
-			wantStatus, _, wantBody := post(t, direct+"/greeter/Fail", body)
-			status, hdr, got := post(t, url+"/greeter/Fail", body)
-			if status != wantStatus || status != errs.HTTPStatus(c) || hdr.Get("Content-Type") != fhttp.ProblemContentType {
-				t.Errorf("%s: %s through the gateway = %d %q, the service answers %d", tr, c, status, hdr.Get("Content-Type"), wantStatus)
-			}
-			var p struct {
-				Code, Detail, Reason string
-				Details              []errs.Detail
-			}
-			if err := json.Unmarshal([]byte(got), &p); err != nil {
-				t.Fatalf("%s: %s: body %s: %v", tr, c, got, err)
-			}
-			if p.Code != c.String() {
-				t.Errorf("%s: %s: problem code %q", tr, c, p.Code)
-			}
-			if c == errs.Unavailable {
-				if strings.Contains(got, "127.0.0.1") || !strings.Contains(p.Detail, "greeter") {
-					t.Errorf("%s: Unavailable detail %q: want the service named, no address", tr, p.Detail)
-				}
-				continue
-			}
-			if c != errs.Canceled && got != wantBody {
-				t.Errorf("%s: %s through the gateway:\n%s\nthe service answers:\n%s", tr, c, got, wantBody)
-			}
-		}
-	}
-}
-
-// Issue #13: the edge middleware rejects before any backend call — the
-// backend's call counter proves it.
-func TestEdgeRejectsBeforeBackend(t *testing.T) {
-	ns := ferrytest.NATS(t)
-	reg := regmemory.New()
-	b := startBackend(t, reg, ns.ClientURL(), "greeter")
-	const key = "0123456789abcdef-key"
-	authn, err := auth.New(auth.WithAPIKeys(map[string]string{key: "tester"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	limit, err := ratelimit.New(rate.Every(time.Hour), 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := startGateway(t, reg, ns.ClientURL(), []string{"nats"}, gateway.WithMiddleware(authn.Require(), limit.Middleware()))
-
-	before := b.calls.Load()
-	if status, _, body := post(t, url+"/greeter/Hello", `{}`); status != http.StatusUnauthorized {
-		t.Errorf("without credentials = %d %s, want 401", status, body)
-	}
-	if status, _, body := post(t, url+"/greeter/Hello", `{}`, "X-Api-Key", "wrong-wrong-wrong-key"); status != http.StatusUnauthorized {
-		t.Errorf("with a wrong key = %d %s, want 401", status, body)
-	}
-	if n := b.calls.Load() - before; n != 0 {
-		t.Errorf("the backend saw %d calls of unauthenticated requests, want 0", n)
-	}
-	for i := range 2 {
-		if status, _, body := post(t, url+"/greeter/Hello", `{"name":"k"}`, "X-Api-Key", key); status != 200 {
-			t.Errorf("authenticated call %d = %d %s, want 200", i, status, body)
-		}
-	}
-	if status, hdr, body := post(t, url+"/greeter/Hello", `{}`, "X-Api-Key", key); status != http.StatusTooManyRequests {
-		t.Errorf("third call within the burst of 2 = %d %s (Retry-After %q), want 429", status, body, hdr.Get("Retry-After"))
-	}
-	if n := b.calls.Load() - before; n != 2 {
-		t.Errorf("the backend saw %d calls, want the 2 admitted", n)
-	}
-}
-
-// Routes follow the registry: a service that registers is routed, one
-// that deregisters is not; a pinned route stays (503), a hidden one never
-// appears, a renamed one is served at its path only.
-func TestRoutesFollowRegistry(t *testing.T) {
+// Rules: a pinned route stays without instances (503), a hidden one never
+// appears, a renamed one is served at its path only. (Routes following the
+// registry are GatewayConformance's RouteLifecycle.)
+func TestRules(t *testing.T) {
 	ns := ferrytest.NATS(t)
 	reg := regmemory.New()
 	startBackend(t, reg, ns.ClientURL(), "greeter")
@@ -256,19 +144,6 @@ func TestRoutesFollowRegistry(t *testing.T) {
 	if status, _, body := post(t, url+"/late/Hello", `{}`); status != http.StatusServiceUnavailable {
 		t.Errorf("pinned route of a service not running = %d %s, want 503", status, body)
 	}
-
-	other := startBackend(t, reg, ns.ClientURL(), "other")
-	ferrytest.Eventually(t, "other routed once it registered", func() bool {
-		status, _, _ := post(t, url+"/other/Hello", `{"name":"o"}`)
-		return status == 200
-	})
-	if err := other.svc.Stop(ferrytest.Context(t)); err != nil {
-		t.Fatal(err)
-	}
-	ferrytest.Eventually(t, "other's route gone once it deregistered", func() bool {
-		status, _, _ := post(t, url+"/other/Hello", `{}`)
-		return status == http.StatusNotFound
-	})
 }
 
 // Bad requests get a clear error without a backend call.
