@@ -670,7 +670,7 @@ func (g *Gateway) forward(ctx context.Context, req any) (any, error) {
 	var out json.RawMessage
 	err := g.client.Invoke(ctx, call.Service, call.Endpoint, in, &out)
 	for k, vs := range reply {
-		if ck := http.CanonicalHeaderKey(k); !hopHeaders[ck] {
+		if ck := http.CanonicalHeaderKey(k); !hopHeaders[ck] && httpSafe(ck, vs) {
 			call.Reply.Del(ck)
 			for _, v := range vs {
 				call.Reply.Add(ck, v)
@@ -684,6 +684,23 @@ func (g *Gateway) forward(ctx context.Context, req any) (any, error) {
 		out = json.RawMessage("null")
 	}
 	return out, nil
+}
+
+// httpSafe reports whether a reply header can go out over HTTP: not a
+// binary gRPC header ("-bin": grpc-status-details-bin, whose content the
+// error already carries, or a service's own), no control characters.
+func httpSafe(key string, vals []string) bool {
+	if strings.HasSuffix(key, "-Bin") {
+		return false
+	}
+	for _, v := range vals {
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // edgeError is what the public caller sees of err: what the service said,
