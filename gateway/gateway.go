@@ -69,7 +69,9 @@ type config struct {
 // every routed request before any backend is called — auth, rate limits,
 // request ids, tracing, metrics, access logs — and sees a transport.Call
 // naming the backend service and endpoint, with the HTTP request's headers
-// as Call.Request. An error it returns is answered as problem+json.
+// as Call.Request. An error it returns is answered as problem+json. The
+// request is a json.RawMessage whose bytes the gateway reuses once the
+// reply is written: middleware that keeps them longer keeps a copy.
 func WithMiddleware(mws ...middleware.Middleware) Option {
 	return func(c *config) { c.mws = append(c.mws, mws...) }
 }
@@ -603,7 +605,10 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt route, bind f
 	if g.cfg.maxBody > 0 {
 		body = http.MaxBytesReader(w, r.Body, g.cfg.maxBody)
 	}
-	in, err := io.ReadAll(body)
+	bp := getBody()
+	defer putBody(bp)
+	in, err := readAll(body, *bp)
+	*bp = in
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -649,6 +654,40 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt route, bind f
 	_, _ = w.Write(raw)
 }
 
+// bodies holds request body buffers for reuse; a request's buffer goes
+// back once its reply is written (the transport clients copy what they
+// send). Buffers past maxPooledBody are dropped, so one large body does not
+// stay pinned.
+var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 1<<10); return &b }}
+
+const maxPooledBody = 64 << 10
+
+func getBody() *[]byte { return bodies.Get().(*[]byte) }
+
+func putBody(bp *[]byte) {
+	if cap(*bp) <= maxPooledBody {
+		*bp = (*bp)[:0]
+		bodies.Put(bp)
+	}
+}
+
+// readAll appends all of r to buf.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
 // forward calls the backend: the innermost handler of the edge chain.
 func (g *Gateway) forward(ctx context.Context, req any) (any, error) {
 	call, _ := transport.CallFromContext(ctx)
@@ -656,15 +695,9 @@ func (g *Gateway) forward(ctx context.Context, req any) (any, error) {
 	if !ok {
 		return nil, errs.Newf(errs.Internal, "gateway: edge middleware replaced the request with a %T", req)
 	}
-	md := transport.Metadata{}
-	for _, k := range call.Request.Keys() {
-		if ck := http.CanonicalHeaderKey(k); !hopHeaders[ck] && !g.cfg.dropHeader[ck] {
-			for _, v := range call.Request.Values(k) {
-				md.Add(k, v)
-			}
-		}
+	if md := g.metadata(call.Request); md != nil {
+		ctx = transport.WithMetadata(ctx, md)
 	}
-	ctx = transport.WithMetadata(ctx, md)
 	var reply transport.Metadata
 	ctx = transport.CaptureReply(ctx, &reply)
 	var out json.RawMessage
@@ -684,6 +717,36 @@ func (g *Gateway) forward(ctx context.Context, req any) (any, error) {
 		out = json.RawMessage("null")
 	}
 	return out, nil
+}
+
+// metadata is what of the request headers h goes to the service, nil
+// when nothing does (a call without metadata costs less, on NATS most).
+func (g *Gateway) metadata(h transport.Header) transport.Metadata {
+	var md transport.Metadata
+	if hh, ok := h.(fhttp.Header); ok {
+		// The request's own headers: keys canonical already, read in place.
+		for k, vs := range hh {
+			if hopHeaders[k] || g.cfg.dropHeader[k] || len(vs) == 0 {
+				continue
+			}
+			if md == nil {
+				md = make(transport.Metadata, len(hh))
+			}
+			md[strings.ToLower(k)] = vs // read only from here on: the client copies what it sends
+		}
+		return md
+	}
+	for _, k := range h.Keys() { // edge middleware replaced the headers
+		if ck := http.CanonicalHeaderKey(k); !hopHeaders[ck] && !g.cfg.dropHeader[ck] {
+			if md == nil {
+				md = transport.Metadata{}
+			}
+			for _, v := range h.Values(k) {
+				md.Add(k, v)
+			}
+		}
+	}
+	return md
 }
 
 // httpSafe reports whether a reply header can go out over HTTP: not a

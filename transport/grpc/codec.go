@@ -108,10 +108,13 @@ func (jsonCodec) Name() string { return jsonSubtype }
 func (jsonCodec) Marshal(v any) (mem.BufferSlice, error) {
 	var b []byte
 	switch v := v.(type) {
+	// A copy: grpc-go may still hold the message once Invoke has
+	// returned (a canceled call's queued frames), and the caller may reuse
+	// its bytes by then (the gateway does).
 	case json.RawMessage:
-		b = v
+		b = append([]byte(nil), v...)
 	case *json.RawMessage:
-		b = *v
+		b = append([]byte(nil), *v...)
 	default:
 		var err error
 		if b, err = codec.JSON.Marshal(v); err != nil {
