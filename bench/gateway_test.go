@@ -44,7 +44,7 @@ func BenchmarkGateway(b *testing.B) {
 					in := registry.Instance{ID: "1", Service: "bench",
 						Endpoints: []registry.Endpoint{{Transport: "http", Address: "http://" + ht.Addr().String()}, {Transport: "nats", Address: url},
 							{Transport: "grpc", Address: gt.Addr().String()}},
-						Metadata:  map[string]string{registry.MetadataEndpoints: "Echo,EchoProto"}}
+						Metadata: map[string]string{registry.MetadataEndpoints: "Echo,EchoProto"}}
 					if err := reg.Register(context.Background(), in); err != nil {
 						b.Fatal(err)
 					}
