@@ -702,8 +702,13 @@ func (g *Gateway) forward(ctx context.Context, req any) (any, error) {
 	ctx = transport.CaptureReply(ctx, &reply)
 	var out json.RawMessage
 	err := g.client.Invoke(ctx, call.Service, call.Endpoint, in, &out)
+	hh, direct := call.Reply.(fhttp.Header)
 	for k, vs := range reply {
 		if ck := http.CanonicalHeaderKey(k); !hopHeaders[ck] && httpSafe(ck, vs) {
+			if direct {
+				hh[ck] = vs // reply is the gateway's own copy
+				continue
+			}
 			call.Reply.Del(ck)
 			for _, v := range vs {
 				call.Reply.Add(ck, v)
