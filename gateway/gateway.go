@@ -648,8 +648,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt route, bind f
 		return
 	}
 	raw, _ := out.(json.RawMessage)
-	hdr := w.Header()
-	hdr.Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonCT
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(raw)
 }
@@ -687,6 +686,9 @@ func readAll(r io.Reader, buf []byte) ([]byte, error) {
 		}
 	}
 }
+
+// jsonCT is the Content-Type of every reply, shared read-only.
+var jsonCT = []string{"application/json"}
 
 // forward calls the backend: the innermost handler of the edge chain.
 func (g *Gateway) forward(ctx context.Context, req any) (any, error) {
