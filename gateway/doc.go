@@ -41,7 +41,10 @@
 // call. Two services claiming one pattern: the first (by name) keeps it,
 // and the other's is logged.
 //
-// Not yet: server streams. Over gRPC, request headers that gRPC metadata
-// cannot carry (names outside [0-9a-z-_.], values with bytes beyond
-// printable ASCII) fail the call with Internal.
+// Request headers that gRPC metadata cannot carry (names outside
+// [0-9A-Za-z-_.], values beyond printable ASCII unless the name ends in
+// "-bin") are not forwarded over any transport, so a call reads the same
+// whichever transport the client picks.
+//
+// Not yet: server streams.
 package gateway

@@ -733,7 +733,7 @@ func (g *Gateway) metadata(h transport.Header) transport.Metadata {
 	if hh, ok := h.(fhttp.Header); ok {
 		// The request's own headers: keys canonical already, read in place.
 		for k, vs := range hh {
-			if hopHeaders[k] || g.cfg.dropHeader[k] || len(vs) == 0 {
+			if hopHeaders[k] || g.cfg.dropHeader[k] || len(vs) == 0 || !portable(k, vs) {
 				continue
 			}
 			if md == nil {
@@ -744,7 +744,7 @@ func (g *Gateway) metadata(h transport.Header) transport.Metadata {
 		return md
 	}
 	for _, k := range h.Keys() { // edge middleware replaced the headers
-		if ck := http.CanonicalHeaderKey(k); !hopHeaders[ck] && !g.cfg.dropHeader[ck] {
+		if ck := http.CanonicalHeaderKey(k); !hopHeaders[ck] && !g.cfg.dropHeader[ck] && portable(k, h.Values(k)) {
 			if md == nil {
 				md = transport.Metadata{}
 			}
@@ -754,6 +754,31 @@ func (g *Gateway) metadata(h transport.Header) transport.Metadata {
 		}
 	}
 	return md
+}
+
+// portable reports whether a request header can travel as metadata on
+// every transport, gRPC's being the narrowest: a name of [0-9A-Za-z-_.],
+// and values of printable ASCII unless the name ends in "-bin". Others
+// are not forwarded, over any transport, so a call reads the same whichever
+// the client picks (over gRPC they would fail it).
+func portable(key string, vals []string) bool {
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	if len(key) > 4 && strings.EqualFold(key[len(key)-4:], "-bin") {
+		return true
+	}
+	for _, v := range vals {
+		for i := 0; i < len(v); i++ {
+			if v[i] < 0x20 || v[i] > 0x7e {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // httpSafe reports whether a reply header can go out over HTTP: not a

@@ -20,6 +20,7 @@ import (
 	"github.com/ferry-go/ferry/transport"
 	fgrpc "github.com/ferry-go/ferry/transport/grpc"
 	fhttp "github.com/ferry-go/ferry/transport/http"
+	fnats "github.com/ferry-go/ferry/transport/nats"
 )
 
 // grpcBackend serves name ONLY over gRPC, registered in reg, with Hello,
@@ -163,5 +164,41 @@ func TestGRPCMetadataAndDeadline(t *testing.T) {
 	// A deadline already too short for the service: DeadlineExceeded, 504.
 	if status, _, body := post(t, url+"/echo/Echo", `{}`, fhttp.TimeoutHeader, "1"); status != http.StatusGatewayTimeout && status != 200 {
 		t.Errorf("with 1 ms = %d %s, want 504 (or 200 on a fast machine)", status, body)
+	}
+}
+
+// Headers gRPC metadata cannot carry are not forwarded — over gRPC they
+// would fail the call — and not over NATS either, so a call reads the same
+// whichever transport carries it.
+func TestUnportableHeadersDropped(t *testing.T) {
+	ns := ferrytest.NATS(t)
+	reg := regmemory.New()
+	grpcBackend(t, reg, "echo") // gRPC only
+	srv := server.New("necho", server.WithLogger(quiet()))
+	server.Handle(srv, "Echo", func(ctx context.Context, _ *helloReq) (*helloReply, error) {
+		call, _ := transport.CallFromContext(ctx)
+		call.Reply.Set("x-seen-tenant", call.Request.Get("x-tenant"))
+		call.Reply.Set("x-seen-ok", call.Request.Get("x-ok"))
+		return &helloReply{}, nil
+	})
+	nc := fnats.ConnectTo(func() string { return ns.ClientURL() })
+	svc := ferry.New(srv, ferry.WithConnection(nc), ferry.WithTransport(nc.Serve()), ferry.WithRegistry(reg), ferry.WithLogger(quiet()))
+	if err := svc.Start(ferrytest.Context(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop(context.Background()) })
+	for _, c := range []struct{ tr, svc string }{{"grpc", "echo"}, {"nats", "necho"}} {
+		url := startGateway(t, reg, ns.ClientURL(), []string{c.tr})
+		ferrytest.Eventually(t, c.svc+" routed", func() bool {
+			status, _, _ := post(t, url+"/"+c.svc+"/Echo", `{}`)
+			return status == 200
+		})
+		status, hdr, body := post(t, url+"/"+c.svc+"/Echo", `{}`, "X-Tenant", "Jos\xc3\xa9", "X-A+b", "1")
+		if status != 200 || hdr.Get("X-Seen-Tenant") != "" {
+			t.Errorf("%s: with unportable headers = %d %s, X-Seen-Tenant %q; want 200 without them", c.tr, status, body, hdr.Get("X-Seen-Tenant"))
+		}
+		if status, hdr, body := post(t, url+"/"+c.svc+"/Echo", `{}`, "X-Tenant", "acme"); status != 200 || hdr.Get("X-Seen-Tenant") != "acme" {
+			t.Errorf("%s: with a portable header = %d %s, X-Seen-Tenant %q; want acme", c.tr, status, body, hdr.Get("X-Seen-Tenant"))
+		}
 	}
 }
