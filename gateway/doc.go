@@ -4,8 +4,10 @@
 // A POST to /<service>/<Endpoint> with a JSON body is forwarded to a live
 // instance of the service through a client — normally a client.Client on
 // the same registry, so the instance is picked by its selector, over the
-// transport it prefers (NATS or HTTP: the JSON bytes pass through
-// unchanged), with its retries (idempotent endpoints only), circuit
+// transport it prefers, with the JSON bytes passing through unchanged (over
+// NATS and HTTP as the body; over gRPC as an application/grpc+json call,
+// which Ferry's gRPC servers answer in JSON, so the gateway needs no Go
+// types or protobuf schema), with its retries (idempotent endpoints only), circuit
 // breakers and outlier ejection. The reply is answered with 200 and the
 // service's JSON; an error exactly as the service's own HTTP transport
 // answers it (status of the code, RFC 9457 problem+json with code, reason,
@@ -57,6 +59,10 @@
 // #13): run on each catalogue and preferred transport in this package's
 // TestConformance.
 //
-// Not yet: forwarding over gRPC (it needs the Go types for its protobuf
-// schema) and server streams.
+// Request headers that gRPC metadata cannot carry (names outside
+// [0-9A-Za-z-_.], values beyond printable ASCII unless the name ends in
+// "-bin") are not forwarded over any transport, so a call reads the same
+// whichever transport the client picks.
+//
+// Not yet: server streams.
 package gateway

@@ -80,7 +80,9 @@ type config struct {
 // every routed request before any backend is called — auth, rate limits,
 // request ids, tracing, metrics, access logs — and sees a transport.Call
 // naming the backend service and endpoint, with the HTTP request's headers
-// as Call.Request. An error it returns is answered as problem+json.
+// as Call.Request. An error it returns is answered as problem+json. The
+// request is a json.RawMessage whose bytes the gateway reuses once the
+// reply is written: middleware that keeps them longer keeps a copy.
 func WithMiddleware(mws ...middleware.Middleware) Option {
 	return func(c *config) { c.mws = append(c.mws, mws...) }
 }
@@ -628,7 +630,10 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt route, bind f
 	if g.cfg.maxBody > 0 {
 		body = http.MaxBytesReader(w, r.Body, g.cfg.maxBody)
 	}
-	in, err := io.ReadAll(body)
+	bp := getBody()
+	defer putBody(bp)
+	in, err := readAll(body, *bp)
+	*bp = in
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -668,8 +673,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt route, bind f
 		return
 	}
 	raw, _ := out.(json.RawMessage)
-	hdr := w.Header()
-	hdr.Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonCT
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(raw)
 }
@@ -698,6 +702,43 @@ func (g *Gateway) pinTransport(ctx context.Context, h http.Header, svc string) (
 	return client.WithCallTransport(ctx, transport.Kind(kind)), nil
 }
 
+// bodies holds request body buffers for reuse; a request's buffer goes
+// back once its reply is written (the transport clients copy what they
+// send). Buffers past maxPooledBody are dropped, so one large body does not
+// stay pinned.
+var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 1<<10); return &b }}
+
+const maxPooledBody = 64 << 10
+
+func getBody() *[]byte { return bodies.Get().(*[]byte) }
+
+func putBody(bp *[]byte) {
+	if cap(*bp) <= maxPooledBody {
+		*bp = (*bp)[:0]
+		bodies.Put(bp)
+	}
+}
+
+// readAll appends all of r to buf.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// jsonCT is the Content-Type of every reply, shared read-only.
+var jsonCT = []string{"application/json"}
+
 // forward calls the backend: the innermost handler of the edge chain.
 func (g *Gateway) forward(ctx context.Context, req any) (any, error) {
 	call, _ := transport.CallFromContext(ctx)
@@ -705,21 +746,20 @@ func (g *Gateway) forward(ctx context.Context, req any) (any, error) {
 	if !ok {
 		return nil, errs.Newf(errs.Internal, "gateway: edge middleware replaced the request with a %T", req)
 	}
-	md := transport.Metadata{}
-	for _, k := range call.Request.Keys() {
-		if ck := http.CanonicalHeaderKey(k); !hopHeaders[ck] && !g.cfg.dropHeader[ck] {
-			for _, v := range call.Request.Values(k) {
-				md.Add(k, v)
-			}
-		}
+	if md := g.metadata(call.Request); md != nil {
+		ctx = transport.WithMetadata(ctx, md)
 	}
-	ctx = transport.WithMetadata(ctx, md)
 	var reply transport.Metadata
 	ctx = transport.CaptureReply(ctx, &reply)
 	var out json.RawMessage
 	err := g.client.Invoke(ctx, call.Service, call.Endpoint, in, &out)
+	hh, direct := call.Reply.(fhttp.Header)
 	for k, vs := range reply {
-		if ck := http.CanonicalHeaderKey(k); !hopHeaders[ck] {
+		if ck := http.CanonicalHeaderKey(k); !hopHeaders[ck] && httpSafe(ck, vs) {
+			if direct {
+				hh[ck] = vs // reply is the gateway's own copy
+				continue
+			}
 			call.Reply.Del(ck)
 			for _, v := range vs {
 				call.Reply.Add(ck, v)
@@ -733,6 +773,78 @@ func (g *Gateway) forward(ctx context.Context, req any) (any, error) {
 		out = json.RawMessage("null")
 	}
 	return out, nil
+}
+
+// metadata is what of the request headers h goes to the service, nil
+// when nothing does (a call without metadata costs less, on NATS most).
+func (g *Gateway) metadata(h transport.Header) transport.Metadata {
+	var md transport.Metadata
+	if hh, ok := h.(fhttp.Header); ok {
+		// The request's own headers: keys canonical already, read in place.
+		for k, vs := range hh {
+			if hopHeaders[k] || g.cfg.dropHeader[k] || len(vs) == 0 || !portable(k, vs) {
+				continue
+			}
+			if md == nil {
+				md = make(transport.Metadata, len(hh))
+			}
+			md[strings.ToLower(k)] = vs // read only from here on: the client copies what it sends
+		}
+		return md
+	}
+	for _, k := range h.Keys() { // edge middleware replaced the headers
+		if ck := http.CanonicalHeaderKey(k); !hopHeaders[ck] && !g.cfg.dropHeader[ck] && portable(k, h.Values(k)) {
+			if md == nil {
+				md = transport.Metadata{}
+			}
+			for _, v := range h.Values(k) {
+				md.Add(k, v)
+			}
+		}
+	}
+	return md
+}
+
+// portable reports whether a request header can travel as metadata on
+// every transport, gRPC's being the narrowest: a name of [0-9A-Za-z-_.],
+// and values of printable ASCII unless the name ends in "-bin". Others
+// are not forwarded, over any transport, so a call reads the same whichever
+// the client picks (over gRPC they would fail it).
+func portable(key string, vals []string) bool {
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	if len(key) > 4 && strings.EqualFold(key[len(key)-4:], "-bin") {
+		return true
+	}
+	for _, v := range vals {
+		for i := 0; i < len(v); i++ {
+			if v[i] < 0x20 || v[i] > 0x7e {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// httpSafe reports whether a reply header can go out over HTTP: not a
+// binary gRPC header ("-bin": grpc-status-details-bin, whose content the
+// error already carries, or a service's own), no control characters.
+func httpSafe(key string, vals []string) bool {
+	if strings.HasSuffix(key, "-Bin") {
+		return false
+	}
+	for _, v := range vals {
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // edgeError is what the public caller sees of err: what the service said,

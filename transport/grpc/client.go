@@ -3,6 +3,7 @@ package grpc
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"sync/atomic"
 
@@ -64,14 +65,15 @@ func WithClientMiddleware(mws ...middleware.Middleware) ClientOption {
 // Client calls Ferry services (or any gRPC service) over one gRPC
 // connection. It implements transport.Client and is safe for concurrent use.
 type Client struct {
-	cc      grpc.ClientConnInterface
-	owned   *grpc.ClientConn  // closed by Close when NewClient made it
-	opts    []grpc.CallOption // forcing wireCodec, for plain structs
-	msgOpts []grpc.CallOption // grpc-go's default codec, for generated messages
-	pipe    *callkit.Pipeline
-	peer    string // the target, for Call.Peer
-	tls     bool   // dialled with WithClientTLS, for Call.TLS
-	methods atomic.Pointer[map[methodKey]string]
+	cc       grpc.ClientConnInterface
+	owned    *grpc.ClientConn  // closed by Close when NewClient made it
+	opts     []grpc.CallOption // forcing wireCodec, for plain structs
+	msgOpts  []grpc.CallOption // grpc-go's default codec, for generated messages
+	jsonOpts []grpc.CallOption // forcing jsonCodec (grpc+json), for raw JSON
+	pipe     *callkit.Pipeline
+	peer     string // the target, for Call.Peer
+	tls      bool   // dialled with WithClientTLS, for Call.TLS
+	methods  atomic.Pointer[map[methodKey]string]
 }
 
 var _ transport.Client = (*Client)(nil)
@@ -116,6 +118,7 @@ func newClient(cc grpc.ClientConnInterface, cfg *clientConfig) *Client {
 	}
 	c.opts = append([]grpc.CallOption{grpc.ForceCodecV2(wireCodec{})}, cfg.callOpts...)
 	c.msgOpts = append([]grpc.CallOption(nil), cfg.callOpts...)
+	c.jsonOpts = append([]grpc.CallOption{grpc.ForceCodecV2(jsonCodec{})}, cfg.callOpts...)
 	c.pipe = callkit.New(transport.GRPC, c.send, cfg.mws...)
 	return c
 }
@@ -133,6 +136,12 @@ func (c *Client) Close() error {
 // reply metadata goes to transport.CaptureReply's destination. A failure is
 // an *errs.Error: the server's code, message and details, or Unavailable,
 // DeadlineExceeded or Canceled as grpc-go reports them.
+//
+// A json.RawMessage request is sent unchanged as application/grpc+json,
+// which a Ferry server answers in JSON: a *json.RawMessage resp receives
+// the reply's bytes, any other resp is decoded from them as JSON. This is
+// how a caller that has JSON but not the Go types (an API gateway, a CLI)
+// calls over gRPC; errors are the same statuses as on the protobuf path.
 func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp any) error {
 	if c.pipe.Bare(ctx) {
 		return callkit.Received(c.invoke(ctx, c.method(service, endpoint), req, resp, transport.OutgoingMetadata(ctx)), service, endpoint)
@@ -168,13 +177,18 @@ func (c *Client) invoke(ctx context.Context, method string, req, resp any, md tr
 
 // callOptions picks the codec: generated messages both ways go through
 // grpc-go's registered "proto" codec, exactly as a generated client would
-// (content-type application/grpc); anything else needs wireCodec, which
-// encodes the same bytes for messages and also handles plain structs.
+// (content-type application/grpc); a json.RawMessage request goes as it is
+// in a grpc+json call (what an API gateway forwards without knowing the
+// types); anything else needs wireCodec, which encodes the same bytes for
+// messages and also handles plain structs.
 func (c *Client) callOptions(req, resp any) []grpc.CallOption {
-	if _, ok := req.(proto.Message); ok {
+	switch req.(type) {
+	case proto.Message:
 		if _, ok := resp.(proto.Message); ok {
 			return c.msgOpts
 		}
+	case json.RawMessage:
+		return c.jsonOpts
 	}
 	return c.opts
 }

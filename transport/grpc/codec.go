@@ -1,6 +1,8 @@
 package grpc
 
 import (
+	"encoding/json"
+
 	"github.com/ferry-go/ferry/codec"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
@@ -24,6 +26,9 @@ var cachedSize = proto.MarshalOptions{UseCachedSize: true}
 func (wireCodec) Marshal(v any) (mem.BufferSlice, error) {
 	m, ok := v.(proto.Message)
 	if !ok {
+		if e, ok := v.(encoded); ok {
+			return mem.BufferSlice{mem.SliceBuffer(e)}, nil
+		}
 		b, err := codec.Proto.Marshal(v)
 		if err != nil {
 			return nil, err
@@ -81,4 +86,62 @@ func unmarshal(data mem.BufferSlice, v any) error {
 // frame receives a request's undecoded bytes on the server.
 type frame struct {
 	data mem.BufferSlice
+}
+
+// encoded is a reply the server handler has encoded already: the JSON of a
+// grpc+json call. wireCodec sends its bytes as they are.
+type encoded []byte
+
+// jsonSubtype is the content-subtype of JSON calls: application/grpc+json.
+const jsonSubtype = "json"
+
+// jsonCodec is the codec Client forces for a call whose request is a
+// json.RawMessage: the content-subtype is "json", the raw request goes out
+// byte for byte, a *json.RawMessage reply receives the server's bytes, and
+// other values go through codec.JSON.
+type jsonCodec struct{}
+
+var _ encoding.CodecV2 = jsonCodec{}
+
+func (jsonCodec) Name() string { return jsonSubtype }
+
+func (jsonCodec) Marshal(v any) (mem.BufferSlice, error) {
+	var b []byte
+	switch v := v.(type) {
+	// A copy: grpc-go may still hold the message once Invoke has
+	// returned (a canceled call's queued frames), and the caller may reuse
+	// its bytes by then (the gateway does).
+	case json.RawMessage:
+		b = append([]byte(nil), v...)
+	case *json.RawMessage:
+		b = append([]byte(nil), *v...)
+	default:
+		var err error
+		if b, err = codec.JSON.Marshal(v); err != nil {
+			return nil, err
+		}
+	}
+	return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+}
+
+func (jsonCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if r, ok := v.(*json.RawMessage); ok {
+		*r = data.Materialize() // a copy: data goes back to its pool
+		return nil
+	}
+	return decodeJSON(codec.JSON, data, v)
+}
+
+// decodeJSON decodes data into v with c. An empty message leaves v zero,
+// as an empty body does over HTTP. codec.JSON copies what it keeps, so it
+// reads a received buffer in place; any other codec (server.WithJSON's)
+// gets its own copy, as on the HTTP transport.
+func decodeJSON(c codec.Codec, data mem.BufferSlice, v any) error {
+	if data.Len() == 0 {
+		return nil
+	}
+	if len(data) == 1 && c == codec.JSON {
+		return c.Unmarshal(data[0].ReadOnlyData(), v)
+	}
+	return c.Unmarshal(data.Materialize(), v)
 }

@@ -39,6 +39,20 @@
 //
 // An oversized message is grpc-go's own ResourceExhausted.
 //
+// # JSON
+//
+// A call made as application/grpc+json (content-subtype "json", the gRPC
+// convention for a JSON codec) is decoded with the server's JSON codec
+// (server.WithJSON; an empty message is the zero request, as an empty body
+// over HTTP) and answered in JSON, the same bytes the HTTP transport would
+// send; generated messages go through protojson. Errors are the same
+// statuses as for protobuf calls, a body that does not decode is
+// InvalidArgument ("invalid request body: ..."). Any grpc-go client can
+// call this way with a codec of its own whose Name is "json"; the Client
+// does for a json.RawMessage request, which is how an API gateway forwards
+// JSON over gRPC without the Go types. Every other content-subtype is
+// protobuf, as before.
+//
 // A call runs under the caller's grpc-timeout, cut to WithMaxTimeout (5m),
 // or under WithDefaultTimeout (30s) when the caller sent none.
 //

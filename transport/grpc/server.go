@@ -5,10 +5,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/ferry-go/ferry/codec"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
 	"github.com/ferry-go/ferry/transport/internal/callctx"
@@ -18,6 +21,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
@@ -362,6 +366,7 @@ func (t *Server) methodHandler(s *server.Server, ep *server.Endpoint, info *grpc
 	timeout, maxTimeout := t.cfg.defaultTimeout, t.cfg.maxTimeout
 	logger := s.Logger()
 	tlsOn := t.cfg.tls != nil
+	jsonDec := s.JSON() // server.WithJSON's, for grpc+json calls
 	// serve runs the endpoint for the decoded req; it is what interceptors wrap.
 	serve := func(ctx context.Context, c *call, req any) (any, error) {
 		c.in.ctx = ctx
@@ -415,22 +420,63 @@ func (t *Server) methodHandler(s *server.Server, ep *server.Endpoint, info *grpc
 			return nil, statusError(err)
 		}
 		defer s.Release(size)
+		asJSON := isJSON(ctx)
 		req := ep.NewRequest()
-		err := unmarshal(c.frame.data, req)
+		var err error
+		if asJSON {
+			err = decodeJSON(jsonDec, c.frame.data, req)
+		} else {
+			err = unmarshal(c.frame.data, req)
+		}
 		c.frame.data.Free()
 		c.frame.data = nil
 		if err != nil {
 			return nil, badRequest(err)
 		}
+		var resp any
 		if interceptor == nil {
-			return serve(ctx, c, req)
+			resp, err = serve(ctx, c, req) // errors are statuses already
+		} else {
+			resp, err = interceptor(ctx, req, info, func(ctx context.Context, req any) (any, error) {
+				return serve(ctx, c, req)
+			})
+			if err != nil {
+				err = statusError(err)
+			}
 		}
-		resp, err := interceptor(ctx, req, info, func(ctx context.Context, req any) (any, error) {
-			return serve(ctx, c, req)
-		})
 		if err != nil {
-			return nil, statusError(err)
+			return nil, err
+		}
+		if asJSON {
+			return encodeJSON(ctx, logger, ep.Name, resp)
 		}
 		return resp, nil
 	}
+}
+
+// isJSON reports whether the call came as application/grpc+json. grpc-go
+// keeps the content-subtype on its server stream; the content-type
+// metadata says the same where that stream is not at hand.
+func isJSON(ctx context.Context) bool {
+	if st, ok := grpc.ServerTransportStreamFromContext(ctx).(interface{ ContentSubtype() string }); ok {
+		return strings.EqualFold(st.ContentSubtype(), jsonSubtype)
+	}
+	for _, ct := range metadata.ValueFromIncomingContext(ctx, "content-type") {
+		if sub, ok := strings.CutPrefix(strings.ToLower(ct), "application/grpc+"); ok {
+			sub, _, _ = strings.Cut(sub, ";")
+			return strings.TrimSpace(sub) == jsonSubtype
+		}
+	}
+	return false
+}
+
+// encodeJSON is the reply of a grpc+json call: resp encoded as the HTTP
+// transport encodes a JSON reply, sent by wireCodec as it is.
+func encodeJSON(ctx context.Context, logger *slog.Logger, endpoint string, resp any) (any, error) {
+	b, err := codec.JSON.Marshal(resp)
+	if err != nil {
+		logger.ErrorContext(ctx, "grpc: encoding JSON reply failed", "endpoint", endpoint, "error", err)
+		return nil, status.Error(codes.Internal, "encoding the reply failed")
+	}
+	return encoded(b), nil
 }
