@@ -276,8 +276,8 @@ func (d *Dashboard) routes() *http.ServeMux {
 	mux.HandleFunc("GET /api/catalog", d.apiCatalog)
 	mux.HandleFunc("GET /api/figures", d.apiFigures)
 	if d.opts.Traces != nil {
-		mux.Handle("GET /api/traces", noStore(traces.API(d.opts.Traces), "/api"))
-		mux.Handle("GET /api/traces/{id}", noStore(traces.API(d.opts.Traces), "/api"))
+		mux.Handle("GET /api/traces", http.StripPrefix("/api", traces.API(d.opts.Traces)))
+		mux.Handle("GET /api/traces/{id}", http.StripPrefix("/api", traces.API(d.opts.Traces)))
 	} else {
 		mux.HandleFunc("GET /api/traces", func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "tracing is off: the dashboard has no trace store"})
@@ -292,11 +292,6 @@ func (d *Dashboard) routes() *http.ServeMux {
 		d.render(w, r, http.StatusNotFound, "notfound", page{Title: "Not found", Nav: "", Message: "No page at " + r.URL.Path})
 	})
 	return mux
-}
-
-// noStore mounts the traces API: strip removes the dashboard's "/api".
-func noStore(h http.Handler, strip string) http.Handler {
-	return http.StripPrefix(strip, h)
 }
 
 func cacheStatic(h http.Handler) http.Handler {

@@ -282,8 +282,8 @@ func (d *Dashboard) pageTrace(w http.ResponseWriter, r *http.Request) {
 			row := spanRow{Span: sp, Color: colorOf(sp.Service), Transport: transportOf(sp), Error: sp.Status == traces.StatusError}
 			row.Offset = max(sp.Start.Sub(data.Trace.Start), 0)
 			if total > 0 {
-				row.X = math.Min(1000*float64(row.Offset)/float64(total), 999)
-				row.Width = math.Max(1000*float64(sp.Duration())/float64(total), 2)
+				row.X = math.Min(1000*float64(row.Offset)/float64(total), 996)
+				row.Width = math.Max(1000*float64(sp.Duration())/float64(total), 4)
 				row.Width = math.Min(row.Width, 1000-row.X)
 			} else {
 				row.Width = 1000
