@@ -85,6 +85,27 @@ func TestBrowser(t *testing.T) {
 	}
 	b.Screenshot("explorer-error")
 
+	// The catalogue's live figures: a rate from $SRV.STATS, p50 from the
+	// spans of the last minute (the window's counts depend on timing, which
+	// api/figures' own test checks).
+	do("back to the catalogue", chromedp.Click(sel("nav-catalog")), chromedp.WaitVisible(sel("service-greeter")))
+	waitFor("live figures in the catalogue", `(function () {
+		const row = document.querySelector('[data-fig-key="greeter/Hello"]');
+		return row.querySelector('[data-fig="calls_per_s"]').textContent !== "–" && row.querySelector('[data-fig="p50_ms"]').textContent !== "–";
+	})()`)
+	b.Screenshot("catalogue-live")
+
+	// The explorer page, with its picker.
+	do("open the explorer", chromedp.Click(sel("nav-explorer")), chromedp.WaitVisible(sel("explorer-endpoint")),
+		chromedp.SetValue(sel("explorer-endpoint"), "greeter/Fail"), chromedp.Click(sel("explorer-open")),
+		chromedp.WaitVisible(chromedp.CSS(`[data-call-url="/greeter/Fail"]`)))
+	do("send Fail", chromedp.SetValue(sel("explorer-request"), `{"reason": "shown"}`), chromedp.Click(sel("explorer-send")))
+	waitFor("the Fail error", `document.querySelector('[data-testid="explorer-status"]').textContent.startsWith("400")`)
+	if got := text("explorer-error"); !strings.Contains(got, "failed_precondition") {
+		t.Errorf("explorer error for Fail = %q", got)
+	}
+	b.Screenshot("explorer-page")
+
 	// The trace of the first call: in the list (refreshed live), then its
 	// waterfall with spans of the gateway and of the greeter.
 	row := `[data-testid="trace-row"][data-trace-id="` + traceID + `"]`

@@ -220,6 +220,9 @@ func (d *Dashboard) pageExplorer(w http.ResponseWriter, r *http.Request) {
 	d.render(w, r, http.StatusOK, "explorer", page{Title: "API explorer", Nav: "explorer", Message: msg, Data: data})
 }
 
+// MaxTracesListed is how many of the newest traces the trace list shows.
+const MaxTracesListed = 100
+
 // tracesPage is the data of the trace list.
 type tracesPage struct {
 	Traces []traces.Summary
@@ -230,6 +233,9 @@ func (d *Dashboard) pageTraces(w http.ResponseWriter, r *http.Request) {
 	p := page{Title: "Traces", Nav: "traces"}
 	if d.opts.Traces != nil {
 		list := d.opts.Traces.List()
+		if len(list) > MaxTracesListed {
+			list = list[:MaxTracesListed]
+		}
 		colors := map[string]int{}
 		for _, t := range list {
 			for _, s := range t.Services {

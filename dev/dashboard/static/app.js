@@ -85,6 +85,12 @@
     crypto.getRandomValues(b);
     return Array.from(b, function (x) { return x.toString(16).padStart(2, "0"); }).join("");
   }
+  form.elements.body.addEventListener("keydown", function (ev) {
+    if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
+      ev.preventDefault();
+      form.requestSubmit();
+    }
+  });
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
     var button = form.querySelector("[data-testid=explorer-send]");
