@@ -46,6 +46,13 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 
+	// ready waits for the page's script to have run: call it once an
+	// element only the new page has is visible.
+	ready := func() {
+		t.Helper()
+		waitFor("the page's script", `document.body.dataset.ready === "true"`)
+	}
+
 	// The catalogue.
 	do("load the catalogue", chromedp.Navigate(st.URL+"/_ferry/"), chromedp.WaitVisible(sel("service-greeter")),
 		chromedp.WaitVisible(sel("endpoint-greeter-Hello")), chromedp.WaitVisible(sel("endpoint-greeter-Fail")))
@@ -54,6 +61,7 @@ func TestBrowser(t *testing.T) {
 	// The endpoint page.
 	do("open greeter.Hello", chromedp.Click(sel("endpoint-greeter-Hello")), chromedp.WaitVisible(sel("endpoint-title")),
 		chromedp.WaitVisible(sel("field-name")))
+	ready()
 	if got := text("endpoint-title"); !strings.Contains(got, "greeter.Hello") {
 		t.Errorf("endpoint title = %q", got)
 	}
@@ -95,14 +103,19 @@ func TestBrowser(t *testing.T) {
 	})()`)
 	b.Screenshot("catalogue-live")
 
-	// The explorer page, with its picker.
-	do("open the explorer", chromedp.Click(sel("nav-explorer")), chromedp.WaitVisible(sel("explorer-endpoint")),
-		chromedp.SetValue(sel("explorer-endpoint"), "greeter/Fail"), chromedp.Click(sel("explorer-open")),
-		chromedp.WaitVisible(chromedp.CSS(`[data-call-url="/greeter/Fail"]`)))
-	do("send Fail", chromedp.SetValue(sel("explorer-request"), `{"reason": "shown"}`), chromedp.Click(sel("explorer-send")))
-	waitFor("the Fail error", `document.querySelector('[data-testid="explorer-status"]').textContent.startsWith("400")`)
-	if got := text("explorer-error"); !strings.Contains(got, "failed_precondition") {
-		t.Errorf("explorer error for Fail = %q", got)
+	// The explorer page, with its picker (it opens on the first endpoint,
+	// Fail; the page for Hello is a new document).
+	do("open the explorer", chromedp.Click(sel("nav-explorer")), chromedp.WaitVisible(sel("explorer-endpoint")))
+	ready()
+	// Choosing an endpoint opens its page (the script submits the picker).
+	do("pick Hello", chromedp.SetValue(sel("explorer-endpoint"), "greeter/Hello"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-call-url="/greeter/Hello"]`)))
+	ready()
+	do("send Hello from the explorer page", chromedp.SetValue(sel("explorer-request"), `{"name": "picker"}`),
+		chromedp.SetValue(sel("explorer-transport"), "http"), chromedp.Click(sel("explorer-send")))
+	waitFor("the reply on the explorer page", `document.querySelector('[data-testid="explorer-status"]').textContent.startsWith("200")`)
+	if got := text("explorer-body"); !strings.Contains(got, "Hello, picker!") {
+		t.Errorf("explorer page body = %q", got)
 	}
 	b.Screenshot("explorer-page")
 

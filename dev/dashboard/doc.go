@@ -129,6 +129,7 @@
 //	field-<name>                             a field's row ("field-address.city")
 //	schema-missing, request-type, response-type   no schema published; Go types
 //	explorer                                 the explorer form (data-call-url)
+//	                                         (body[data-ready="true"] once the script has run)
 //	explorer-endpoint, explorer-open         the picker (explorer page)
 //	explorer-url                             the URL called
 //	explorer-transport                       the transport <select>
