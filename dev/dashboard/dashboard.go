@@ -99,7 +99,8 @@ type Dashboard struct {
 	done    chan struct{} // closed when the goroutines have ended
 	cancel  context.CancelFunc
 
-	figs *figures
+	figs  *figures
+	spans spanCache
 }
 
 // catalogState is what the dashboard knows of the catalogue.

@@ -339,3 +339,22 @@ func TestNewRefuses(t *testing.T) {
 		}
 	}
 }
+
+// Without a trace store, latency is the $SRV.STATS average, and the pages
+// say tracing is off.
+func TestFiguresWithoutTraces(t *testing.T) {
+	st := startStack(t, func(o *dashboard.Options) { o.Traces = nil })
+	for range 2 {
+		post(t, st.URL+"/greeter/Hello", `{"name":"Ada"}`)
+	}
+	var h dashboard.EndpointFigures
+	ferrytest.Eventually(t, "the STATS figures count the calls", func() bool {
+		h = endpointFigures(figuresOf(t, st.URL), "greeter", "Hello")
+		return h.TotalCalls == 2
+	})
+	if h.LatencySource != "stats" || h.AvgMs == nil || h.P50Ms != nil || h.P99Ms != nil || h.Spans != 0 {
+		t.Errorf("figures without traces = %+v", h)
+	}
+	_, body := get(t, st.URL+"/_ferry/services/greeter/Hello")
+	wantAll(t, "Hello page without traces", body, "tracing off", "the average processing time from $SRV.STATS")
+}

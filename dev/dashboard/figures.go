@@ -242,7 +242,7 @@ func (d *Dashboard) compute(now time.Time, eps map[string][]string) Figures {
 		statsFigures(samples, get)
 	}
 	if d.opts.Traces != nil {
-		traceFigures(d.opts.Traces, now, get)
+		traceFigures(d.spans.recent(d.opts.Traces, now), get)
 	}
 	for _, f := range byKey {
 		out.Endpoints = append(out.Endpoints, *f)
@@ -308,21 +308,49 @@ func statsFigures(samples []sample, get func(svc, ep string) *EndpointFigures) {
 	}
 }
 
-// traceFigures sets p50 and p99 from the SERVER spans of each endpoint
-// that ended within LatencyWindow before now: spans whose ferry.endpoint
-// attribute is "service/Endpoint" and whose resource's service.name is
-// that service (so a gateway's server span, which names the backend
-// endpoint too, is not counted). An endpoint without $SRV.STATS figures
-// takes its calls/s and error rate from the same spans: calls are spans,
-// errors are spans whose ferry.code is not "ok" (or, without it, whose
-// status is error).
-func traceFigures(store *traces.Store, now time.Time, get func(svc, ep string) *EndpointFigures) {
+// serverSpan is what the figures need of one server span.
+type serverSpan struct {
+	service, endpoint string
+	end               time.Time
+	dur               time.Duration
+	failed            bool
+}
+
+// spanCache holds the server spans of the store's recent traces as of one
+// store version, so that polling the figures reads the store's traces
+// again only when it has changed.
+type spanCache struct {
+	mu      sync.Mutex
+	version uint64
+	at      time.Time
+	spans   []serverSpan
+}
+
+// recent returns the server spans that ended within LatencyWindow before
+// now, from the cache when the store has not changed since it was filled.
+func (c *spanCache) recent(store *traces.Store, now time.Time) []serverSpan {
 	cutoff := now.Add(-LatencyWindow)
-	type acc struct {
-		durs   []time.Duration
-		errors int64
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v := store.Version(); v != c.version || c.at.IsZero() || c.at.After(now) {
+		c.version, c.at, c.spans = v, now, collect(store, cutoff)
 	}
-	accs := map[*EndpointFigures]*acc{}
+	var out []serverSpan
+	for _, sp := range c.spans {
+		if !sp.end.Before(cutoff) && !sp.end.After(now) {
+			out = append(out, sp)
+		}
+	}
+	return out
+}
+
+// collect reads the server spans that ended after cutoff: spans whose
+// ferry.endpoint attribute is "service/Endpoint" and whose resource's
+// service.name is that service (so a gateway's server span, which names
+// the backend endpoint too, is not counted). A span failed when its
+// ferry.code is not "ok" (or, without one, when its status is error).
+func collect(store *traces.Store, cutoff time.Time) []serverSpan {
+	var out []serverSpan
 	for _, sum := range store.List() {
 		if sum.Start.Add(sum.Duration).Before(cutoff) {
 			continue
@@ -332,7 +360,7 @@ func traceFigures(store *traces.Store, now time.Time, get func(svc, ep string) *
 			continue
 		}
 		for _, sp := range tr.Spans {
-			if sp.Kind != "server" || sp.End.Before(cutoff) || sp.End.After(now) {
+			if sp.Kind != "server" || sp.End.Before(cutoff) {
 				continue
 			}
 			name, _ := sp.Attributes["ferry.endpoint"].(string)
@@ -340,17 +368,34 @@ func traceFigures(store *traces.Store, now time.Time, get func(svc, ep string) *
 			if !ok || svc != sp.Service || ep == "" {
 				continue
 			}
-			f := get(svc, ep)
-			a := accs[f]
-			if a == nil {
-				a = &acc{}
-				accs[f] = a
-			}
-			a.durs = append(a.durs, sp.Duration())
 			code, hasCode := sp.Attributes["ferry.code"].(string)
-			if (hasCode && code != "ok") || (!hasCode && sp.Status == traces.StatusError) {
-				a.errors++
-			}
+			out = append(out, serverSpan{service: svc, endpoint: ep, end: sp.End, dur: sp.Duration(),
+				failed: (hasCode && code != "ok") || (!hasCode && sp.Status == traces.StatusError)})
+		}
+	}
+	return out
+}
+
+// traceFigures sets p50 and p99 from the server spans of each endpoint
+// that ended within LatencyWindow before now (see collect). An endpoint
+// without $SRV.STATS figures takes its calls/s and error rate from the
+// same spans.
+func traceFigures(spans []serverSpan, get func(svc, ep string) *EndpointFigures) {
+	type acc struct {
+		durs   []time.Duration
+		errors int64
+	}
+	accs := map[*EndpointFigures]*acc{}
+	for _, sp := range spans {
+		f := get(sp.service, sp.endpoint)
+		a := accs[f]
+		if a == nil {
+			a = &acc{}
+			accs[f] = a
+		}
+		a.durs = append(a.durs, sp.dur)
+		if sp.failed {
+			a.errors++
 		}
 	}
 	for f, a := range accs {
