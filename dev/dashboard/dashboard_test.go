@@ -102,7 +102,8 @@ func TestEndpointPage(t *testing.T) {
 		t.Errorf("unknown endpoint = %d", resp.StatusCode)
 	}
 	_, body = get(t, st.URL+"/_ferry/explorer?endpoint=greeter/Hello")
-	wantAll(t, "explorer", body, `data-testid="explorer-endpoint"`, `value="greeter/Hello" selected`, `data-call-url="/greeter/Hello"`)
+	wantAll(t, "explorer", body, `data-testid="explorer-endpoint"`, `value="greeter/Hello" selected`, `data-call-url="/greeter/Hello"`,
+		"curl -s -H &#39;Content-Type: application/json&#39; -d &#39;{&#34;name&#34;:&#34;&#34;}&#39; "+st.URL+"/greeter/Hello")
 }
 
 func figuresOf(t *testing.T, base string) dashboard.Figures {

@@ -147,7 +147,7 @@ type explorerData struct {
 	TraceBase string
 }
 
-func (d *Dashboard) explorer(e *endpointView) *explorerData {
+func (d *Dashboard) explorer(r *http.Request, e *endpointView) *explorerData {
 	if e == nil {
 		return nil
 	}
@@ -164,7 +164,11 @@ func (d *Dashboard) explorer(e *endpointView) *explorerData {
 	if d.proxy != nil {
 		target = strings.TrimSuffix(d.opts.Gateway, "/") + "/" + url.PathEscape(e.Service) + "/" + url.PathEscape(e.Name)
 	} else {
-		target = "http://HOST" + call
+		scheme := "http://"
+		if r.TLS != nil {
+			scheme = "https://"
+		}
+		target = scheme + r.Host + call
 	}
 	curl := "curl -s -H 'Content-Type: application/json' -d '" + strings.ReplaceAll(compact.String(), "'", `'\''`) + "' " + target
 	return &explorerData{CallURL: call, Body: body, Curl: curl, Service: e.Service, Endpoint: e.Name, TraceBase: d.opts.Prefix + "traces/"}
@@ -183,7 +187,7 @@ func (d *Dashboard) pageEndpoint(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.fillTypes(e)
-	data := endpointPage{Service: s, Endpoint: e, Explorer: d.explorer(e)}
+	data := endpointPage{Service: s, Endpoint: e, Explorer: d.explorer(r, e)}
 	var by map[string]EndpointFigures
 	data.Sources, by = d.figuresFor(svcs)
 	data.Figures = by[e.Key()]
@@ -215,7 +219,7 @@ func (d *Dashboard) pageExplorer(w http.ResponseWriter, r *http.Request) {
 	}
 	if data.Endpoint != nil {
 		d.fillTypes(data.Endpoint)
-		data.Explorer = d.explorer(data.Endpoint)
+		data.Explorer = d.explorer(r, data.Endpoint)
 	}
 	d.render(w, r, http.StatusOK, "explorer", page{Title: "API explorer", Nav: "explorer", Message: msg, Data: data})
 }
