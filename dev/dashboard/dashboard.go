@@ -211,11 +211,11 @@ func (d *Dashboard) follow(ctx context.Context, w registry.Watcher) {
 		now := time.Now()
 		d.mu.Lock()
 		if err != nil {
-			if d.cat.err == nil {
+			if d.cat.err == nil || d.cat.err.Error() != err.Error() {
 				d.logger.Warn("dashboard: the registry failed; showing the last services known", "error", err)
+				d.cat.version++ // pages show the failure; not again while it stays the same
 			}
 			d.cat.err, d.cat.errAt = err, now
-			d.cat.version++
 			d.mu.Unlock()
 			select { // Next waits for the registry again; do not spin on a broken one
 			case <-ctx.Done():

@@ -3,6 +3,7 @@ package dashboard_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -358,4 +359,52 @@ func TestFiguresWithoutTraces(t *testing.T) {
 	}
 	_, body := get(t, st.URL+"/_ferry/services/greeter/Hello")
 	wantAll(t, "Hello page without traces", body, "tracing off", "the average processing time from $SRV.STATS")
+}
+
+// failing is a catalogue that gives its instances once, then fails.
+type failing struct{ catalog }
+
+func (c failing) WatchAll(ctx context.Context) (registry.Watcher, error) {
+	w, _ := c.catalog.WatchAll(ctx)
+	return &failingWatcher{w.(*fixedWatcher)}, nil
+}
+
+type failingWatcher struct{ *fixedWatcher }
+
+func (w *failingWatcher) Next(ctx context.Context) ([]registry.Instance, error) {
+	if !w.sent {
+		return w.fixedWatcher.Next(ctx)
+	}
+	select {
+	case <-w.stop:
+		return nil, registry.ErrWatcherStopped
+	default:
+		return nil, errors.New("registry unreachable")
+	}
+}
+
+// A failing registry keeps the services last known on the page, with a
+// banner saying so.
+func TestRegistryFailing(t *testing.T) {
+	cat := failing{catalog{{Service: "greeter", ID: "g1", Metadata: map[string]string{registry.MetadataEndpoints: "Hello"}}}}
+	d, err := dashboard.New(dashboard.Options{Catalog: cat, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(ferrytest.Context(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Stop(context.Background()) })
+	hs := httptest.NewServer(d)
+	t.Cleanup(hs.Close)
+	ferrytest.Eventually(t, "the page says the registry is failing", func() bool {
+		_, body := get(t, hs.URL+"/_ferry/")
+		return strings.Contains(body, "registry: failing") && strings.Contains(body, "registry unreachable") &&
+			strings.Contains(body, `data-testid="service-greeter"`)
+	})
+	var c dashboard.Catalog
+	_, body := get(t, hs.URL+"/_ferry/api/catalog")
+	if err := json.Unmarshal([]byte(body), &c); err != nil || c.RegistryError != "registry unreachable" || len(c.Services) != 1 {
+		t.Errorf("api/catalog = %s (%v)", body, err)
+	}
 }
