@@ -45,11 +45,12 @@
     if (ms < 1000) return ms.toFixed(1) + " ms";
     return (ms / 1000).toFixed(2) + " s";
   }
+  function count(v) { return v === null ? "–" : String(v); }
   var fmt = {
     calls_per_s: function (v) { return v === null ? "–" : v.toFixed(1); },
     error_rate: function (v) { return v === null ? "–" : (v * 100).toFixed(1) + "%"; },
     p50_ms: fmtDur, p99_ms: fmtDur, avg_ms: fmtDur,
-    total_calls: String, total_errors: String
+    total_calls: count, total_errors: count
   };
   if (document.querySelector("[data-fig-key]")) {
     var figures = function () {
