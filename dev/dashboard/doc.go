@@ -119,7 +119,8 @@
 //	tracing-state                            "tracing on" / "tracing off"
 //	catalog-summary, catalog-empty           the catalogue's head / no services
 //	service-<service>                        a service's card
-//	instance-<service>-<id>                  an instance's row
+//	instance-<service>-<id>                  an instance's row, with
+//	instance-up                              how long it has been up
 //	endpoint-<service>-<Endpoint>            the link to an endpoint's page
 //	endpoint-title, endpoint-routes          the endpoint page's head and routes
 //	endpoint-idempotent                      its idempotent tag
