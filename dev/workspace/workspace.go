@@ -168,7 +168,7 @@ func moduleOf(dir string) (bool, error) {
 
 // mainPackages lists the directories of the main packages of ./... in dir.
 func mainPackages(dir string) ([]string, error) {
-	out, err := goCmd(context.Background(), dir, "list", "-e", "-f", `{{if eq .Name "main"}}{{.Dir}}{{end}}`, "./...")
+	out, err := goCmd(context.Background(), dir, "list", "-e", "-f", `{{if and (eq .Name "main") (or .GoFiles .CgoFiles)}}{{.Dir}}{{end}}`, "./...")
 	if err != nil {
 		return nil, err
 	}
@@ -201,14 +201,17 @@ func goCmd(ctx context.Context, dir string, args ...string) ([]byte, error) {
 
 // checkMain returns why dir is not a buildable main package, or "".
 func checkMain(dir string) string {
-	out, err := goCmd(context.Background(), dir, "list", "-e", "-f", "{{.Name}}\t{{if .Error}}{{.Error}}{{end}}", ".")
+	out, err := goCmd(context.Background(), dir, "list", "-e", "-f", "{{.Name}}\t{{len .GoFiles}}\t{{if .Error}}{{.Error}}{{end}}", ".")
 	if err != nil {
 		return err.Error()
 	}
-	name, perr, _ := strings.Cut(strings.TrimSpace(string(out)), "\t")
+	name, rest, _ := strings.Cut(strings.TrimRight(string(out), "\r\n"), "\t")
+	files, perr, _ := strings.Cut(rest, "\t")
 	switch {
-	case name == "main":
+	case name == "main" && files != "0":
 		return ""
+	case name == "main":
+		return "not a Go package: only test files"
 	case name == "":
 		if perr == "" {
 			perr = "no Go package"
