@@ -107,9 +107,12 @@ func (o *output) prefix(i int, name string) string {
 	return p
 }
 
-func (o *output) write(b []byte) {
+// write keeps l in r and writes b, under one lock so that Logs and the
+// output agree on the order of lines.
+func (o *output) write(r *ring, l Line, b []byte) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	r.add(l)
 	_, _ = o.w.Write(b) // a failing terminal must not stop the services
 }
 
@@ -191,9 +194,8 @@ func (lw *lineWriter) emit(line []byte) {
 		lw.emit(line[:maxLine])
 		line = line[maxLine:]
 	}
-	lw.ring.add(Line{Time: time.Now(), Stream: lw.stream, Text: string(line)})
 	b := make([]byte, 0, len(lw.prefix)+len(line)+1)
 	b = append(b, lw.prefix...)
 	b = append(b, line...)
-	lw.out.write(append(b, '\n'))
+	lw.out.write(lw.ring, Line{Time: time.Now(), Stream: lw.stream, Text: string(line)}, append(b, '\n'))
 }

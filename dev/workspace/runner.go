@@ -65,17 +65,18 @@ func newRunner(s *Supervisor, idx int, svc Service) *runner {
 		backoff: s.opts.MinBackoff,
 		st:      ServiceStatus{Name: svc.Name, State: Building},
 	}
-	r.env, r.args = environment(os.Environ(), s.opts.Env, s.ws.Env, svc)
+	r.env, r.args = environment(os.Environ(), s.ws.Dir, s.opts.Env, s.ws.Env, svc)
 	return r
 }
 
 func (r *runner) initOutput() { r.prefix = r.s.out.prefix(r.idx, r.svc.Name) }
 
 // environment builds a service's environment, each layer over the one
-// before: the supervisor's, OTEL_SERVICE_NAME, the caller's, the workspace
-// file's, the service's. ${NAME} in the file's values and in the args is
-// replaced by NAME's value in the layers below (empty if unset), $$ by $.
-func environment(base, common []string, wsEnv map[string]string, svc Service) (env, args []string) {
+// before: the supervisor's (with PWD the working directory),
+// OTEL_SERVICE_NAME, the caller's, the workspace file's, the service's.
+// ${NAME} in the file's values and in the args is replaced by NAME's value
+// in the layers below (empty if unset), $$ by $.
+func environment(base []string, dir string, common []string, wsEnv map[string]string, svc Service) (env, args []string) {
 	vals := map[string]string{}
 	var order []string
 	set := func(k, v string) {
@@ -89,6 +90,7 @@ func environment(base, common []string, wsEnv map[string]string, svc Service) (e
 			set(k, v)
 		}
 	}
+	set("PWD", dir)
 	set("OTEL_SERVICE_NAME", svc.Name)
 	for _, kv := range common {
 		k, v, _ := strings.Cut(kv, "=")
