@@ -12,7 +12,13 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(helperEnv); dir != "" {
+		superviseForever(dir) // TestPdeathsig's supervisor
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // writeFiles writes files (path → content) under dir.
 func writeFiles(t *testing.T, dir string, files map[string]string) {

@@ -1,10 +1,12 @@
 package workspace_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -571,4 +573,98 @@ func TestNewRejects(t *testing.T) {
 	if err := s.Stop(t.Context()); err != nil {
 		t.Errorf("Stop before Start = %v", err)
 	}
+}
+
+func TestRestartOnEmbedChange(t *testing.T) {
+	skipWithoutUnix(t)
+	dir := module(t, map[string]string{
+		"svc/msg.txt": "first",
+		"svc/main.go": `package main
+
+import (
+	_ "embed"
+	"fmt"
+	"time"
+)
+
+//go:embed msg.txt
+var msg string
+
+func main() {
+	fmt.Println("message", msg)
+	time.Sleep(time.Hour)
+}
+`,
+	})
+	s := start(t, oneService(t, dir, "svc"), workspace.Options{})
+	ferrytest.Eventually(t, "first message", func() bool { return logged(s, "svc", "message first") })
+	writeFiles(t, dir, map[string]string{"svc/msg.txt": "second"})
+	ferrytest.Eventually(t, "second message", func() bool { return logged(s, "svc", "message second") })
+}
+
+// helperEnv makes the test binary a supervisor of the service in the
+// directory it names, for TestPdeathsig.
+const helperEnv = "WORKSPACE_TEST_SUPERVISE"
+
+func superviseForever(dir string) {
+	ws := &workspace.Workspace{Dir: dir, Services: []workspace.Service{{Name: "svc", Dir: filepath.Join(dir, "svc")}}}
+	// A supervisor killed with SIGKILL cannot remove its binaries: they go
+	// where the test's cleanup removes them.
+	s, err := workspace.New(ws, workspace.Options{Output: os.Stdout, BinDir: filepath.Join(dir, "_bin")})
+	if err == nil {
+		err = s.Start(context.Background())
+	}
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	select {} // until killed
+}
+
+// TestPdeathsig kills a supervisor with SIGKILL: its service must die too.
+func TestPdeathsig(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("Pdeathsig is Linux's")
+	}
+	dir := module(t, map[string]string{"svc/main.go": version("1"), "lib/lib.go": "package lib\n\nconst Word = \"one\"\n"})
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	var pid int
+	ctx := ferrytest.Context(t)
+	for pid == 0 {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("the supervisor ended before starting the service")
+			}
+			if _, after, found := strings.Cut(l, "svc | version 1 one pid "); found {
+				pid, _ = strconv.Atoi(after)
+			}
+		case <-ctx.Done():
+			t.Fatal("the service did not start")
+		}
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	for range lines { // the service's output ends with it
+	}
+	ferrytest.Eventually(t, "the service gone with its supervisor", func() bool { return !alive(t, pid) })
 }
