@@ -44,6 +44,10 @@ type runner struct {
 	builds  int
 	backoff time.Duration
 	sources *sources
+	// retry, when set, is the wait before starting r.bin again: a
+	// process crashed or could not be started. run turns it into a timer.
+	retry    time.Duration
+	retrySet bool
 }
 
 // proc is one run of a service's binary.
@@ -185,6 +189,12 @@ func (r *runner) run(ctx context.Context) {
 
 	r.rebuild(ctx)
 	for {
+		if r.retrySet {
+			stopBackoff()
+			backoff = time.NewTimer(r.retry)
+			backoffC = backoff.C
+			r.retrySet = false
+		}
 		var exited <-chan struct{}
 		if r.proc != nil {
 			exited = r.proc.done
@@ -203,10 +213,7 @@ func (r *runner) run(ctx context.Context) {
 			r.backoff = r.s.opts.MinBackoff
 			r.rebuild(ctx)
 		case <-exited:
-			if wait, again := r.exited(); again {
-				backoff = time.NewTimer(wait)
-				backoffC = backoff.C
-			}
+			r.exited()
 		case <-backoffC:
 			backoff, backoffC = nil, nil
 			r.start(r.bin)
@@ -285,6 +292,15 @@ func (r *runner) build(ctx context.Context) (bin, output string, err error) {
 	}
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
 	cmd.Dir = r.svc.Dir
+	// Stopped, the go command is interrupted rather than killed, so that
+	// it stops the compiler and linker it runs too.
+	cmd.Cancel = func() error {
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			return cmd.Process.Kill() // no SIGINT on Windows
+		}
+		return nil
+	}
+	cmd.WaitDelay = 10 * time.Second
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
@@ -376,10 +392,7 @@ func (r *runner) failedStart(err error) {
 	r.update(fmt.Sprintf("cannot start: %v; again in %v", err, wait), func(st *ServiceStatus) {
 		st.State, st.PID, st.ExitError, st.NextStart = Restarting, 0, err.Error(), time.Now().Add(wait)
 	})
-	// Reported as an exit so that run's back-off timer takes over.
-	p := &proc{done: make(chan struct{}), err: err, started: time.Now()}
-	close(p.done)
-	r.proc = p
+	r.retry, r.retrySet = wait, true
 }
 
 // nextBackoff returns the wait before the next start after a process that
@@ -393,28 +406,24 @@ func (r *runner) nextBackoff(ran time.Duration) time.Duration {
 	return wait
 }
 
-// exited handles a process that ended by itself, and says whether and when
-// to start it again.
-func (r *runner) exited() (time.Duration, bool) {
+// exited handles a process that ended by itself: unless it exited with
+// status 0, it is started again after a back-off.
+func (r *runner) exited() {
 	p := r.proc
 	r.proc = nil
-	if p.cmd == nil { // failedStart, already reported
-		st := r.status()
-		return time.Until(st.NextStart), true
-	}
 	code, how := exitOf(p.err)
 	if code == 0 {
 		r.update("exited with status 0; it starts again when its sources change", func(st *ServiceStatus) {
 			st.State, st.PID, st.Exited, st.ExitCode, st.ExitError = Exited, 0, time.Now(), 0, ""
 		})
-		return 0, false
+		return
 	}
 	wait := r.nextBackoff(time.Since(p.started))
 	r.update(fmt.Sprintf("%s; starting again in %v", how, wait), func(st *ServiceStatus) {
 		st.State, st.PID, st.Exited, st.ExitCode, st.ExitError = Restarting, 0, time.Now(), code, how
 		st.NextStart = time.Now().Add(wait)
 	})
-	return wait, true
+	r.retry, r.retrySet = wait, true
 }
 
 func exitOf(err error) (code int, how string) {
@@ -436,9 +445,6 @@ func exitOf(err error) (code int, how string) {
 // or when ctx ends; it returns once p exited and its output is read.
 func (r *runner) stopProc(ctx context.Context, p *proc) {
 	r.proc = nil
-	if p.cmd == nil {
-		return
-	}
 	select {
 	case <-p.done: // it had exited already
 	default:

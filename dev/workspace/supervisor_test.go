@@ -668,3 +668,23 @@ func TestPdeathsig(t *testing.T) {
 	}
 	ferrytest.Eventually(t, "the service gone with its supervisor", func() bool { return !alive(t, pid) })
 }
+
+func TestCannotStart(t *testing.T) {
+	skipWithoutUnix(t)
+	dir := module(t, map[string]string{"svc/main.go": crasher})
+	ws := oneService(t, dir, "svc")
+	ws.Dir = filepath.Join(dir, "missing") // the working directory
+	s := start(t, ws, workspace.Options{MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})
+	ferrytest.Eventually(t, "three attempts", func() bool {
+		n := 0
+		for _, l := range s.Logs("svc") {
+			if strings.HasPrefix(l.Text, "cannot start") {
+				n++
+			}
+		}
+		return n >= 3
+	})
+	if st := status(t, s, "svc"); st.State != workspace.Restarting || st.PID != 0 || !strings.Contains(st.ExitError, "no such file") {
+		t.Errorf("status = %+v, want restarting, no pid, the error", st)
+	}
+}
