@@ -111,8 +111,8 @@
 // supervisor, or cannot be started, is started again after a back-off:
 // Options.MinBackoff (1s), doubling with each crash in a row, at most
 // Options.MaxBackoff (30s); State is Restarting and NextStart says when. The
-// back-off starts over after a process ran MaxBackoff or longer, and when
-// the sources change (the fix is tried at once).
+// back-off starts over after a process ran 10s (or MaxBackoff, if longer)
+// before crashing, and when the sources change (the fix is tried at once).
 //
 // # Signals and process groups
 //

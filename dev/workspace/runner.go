@@ -395,10 +395,14 @@ func (r *runner) failedStart(err error) {
 	r.retry, r.retrySet = wait, true
 }
 
+// stableRun is how long a process must have run for its crash to count as
+// the first of a series (or MaxBackoff, if longer).
+const stableRun = 10 * time.Second
+
 // nextBackoff returns the wait before the next start after a process that
 // ran for ran, and doubles the next one.
 func (r *runner) nextBackoff(ran time.Duration) time.Duration {
-	if ran >= r.s.opts.MaxBackoff {
+	if ran >= max(stableRun, r.s.opts.MaxBackoff) {
 		r.backoff = r.s.opts.MinBackoff
 	}
 	wait := r.backoff

@@ -48,8 +48,8 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the wait before a crashed service is
 	// started again: MinBackoff after the first crash, doubling with every
 	// crash in a row, at most MaxBackoff. Defaults 1s and 30s. A service
-	// that ran at least MaxBackoff before crashing starts from MinBackoff
-	// again, and so does one whose sources change.
+	// that ran at least 10s (or MaxBackoff, if longer) before crashing
+	// starts from MinBackoff again, and so does one whose sources change.
 	MinBackoff, MaxBackoff time.Duration
 	// LogLines is how many recent lines Logs keeps per service. Default
 	// 1000.
