@@ -43,7 +43,6 @@ type runner struct {
 	bin     string // the binary of the last good build
 	builds  int
 	backoff time.Duration
-	sources *sources
 	// retry, when set, is the wait before starting r.bin again: a
 	// process crashed or could not be started. run turns it into a timer.
 	retry    time.Duration
@@ -236,7 +235,6 @@ func (r *runner) rebuild(ctx context.Context) {
 			}
 			r.system("listing sources: " + err.Error())
 		} else {
-			r.sources = src
 			r.s.watch.set(r, src)
 		}
 	}

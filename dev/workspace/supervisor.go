@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -331,7 +330,7 @@ func (s *Supervisor) Services() []string {
 	for i, r := range s.runners {
 		names[i] = r.svc.Name
 	}
-	return slices.Clip(names)
+	return names
 }
 
 // Restart rebuilds the named service and, if the build succeeds, starts it

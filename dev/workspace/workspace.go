@@ -100,7 +100,7 @@ func Discover(dir string) (*Workspace, error) {
 		if err != nil {
 			return nil // unreadable: go list will say so if it matters
 		}
-		if d.IsDir() && path != abs && skipDir(d.Name()) {
+		if d.IsDir() && path != abs && (skipDir(d.Name()) || d.Name() == "node_modules") {
 			return filepath.SkipDir
 		}
 		if !d.IsDir() && d.Name() == "go.mod" && filepath.Dir(path) != abs {
