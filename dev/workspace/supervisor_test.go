@@ -124,7 +124,8 @@ func alive(t *testing.T, pid int) bool {
 		i := strings.LastIndexByte(s, ')')
 		return i < 0 || i+2 >= len(s) || (s[i+2] != 'Z' && s[i+2] != 'X')
 	}
-	return syscall.Kill(pid, 0) == nil
+	p, err := os.FindProcess(pid)
+	return err == nil && p.Signal(syscall.Signal(0)) == nil
 }
 
 func oneService(t *testing.T, dir, name string) *workspace.Workspace {
