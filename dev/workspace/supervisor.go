@@ -226,16 +226,16 @@ func cmp(v, def time.Duration) time.Duration {
 
 // Start starts building every service, and starts each as its build
 // succeeds; it returns at once. The supervisor runs until Stop, not until
-// ctx ends: ctx only bounds Start. Start fails if it was called before, or
-// the build directory or the file watcher cannot be made.
+// ctx ends: ctx only bounds Start. Start fails if Start or Stop was called
+// before, or the build directory or the file watcher cannot be made.
 func (s *Supervisor) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.started {
-		return errors.New("workspace: Supervisor already started")
+	if s.started || s.stopped {
+		return errors.New("workspace: Supervisor already started or stopped")
 	}
 	s.started = true
 	s.binDir = s.opts.BinDir

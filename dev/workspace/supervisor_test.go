@@ -574,6 +574,9 @@ func TestNewRejects(t *testing.T) {
 	if err := s.Stop(t.Context()); err != nil {
 		t.Errorf("Stop before Start = %v", err)
 	}
+	if err := s.Start(t.Context()); err == nil {
+		t.Error("Start after Stop = nil")
+	}
 }
 
 func TestRestartOnEmbedChange(t *testing.T) {
