@@ -97,7 +97,7 @@ func describeNATS(ctx context.Context, cmd *cobra.Command, o *describeOptions, s
 	if err != nil {
 		return err
 	}
-	replies, err := microdisc.Gather(ctx, nc, subject, discoveryQuiet)
+	replies, err := microdisc.Gather(ctx, nc, subject, discoveryQuiet, 0)
 	if err != nil {
 		return err
 	}

@@ -168,7 +168,7 @@ func discoveryRows(ctx context.Context, nc *nats.Conn) ([]serviceRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	replies, err := microdisc.Gather(ctx, nc, subject, discoveryQuiet)
+	replies, err := microdisc.Gather(ctx, nc, subject, discoveryQuiet, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/ferry-go/ferry/internal/gather"
+	"github.com/ferry-go/ferry/internal/microdisc"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 )
@@ -45,7 +45,7 @@ func NATSStats(nc *nats.Conn) *NATS { return &NATS{nc: nc} }
 // Stats gathers the $SRV.STATS answers; an answer that does not decode is
 // skipped.
 func (n *NATS) Stats(ctx context.Context) ([]micro.Stats, error) {
-	replies, err := gather.Replies(ctx, n.nc, "$SRV.STATS", n.Quiet, 0)
+	replies, err := microdisc.Gather(ctx, n.nc, "$SRV.STATS", n.Quiet, 0)
 	out := make([]micro.Stats, 0, len(replies))
 	for _, b := range replies {
 		var s micro.Stats
@@ -59,7 +59,7 @@ func (n *NATS) Stats(ctx context.Context) ([]micro.Stats, error) {
 // Info gathers the $SRV.INFO answers; an answer that does not decode is
 // skipped.
 func (n *NATS) Info(ctx context.Context) ([]micro.Info, error) {
-	replies, err := gather.Replies(ctx, n.nc, "$SRV.INFO", n.Quiet, 0)
+	replies, err := microdisc.Gather(ctx, n.nc, "$SRV.INFO", n.Quiet, 0)
 	out := make([]micro.Info, 0, len(replies))
 	for _, b := range replies {
 		var s micro.Info

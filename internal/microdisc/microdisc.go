@@ -12,12 +12,20 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
+// DefaultQuiet is how long Gather waits for one more reply after the last
+// unless told otherwise.
+const DefaultQuiet = 300 * time.Millisecond
+
 // Gather publishes an empty request on subject and collects the replies
-// until none has come for quiet after the last one, or ctx ends: every
-// instance answers at once, so a pause means all have. The first reply may
-// take until ctx ends. No responders ends it at once with none. Errors are
-// Unavailable; the replies gathered so far come with them.
-func Gather(ctx context.Context, nc *nats.Conn, subject string, quiet time.Duration) ([][]byte, error) {
+// until none has come for quiet (DefaultQuiet when 0 or less) after the
+// last one, until want replies have come (want > 0), or until ctx ends:
+// every instance answers at once, so a pause means all have. The first
+// reply may take until ctx ends. No responders ends it at once with none.
+// Errors are Unavailable; the replies gathered so far come with them.
+func Gather(ctx context.Context, nc *nats.Conn, subject string, quiet time.Duration, want int) ([][]byte, error) {
+	if quiet <= 0 {
+		quiet = DefaultQuiet
+	}
 	inbox := nc.NewRespInbox()
 	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
@@ -28,7 +36,7 @@ func Gather(ctx context.Context, nc *nats.Conn, subject string, quiet time.Durat
 		return nil, errs.Newf(errs.Unavailable, "publish %s: %v", subject, err)
 	}
 	var out [][]byte
-	for {
+	for want <= 0 || len(out) < want {
 		wait := quiet
 		if len(out) == 0 {
 			wait = time.Hour // the first answer may take until ctx's deadline
@@ -46,4 +54,5 @@ func Gather(ctx context.Context, nc *nats.Conn, subject string, quiet time.Durat
 		}
 		out = append(out, msg.Data)
 	}
+	return out, nil
 }

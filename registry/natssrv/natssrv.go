@@ -146,7 +146,7 @@ func (r *Registry) Lookup(ctx context.Context, service string) ([]registry.Insta
 	}
 	gctx, cancel := context.WithTimeout(ctx, r.window())
 	defer cancel()
-	replies, err := microdisc.Gather(gctx, r.nc, subject, r.quiet())
+	replies, err := microdisc.Gather(gctx, r.nc, subject, r.quiet(), 0)
 	if err != nil {
 		return nil, unavailable("look up "+service, err)
 	}

@@ -116,7 +116,7 @@ func (p *poller) poll(ctx context.Context) bool {
 	// Ask for PING (small) every time, INFO only for new instances.
 	subject, _ := micro.ControlSubject(micro.PingVerb, "", "")
 	gctx, cancel := context.WithTimeout(ctx, p.r.window())
-	replies, err := microdisc.Gather(gctx, nc, subject, p.r.quiet())
+	replies, err := microdisc.Gather(gctx, nc, subject, p.r.quiet(), 0)
 	cancel()
 	if ctx.Err() != nil {
 		return false

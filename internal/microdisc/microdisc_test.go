@@ -1,4 +1,4 @@
-package gather_test
+package microdisc_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/ferry-go/ferry/ferrytest"
-	"github.com/ferry-go/ferry/internal/gather"
+	"github.com/ferry-go/ferry/internal/microdisc"
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 )
@@ -16,7 +16,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // Every responder's answer is gathered; want stops at that many; no
 // responders is no answers, at once.
-func TestReplies(t *testing.T) {
+func TestGather(t *testing.T) {
 	ns := ferrytest.NATS(t)
 	nc := ferrytest.Connect(t, ns.ClientURL())
 	for _, name := range []string{"a", "b", "c"} {
@@ -30,7 +30,7 @@ func TestReplies(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := ferrytest.Context(t)
-	got, err := gather.Replies(ctx, nc, "$SRV.TEST", time.Second, 0)
+	got, err := microdisc.Gather(ctx, nc, "$SRV.TEST", time.Second, 0)
 	var names []string
 	for _, b := range got {
 		names = append(names, string(b))
@@ -39,15 +39,15 @@ func TestReplies(t *testing.T) {
 	if err != nil || !slices.Equal(names, []string{"a", "b", "c"}) {
 		t.Errorf("Replies = %q, %v; want a, b, c", names, err)
 	}
-	if got, err := gather.Replies(ctx, nc, "$SRV.TEST", time.Hour, 2); err != nil || len(got) != 2 {
+	if got, err := microdisc.Gather(ctx, nc, "$SRV.TEST", time.Hour, 2); err != nil || len(got) != 2 {
 		t.Errorf("Replies(want 2) = %d replies, %v", len(got), err)
 	}
-	if got, err := gather.Replies(ctx, nc, "$SRV.NOBODY", time.Hour, 0); err != nil || len(got) != 0 {
+	if got, err := microdisc.Gather(ctx, nc, "$SRV.NOBODY", time.Hour, 0); err != nil || len(got) != 0 {
 		t.Errorf("Replies(no responders) = %q, %v", got, err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := gather.Replies(cctx, nc, "$SRV.TEST", 0, 0); err != nil {
+	if _, err := microdisc.Gather(cctx, nc, "$SRV.TEST", 0, 0); err != nil {
 		t.Errorf("Replies(ended context) = %v, want no error", err)
 	}
 }
