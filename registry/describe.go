@@ -6,13 +6,27 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ferry-go/ferry/schema"
 	"github.com/ferry-go/ferry/server"
 )
 
+// MetadataSchemas is the Instance.Metadata key under which a Ferry service
+// publishes the JSON Schemas of its endpoints (package schema): a JSON
+// object {endpoint: {"request": <JSON Schema 2020-12>, "response": <JSON
+// Schema>}}, whose property schemas carry "x-validate" (the field's
+// validator tag, verbatim). Dashboards and API explorers read it; routing
+// does not. An endpoint whose types have no schema is left out, and the
+// key is left out when the whole would exceed MaxSchemasMetadata.
+const MetadataSchemas = "ferry.schemas"
+
+// MaxSchemasMetadata bounds MetadataSchemas, so that a service with huge
+// types still fits a registry entry and a NATS $SRV.INFO reply.
+const MaxSchemasMetadata = 256 << 10
+
 // Describe returns the metadata a Ferry service publishes about srv's
 // endpoints: MetadataEndpoints (every endpoint, sorted; "" when there is
-// none), MetadataRoutes (when an endpoint has REST routes or is idempotent)
-// and MetadataIdempotent (when an endpoint is). ferry.Service registers it
+// none), MetadataRoutes (when an endpoint has REST routes or is idempotent),
+// MetadataIdempotent (when an endpoint is) and MetadataSchemas. ferry.Service registers it
 // as Instance.Metadata, and the NATS transport answers $SRV.INFO with it as
 // the service identity's metadata, so a registry and NATS discovery
 // (registry/natssrv) describe a service alike. Each call returns a new map.
@@ -23,8 +37,12 @@ import (
 func Describe(srv *server.Server) (map[string]string, error) {
 	var names, idem []string
 	routes := map[string]RouteInfo{}
+	schemas := map[string]schema.Endpoint{}
 	for _, ep := range srv.Endpoints() {
 		names = append(names, ep.Name)
+		if doc, err := schema.ForEndpoint(ep.RequestType, ep.ResponseType); err == nil {
+			schemas[ep.Name] = doc
+		}
 		if ep.Idempotent {
 			idem = append(idem, ep.Name)
 		}
@@ -44,6 +62,11 @@ func Describe(srv *server.Server) (map[string]string, error) {
 			return nil, fmt.Errorf("registry: describe the routes of %s: %w", srv.Name(), err)
 		}
 		md[MetadataRoutes] = string(b)
+	}
+	if len(schemas) > 0 {
+		if b, err := json.Marshal(schemas); err == nil && len(b) <= MaxSchemasMetadata {
+			md[MetadataSchemas] = string(b)
+		}
 	}
 	if len(idem) > 0 {
 		slices.Sort(idem)

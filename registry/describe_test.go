@@ -2,8 +2,10 @@ package registry_test
 
 import (
 	"context"
+	"encoding/json"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ferry-go/ferry/registry"
@@ -11,7 +13,7 @@ import (
 )
 
 type greetReq struct {
-	Name  string `json:"name"`
+	Name  string `json:"name" validate:"required,max=40"`
 	Limit int    `json:"limit"`
 }
 
@@ -50,6 +52,20 @@ func TestDescribe(t *testing.T) {
 	}
 	if _, ok := infos["Hello"]; ok {
 		t.Errorf("RouteInfos has Hello, which has no routes and is not idempotent: %v", infos)
+	}
+
+	// The schemas of every endpoint, with the validator rules.
+	var schemas map[string]struct {
+		Request, Response map[string]any
+	}
+	if err := json.Unmarshal([]byte(md[registry.MetadataSchemas]), &schemas); err != nil {
+		t.Fatalf("%s = %q: %v", registry.MetadataSchemas, md[registry.MetadataSchemas], err)
+	}
+	if len(schemas) != 3 || schemas["Hello"].Request == nil || schemas["Hello"].Response == nil {
+		t.Errorf("%s has %d endpoints, want Find, Get and Hello with both schemas: %v", registry.MetadataSchemas, len(schemas), schemas)
+	}
+	if raw := md[registry.MetadataSchemas]; !strings.Contains(raw, `"x-validate":"required,max=40"`) || !strings.Contains(raw, `"maxLength":40`) {
+		t.Errorf("%s lacks the name's rules: %s", registry.MetadataSchemas, raw)
 	}
 
 	// A server without endpoints lists none, which is not "any name".

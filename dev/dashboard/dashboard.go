@@ -27,17 +27,6 @@ const DefaultPrefix = "/_ferry/"
 // unless Options.StatsInterval says otherwise.
 const DefaultStatsInterval = time.Second
 
-// MetadataSchemas is the registry.Instance.Metadata key under which a
-// Ferry service publishes the JSON Schemas of its endpoints: a JSON object
-// {endpoint: {"request": <JSON Schema 2020-12>, "response": <JSON
-// Schema>}}, whose property schemas may carry "x-validate" (the field's
-// validator tag, verbatim).
-//
-// # Experimental
-//
-// It lives here until the schema derivation lands in package registry.
-const MetadataSchemas = "ferry.schemas"
-
 // Options configures a Dashboard. Only Catalog is required; the zero
 // value of every other field works.
 type Options struct {

@@ -81,8 +81,8 @@ func TestCatalogPage(t *testing.T) {
 }
 
 // The endpoint page renders the published JSON Schema as a field table
-// with the validator rules, and pre-fills the explorer with a skeleton of
-// the required fields; for an endpoint without a schema it says so and
+// with the validator rules, and pre-fills the explorer with an example
+// body; for an endpoint without a schema it says so and
 // names the Go types $SRV.INFO gives.
 func TestEndpointPage(t *testing.T) {
 	st := startStack(t)
@@ -91,9 +91,9 @@ func TestEndpointPage(t *testing.T) {
 		`data-testid="endpoint-title"`, `data-testid="field-name"`, "required,max=100", "who to greet",
 		`data-testid="field-lang"`, "one of &#34;en&#34;, &#34;fr&#34;", "HelloRequest", "HelloReply", `data-testid="field-message"`,
 		`data-testid="explorer-request"`, `data-call-url="/greeter/Hello"`, `data-testid="explorer-send"`, "Raw JSON Schema")
-	// The skeleton: required fields only, type-appropriate values.
-	if !strings.Contains(body, "{\n  &#34;name&#34;: &#34;&#34;\n}</textarea>") {
-		t.Errorf("Hello page: the explorer body is not the skeleton {\"name\": \"\"}:\n%s", body)
+	// The skeleton: schema.Example of the request, values the rules accept.
+	if !strings.Contains(body, "{\n  &#34;name&#34;: &#34;a&#34;,\n  &#34;lang&#34;: &#34;en&#34;\n}</textarea>") {
+		t.Errorf("Hello page: the explorer body is not the skeleton {\"name\": \"a\", \"lang\": \"en\"}:\n%s", body)
 	}
 	ferrytest.Eventually(t, "the Fail page names the Go types from $SRV.INFO", func() bool {
 		_, body = get(t, st.URL+"/_ferry/services/greeter/Fail")
@@ -104,7 +104,7 @@ func TestEndpointPage(t *testing.T) {
 	}
 	_, body = get(t, st.URL+"/_ferry/explorer?endpoint=greeter/Hello")
 	wantAll(t, "explorer", body, `data-testid="explorer-endpoint"`, `value="greeter/Hello" selected`, `data-call-url="/greeter/Hello"`,
-		"curl -s -H &#39;Content-Type: application/json&#39; -d &#39;{&#34;name&#34;:&#34;&#34;}&#39; "+st.URL+"/greeter/Hello")
+		"curl -s -H &#39;Content-Type: application/json&#39; -d &#39;{&#34;name&#34;:&#34;a&#34;,&#34;lang&#34;:&#34;en&#34;}&#39; "+st.URL+"/greeter/Hello")
 }
 
 func figuresOf(t *testing.T, base string) dashboard.Figures {
@@ -248,18 +248,18 @@ func TestHostileCatalog(t *testing.T) {
 			Metadata: map[string]string{
 				registry.MetadataEndpoints: evil + ",Hello",
 				registry.MetadataRoutes:    `{not json`,
-				dashboard.MetadataSchemas:  `{"Hello": {"request": {"type": "object", "properties": {"` + evil + `": {"type": "string", "x-validate": "` + evil + `"}}}}, "` + evil + `": 7}`,
+				registry.MetadataSchemas:   `{"Hello": {"request": {"type": "object", "properties": {"` + evil + `": {"type": "string", "x-validate": "` + evil + `"}}}}, "` + evil + `": 7}`,
 				"zone":                     evil,
 			}},
 		{Service: "broken", ID: "b1", Metadata: map[string]string{
 			registry.MetadataEndpoints: "Get",
-			dashboard.MetadataSchemas:  `[1,2`,
+			registry.MetadataSchemas:   `[1,2`,
 			registry.MetadataRoutes:    `{"Get": {"routes": [7]}}`,
 		}},
 		{Service: "bare", ID: "x"}, // no metadata at all
 		{Service: "weird", ID: "w", Metadata: map[string]string{
 			registry.MetadataEndpoints: "Do",
-			dashboard.MetadataSchemas:  `{"Do": {"request": {"type": 5, "properties": {"a": {"$ref": "#/$defs/Loop"}}, "$defs": {"Loop": {"$ref": "#/$defs/Loop"}}}, "response": "nope"}}`,
+			registry.MetadataSchemas:   `{"Do": {"request": {"type": 5, "properties": {"a": {"$ref": "#/$defs/Loop"}}, "$defs": {"Loop": {"$ref": "#/$defs/Loop"}}}, "response": "nope"}}`,
 		}},
 	}
 	d, err := dashboard.New(dashboard.Options{Catalog: cat, Logger: quiet()})

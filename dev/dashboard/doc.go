@@ -45,7 +45,7 @@
 //     Schemas as field tables (name, type, required, the validator rules of
 //     x-validate, description; nested objects as dotted names) with the raw
 //     schema behind a disclosure — or, when the service publishes none
-//     (MetadataSchemas), the Go type names $SRV.INFO gives — and the
+//     (registry.MetadataSchemas), the Go type names $SRV.INFO gives — and the
 //     explorer.
 //   - <prefix>explorer?endpoint=<service>/<Endpoint> — the explorer with an
 //     endpoint picker. The request body is pre-filled with a skeleton of

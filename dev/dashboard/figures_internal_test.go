@@ -149,7 +149,7 @@ func TestSchemaFieldsAndSkeleton(t *testing.T) {
 	if err := json.Unmarshal([]byte(sk), &m); err != nil {
 		t.Fatalf("skeleton %s: %v", sk, err)
 	}
-	wantSk := `{"address":{"city":""},"id":"00000000-0000-0000-0000-000000000000","items":[],"placed":"2006-01-02T15:04:05Z"}`
+	wantSk := `{"address":{"city":""},"count":1,"id":"00000000-0000-4000-8000-000000000000","items":[{"qty":0,"sku":""}],"kind":"a","note":"","placed":"1970-01-01T00:00:00Z","tags":{}}`
 	if b, _ := json.Marshal(m); string(b) != wantSk {
 		t.Errorf("skeleton = %s, want %s", b, wantSk)
 	}

@@ -42,7 +42,7 @@ type endpointView struct {
 	Routes        []string
 	Params        []kv
 	Idempotent    bool
-	// Schemas: nil when the service does not publish them (MetadataSchemas).
+	// Schemas: nil when the service does not publish them (registry.MetadataSchemas).
 	Request, Response *schemaView
 	// RawSchemas holds the request schema for the explorer's skeleton.
 	requestRaw json.RawMessage
@@ -58,10 +58,10 @@ func (e *endpointView) Key() string { return e.Service + "/" + e.Name }
 // ferryKeys are the metadata keys the pages show in their own way.
 var ferryKeys = map[string]bool{
 	registry.MetadataEndpoints: true, registry.MetadataRoutes: true,
-	registry.MetadataIdempotent: true, MetadataSchemas: true,
+	registry.MetadataIdempotent: true, registry.MetadataSchemas: true,
 }
 
-// schemaDoc is what MetadataSchemas says of one endpoint.
+// schemaDoc is what registry.MetadataSchemas says of one endpoint.
 type schemaDoc struct {
 	Request  json.RawMessage `json:"request"`
 	Response json.RawMessage `json:"response"`
@@ -152,10 +152,10 @@ func endpoints(s *serviceView, all []registry.Instance) []*endpointView {
 				}
 			}
 		}
-		if raw := in.Metadata[MetadataSchemas]; raw != "" {
+		if raw := in.Metadata[registry.MetadataSchemas]; raw != "" {
 			var docs map[string]schemaDoc
 			if err := json.Unmarshal([]byte(raw), &docs); err != nil {
-				problem("instance %s: %s is not valid JSON", in.ID, MetadataSchemas)
+				problem("instance %s: %s is not valid JSON", in.ID, registry.MetadataSchemas)
 			}
 			for ep, doc := range docs {
 				e := by[ep]

@@ -3,7 +3,7 @@ package dashboard
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
+	"github.com/ferry-go/ferry/schema"
 	"slices"
 	"strings"
 )
@@ -251,126 +251,23 @@ func typeList(raw json.RawMessage) []string {
 	return many
 }
 
-// skeleton is a JSON request body for the schema: an object with its
-// required properties (every property when it marks none required) set to
-// a value of their type — the schema's const, default, first example or
-// first enum value when it gives one, else "" / 0 / false / [] / a nested
-// skeleton. It is "{}" for a schema it cannot read.
+// skeleton is a JSON request body for the schema, indented: schema.Example
+// of it (values the validator rules accept where the schema says enough).
+// It is "{}" for a schema it cannot read.
 func skeleton(raw json.RawMessage) string {
-	var root node
-	if json.Unmarshal(raw, &root) != nil {
+	var doc schema.Schema
+	if json.Unmarshal(raw, &doc) != nil {
 		return "{}"
 	}
-	r := &resolver{root: &root}
-	var b strings.Builder
-	r.value(&b, r.deref(&root, 0), 0, "")
+	ex, err := schema.Example(&doc)
+	if err != nil {
+		return "{}"
+	}
 	var out bytes.Buffer
-	if json.Indent(&out, []byte(b.String()), "", "  ") != nil {
+	if json.Indent(&out, ex, "", "  ") != nil {
 		return "{}"
 	}
 	return out.String()
-}
-
-func (r *resolver) value(b *strings.Builder, n *node, depth int, _ string) {
-	if n == nil || depth > maxDepth {
-		b.WriteString("null")
-		return
-	}
-	for _, v := range []json.RawMessage{n.Const, n.Default} {
-		if len(v) > 0 && json.Valid(v) {
-			b.Write(v)
-			return
-		}
-	}
-	for _, vs := range [][]json.RawMessage{n.Examples, n.Enum} {
-		if len(vs) > 0 && json.Valid(vs[0]) {
-			b.Write(vs[0])
-			return
-		}
-	}
-	alts := n.AnyOf
-	if len(alts) == 0 {
-		alts = n.OneOf
-	}
-	types := typeList(n.Type)
-	if len(types) == 0 && len(alts) > 0 {
-		r.value(b, r.deref(alts[0], depth+1), depth+1, "")
-		return
-	}
-	t := ""
-	for _, c := range types {
-		if c != "null" {
-			t = c
-			break
-		}
-	}
-	if t == "" && n.Properties != nil {
-		t = "object"
-	}
-	switch t {
-	case "object":
-		keys, props := properties(n)
-		req := n.Required
-		if len(req) == 0 {
-			req = keys
-		}
-		b.WriteByte('{')
-		first := true
-		for _, k := range keys {
-			if !slices.Contains(req, k) {
-				continue
-			}
-			if !first {
-				b.WriteByte(',')
-			}
-			first = false
-			kb, _ := json.Marshal(k)
-			b.Write(kb)
-			b.WriteByte(':')
-			r.value(b, r.deref(props[k], depth+1), depth+1, k)
-		}
-		b.WriteByte('}')
-	case "array":
-		b.WriteString("[]")
-	case "string":
-		b.WriteString(stringPlaceholder(n.Format))
-	case "integer":
-		if n.Minimum != nil && *n.Minimum > 0 {
-			fmt.Fprintf(b, "%d", int64(*n.Minimum))
-			return
-		}
-		b.WriteByte('0')
-	case "number":
-		if n.Minimum != nil && *n.Minimum > 0 {
-			fmt.Fprintf(b, "%g", *n.Minimum)
-			return
-		}
-		b.WriteByte('0')
-	case "boolean":
-		b.WriteString("false")
-	default:
-		b.WriteString("null")
-	}
-}
-
-func stringPlaceholder(format string) string {
-	switch format {
-	case "date-time":
-		return `"2006-01-02T15:04:05Z"`
-	case "date":
-		return `"2006-01-02"`
-	case "time":
-		return `"15:04:05Z"`
-	case "email":
-		return `"user@example.com"`
-	case "uuid":
-		return `"00000000-0000-0000-0000-000000000000"`
-	case "uri":
-		return `"https://example.com/"`
-	case "duration":
-		return `"PT1S"`
-	}
-	return `""`
 }
 
 func indent(raw json.RawMessage) string {

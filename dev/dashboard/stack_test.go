@@ -44,13 +44,14 @@ type failRequest struct {
 	Reason string `json:"reason"`
 }
 
-// greeterSchemas is what a Ferry service publishes under
-// dashboard.MetadataSchemas for the greeter's Hello: JSON Schema 2020-12
-// with the validator rules in x-validate. Fail publishes none.
+// greeterSchemas replaces what registry.Describe publishes under
+// registry.MetadataSchemas for the greeter (JSON Schema 2020-12 with the
+// validator rules in x-validate), so that the pages are tested on a known
+// document with a description, and Fail publishes none.
 const greeterSchemas = `{"Hello": {
   "request": {"$schema": "https://json-schema.org/draft/2020-12/schema", "$ref": "#/$defs/HelloRequest",
     "$defs": {"HelloRequest": {"type": "object", "required": ["name"],
-      "properties": {"name": {"type": "string", "maxLength": 100, "x-validate": "required,max=100", "description": "who to greet"},
+      "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 100, "x-validate": "required,max=100", "description": "who to greet"},
                      "lang": {"type": "string", "enum": ["en", "fr"]}}}}},
   "response": {"type": "object", "title": "HelloReply", "properties": {"message": {"type": "string"}}}
 }}`
@@ -61,7 +62,7 @@ type schemaRegistry struct{ *regmemory.Registry }
 
 func (r schemaRegistry) Register(ctx context.Context, in registry.Instance) error {
 	if in.Service == "greeter" {
-		in.Metadata[dashboard.MetadataSchemas] = greeterSchemas
+		in.Metadata[registry.MetadataSchemas] = greeterSchemas
 	}
 	return r.Registry.Register(ctx, in)
 }
