@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/ferry-go/ferry/middleware/requestid"
 	"maps"
 	"os"
 	"slices"
@@ -134,6 +135,11 @@ func (cc *clientComponent) Start(ctx context.Context) error {
 	}
 	if b.tel != nil && b.cfg.Telemetry.Enabled {
 		shared = append(shared, client.WithMiddleware(b.tel.Tracing(), b.tel.Metrics()))
+	}
+	if slices.ContainsFunc(b.cfg.Middleware, func(m Middleware) bool { return m.Name == "requestid" }) {
+		// The request's ID goes on to every service it calls (and the
+		// gateway's forwarded calls carry the ID its edge gave them).
+		shared = append(shared, client.WithMiddleware(requestid.Client()))
 	}
 	cs := &callers{perSv: map[string]*client.Client{}}
 	closeAll := func() {

@@ -1,13 +1,17 @@
 package config_test
 
 import (
+	"context"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/ferry-go/ferry/config"
 	"github.com/ferry-go/ferry/ferrytest"
+	"github.com/ferry-go/ferry/middleware/requestid"
 	"github.com/ferry-go/ferry/transport"
 	fnats "github.com/ferry-go/ferry/transport/nats"
 	"github.com/nats-io/nats.go"
@@ -108,5 +112,76 @@ func TestGatewayWithoutRegistry(t *testing.T) {
 				t.Errorf("POST /back/Nope = %d, want 404", resp.StatusCode)
 			}
 		})
+	}
+}
+
+// With the requestid middleware configured, the ID the gateway's edge
+// gives a request (or takes from the caller) is the one the backend sees:
+// the configured client sends it on.
+func TestGatewayRequestIDReachesBackend(t *testing.T) {
+	natsURL := startNATS(t)
+	seen := make(chan string, 10)
+	startConfigured(t, backRegister(func(ctx context.Context) {
+		if call, ok := transport.CallFromContext(ctx); ok && call.Request != nil {
+			seen <- call.Request.Get(requestid.Key)
+		}
+	}), "FERRY_SERVICE_NAME", "back", "FERRY_ADMIN_ENABLED", "false",
+		"FERRY_TRANSPORTS_HTTP_ENABLED", "false", "FERRY_TRANSPORTS_GRPC_ENABLED", "false",
+		"FERRY_NATS_URL", natsURL, "FERRY_REGISTRY_KIND", "nats")
+	file := filepath.Join(t.TempDir(), "edge.yaml")
+	if err := os.WriteFile(file, []byte("middleware:\n  - name: requestid\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(config.Sources{File: file, Env: env("FERRY_LOG_LEVEL", "error",
+		"FERRY_SERVICE_NAME", "edge", "FERRY_ADMIN_ENABLED", "false",
+		"FERRY_TRANSPORTS_HTTP_ENABLED", "false", "FERRY_TRANSPORTS_GRPC_ENABLED", "false",
+		"FERRY_NATS_URL", natsURL, "FERRY_REGISTRY_KIND", "nats",
+		"FERRY_GATEWAY_ENABLED", "true", "FERRY_GATEWAY_ADDR", "127.0.0.1:0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := config.NewService(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Start(ferrytest.Context(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), ferrytest.WaitBound)
+		defer cancel()
+		_ = gw.Stop(ctx)
+	})
+	addr, _ := gw.Addr("gateway")
+	call := func(id string) (sent string) {
+		var resp *http.Response
+		ferrytest.Eventually(t, "back's Echo through the gateway", func() bool {
+			req, _ := http.NewRequest(http.MethodPost, addr+"/back/Echo", strings.NewReader(`{"text": "id"}`))
+			req.Header.Set("Content-Type", "application/json")
+			if id != "" {
+				req.Header.Set(requestid.Key, id)
+			}
+			var err error
+			if resp, err = http.DefaultClient.Do(req); err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return resp.StatusCode == 200
+		})
+		return resp.Header.Get(requestid.Key)
+	}
+	for _, id := range []string{"", "from-the-caller"} {
+		answered := call(id)
+		if id != "" && answered != id {
+			t.Errorf("the gateway answered x-request-id %q, want the caller's %q", answered, id)
+		}
+		var got string
+		for len(seen) > 0 { // earlier attempts while the route appeared did not reach back
+			got = <-seen
+		}
+		if answered == "" || got != answered {
+			t.Errorf("caller sent %q: back saw x-request-id %q, the gateway answered %q; want one ID", id, got, answered)
+		}
 	}
 }

@@ -16,7 +16,8 @@ import (
 const killTTL = 2 * time.Second
 
 // TestConformance runs ferrytest.GatewayConformance on the memory registry
-// and on the NATS KV registry, with NATS and with HTTP preferred. Its
+// and on the NATS KV registry, with NATS and with HTTP preferred (and
+// gRPC on the memory registry). Its
 // subtests re-run in child processes for the kill cases: keep the code
 // before GatewayConformance to building the setup.
 func TestConformance(t *testing.T) {
@@ -41,7 +42,11 @@ func TestConformance(t *testing.T) {
 	}
 	for _, name := range []string{"memory", "natskv"} {
 		t.Run(name, func(t *testing.T) {
-			for _, prefer := range [][]string{{"nats", "http"}, {"http", "nats"}} {
+			prefers := [][]string{{"nats", "http"}, {"http", "nats"}}
+			if name == "memory" { // gRPC forwarding once; the catalogue does not change what it does
+				prefers = append(prefers, []string{"grpc", "nats", "http"})
+			}
+			for _, prefer := range prefers {
 				t.Run(prefer[0], func(t *testing.T) {
 					ferrytest.GatewayConformance(t, ferrytest.GatewaySetup{Transports: prefer, Catalog: catalogs[name]})
 				})

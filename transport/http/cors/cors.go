@@ -26,7 +26,7 @@ type Options struct {
 	AllowedMethods []string
 	// AllowedHeaders are the request headers a preflight may ask for; "*"
 	// allows any. Empty means Content-Type, Authorization, X-Request-Id,
-	// X-Api-Key and Ferry-Timeout-Ms.
+	// X-Api-Key, Ferry-Timeout-Ms and Ferry-Transport.
 	AllowedHeaders []string
 	// ExposedHeaders are reply headers the browser lets scripts read.
 	ExposedHeaders []string
@@ -94,7 +94,7 @@ func New(o Options) (func(http.Handler) http.Handler, error) {
 	f.methodsHdr = strings.Join(f.methods, ", ")
 	hdrs := o.AllowedHeaders
 	if len(hdrs) == 0 {
-		hdrs = []string{"Content-Type", "Authorization", "X-Request-Id", "X-Api-Key", "Ferry-Timeout-Ms"}
+		hdrs = []string{"Content-Type", "Authorization", "X-Request-Id", "X-Api-Key", "Ferry-Timeout-Ms", "Ferry-Transport"}
 	}
 	for _, h := range hdrs {
 		if h == "*" {

@@ -27,7 +27,8 @@
 // the answers apart.
 //
 // Defaults: methods GET, HEAD, POST, PUT, PATCH, DELETE; headers
-// Content-Type, Authorization, X-Request-Id, X-Api-Key and
-// Ferry-Timeout-Ms (the deadline header Ferry's clients send); no
+// Content-Type, Authorization, X-Request-Id, X-Api-Key, Ferry-Timeout-Ms
+// (the deadline header Ferry's clients send) and Ferry-Transport (the
+// gateway's transport pin); no
 // credentials; no max age (the browser's default).
 package cors
