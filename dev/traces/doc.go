@@ -31,6 +31,10 @@
 // "exception" event with exception.type, exception.message and
 // exception.stacktrace).
 //
+// WithForward sends every accepted export on to another OTLP/HTTP receiver
+// (a collector, Jaeger) as protobuf, in the background and best effort, so
+// that the spans a dashboard shows reach a team's tracing backend too.
+//
 // The Store groups spans by trace and keeps a Summary of each (root span and
 // its service, start, duration, span count, services, error flag). It is
 // bounded: the trace that received a span the longest ago is dropped when a

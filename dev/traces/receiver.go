@@ -63,6 +63,7 @@ func WithMaxBody(n int64) ReceiverOption {
 type Receiver struct {
 	store   *Store
 	maxBody int64
+	fwd     *forwarder // WithForward
 }
 
 // NewReceiver returns a receiver that adds the spans it receives to store.
@@ -204,6 +205,9 @@ func fromHex(b []byte, n int) []byte {
 
 // export stores the request's spans and answers 200.
 func (rc *Receiver) export(w http.ResponseWriter, req *coltracepb.ExportTraceServiceRequest, asJSON bool) {
+	if rc.fwd != nil {
+		rc.fwd.forward(req)
+	}
 	spans, invalid := flatten(req.GetResourceSpans())
 	dropped := rc.store.Add(spans)
 	var resp coltracepb.ExportTraceServiceResponse
