@@ -435,18 +435,67 @@ func (s *Service) startOrder() []Component {
 	if s.broker != nil {
 		out = append(out, brokerOpen{s.broker})
 	}
-	var reg []Component
+	var reg, announcers []Component
 	for _, c := range s.components {
 		if r, ok := c.(*registration); ok {
 			reg = append(reg, r)
 			continue
 		}
+		if a, ok := unwrap(c).(PeerAnnouncer); ok {
+			a.SetPeers(s.advertised)
+			announcers = append(announcers, c)
+			continue
+		}
 		out = append(out, c)
 	}
+	out = append(out, announcers...) // once the others advertise their addresses
 	if s.broker != nil {
 		out = append(out, brokerSubs{s.broker})
 	}
 	return append(out, reg...)
+}
+
+// advertised returns the endpoints of the started transports that
+// advertise an address, with an unspecified host filled in.
+func (s *Service) advertised() []registry.Endpoint {
+	host := s.advertiseHost
+	if host == "" {
+		host = defaultAdvertiseHost()
+	}
+	var eps []registry.Endpoint
+	for _, c := range s.components {
+		t := unwrap(c)
+		a, ok := t.(server.Advertiser)
+		if !ok {
+			continue
+		}
+		kind, addr, ok := a.Advertise()
+		if !ok {
+			continue
+		}
+		ep := registry.Endpoint{Transport: kind, Address: fillHost(addr, host)}
+		if r, ok := t.(server.TLSReporter); ok {
+			ep.TLS = r.ServesTLS()
+		}
+		eps = append(eps, ep)
+	}
+	return eps
+}
+
+// unwrap is the transport of a transport component, or c itself.
+func unwrap(c Component) any {
+	if tc, ok := c.(*transportComponent); ok {
+		return tc.t
+	}
+	return c
+}
+
+// PeerAnnouncer is implemented by transports whose discovery answers
+// describe the whole instance (the NATS transport's $SRV.INFO): a Service
+// starts them after its other transports and gives them a function that
+// returns every transport's endpoint (as it would register them).
+type PeerAnnouncer interface {
+	SetPeers(func() []registry.Endpoint)
 }
 
 // registration is the last component: it registers once all transports
@@ -482,29 +531,7 @@ func (r *registration) Start(ctx context.Context) error {
 		return fmt.Errorf("ferry: %w", err)
 	}
 	in.Metadata = md
-	host := s.advertiseHost
-	if host == "" {
-		host = defaultAdvertiseHost()
-	}
-	for _, c := range s.components {
-		var t any = c
-		if tc, ok := c.(*transportComponent); ok {
-			t = tc.t
-		}
-		a, ok := t.(server.Advertiser)
-		if !ok {
-			continue
-		}
-		kind, addr, ok := a.Advertise()
-		if !ok {
-			continue
-		}
-		ep := registry.Endpoint{Transport: kind, Address: fillHost(addr, host)}
-		if r, ok := t.(server.TLSReporter); ok {
-			ep.TLS = r.ServesTLS()
-		}
-		in.Endpoints = append(in.Endpoints, ep)
-	}
+	in.Endpoints = s.advertised()
 	if len(in.Endpoints) == 0 {
 		_ = r.closeMade()
 		return fmt.Errorf("ferry: registry: no transport of %q advertises an address", s.srv.Name())

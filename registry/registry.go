@@ -83,6 +83,14 @@ func (in Instance) EndpointNames() (names []string, ok bool) {
 	return strings.Split(list, ","), true
 }
 
+// MetadataTransports is the Instance.Metadata key under which a
+// discovery answer that reaches one transport (NATS $SRV.INFO) lists the
+// instance's other transports: a JSON array of Endpoint, so that a
+// catalogue built from NATS discovery (registry/natssrv) can call the
+// instance over HTTP and gRPC too. A registry entry does not need it: its
+// Endpoints say as much.
+const MetadataTransports = "ferry.transports"
+
 // MetadataRoutes is the Instance.Metadata key under which a Ferry service
 // describes, as JSON, the endpoints an HTTP caller may reach other than by
 // POST /<service>/<Endpoint>: their REST routes and, for idempotent ones,

@@ -58,7 +58,7 @@ func (e *endpointView) Key() string { return e.Service + "/" + e.Name }
 // ferryKeys are the metadata keys the pages show in their own way.
 var ferryKeys = map[string]bool{
 	registry.MetadataEndpoints: true, registry.MetadataRoutes: true,
-	registry.MetadataIdempotent: true, registry.MetadataSchemas: true,
+	registry.MetadataIdempotent: true, registry.MetadataSchemas: true, registry.MetadataTransports: true,
 }
 
 // schemaDoc is what registry.MetadataSchemas says of one endpoint.

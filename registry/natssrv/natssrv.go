@@ -259,10 +259,20 @@ func (r *Registry) parseInfo(b []byte, service, id string) (registry.Instance, b
 	return in, true
 }
 
-// withAddress gives in its one endpoint: NATS, at the server the registry
-// is connected to (calls go by subject, so that is where to call it).
+// withAddress gives in its endpoints: NATS, at the server the registry is
+// connected to (calls go by subject, so that is where to call it), then
+// the instance's other transports its INFO lists
+// (registry.MetadataTransports).
 func withAddress(in registry.Instance, addr string) registry.Instance {
 	in.Endpoints = []registry.Endpoint{{Transport: "nats", Address: addr}}
+	var others []registry.Endpoint
+	if raw := in.Metadata[registry.MetadataTransports]; raw != "" && json.Unmarshal([]byte(raw), &others) == nil {
+		for _, ep := range others {
+			if ep.Transport != "" && ep.Transport != "nats" && ep.Address != "" {
+				in.Endpoints = append(in.Endpoints, ep)
+			}
+		}
+	}
 	return in
 }
 

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-go/ferry"
 	"github.com/ferry-go/ferry/client"
 	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/ferrytest"
@@ -27,6 +28,8 @@ import (
 	"github.com/ferry-go/ferry/registry/natssrv"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
+	fgrpc "github.com/ferry-go/ferry/transport/grpc"
+	fhttp "github.com/ferry-go/ferry/transport/http"
 	fnats "github.com/ferry-go/ferry/transport/nats"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -465,6 +468,47 @@ func TestConnectionLoss(t *testing.T) {
 	for range 2 {
 		if _, err := w.Next(ctx); errs.CodeOf(err) != errs.Unavailable {
 			t.Fatalf("Next after the connection closed = %v, want Unavailable", err)
+		}
+	}
+}
+
+// A ferry.Service on NATS, HTTP and gRPC answers $SRV.INFO with its other
+// transports (registry.MetadataTransports), so the instance found by NATS
+// discovery lists all three, and a client can pin a call to each.
+func TestOtherTransports(t *testing.T) {
+	s := ferrytest.NATS(t)
+	conn := fnats.ConnectTo(func() string { return s.ClientURL() })
+	svc := ferry.New(greeter("greeter"), ferry.WithTransport(fhttp.NewServer("127.0.0.1:0")),
+		ferry.WithTransport(fgrpc.NewServer("127.0.0.1:0")), ferry.WithConnection(conn), ferry.WithTransport(conn.Serve()),
+		ferry.WithLogger(slog.New(slog.DiscardHandler)))
+	ctx := ferrytest.Context(t)
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop(context.Background())
+	httpAddr, _ := svc.Addr("http")
+	grpcAddr, _ := svc.Addr("grpc")
+
+	nc := ferrytest.Connect(t, s.ClientURL())
+	r := newRegistry(t, nc)
+	w := watchAll(t, r)
+	set := nextUntil(t, w, "the service appears", func(set []registry.Instance) bool { return len(set) == 1 })
+	kinds := map[string]string{}
+	for _, ep := range set[0].Endpoints {
+		kinds[ep.Transport] = ep.Address
+	}
+	if len(kinds) != 3 || kinds["nats"] != s.ClientURL() || kinds["http"] != httpAddr || kinds["grpc"] != grpcAddr {
+		t.Fatalf("endpoints = %+v, want nats %s, http %s and grpc %s", set[0].Endpoints, s.ClientURL(), httpAddr, grpcAddr)
+	}
+	c, err := client.New(r, client.WithNATS(nc), client.WithTransports("nats", "http", "grpc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, kind := range []transport.Kind{transport.NATS, transport.HTTP, transport.GRPC} {
+		var out HelloReply
+		if err := c.Invoke(client.WithCallTransport(ctx, kind), "greeter", "Hello", &HelloRequest{Name: string(kind)}, &out); err != nil || out.Message != "Hello, "+string(kind)+" (0)" {
+			t.Errorf("Hello over %s = %+v, %v", kind, out, err)
 		}
 	}
 }

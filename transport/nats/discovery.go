@@ -28,10 +28,23 @@ func controlSubjects(verb micro.Verb, name, id string) []string {
 
 // buildDiscovery renders the PING and INFO replies, which do not change
 // while the server runs.
-func (s *Server) buildDiscovery() error {
+func (s *Server) buildDiscovery(peers []registry.Endpoint) error {
 	md, err := registry.Describe(s.srv)
 	if err != nil {
 		return fmt.Errorf("nats: %w", err)
+	}
+	var others []registry.Endpoint
+	for _, ep := range peers {
+		if ep.Transport != "nats" {
+			others = append(others, ep)
+		}
+	}
+	if len(others) > 0 {
+		b, err := json.Marshal(others)
+		if err != nil {
+			return fmt.Errorf("nats: encode the instance's transports: %w", err)
+		}
+		md[registry.MetadataTransports] = string(b)
 	}
 	s.infoMeta = md
 	ping, err := json.Marshal(micro.Ping{ServiceIdentity: s.identity(), Type: micro.PingResponseType})
@@ -44,6 +57,17 @@ func (s *Server) buildDiscovery() error {
 	}
 	s.pingJSON, s.infoJSON = ping, info
 	return nil
+}
+
+// SetPeers gives the server the instance's other transports, asked once
+// at Start (ferry.Service starts them first): $SRV.INFO lists those that
+// are not NATS under registry.MetadataTransports, so that NATS discovery
+// alone (registry/natssrv) can call the instance over HTTP and gRPC too.
+// Call it before Start.
+func (s *Server) SetPeers(peers func() []registry.Endpoint) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.peers = peers
 }
 
 func (s *Server) identity() micro.ServiceIdentity {

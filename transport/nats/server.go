@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferry-go/ferry/codec"
 	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/registry"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
 	"github.com/ferry-go/ferry/transport/internal/callctx"
@@ -147,7 +148,8 @@ type Server struct {
 	started  time.Time
 	pingJSON []byte
 	infoJSON []byte
-	infoMeta map[string]string // the INFO identity's metadata (registry.Describe)
+	infoMeta map[string]string          // the INFO identity's metadata (registry.Describe)
+	peers    func() []registry.Endpoint // SetPeers
 	// overloaded answers requests shed past maxQueued.
 	overloaded *errs.Error
 	// tls says whether nc was on TLS at Start, for Call.TLS.
@@ -219,6 +221,15 @@ func (e *endpoint) record(start time.Time, err *errs.Error) {
 // registration errors, the connection is closed, or Start was called
 // before.
 func (s *Server) Start(ctx context.Context, srv *server.Server) error {
+	// The instance's other transports, asked before locking: the function
+	// may ask this server too (it is not started, so it answers nothing).
+	s.mu.Lock()
+	peersFn := s.peers
+	s.mu.Unlock()
+	var peers []registry.Endpoint
+	if peersFn != nil {
+		peers = peersFn()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.state != stateNew {
@@ -261,7 +272,7 @@ func (s *Server) Start(ctx context.Context, srv *server.Server) error {
 	// usually ends once startup is over.
 	s.base, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.started = time.Now().UTC()
-	if err := s.buildDiscovery(); err != nil {
+	if err := s.buildDiscovery(peers); err != nil {
 		s.cancel()
 		return err
 	}
