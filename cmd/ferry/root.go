@@ -46,7 +46,7 @@ message are printed to stderr); 2 when the command line is wrong.`,
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.SetVersionTemplate(versionText())
-	root.AddCommand(newNewCmd(), newCallCmd(), newServicesCmd(), newDescribeCmd(), newGatewayCmd(), newVersionCmd())
+	root.AddCommand(newNewCmd(), newCallCmd(), newServicesCmd(), newDescribeCmd(), newGatewayCmd(), newDevCmd(), newVersionCmd())
 	return root
 }
 

@@ -33,6 +33,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -129,6 +130,7 @@ type app struct {
 	cfg             config
 	orders, billing *ferry.Service
 	ordersNATS      *fnats.Conn
+	ordersHTTP      *fhttp.Server
 	bill            *Billing
 	monitor         *Monitor
 }
@@ -140,7 +142,8 @@ func newApp(c config, logger *slog.Logger, embedded natsembed.Options) *app {
 	a := &app{cfg: c, bill: &Billing{FailureRate: c.failureRate, Logger: logger}, monitor: &Monitor{Logger: logger}}
 	osrv := server.New("orders", server.WithVersion("1.0.0"), server.WithDescription("Places orders and publishes OrderPlaced"),
 		server.WithLogger(logger), server.WithMiddleware(c.middleware()...))
-	opts := []ferry.Option{ferry.WithTransport(fhttp.NewServer(c.httpAddr)), ferry.WithLogger(logger)}
+	a.ordersHTTP = fhttp.NewServer(c.httpAddr)
+	opts := []ferry.Option{ferry.WithTransport(a.ordersHTTP), ferry.WithLogger(logger)}
 	natsURL := func() string { return c.natsURL }
 	if c.natsURL == "" {
 		emb := natsembed.New(embedded)
@@ -212,7 +215,7 @@ func main() {
 		logger.Error("events", "err", err)
 		os.Exit(1)
 	}
-	logger.Info("events: ready", "place_orders", "curl -s -d '{\"customer\":\"ada\",\"amount\":4200}' localhost"+c.httpAddr+"/orders/Place")
+	logger.Info("events: ready", "place_orders", "curl -s -d '{\"customer\":\"ada\",\"amount\":4200}' "+hostPort(a.ordersHTTP.Addr())+"/orders/Place")
 	<-ctx.Done()
 	logger.Info("events: stopping; subscriptions drain, unfinished messages go back to the stream")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -221,4 +224,17 @@ func main() {
 		logger.Error("events: stop", "err", err)
 		os.Exit(1)
 	}
+}
+
+// hostPort is addr as a command line would name it: localhost for a
+// wildcard host (":8081").
+func hostPort(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
 }

@@ -221,7 +221,7 @@ func main() {
 	}
 	logger.Info("tracing example: ready", "frontend", "http://"+a.http.Addr().String(), "middle", a.nc.ConnectedUrlRedacted(),
 		"backend", a.grpc.Addr().String(), "admin", "http://"+a.admin.Addr().String(),
-		"try", "curl -s -d '{\"name\":\"Ada\"}' localhost"+portOf(cfg.httpAddr)+"/frontend/Hello")
+		"try", "curl -s -d '{\"name\":\"Ada\"}' localhost"+portOf(a.http.Addr().String())+"/frontend/Hello")
 	<-ctx.Done()
 	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
