@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,25 +15,6 @@ import (
 	"github.com/ferry-go/ferry/ferrytest"
 	"github.com/ferry-go/ferry/internal/browser"
 )
-
-// syncBuffer is a bytes.Buffer safe for the dev environment's writers and
-// the test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // exampleEndpoints are the endpoints the examples serve (examples/*/main.go),
 // by the dashboard's test id; billing (events) only subscribes, so it has no
@@ -57,7 +36,7 @@ func TestDev(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errOut syncBuffer
+	var out, errOut ferrytest.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- runDev(ctx, "../../examples", devOptions{addr: "127.0.0.1:0", natsPort: 0, otlpAddr: "127.0.0.1:0",
@@ -215,9 +194,6 @@ func post(t *testing.T, url, body string) (*http.Response, string) {
 	return resp, string(b)
 }
 
-// sel is the CSS selector of a data-testid.
-func sel(id string) chromedp.CSS { return chromedp.CSS(`[data-testid="` + id + `"]`) }
-
 // devBrowser: in headless Chromium, the catalogue lists every example
 // service and endpoint; the explorer calls greeter Hello and shows the
 // reply; a failing call shows its error; the call's trace shows spans of
@@ -226,42 +202,23 @@ func sel(id string) chromedp.CSS { return chromedp.CSS(`[data-testid="` + id + `
 func devBrowser(t *testing.T, base string) {
 	b := browser.Start(t, 3*time.Minute)
 	ctx := b.Ctx
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(id string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.TextContent(sel(id)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", id, err)
-		}
-		return s
-	}
-	waitFor := func(what, predicate string) {
-		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](predicate, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(90*time.Second))); err != nil {
-			t.Fatalf("waiting for %s: %v", what, err)
-		}
-	}
+	do, text, waitFor := b.Do, b.Text, b.WaitFor
 	ready := func() { t.Helper(); waitFor("the page's script", `document.body.dataset.ready === "true"`) }
 
 	// The catalogue, reached from / as a developer types it.
-	do("open the dashboard", chromedp.EmulateViewport(1280, 900), chromedp.Navigate(base+"/"), chromedp.WaitVisible(sel("service-greeter")))
+	do("open the dashboard", chromedp.EmulateViewport(1280, 900), chromedp.Navigate(base+"/"), chromedp.WaitVisible(browser.TestID("service-greeter")))
 	for _, svc := range []string{"greeter", "orders", "hello", "frontend", "middle", "backend"} {
-		do("see service "+svc, chromedp.WaitVisible(sel("service-"+svc)))
+		do("see service "+svc, chromedp.WaitVisible(browser.TestID("service-"+svc)))
 	}
 	for _, id := range exampleEndpoints {
-		do("see "+id, chromedp.WaitVisible(sel(id)))
+		do("see "+id, chromedp.WaitVisible(browser.TestID(id)))
 	}
 	b.Screenshot("catalogue")
 
 	// greeter.Hello in the explorer, its body pre-filled from the schema.
-	do("open greeter.Hello", chromedp.Click(sel("endpoint-greeter-Hello")), chromedp.WaitVisible(sel("explorer-request")))
+	do("open greeter.Hello", chromedp.Click(browser.TestID("endpoint-greeter-Hello")), chromedp.WaitVisible(browser.TestID("explorer-request")))
 	ready()
-	do("send Hello", chromedp.SetValue(sel("explorer-request"), `{"name": "Browser"}`), chromedp.Click(sel("explorer-send")))
+	do("send Hello", chromedp.SetValue(browser.TestID("explorer-request"), `{"name": "Browser"}`), chromedp.Click(browser.TestID("explorer-send")))
 	waitFor("the reply", `document.querySelector('[data-testid="explorer-status"]').textContent.startsWith("200")`)
 	if got := text("explorer-body"); !strings.Contains(got, "Hello, Browser!") {
 		t.Errorf("explorer body = %q", got)
@@ -273,9 +230,9 @@ func devBrowser(t *testing.T, base string) {
 	b.Screenshot("explorer-reply")
 
 	// A failing call shows its problem.
-	do("send an empty name", chromedp.SetValue(sel("explorer-request"), `{"name": ""}`), chromedp.Click(sel("explorer-send")))
+	do("send an empty name", chromedp.SetValue(browser.TestID("explorer-request"), `{"name": ""}`), chromedp.Click(browser.TestID("explorer-send")))
 	waitFor("the error", `document.querySelector('[data-testid="explorer-status"]').textContent.startsWith("400")`)
-	do("see the problem", chromedp.WaitVisible(sel("explorer-error")))
+	do("see the problem", chromedp.WaitVisible(browser.TestID("explorer-error")))
 	if got := text("explorer-error"); !strings.Contains(got, "invalid_argument") {
 		t.Errorf("explorer error = %q", got)
 	}
@@ -283,9 +240,9 @@ func devBrowser(t *testing.T, base string) {
 
 	// The first call's trace: spans of the gateway and of greeter.
 	row := `[data-testid="trace-row"][data-trace-id="` + traceID + `"]`
-	do("open the traces", chromedp.Click(sel("nav-traces")), chromedp.WaitVisible(chromedp.CSS(row)))
-	do("open the trace", chromedp.Click(chromedp.CSS(row+" a")), chromedp.WaitVisible(sel("waterfall")),
-		chromedp.WaitVisible(sel("span-gateway")), chromedp.WaitVisible(sel("span-greeter")))
+	do("open the traces", chromedp.Click(browser.TestID("nav-traces")), chromedp.WaitVisible(chromedp.CSS(row)))
+	do("open the trace", chromedp.Click(chromedp.CSS(row+" a")), chromedp.WaitVisible(browser.TestID("waterfall")),
+		chromedp.WaitVisible(browser.TestID("span-gateway")), chromedp.WaitVisible(browser.TestID("span-greeter")))
 	b.Screenshot("trace")
 
 	if errs := b.Errors(); len(errs) > 0 {

@@ -171,3 +171,34 @@ func (b *Browser) Screenshot(name string) string {
 	b.t.Logf("browser: screenshot %s", path)
 	return path
 }
+
+// TestID is the CSS selector of the element whose data-testid is id.
+func TestID(id string) chromedp.CSS { return chromedp.CSS(`[data-testid="` + id + `"]`) }
+
+// Do runs steps in the tab and fails the test, naming what, if one fails.
+func (b *Browser) Do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.Ctx, steps...); err != nil {
+		b.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// Text is the text content of the element whose data-testid is id.
+func (b *Browser) Text(id string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.Ctx, chromedp.TextContent(TestID(id)))
+	if err != nil {
+		b.t.Fatalf("text of %s: %v", id, err)
+	}
+	return s
+}
+
+// WaitFor polls a JavaScript predicate every 50 ms (the page's own
+// timing, never a sleep) and fails the test, naming what, if it is not
+// true within 90 s, well inside a browser timeout of a few minutes.
+func (b *Browser) WaitFor(what, predicate string) {
+	b.t.Helper()
+	if _, err := chromedp.Run(b.Ctx, chromedp.Poll[bool](predicate, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(90*time.Second))); err != nil {
+		b.t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
