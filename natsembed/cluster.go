@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -103,6 +104,30 @@ func StartCluster(ctx context.Context, n int, opts Options) ([]*Server, error) {
 	if base == "" {
 		base = opts.Cluster.Name
 	}
+	host := cmp.Or(opts.Cluster.Host, opts.Host, "127.0.0.1")
+	// A route port is chosen free, then bound by the server a moment
+	// later; in between another process (or an outgoing connection given
+	// that ephemeral port) may take it. Then the whole cluster starts again
+	// on new ports, a few times.
+	var err error
+	for range startAttempts {
+		var servers []*Server
+		servers, err = startMembers(ctx, n, host, base, opts)
+		if err == nil || !errors.Is(err, errPortTaken) || ctx.Err() != nil {
+			return servers, err
+		}
+	}
+	return nil, err
+}
+
+// startAttempts bounds StartCluster's retries after a route port was taken.
+const startAttempts = 5
+
+// errPortTaken marks a member that could not bind its chosen route port.
+var errPortTaken = errors.New("natsembed: route port taken")
+
+// startMembers is one attempt of StartCluster.
+func startMembers(ctx context.Context, n int, host, base string, opts Options) ([]*Server, error) {
 	servers := make([]*Server, 0, n)
 	fail := func(err error) ([]*Server, error) {
 		for _, s := range servers {
@@ -110,8 +135,7 @@ func StartCluster(ctx context.Context, n int, opts Options) ([]*Server, error) {
 		}
 		return nil, err
 	}
-	host := cmp.Or(opts.Cluster.Host, opts.Host, "127.0.0.1")
-	ports, err := freePorts(host, n)
+	ports, err := pickPorts(host, n)
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +154,9 @@ func StartCluster(ctx context.Context, n int, opts Options) ([]*Server, error) {
 		o.Cluster.Routes = routes // a route to itself is ignored
 		s, err := Start(ctx, o)
 		if err != nil {
+			if strings.Contains(err.Error(), "address already in use") {
+				err = fmt.Errorf("%w: %w", errPortTaken, err)
+			}
 			return fail(err)
 		}
 		servers = append(servers, s)
@@ -140,9 +167,12 @@ func StartCluster(ctx context.Context, n int, opts Options) ([]*Server, error) {
 	return servers, nil
 }
 
+// pickPorts is freePorts; a test replaces it to hand out a taken port.
+var pickPorts = freePorts
+
 // freePorts returns n ports that were free on host a moment ago. Another
-// process could take one before the server binds it; Start then fails
-// naming the address.
+// process could take one before the server binds it (StartCluster then
+// tries again).
 func freePorts(host string, n int) ([]int, error) {
 	ports := make([]int, 0, n)
 	var ls []net.Listener
