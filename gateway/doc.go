@@ -64,5 +64,7 @@
 // "-bin") are not forwarded over any transport, so a call reads the same
 // whichever transport the client picks.
 //
-// Not yet: server streams.
+// Streams: Ferry endpoints are unary on every transport today, so the
+// gateway forwards one request and one reply. Server-streaming endpoints
+// (issue #15) will pass through as Server-Sent Events.
 package gateway
