@@ -222,6 +222,8 @@ type Registry struct {
 	NATS   RegistryNATS           `mapstructure:"nats"`
 	Static []StaticInstance       `mapstructure:"static" doc:"the instances of the static registry: [{service, id, endpoints: {transport: address}, tls: [transports served with TLS]}]; file only" validate:"dive"`
 	DNS    map[string][]DNSTarget `mapstructure:"dns" doc:"service name → targets of the dns registry: [{transport, srv, or host and port, tls}]; file only" validate:"dive,dive"`
+	// Settings are a plug-in registry's (RegisterRegistry), checked by it.
+	Settings map[string]any `mapstructure:"settings" doc:"settings of a plug-in registry (registry.kind names it; see Plug-ins below)"`
 }
 
 // RegistryNATS configures the NATS (JetStream key-value) registry.
@@ -253,6 +255,8 @@ type DNSTarget struct {
 type Broker struct {
 	Kind      string          `mapstructure:"kind" doc:"none, memory, nats, jetstream, or a plug-in's name" validate:"required"`
 	JetStream BrokerJetStream `mapstructure:"jetstream"`
+	// Settings are a plug-in broker's (RegisterBroker), checked by it.
+	Settings map[string]any `mapstructure:"settings" doc:"settings of a plug-in broker (broker.kind names it; see Plug-ins below)"`
 }
 
 // BrokerJetStream configures the JetStream broker.

@@ -271,6 +271,9 @@ func Load(src Sources) (*Config, error) {
 	if len(problems) == 0 {
 		problems = validate(&cfg)
 	}
+	if len(problems) == 0 {
+		problems = pluginProblems(&cfg)
+	}
 	if len(problems) > 0 {
 		slices.SortStableFunc(problems, func(a, b Problem) int { return strings.Compare(a.Key, b.Key) })
 		return nil, &Error{Problems: problems}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"regexp"
 	"strings"
 	"time"
 
@@ -73,7 +74,19 @@ func decodeSettings(m map[string]any, out any) error {
 		// mapstructure lists its errors on lines of their own, after a
 		// heading: one line, each error naming its key, reads better.
 		msg := strings.TrimPrefix(err.Error(), "decoding failed due to the following error(s):")
-		return fmt.Errorf("settings: %s", strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", "; ")), " "))
+		var parts []string
+		for _, line := range strings.Split(msg, "\n") {
+			line = strings.Join(strings.Fields(line), " ")
+			if line == "" {
+				continue
+			}
+			// "'config.kafkaSettings' has invalid keys: x" names a Go type.
+			if m := invalidKeys.FindStringSubmatch(line); m != nil {
+				line = "unknown keys: " + m[1]
+			}
+			parts = append(parts, line)
+		}
+		return fmt.Errorf("settings: %s", strings.Join(parts, "; "))
 	}
 	t := reflect.TypeOf(out).Elem()
 	for i := range t.NumField() {
@@ -87,6 +100,9 @@ func decodeSettings(m map[string]any, out any) error {
 	}
 	return nil
 }
+
+// invalidKeys matches mapstructure's message for keys a struct lacks.
+var invalidKeys = regexp.MustCompile(`^'[^']*' has invalid keys: (.*)$`)
 
 type bulkheadSettings struct {
 	Max int `mapstructure:"max" settings:"required" doc:"the most calls in flight"`

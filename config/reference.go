@@ -85,6 +85,29 @@ clients:
 |---|---|---|
 `)
 	walkDoc(&b, reflect.TypeFor[ServiceCalls](), "")
+	b.WriteString(`
+## Plug-ins
+
+Brokers and registries whose clients are heavy live in modules of their own under ` + "`contrib/`" + `, so a
+service that does not use them does not build them. A plug-in registers its kind when its package is
+imported (as a ` + "`database/sql`" + ` driver does); the configuration then selects it by that kind and gives
+its settings under ` + "`broker.settings`" + ` or ` + "`registry.settings`" + ` (in the file, or as JSON in
+` + "`FERRY_BROKER_SETTINGS`" + ` / ` + "`FERRY_REGISTRY_SETTINGS`" + `). The settings are checked at load like every
+key above — an unknown key, a value of the wrong type or out of range is a problem naming
+` + "`broker.settings.<key>`" + ` — and a kind that is not imported says which package to import.
+
+` + "```go" + `
+import _ "github.com/ferry-go/ferry/contrib/broker/kafka" // registers broker.kind: kafka
+` + "```" + `
+
+` + "```yaml" + `
+broker:
+  kind: kafka
+  settings: {brokers: ["kafka-0:9092", "kafka-1:9092"]}
+` + "```" + `
+
+Programs register kinds of their own the same way, with ` + "`config.RegisterBroker`" + ` and ` + "`config.RegisterRegistry`" + `, or per service with ` + "`WithFactories`" + `.
+`)
 	return b.String()
 }
 

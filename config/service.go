@@ -79,11 +79,19 @@ type Factories struct {
 	needsNATS map[string]bool
 }
 
-// DefaultFactories returns a new table of the built-in kinds: registries
+// DefaultFactories returns a new table of the built-in kinds — registries
 // none, memory, nats, srv, static, dns; brokers none, memory, nats, jetstream;
 // middleware bulkhead, timeout, ratelimit, shed, requestid, validate and
-// auth, each with its settings (docs/CONFIG.md).
+// auth, each with its settings (docs/CONFIG.md) — and of the plug-ins
+// registered by the packages the program imports (RegisterBroker,
+// RegisterRegistry).
 func DefaultFactories() Factories {
+	f := builtinFactories()
+	addPlugins(&f)
+	return f
+}
+
+func builtinFactories() Factories {
 	return Factories{
 		Registries: map[string]RegistryFactory{
 			"none":   nil,
@@ -308,10 +316,10 @@ func (b *builder) check() error {
 	}
 	var regOK, brokerOK bool
 	if b.regFactory, regOK = f.Registries[cfg.Registry.Kind]; !regOK {
-		problem("registry.kind", cfg.Registry.Kind, "unknown registry; known: "+names(f.Registries))
+		problem("registry.kind", cfg.Registry.Kind, unknownKind("registry", cfg.Registry.Kind, f.Registries))
 	}
 	if b.brokerFactory, brokerOK = f.Brokers[cfg.Broker.Kind]; !brokerOK {
-		problem("broker.kind", cfg.Broker.Kind, "unknown broker; known: "+names(f.Brokers))
+		problem("broker.kind", cfg.Broker.Kind, unknownKind("broker", cfg.Broker.Kind, f.Brokers))
 	}
 	t := cfg.Transports
 	b.natsOn = t.NATS.Enabled || f.needsNATS["registry "+cfg.Registry.Kind] || f.needsNATS["broker "+cfg.Broker.Kind]
