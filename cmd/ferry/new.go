@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/ferry-go/ferry/cmd/ferry/internal/scaffold"
@@ -21,6 +23,8 @@ type newOptions struct {
 	ferryVersion string
 	noTidy       bool
 	natsURL      string
+	broker       string
+	registry     string
 }
 
 func newNewCmd() *cobra.Command {
@@ -54,7 +58,8 @@ ferry new last wrote (the hashes are in ` + scaffold.ManifestFile + `). So:
 		Example: `  ferry new demo
   ferry new billing --dir services/billing --module github.com/acme/billing
   ferry new demo --update                       # refresh Ferry's files, keep yours
-  ferry new demo --ferry-replace ~/src/ferry    # develop against a local Ferry checkout`,
+  ferry new demo --ferry-replace ~/src/ferry    # develop against a local Ferry checkout
+  ferry new orders --broker kafka --registry etcd  # events on Kafka, discovery in etcd`,
 		Args: args(1, 1, "<name>"),
 		RunE: runE(func(cmd *cobra.Command, argv []string) error { return runNew(cmd, argv[0], &o) }),
 	}
@@ -66,6 +71,8 @@ ferry new last wrote (the hashes are in ` + scaffold.ManifestFile + `). So:
 	f.StringVar(&o.ferryVersion, "ferry-version", "", "Ferry version go.mod requires (default: this ferry's version, or the latest via go mod tidy for a development build)")
 	f.BoolVar(&o.noTidy, "no-tidy", false, "do not run go mod tidy in the new project")
 	f.StringVar(&o.natsURL, "nats-url", "", "NATS server the service uses, shared with other services (default: each service embeds its own)")
+	f.StringVar(&o.broker, "broker", "", "a plug-in broker the service uses: "+strings.Join(scaffold.PluginKinds("broker"), " or ")+" (imported in main.go, configured in ferry.yaml)")
+	f.StringVar(&o.registry, "registry", "", "a plug-in registry the service uses: "+strings.Join(scaffold.PluginKinds("registry"), " or "))
 	return cmd
 }
 
@@ -79,6 +86,11 @@ func runNew(cmd *cobra.Command, name string, o *newOptions) error {
 		}
 	} else if err := scaffold.ValidateModule(name); err != nil {
 		return usagef("%v; pass --module", err)
+	}
+	for _, k := range []struct{ flag, kind string }{{"broker", o.broker}, {"registry", o.registry}} {
+		if k.kind != "" && !slices.Contains(scaffold.PluginKinds(k.flag), k.kind) {
+			return usagef("invalid --%s %q: want %s", k.flag, k.kind, strings.Join(scaffold.PluginKinds(k.flag), " or "))
+		}
 	}
 	version := ferryVersion()
 	if o.ferryVersion != "" {
@@ -115,6 +127,8 @@ func runNew(cmd *cobra.Command, name string, o *newOptions) error {
 		NATSURL:      o.natsURL,
 		GoVersion:    goLine(),
 		Update:       o.update,
+		Broker:       o.broker,
+		Registry:     o.registry,
 	})
 	out := cmd.OutOrStdout()
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)

@@ -38,6 +38,8 @@ func TestNewRefuses(t *testing.T) {
 		{"name starts with a digit", []string{"new", "9lives", "--dir", fresh}, exitUsage, `invalid service name "9lives": a service name starts with a letter, followed by letters, digits, '-' or '_'`},
 		{"name with a dot", []string{"new", "my.svc", "--dir", fresh}, exitUsage, `invalid service name "my.svc"`},
 		{"name with a space", []string{"new", "my svc", "--dir", fresh}, exitUsage, `invalid service name "my svc"`},
+		{"unknown broker", []string{"new", "demo", "--dir", fresh, "--broker", "redis"}, exitUsage, `invalid --broker "redis": want kafka or rabbitmq`},
+		{"unknown registry", []string{"new", "demo", "--dir", fresh, "--registry", "consul"}, exitUsage, `invalid --registry "consul": want etcd`},
 		{"name starts with a dash", []string{"new", "--dir", fresh, "--", "-x"}, exitUsage, `invalid service name "-x"`},
 		{"module with a space", []string{"new", "demo", "--dir", fresh, "--module", "example.com/my svc"}, exitUsage, `invalid module path "example.com/my svc": element "my svc": invalid character ' '`},
 		{"module with a double slash", []string{"new", "demo", "--dir", fresh, "--module", "example.com//demo"}, exitUsage, `invalid module path "example.com//demo": double slash`},

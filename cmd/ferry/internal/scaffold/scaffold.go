@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
@@ -95,6 +96,51 @@ type Options struct {
 	// Update allows a non-empty Dir that ferry new created, and applies the
 	// regeneration rule (see the package documentation).
 	Update bool
+	// Broker and Registry name plug-in kinds (Plugins) the service uses:
+	// main.go imports their packages, go.mod requires (and with
+	// FerryReplace replaces) their modules, ferry.yaml selects them. On
+	// Update they must be empty (the recorded ones are kept) or the same.
+	Broker, Registry string
+}
+
+// Plugin is a plug-in module of Ferry a new service can use.
+type Plugin struct {
+	Key      string // "broker" or "registry"
+	Kind     string // its kind in the configuration
+	Module   string // its module and package path
+	Dir      string // its directory in a Ferry checkout
+	Settings string // its settings in ferry.yaml, for a local server
+}
+
+// Plugins are the plug-ins ferry new knows, by "<key> <kind>".
+var Plugins = map[string]Plugin{
+	"broker kafka":    {Key: "broker", Kind: "kafka", Module: FerryModule + "/contrib/broker/kafka", Dir: "contrib/broker/kafka", Settings: `{brokers: ["localhost:9092"]}`},
+	"broker rabbitmq": {Key: "broker", Kind: "rabbitmq", Module: FerryModule + "/contrib/broker/rabbitmq", Dir: "contrib/broker/rabbitmq", Settings: `{url: "amqp://guest:guest@localhost:5672/"}`},
+	"registry etcd":   {Key: "registry", Kind: "etcd", Module: FerryModule + "/contrib/registry/etcd", Dir: "contrib/registry/etcd", Settings: `{endpoints: ["localhost:2379"]}`},
+}
+
+// PluginKinds lists the plug-in kinds of key, sorted, for messages.
+func PluginKinds(key string) []string {
+	var out []string
+	for _, p := range Plugins {
+		if p.Key == key {
+			out = append(out, p.Kind)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// plugin returns the plug-in of key and kind ("" is none).
+func plugin(key, kind string) (*Plugin, error) {
+	if kind == "" {
+		return nil, nil
+	}
+	p, ok := Plugins[key+" "+kind]
+	if !ok {
+		return nil, fmt.Errorf("scaffold: %s %q: want one of %s", key, kind, strings.Join(PluginKinds(key), ", "))
+	}
+	return &p, nil
 }
 
 // Action is what Generate did with one file.
@@ -121,6 +167,8 @@ type manifest struct {
 	FerryVersion string            `json:"ferry_version,omitempty"`
 	Name         string            `json:"name"`
 	Module       string            `json:"module"`
+	Broker       string            `json:"broker,omitempty"`
+	Registry     string            `json:"registry,omitempty"`
 	Files        map[string]string `json:"files"` // path → "sha256:<hex>" of what ferry new wrote
 }
 
@@ -170,6 +218,24 @@ func Generate(o Options) ([]Result, error) {
 			return nil, fmt.Errorf("%s has module %q, not %q: regeneration never changes go.mod; edit it yourself", o.Dir, m.Module, o.Module)
 		}
 		o.Module = m.Module
+		for _, k := range []struct {
+			what, given string
+			recorded    *string
+			opt         *string
+		}{
+			{"broker", o.Broker, &m.Broker, &o.Broker}, {"registry", o.Registry, &m.Registry, &o.Registry},
+		} {
+			if k.given != "" && k.given != *k.recorded {
+				return nil, fmt.Errorf("%s was created with %s %q, not %q: regeneration never changes go.mod or ferry.yaml; edit them yourself", o.Dir, k.what, *k.recorded, k.given)
+			}
+			*k.opt = *k.recorded
+		}
+	}
+	if _, err := plugin("broker", o.Broker); err != nil {
+		return nil, err
+	}
+	if _, err := plugin("registry", o.Registry); err != nil {
+		return nil, err
 	}
 	if o.Module == "" {
 		o.Module = o.Name
@@ -254,6 +320,22 @@ func render(o Options) ([]rendered, error) {
 	case o.FerryReplace != "":
 		d.FerryRequire = "v0.0.0-00010101000000-000000000000"
 	}
+	for _, k := range []struct{ key, kind string }{{"broker", o.Broker}, {"registry", o.Registry}} {
+		p, err := plugin(k.key, k.kind)
+		if err != nil || p == nil {
+			continue // Generate has refused an unknown kind
+		}
+		pd := pluginData{Plugin: *p}
+		if o.FerryReplace != "" {
+			pd.Replace = quoteModPath(filepath.Join(o.FerryReplace, filepath.FromSlash(p.Dir)))
+		}
+		d.Plugins = append(d.Plugins, pd)
+		if k.key == "broker" {
+			d.Broker = p
+		} else {
+			d.Registry = p
+		}
+	}
 	out := make([]rendered, 0, len(files))
 	for _, f := range files {
 		src, err := templates.ReadFile("templates/" + f.tmpl)
@@ -282,6 +364,14 @@ type data struct {
 	AdminPort, NATSPort        int
 	NATSURL                    string // "" : an embedded NATS server
 	Marker                     string
+	Plugins                    []pluginData
+	Broker, Registry           *Plugin // nil: none
+}
+
+// pluginData is a plug-in as the templates see it.
+type pluginData struct {
+	Plugin
+	Replace string // the path of its module in FerryReplace, quoted for go.mod
 }
 
 func goMinor(v string) string {
@@ -298,7 +388,7 @@ func quoteModPath(p string) string {
 }
 
 func create(o Options, out []rendered) ([]Result, error) {
-	m := &manifest{Generator: "ferry new", FerryVersion: o.FerryVersion, Name: o.Name, Module: o.Module, Files: map[string]string{}}
+	m := &manifest{Generator: "ferry new", FerryVersion: o.FerryVersion, Name: o.Name, Module: o.Module, Broker: o.Broker, Registry: o.Registry, Files: map[string]string{}}
 	res := make([]Result, 0, len(out))
 	for _, r := range out {
 		if err := writeFile(o.Dir, r); err != nil {

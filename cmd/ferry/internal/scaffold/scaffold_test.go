@@ -434,3 +434,54 @@ func TestDistinctPortsAndSharedNATS(t *testing.T) {
 		t.Errorf("k8s/deployment.yaml does not set FERRY_NATS_URL:\n%s", dep)
 	}
 }
+
+// A service made with plug-ins imports their packages, requires and (with
+// a checkout) replaces their modules, and selects them in ferry.yaml;
+// --update keeps them and refuses to change them.
+func TestPlugins(t *testing.T) {
+	dir := t.TempDir()
+	o := scaffold.Options{Name: "demo", Dir: dir, FerryVersion: "(devel)", FerryReplace: "/src/ferry", GoVersion: "1.26.0", Broker: "kafka", Registry: "etcd"}
+	generate(t, o)
+	main, gomod, yaml := read(t, dir, "main.go"), read(t, dir, "go.mod"), read(t, dir, "ferry.yaml")
+	for file, wants := range map[string][]string{
+		main: {`_ "github.com/ferry-go/ferry/contrib/broker/kafka" // registers broker.kind: kafka`,
+			`_ "github.com/ferry-go/ferry/contrib/registry/etcd" // registers registry.kind: etcd`},
+		gomod: {"require github.com/ferry-go/ferry/contrib/broker/kafka v0.0.0-00010101000000-000000000000\n",
+			"replace github.com/ferry-go/ferry/contrib/broker/kafka => /src/ferry/contrib/broker/kafka\n",
+			"replace github.com/ferry-go/ferry/contrib/registry/etcd => /src/ferry/contrib/registry/etcd\n"},
+		yaml: {"  kind: kafka ", `  settings: {brokers: ["localhost:9092"]}`, "  kind: etcd ", `  settings: {endpoints: ["localhost:2379"]}`},
+	} {
+		for _, w := range wants {
+			if !strings.Contains(file, w) {
+				t.Errorf("generated file =\n%s\nwant it to contain %q", file, w)
+			}
+		}
+	}
+	if strings.Contains(yaml, "rabbitmq") {
+		t.Errorf("ferry.yaml names rabbitmq:\n%s", yaml)
+	}
+
+	// --update without the flags keeps the plug-ins in main.go (which it
+	// rewrites: it carries the marker).
+	up := o
+	up.Update, up.Broker, up.Registry = true, "", ""
+	res, err := scaffold.Generate(up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Path == "main.go" && r.Action != scaffold.Unchanged {
+			t.Errorf("--update did %s main.go, want it unchanged:\n%s", r.Action, read(t, dir, "main.go"))
+		}
+	}
+	up.Broker = "rabbitmq"
+	if _, err := scaffold.Generate(up); err == nil || !strings.Contains(err.Error(), `created with broker "kafka", not "rabbitmq"`) {
+		t.Errorf("Generate(update to another broker) = %v, want a refusal naming both", err)
+	}
+
+	// Unknown kinds name the known ones.
+	bad := scaffold.Options{Name: "demo", Dir: t.TempDir(), GoVersion: "1.26.0", Broker: "redis"}
+	if _, err := scaffold.Generate(bad); err == nil || !strings.Contains(err.Error(), `broker "redis": want one of kafka, rabbitmq`) {
+		t.Errorf("Generate(broker redis) = %v", err)
+	}
+}
