@@ -55,6 +55,7 @@ type options struct {
 	deadLetters    bool
 	publishTimeout time.Duration
 	amqpConfig     amqp.Config
+	groups         [][2]string // queue, topic
 	logger         *slog.Logger
 	errs           []error
 }
@@ -104,6 +105,28 @@ func WithQueueType(t string) Option {
 // subjects, or dead-lettering fails and the message is retried.
 func WithoutDeadLetterQueue() Option {
 	return func(o *options) { o.deadLetters = false }
+}
+
+// WithQueueGroup makes New declare the queue of the queue group queue on
+// topic (GroupQueue names it) and bind it, so that messages published
+// before the group's first subscription are kept for it. Without it the
+// queue comes with the first Subscribe, and what was published to the
+// topic before is not routed to it — an AMQP exchange keeps nothing for
+// queues that do not exist yet. Give it once per group; an Ordered
+// subscription cannot share a queue declared so (its queue is declared
+// single-active-consumer).
+func WithQueueGroup(queue, topic string) Option {
+	return func(o *options) {
+		if _, err := broker.NewSubscribeConfig(topic, broker.Queue(queue)); err != nil {
+			o.errs = append(o.errs, fmt.Errorf("queue group: %w", err))
+			return
+		}
+		if err := checkSubscribeTopic(topic); err != nil {
+			o.errs = append(o.errs, fmt.Errorf("queue group: %w", err))
+			return
+		}
+		o.groups = append(o.groups, [2]string{queue, topic})
+	}
 }
 
 // WithPublishTimeout bounds a Publish whose context has no deadline
@@ -268,6 +291,16 @@ func (b *Broker) connect(ctx context.Context, gen uint64) (*session, error) {
 		}
 		if err := s.pub.QueueBind(q, strings.TrimSuffix(broker.DeadLetterPrefix, ".")+".#", b.o.exchange, false, nil); err != nil {
 			return fail(fmt.Sprintf("bind dead-letter queue %q", q), err)
+		}
+		b.declared(q)
+	}
+	for _, g := range b.o.groups {
+		q := GroupQueue(b.o.exchange, g[0], g[1])
+		if _, err := s.pub.QueueDeclare(q, true, false, false, false, amqp.Table{amqp.QueueTypeArg: b.o.queueType}); err != nil {
+			return fail(fmt.Sprintf("declare queue %q of group %s on %q (does it exist with other arguments?)", q, g[0], g[1]), err)
+		}
+		if err := s.pub.QueueBind(q, BindingKey(g[1]), b.o.exchange, false, nil); err != nil {
+			return fail(fmt.Sprintf("bind queue %q", q), err)
 		}
 		b.declared(q)
 	}
