@@ -172,7 +172,8 @@ type Broker struct {
 	sess    *session      // nil while disconnected
 	ready   chan struct{} // closed once sess is set
 	subs    map[*subscription]struct{}
-	closed  bool
+	closing bool // Close started: Publish and Subscribe refuse
+	closed  bool // Close drained the subscriptions: the connection goes
 	done    chan struct{} // closed by Close: stops the supervisor
 	superUp chan struct{} // closed when the supervisor returned
 
@@ -228,12 +229,12 @@ func New(ctx context.Context, url string, opts ...Option) (*Broker, error) {
 		return nil, errs.Newf(errs.InvalidArgument, "broker/rabbitmq: %w", err)
 	}
 	b := &Broker{
-		url:      url,
-		o:        o,
-		ready:    make(chan struct{}),
-		subs:     map[*subscription]struct{}{},
-		done:     make(chan struct{}),
-		superUp:  make(chan struct{}),
+		url:     url,
+		o:       o,
+		ready:   make(chan struct{}),
+		subs:    map[*subscription]struct{}{},
+		done:    make(chan struct{}),
+		superUp: make(chan struct{}),
 	}
 	b.redacted = redact(uri)
 	sess, err := b.connect(ctx, 1)
@@ -565,6 +566,9 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 	if h == nil {
 		return nil, errs.Newf(errs.InvalidArgument, "broker/rabbitmq: subscribe %q: nil handler", topic)
 	}
+	if len(cfg.DeadLetter) > maxRoutingKey {
+		return nil, errs.Newf(errs.InvalidArgument, "broker/rabbitmq: subscribe %q: dead letter %q: longer than %d bytes, the most an AMQP routing key holds", topic, cfg.DeadLetter, maxRoutingKey)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = b.o.logger
 	}
@@ -579,7 +583,7 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 		return nil, err
 	}
 	b.mu.Lock()
-	if b.closed {
+	if b.closing {
 		b.mu.Unlock()
 		_ = s.Drain(context.WithoutCancel(ctx))
 		return nil, broker.ErrClosed
@@ -595,10 +599,12 @@ func (b *Broker) forget(s *subscription) {
 	b.mu.Unlock()
 }
 
+// isClosed reports whether Close started: the broker takes no new work,
+// while subscriptions draining may still publish retries and dead letters.
 func (b *Broker) isClosed() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.closed
+	return b.closing
 }
 
 // Close drains every open subscription until ctx ends, then closes the
@@ -606,10 +612,11 @@ func (b *Broker) isClosed() bool {
 // broker.ErrClosed. Queues and the exchange stay on the server.
 func (b *Broker) Close(ctx context.Context) error {
 	b.mu.Lock()
-	if b.closed {
+	if b.closing {
 		b.mu.Unlock()
 		return nil
 	}
+	b.closing = true
 	subs := make([]*subscription, 0, len(b.subs))
 	for s := range b.subs {
 		subs = append(subs, s)

@@ -357,7 +357,10 @@ func TestBrokerRestart(t *testing.T) {
 	if err := rabbitmqctl(t, "-q", "await_startup", "--timeout", "60"); err != nil {
 		t.Skipf("rabbitmqctl cannot reach the node, so the test cannot restart it: %v", err)
 	}
-	t.Cleanup(func() { _ = rabbitmqctl(t, "-q", "start_app"); _ = rabbitmqctl(t, "-q", "await_startup", "--timeout", "120") })
+	t.Cleanup(func() {
+		_ = rabbitmqctl(t, "-q", "start_app")
+		_ = rabbitmqctl(t, "-q", "await_startup", "--timeout", "120")
+	})
 	ctx := ferrytest.Context(t)
 	b := newBroker(t, WithQueueGroup("restart", "restart.jobs"))
 	var (
