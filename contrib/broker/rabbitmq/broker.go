@@ -172,8 +172,8 @@ type Broker struct {
 	sess    *session      // nil while disconnected
 	ready   chan struct{} // closed once sess is set
 	subs    map[*subscription]struct{}
-	closing bool // Close started: Publish and Subscribe refuse
-	closed  bool // Close drained the subscriptions: the connection goes
+	closing bool          // Close started: Publish and Subscribe refuse
+	closed  bool          // Close drained the subscriptions: the connection goes
 	done    chan struct{} // closed by Close: stops the supervisor
 	superUp chan struct{} // closed when the supervisor returned
 
