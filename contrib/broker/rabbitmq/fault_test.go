@@ -1,0 +1,457 @@
+package rabbitmq
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferry-go/ferry/broker"
+	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/ferrytest"
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+type Job struct {
+	N int `json:"n"`
+}
+
+// crashEnv makes the test binary a consumer process for TestConsumerCrash:
+// its value is "<url> <exchange>".
+const crashEnv = "FERRY_RABBITMQ_TEST_CONSUMER"
+
+const (
+	crashTopic = "crash.jobs"
+	crashQueue = "workers"
+	crashConc  = 8
+)
+
+func crashOpts() []broker.SubscribeOption {
+	return []broker.SubscribeOption{broker.Queue(crashQueue), broker.Concurrency(crashConc), broker.Backoff(10 * time.Millisecond)}
+}
+
+// runConsumer processes jobs, printing "done N" when a handler has
+// finished with job N — before the acknowledgement goes out — until it is
+// killed.
+func runConsumer(spec string) int {
+	url, exchange, _ := strings.Cut(spec, " ")
+	ctx := context.Background()
+	b, err := New(ctx, url, WithExchange(exchange))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	var mu sync.Mutex
+	out := bufio.NewWriter(os.Stdout)
+	_, err = broker.Subscribe(ctx, b, crashTopic, func(ctx context.Context, e *broker.Event[Job]) error {
+		time.Sleep(time.Millisecond) // work
+		mu.Lock()
+		fmt.Fprintf(out, "done %d\n", e.Data.N)
+		err := out.Flush() // reported before the ack leaves
+		mu.Unlock()
+		return err
+	}, crashOpts()...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("ready")
+	select {} // until killed
+}
+
+// TestConsumerCrash publishes 2,000 jobs, SIGKILLs the consumer process
+// mid-batch, and lets a new consumer finish: every job is processed at
+// least once, and only jobs that were in flight when the process died are
+// processed twice.
+func TestConsumerCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a process")
+	}
+	const total = 2000
+	ctx := ferrytest.Context(t)
+	b := newBroker(t, WithQueueGroup(crashQueue, crashTopic))
+	for i := range total {
+		if err := broker.Publish(ctx, b, crashTopic, &Job{N: i}); err != nil {
+			t.Fatalf("Publish(%d) = %v", i, err)
+		}
+	}
+
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), crashEnv+"="+b.url+" "+b.o.exchange)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	first := map[int]int{}
+	sc := bufio.NewScanner(stdout)
+	for len(first) < total/3 && sc.Scan() {
+		if n, ok := strings.CutPrefix(sc.Text(), "done "); ok {
+			v, _ := strconv.Atoi(n)
+			first[v]++
+		}
+	}
+	if err := cmd.Process.Kill(); err != nil { // SIGKILL, mid-batch
+		t.Fatal(err)
+	}
+	for sc.Scan() { // what it reported before dying
+		if n, ok := strings.CutPrefix(sc.Text(), "done "); ok {
+			v, _ := strconv.Atoi(n)
+			first[v]++
+		}
+	}
+	_ = cmd.Wait()
+
+	var (
+		mu     sync.Mutex
+		second = map[int]int{}
+	)
+	sub, err := broker.Subscribe(ctx, b, crashTopic, func(ctx context.Context, e *broker.Event[Job]) error {
+		mu.Lock()
+		second[e.Data.N]++
+		mu.Unlock()
+		return nil
+	}, crashOpts()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Drain(ctx)
+	missing := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for i := range total {
+			if first[i] == 0 && second[i] == 0 {
+				n++
+			}
+		}
+		return n
+	}
+	ferrytest.Eventually(t, "every job processed once the new consumer runs", func() bool { return missing() == 0 })
+	// The dead process's unacknowledged messages were requeued when its
+	// connection dropped, before the new consumer started: once the queue
+	// is empty and nothing is unacknowledged, nothing more can come.
+	ferrytest.Eventually(t, "the queue empty and everything acknowledged", func() bool {
+		n, c := queueDepth(t, b.url, GroupQueue(b.o.exchange, crashQueue, crashTopic))
+		return n == 0 && c == 1
+	})
+	if err := sub.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	dups := 0
+	for i := range total {
+		if c := first[i] + second[i]; c > 1 {
+			dups += c - 1
+		}
+	}
+	t.Logf("consumer crash: %d jobs; %d processed before the kill, %d after; %d processed twice", total, len(first), len(second), dups)
+	// In flight when the process died: up to Concurrency (= prefetch)
+	// handlers whose acknowledgement had not left.
+	if dups > crashConc {
+		t.Errorf("%d jobs processed twice, want at most %d (those in flight at the kill)", dups, crashConc)
+	}
+}
+
+// queueDepth returns the ready messages and consumers of a queue (ready
+// excludes the unacknowledged).
+func queueDepth(t testing.TB, url, queue string) (msgs, consumers int) {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	if err != nil {
+		t.Fatalf("queue %s: %v", queue, err)
+	}
+	return q.Messages, q.Consumers
+}
+
+// TestPoisonMessage: a message whose handler always fails is delivered
+// exactly MaxDeliver times with the back-off between deliveries (through
+// the retry queues), then stored exactly once in the dead-letter queue;
+// the messages around it flow on.
+func TestPoisonMessage(t *testing.T) {
+	ctx := ferrytest.Context(t)
+	b := newBroker(t)
+	backoff := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond}
+	var (
+		mu       sync.Mutex
+		attempts []time.Time
+		seen     []int
+		good     atomic.Int64
+	)
+	_, err := broker.Subscribe(ctx, b, "orders.placed", func(ctx context.Context, e *broker.Event[Job]) error {
+		if e.Data.N == 13 {
+			mu.Lock()
+			attempts = append(attempts, time.Now())
+			seen = append(seen, e.Attempt)
+			mu.Unlock()
+			return errors.New("poison")
+		}
+		good.Add(1)
+		return nil
+	}, broker.Queue("billing"), broker.MaxDeliver(4), broker.Backoff(backoff...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		if err := broker.Publish(ctx, b, "orders.placed", &Job{N: i}, broker.WithHeader("x-order", strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dlq := b.deadLetterQueue()
+	ferrytest.Eventually(t, "a dead letter", func() bool { n, _ := queueDepth(t, b.url, dlq); return n >= 1 })
+	ferrytest.Eventually(t, "the other 199 messages", func() bool { return good.Load() == 199 })
+	// Nothing is left anywhere that could bring the poison message back.
+	group := GroupQueue(b.o.exchange, "billing", "orders.placed")
+	for _, q := range []string{group, RetryQueue(group, backoff[0]), RetryQueue(group, backoff[1]), RetryQueue(group, backoff[2])} {
+		if n, _ := queueDepth(t, b.url, q); n != 0 {
+			t.Errorf("queue %s holds %d messages, want 0", q, n)
+		}
+	}
+	n, _ := queueDepth(t, b.url, dlq)
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("poison message: %d deliveries (attempts %v), %d dead letters, %d other messages processed", len(attempts), seen, n, good.Load())
+	if len(attempts) != 4 {
+		t.Errorf("poison message delivered %d times, want exactly MaxDeliver = 4", len(attempts))
+	}
+	for i, a := range seen {
+		if a != i+1 {
+			t.Errorf("delivery %d had Attempt %d, want %d", i+1, a, i+1)
+		}
+	}
+	for i := 1; i < len(attempts); i++ {
+		if gap, want := attempts[i].Sub(attempts[i-1]), backoff[i-1]; gap < want-10*time.Millisecond {
+			t.Errorf("delivery %d came %v after the previous, want at least the back-off %v", i+1, gap, want)
+		}
+	}
+	if n != 1 {
+		t.Errorf("dead-letter queue holds %d messages, want exactly 1", n)
+	}
+	// Read the letter.
+	conn, err := amqp.Dial(b.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok, err := ch.Get(dlq, true)
+	if err != nil || !ok {
+		t.Fatalf("reading the dead letter: %v, %v", ok, err)
+	}
+	for k, want := range map[string]string{
+		broker.DeadLetterDeliveriesKey:   "4",
+		broker.DeadLetterErrorKey:        "poison",
+		broker.DeadLetterTopicKey:        "orders.placed",
+		broker.DeadLetterSubscriptionKey: "billing",
+		"x-order":                        "13",
+	} {
+		if got, _ := m.Headers[k].(string); got != want {
+			t.Errorf("dead letter header %s = %q, want %q", k, got, want)
+		}
+	}
+	if m.RoutingKey != "dlq.orders.placed" || m.MessageId == "" {
+		t.Errorf("dead letter routing key %q, message-id %q; want dlq.orders.placed and an ID", m.RoutingKey, m.MessageId)
+	}
+}
+
+// TestQueueGroupKeepsMessages: with WithQueueGroup the group's queue
+// exists before its first subscription, so what was published before is
+// delivered; and what a drained subscription did not finish goes to the
+// next member.
+func TestQueueGroupKeepsMessages(t *testing.T) {
+	ctx := ferrytest.Context(t)
+	b := newBroker(t, WithQueueGroup("late", "early.jobs"))
+	for i := range 5 {
+		if err := broker.Publish(ctx, b, "early.jobs", &Job{N: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	started := make(chan int, 16)
+	sub, err := broker.Subscribe(ctx, b, "early.jobs", func(ctx context.Context, e *broker.Event[Job]) error {
+		started <- e.Data.N
+		<-ctx.Done() // a handler that only stops when told
+		return ctx.Err()
+	}, broker.Queue("late"), broker.Concurrency(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	<-started
+	dctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	_ = sub.Drain(dctx) // cut short: reports it
+	cancel()
+	var (
+		mu  sync.Mutex
+		got = map[int]int{}
+	)
+	next, err := broker.Subscribe(ctx, b, "early.jobs", func(ctx context.Context, e *broker.Event[Job]) error {
+		mu.Lock()
+		got[e.Data.N]++
+		mu.Unlock()
+		return nil
+	}, broker.Queue("late"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Drain(ctx)
+	ferrytest.Eventually(t, "all 5 messages published before the first subscription", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 5
+	})
+}
+
+// rabbitmqctl runs rabbitmqctl with args.
+func rabbitmqctl(t testing.TB, args ...string) error {
+	t.Helper()
+	out, err := exec.Command("rabbitmqctl", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("rabbitmqctl %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// TestBrokerRestart restarts the RabbitMQ application (rabbitmqctl
+// stop_app, start_app: every connection drops, the node keeps its data)
+// while a publisher publishes with confirms and a queue group consumes:
+// every confirmed message is received after the restart, publishing
+// during the outage fails within its context, and the broker reconnects
+// by itself.
+func TestBrokerRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts the server")
+	}
+	u := serverURL(t)
+	if pu, err := url.Parse(u); err != nil || (pu.Hostname() != "127.0.0.1" && pu.Hostname() != "localhost") {
+		t.Skipf("FERRY_RABBITMQ_URL %s is not the local server that rabbitmqctl restarts", u)
+	}
+	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+		t.Skip("rabbitmqctl not found: restarting the server needs it (scripts/install-rabbitmq installs it)")
+	}
+	if err := rabbitmqctl(t, "-q", "await_startup", "--timeout", "60"); err != nil {
+		t.Skipf("rabbitmqctl cannot reach the node, so the test cannot restart it: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = rabbitmqctl(t, "-q", "start_app")
+		_ = rabbitmqctl(t, "-q", "await_startup", "--timeout", "120")
+	})
+	ctx := ferrytest.Context(t)
+	b := newBroker(t, WithQueueGroup("restart", "restart.jobs"))
+	var (
+		mu        sync.Mutex
+		received  = map[int]int{}
+		confirmed = map[int]bool{}
+		failed    atomic.Int64
+	)
+	sub, err := broker.Subscribe(ctx, b, "restart.jobs", func(ctx context.Context, e *broker.Event[Job]) error {
+		mu.Lock()
+		received[e.Data.N]++
+		mu.Unlock()
+		return nil
+	}, broker.Queue("restart"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Drain(ctx)
+	nConfirmed := func() int { mu.Lock(); defer mu.Unlock(); return len(confirmed) }
+	stop := make(chan struct{})
+	pubDone := make(chan struct{})
+	go func() {
+		defer close(pubDone)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err := broker.Publish(pctx, b, "restart.jobs", &Job{N: i}, broker.WithID("job-"+strconv.Itoa(i)))
+			cancel()
+			if err != nil {
+				failed.Add(1)
+				continue
+			}
+			mu.Lock()
+			confirmed[i] = true
+			mu.Unlock()
+		}
+	}()
+	var stopOnce sync.Once
+	stopPub := func() { stopOnce.Do(func() { close(stop) }); <-pubDone }
+	defer stopPub()
+	ferrytest.Eventually(t, "200 confirmed before the restart", func() bool { return nConfirmed() >= 200 })
+	if err := rabbitmqctl(t, "-q", "stop_app"); err != nil {
+		t.Skipf("cannot stop the server: %v", err)
+	}
+	before := nConfirmed()
+	// Publishing while it is down fails within its context, naming the
+	// topic; it never hangs or claims success.
+	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	err = broker.Publish(pctx, b, "restart.jobs", &Job{N: -1})
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "restart.jobs") {
+		t.Errorf("Publish with the server down = %v, want an error naming the topic", err)
+	} else if c := errs.CodeOf(err); c != errs.DeadlineExceeded && c != errs.Unavailable {
+		t.Errorf("Publish with the server down = %v (%v), want deadline_exceeded or unavailable", err, c)
+	}
+	if err := rabbitmqctl(t, "-q", "start_app"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rabbitmqctl(t, "-q", "await_startup", "--timeout", "120"); err != nil {
+		t.Fatal(err)
+	}
+	ferrytest.Eventually(t, "200 more confirmed after the restart", func() bool { return nConfirmed() >= before+200 })
+	stopPub()
+	lost := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for i := range confirmed {
+			if received[i] == 0 {
+				n++
+			}
+		}
+		return n
+	}
+	if err := ferrytest.Poll(ctx, func() bool { return lost() == 0 }); err != nil {
+		t.Errorf("%d confirmed messages never received: %v", lost(), err)
+	}
+	nLost := lost()
+	mu.Lock()
+	defer mu.Unlock()
+	extra, dups := 0, 0
+	for i, c := range received {
+		if !confirmed[i] {
+			extra++
+		}
+		dups += c - 1
+	}
+	t.Logf("broker restart: %d confirmed (%d before the stop), %d publishes failed during the outage, %d received: %d confirmed lost, %d unconfirmed but stored, %d duplicates",
+		len(confirmed), before, failed.Load(), len(received), nLost, extra, dups)
+}
