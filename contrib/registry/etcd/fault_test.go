@@ -234,3 +234,55 @@ func TestCompaction(t *testing.T) {
 	}
 	nextUntil(t, ctx, behind, "the caught-up watch follows", hasNot("c9"))
 }
+
+// TestOutage: while etcd is down, watchers keep their last set (Next may
+// report the outage); once it is back they report the set as it is, and
+// the registry's instances are still there (their leases kept alive
+// again, or granted again).
+func TestOutage(t *testing.T) {
+	ctx := ferrytest.Context(t)
+	s := etcdtest.Start(t)
+	var log logs
+	r := newRegistry(t, s.Client(t), etcdreg.WithTTL(5*time.Second),
+		etcdreg.WithLogger(slog.New(slog.NewTextHandler(&log, nil))))
+	inst := func(id string) registry.Instance {
+		return registry.Instance{ID: id, Service: "outage", Endpoints: []registry.Endpoint{{Transport: "grpc", Address: "127.0.0.1:1"}}}
+	}
+	if err := r.Register(ctx, inst("o1")); err != nil {
+		t.Fatal(err)
+	}
+	w, err := r.Watch(ctx, "outage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	all, err := r.WatchAll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer all.Stop()
+	nextUntil(t, ctx, w, "the instance is watched", has("o1"))
+	nextUntil(t, ctx, all, "the instance is watched by WatchAll", has("o1"))
+
+	s.Stop()
+	down := time.Now()
+	s.Restart(t)
+	t.Logf("etcd was down %v", time.Since(down).Round(time.Millisecond))
+
+	// A put may fail while the client reconnects; it is retried.
+	ferrytest.Eventually(t, "Register after the restart", func() bool {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return r.Register(rctx, inst("o2")) == nil
+	})
+	t.Logf("Register succeeded %v after the restart began", time.Since(down).Round(time.Millisecond))
+	both := func(set []registry.Instance) bool { return has("o1")(set) && has("o2")(set) }
+	nextUntil(t, ctx, w, "Watch after the restart", both)
+	nextUntil(t, ctx, all, "WatchAll after the restart", both)
+	t.Logf("watchers had both instances %v after the restart began", time.Since(down).Round(time.Millisecond))
+	if err := r.Deregister(ctx, inst("o1")); err != nil {
+		t.Fatal(err)
+	}
+	nextUntil(t, ctx, w, "Watch follows after the restart", hasNot("o1"))
+	t.Logf("log:\n%s", log.String())
+}

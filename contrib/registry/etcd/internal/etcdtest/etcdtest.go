@@ -22,6 +22,10 @@ type Server struct {
 	URL string
 	// Etcd is the embedded server.
 	Etcd *embed.Etcd
+
+	dir          string
+	client, peer url.URL
+	logs         *ferrytest.Buffer
 }
 
 // Start starts a single-member etcd server for t: data in t.TempDir(),
@@ -58,38 +62,68 @@ func start(t testing.TB) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	client := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[0])}
-	peer := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[1])}
+	s := &Server{
+		dir:    t.TempDir(),
+		client: url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[0])},
+		peer:   url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[1])},
+		logs:   logs,
+	}
+	s.URL = s.client.String()
+	if err := s.run(t); err != nil {
+		return nil, err
+	}
+	t.Cleanup(s.Stop)
+	return s, nil
+}
+
+// run starts the server on s's ports and data.
+func (s *Server) run(t testing.TB) error {
 	cfg := embed.NewConfig()
 	cfg.Name = "ferry-test"
-	cfg.Dir = t.TempDir()
-	cfg.ListenClientUrls = []url.URL{client}
-	cfg.AdvertiseClientUrls = []url.URL{client}
-	cfg.ListenPeerUrls = []url.URL{peer}
-	cfg.AdvertisePeerUrls = []url.URL{peer}
+	cfg.Dir = s.dir
+	cfg.ListenClientUrls = []url.URL{s.client}
+	cfg.AdvertiseClientUrls = []url.URL{s.client}
+	cfg.ListenPeerUrls = []url.URL{s.peer}
+	cfg.AdvertisePeerUrls = []url.URL{s.peer}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	// Errors only, kept in a buffer that a failed test logs: closing the
 	// server logs its listeners' ends as errors, which are not.
 	cfg.LogLevel = "error"
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.New(zapcore.NewCore(
-		zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(logs), zap.ErrorLevel)))
+		zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(s.logs), zap.ErrorLevel)))
 	cfg.UnsafeNoFsync = true // a test's data need not survive a power cut
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	ctx := ferrytest.Context(t)
 	select {
 	case <-e.Server.ReadyNotify():
 	case err := <-e.Err():
 		e.Close()
-		return nil, fmt.Errorf("etcd failed before ready: %w", err)
+		return fmt.Errorf("etcd failed before ready: %w", err)
 	case <-ctx.Done():
 		e.Close()
-		return nil, fmt.Errorf("etcd not ready: %w", ctx.Err())
+		return fmt.Errorf("etcd not ready: %w", ctx.Err())
 	}
-	t.Cleanup(e.Close)
-	return &Server{URL: client.String(), Etcd: e}, nil
+	s.Etcd = e
+	return nil
+}
+
+// Stop stops the server; Restart starts it again.
+func (s *Server) Stop() {
+	if s.Etcd != nil {
+		s.Etcd.Close()
+		s.Etcd = nil
+	}
+}
+
+// Restart starts the stopped server again, on the same ports and data.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	if err := s.run(t); err != nil {
+		t.Fatalf("etcdtest: restart etcd: %v", err)
+	}
 }
 
 // freePorts returns n ports that were free a moment ago.
