@@ -158,11 +158,12 @@ func (b *Broker) subscribe(ctx context.Context, topic string, h broker.Handler, 
 	if err != nil {
 		return nil, err
 	}
+	existed := topics
 	if len(topics) == 0 && !pattern && b.o.autoCreate {
 		if err := b.createTopic(ctx, topic); err != nil {
 			return nil, err
 		}
-		topics = []string{topic}
+		topics = []string{topic} // empty: its start is its end
 	}
 	// A fan-out subscription, and a new queue with DeliverNew, start at
 	// the end of the topics that exist: their group gets those offsets
@@ -171,7 +172,7 @@ func (b *Broker) subscribe(ctx context.Context, topic string, h broker.Handler, 
 	// Topics without a commit (new ones, for a pattern) start at their
 	// beginning.
 	if fanOut || cfg.DeliverNew {
-		if err := b.startAtEnd(ctx, group, topics); err != nil {
+		if err := b.startAtEnd(ctx, group, existed); err != nil {
 			return nil, err
 		}
 	}
@@ -239,25 +240,33 @@ func (b *Broker) subscribe(ctx context.Context, topic string, h broker.Handler, 
 }
 
 // existing returns the topics the subscription covers that exist now.
+// It asks for metadata itself: kadm's requests would create a missing
+// topic with the cluster's defaults, before createTopic could apply
+// WithPartitions.
 func (b *Broker) existing(ctx context.Context, topic string, pattern bool) ([]string, error) {
-	var (
-		td  kadm.TopicDetails
-		err error
-	)
-	if pattern {
-		td, err = b.adm.ListTopics(ctx)
-	} else {
-		td, err = b.adm.ListTopics(ctx, topic)
+	req := kmsg.NewPtrMetadataRequest()
+	req.AllowAutoTopicCreation = false
+	if !pattern {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(topic)
+		req.Topics = append(req.Topics, rt)
 	}
+	resp, err := req.RequestWith(ctx, b.cl)
 	if err != nil {
 		return nil, failure(ctx, fmt.Sprintf("subscribe %q: list topics", topic), err)
 	}
 	var out []string
-	for name, d := range td {
-		if d.Err != nil || d.IsInternal || !broker.Match(topic, name) {
+	for _, t := range resp.Topics {
+		if t.Topic == nil || t.IsInternal || !broker.Match(topic, *t.Topic) {
 			continue
 		}
-		out = append(out, name)
+		switch err := kerr.ErrorForCode(t.ErrorCode); {
+		case err == nil:
+			out = append(out, *t.Topic)
+		case errors.Is(err, kerr.UnknownTopicOrPartition):
+		default:
+			return nil, failure(ctx, fmt.Sprintf("subscribe %q: topic %s", topic, *t.Topic), err)
+		}
 	}
 	return out, nil
 }
@@ -402,7 +411,7 @@ func (s *subscription) handle(j *job) {
 	defer p.running.Done()
 	for attempt := 1; ; attempt++ {
 		d := s.delivery(j.rec, attempt)
-		err := s.run(broker.NewDeliveryContext(p.ctx, d), d)
+		err := s.run(context.WithValue(broker.NewDeliveryContext(p.ctx, d), recordKey{}, j.rec), d)
 		switch {
 		case err == nil:
 			s.complete(j)
@@ -659,6 +668,16 @@ func waitFor(wg *sync.WaitGroup, d time.Duration) bool {
 	case <-t.C:
 		return false
 	}
+}
+
+type recordKey struct{}
+
+// RecordFromContext returns the Kafka record a handler is running for:
+// its partition, offset and key, which broker.Delivery does not carry.
+// The record is the client's; do not change it.
+func RecordFromContext(ctx context.Context) (*kgo.Record, bool) {
+	r, ok := ctx.Value(recordKey{}).(*kgo.Record)
+	return r, ok
 }
 
 // delivery describes r to the handler.
