@@ -36,16 +36,17 @@ const maxTopicName = 249
 type Option func(*options)
 
 type options struct {
-	seeds        []string
-	clientID     string
-	kgoOpts      []kgo.Opt
-	autoCreate   bool
-	partitions   int32
-	replication  int16
-	topicRefresh time.Duration
-	key          func(*broker.Message) []byte
-	logger       *slog.Logger
-	errs         []error
+	seeds          []string
+	clientID       string
+	kgoOpts        []kgo.Opt
+	autoCreate     bool
+	partitions     int32
+	replication    int16
+	topicRefresh   time.Duration
+	commitInterval time.Duration
+	key            func(*broker.Message) []byte
+	logger         *slog.Logger
+	errs           []error
 }
 
 // WithSeeds sets the seed brokers, host:port each (required).
@@ -121,6 +122,26 @@ func WithTopicRefresh(d time.Duration) Option {
 	}
 }
 
+// DefaultCommitInterval is the least time between two commits of a
+// subscription by default.
+const DefaultCommitInterval = 100 * time.Millisecond
+
+// WithCommitInterval sets the least time between two offset commits of a
+// subscription (default DefaultCommitInterval; 0: commit as soon as the
+// previous commit is done). Only finished records are ever committed;
+// the interval bounds what a crashed consumer's successor processes
+// again, against the commit requests' cost. Revocations and Drain commit
+// at once.
+func WithCommitInterval(d time.Duration) Option {
+	return func(o *options) {
+		if d < 0 {
+			o.errs = append(o.errs, fmt.Errorf("commit interval %v: want ≥ 0", d))
+			return
+		}
+		o.commitInterval = d
+	}
+}
+
 // WithKey sets how a message's record key is chosen (default: its ID).
 // Kafka orders records per partition and picks the partition from the
 // key, so key by what must stay in order — an order ID in a header, say.
@@ -165,7 +186,7 @@ var _ broker.Broker = (*Broker)(nil)
 // reached one of its brokers (ctx bounds that). Invalid options are an
 // InvalidArgument error; an unreachable cluster, Unavailable.
 func New(ctx context.Context, opts ...Option) (*Broker, error) {
-	o := options{clientID: "ferry", autoCreate: true, partitions: -1, replication: -1, topicRefresh: DefaultTopicRefresh, logger: slog.Default()}
+	o := options{clientID: "ferry", autoCreate: true, partitions: -1, replication: -1, topicRefresh: DefaultTopicRefresh, commitInterval: DefaultCommitInterval, logger: slog.Default()}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)

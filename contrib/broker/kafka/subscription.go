@@ -29,7 +29,7 @@ const (
 	// commitRetry is the pause before a failed commit is tried again.
 	commitRetry = time.Second
 	// minPrefetch is the fewest records one poll asks for.
-	minPrefetch = 16
+	minPrefetch = 256
 )
 
 // tp names a partition.
@@ -511,7 +511,8 @@ func (s *subscription) complete(j *job) {
 }
 
 // committer commits finished prefixes as they grow: one commit at a time,
-// each carrying everything finished while the previous one was out.
+// at most one per commit interval, each carrying everything finished
+// since the previous one. Revocations and Drain commit at once.
 func (s *subscription) committer() {
 	defer close(s.committerDone)
 	var retry <-chan time.Time
@@ -528,6 +529,17 @@ func (s *subscription) committer() {
 				s.cfg.Logger.Warn("broker/kafka: committing offsets; trying again", "topic", s.topic, "subscription", s.name, "error", err)
 			}
 			retry = time.After(commitRetry)
+			continue
+		}
+		// Pace the commits: what finishes meanwhile goes in the next.
+		if d := s.b.o.commitInterval; d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-s.commitStop:
+				t.Stop()
+				return
+			}
 		}
 	}
 }
