@@ -1,0 +1,383 @@
+package kafka
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ferry-go/ferry/broker"
+	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/transport"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Kind is the transport kind of Kafka deliveries (Delivery.Kind).
+const Kind transport.Kind = "kafka"
+
+// IDHeader is the record header carrying the Ferry message ID
+// (broker.Message.ID); the record key carries it too, by default.
+const IDHeader = "ferry-msg-id"
+
+// DefaultTopicRefresh is how often a wildcard subscription looks for new
+// topics matching its pattern by default.
+const DefaultTopicRefresh = 5 * time.Second
+
+// maxTopicName is Kafka's limit on topic names.
+const maxTopicName = 249
+
+// Option configures a Broker.
+type Option func(*options)
+
+type options struct {
+	seeds          []string
+	clientID       string
+	kgoOpts        []kgo.Opt
+	autoCreate     bool
+	partitions     int32
+	replication    int16
+	topicRefresh   time.Duration
+	commitInterval time.Duration
+	key            func(*broker.Message) []byte
+	logger         *slog.Logger
+	errs           []error
+}
+
+// WithSeeds sets the seed brokers, host:port each (required).
+func WithSeeds(addrs ...string) Option {
+	return func(o *options) {
+		if len(addrs) == 0 {
+			o.errs = append(o.errs, errors.New("seeds: want at least one host:port"))
+			return
+		}
+		for _, a := range addrs {
+			if i := strings.LastIndexByte(a, ':'); i <= 0 || i == len(a)-1 {
+				o.errs = append(o.errs, fmt.Errorf("seed %q: want host:port", a))
+				return
+			}
+		}
+		o.seeds = append([]string(nil), addrs...)
+	}
+}
+
+// WithClientID sets the Kafka client ID of every client the broker makes
+// (default "ferry"): it shows in the brokers' logs and quotas.
+func WithClientID(id string) Option {
+	return func(o *options) {
+		if id == "" {
+			o.errs = append(o.errs, errors.New("client ID: empty"))
+			return
+		}
+		o.clientID = id
+	}
+}
+
+// WithClientOptions adds franz-go options to every client the broker
+// makes (the producer and each subscription's consumer), after Ferry's
+// own: TLS (kgo.DialTLSConfig), SASL (kgo.SASL), session and heart-beat
+// timeouts, and the like. Options that change what Ferry relies on —
+// consumer groups, topics, commits, acks — are not for this.
+func WithClientOptions(opts ...kgo.Opt) Option {
+	return func(o *options) { o.kgoOpts = append(o.kgoOpts, opts...) }
+}
+
+// WithAutoCreateTopics sets whether topics that do not exist are created
+// when they are first published to or subscribed (default true, for
+// development; the cluster must allow it for publishing:
+// auto.create.topics.enable). Turn it off where topics are provisioned.
+func WithAutoCreateTopics(on bool) Option {
+	return func(o *options) { o.autoCreate = on }
+}
+
+// WithPartitions sets the partitions and replication factor of the topics
+// Subscribe creates (default -1 and -1: the cluster's num.partitions and
+// default.replication.factor). Topics created by publishing always get
+// the cluster's defaults.
+func WithPartitions(partitions int32, replication int16) Option {
+	return func(o *options) {
+		if partitions == 0 || partitions < -1 || replication == 0 || replication < -1 {
+			o.errs = append(o.errs, fmt.Errorf("partitions %d, replication %d: want positive numbers or -1 for the cluster's default", partitions, replication))
+			return
+		}
+		o.partitions, o.replication = partitions, replication
+	}
+}
+
+// WithTopicRefresh sets how often a wildcard subscription looks for new
+// topics matching its pattern (default DefaultTopicRefresh): each look
+// loads the metadata of every topic.
+func WithTopicRefresh(d time.Duration) Option {
+	return func(o *options) {
+		if d < 100*time.Millisecond {
+			o.errs = append(o.errs, fmt.Errorf("topic refresh %v: want at least 100ms", d))
+			return
+		}
+		o.topicRefresh = d
+	}
+}
+
+// DefaultCommitInterval is the least time between two commits of a
+// subscription by default.
+const DefaultCommitInterval = 100 * time.Millisecond
+
+// WithCommitInterval sets the least time between two offset commits of a
+// subscription (default DefaultCommitInterval; 0: commit as soon as the
+// previous commit is done). Only finished records are ever committed;
+// the interval bounds what a crashed consumer's successor processes
+// again, against the commit requests' cost. Revocations and Drain commit
+// at once.
+func WithCommitInterval(d time.Duration) Option {
+	return func(o *options) {
+		if d < 0 {
+			o.errs = append(o.errs, fmt.Errorf("commit interval %v: want ≥ 0", d))
+			return
+		}
+		o.commitInterval = d
+	}
+}
+
+// WithKey sets how a message's record key is chosen (default: its ID).
+// Kafka orders records per partition and picks the partition from the
+// key, so key by what must stay in order — an order ID in a header, say.
+// A nil key spreads records over the partitions.
+func WithKey(f func(*broker.Message) []byte) Option {
+	return func(o *options) {
+		if f == nil {
+			o.errs = append(o.errs, errors.New("nil key function"))
+			return
+		}
+		o.key = f
+	}
+}
+
+// WithLogger sets the logger for subscription failures (default
+// slog.Default()); a subscription's broker.WithLogger wins for its own.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l == nil {
+			o.errs = append(o.errs, errors.New("nil logger"))
+			return
+		}
+		o.logger = l
+	}
+}
+
+// Broker is a broker.Broker on Kafka. Create it with New; it is safe for
+// concurrent use.
+type Broker struct {
+	o   options
+	cl  *kgo.Client // the producer, and admin requests
+	adm *kadm.Client
+
+	mu     sync.Mutex
+	subs   map[*subscription]struct{}
+	closed bool
+}
+
+var _ broker.Broker = (*Broker)(nil)
+
+// New returns a broker on the Kafka cluster of WithSeeds, once it has
+// reached one of its brokers (ctx bounds that). Invalid options are an
+// InvalidArgument error; an unreachable cluster, Unavailable.
+func New(ctx context.Context, opts ...Option) (*Broker, error) {
+	o := options{clientID: "ferry", autoCreate: true, partitions: -1, replication: -1, topicRefresh: DefaultTopicRefresh, commitInterval: DefaultCommitInterval, logger: slog.Default()}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	if len(o.seeds) == 0 && len(o.errs) == 0 {
+		o.errs = append(o.errs, errors.New("no seed brokers: give WithSeeds"))
+	}
+	if err := errors.Join(o.errs...); err != nil {
+		return nil, errs.Newf(errs.InvalidArgument, "broker/kafka: %w", err)
+	}
+	popts := []kgo.Opt{
+		kgo.RequiredAcks(kgo.AllISRAcks()), // with the idempotent producer, franz-go's default
+		kgo.ProducerLinger(0),              // Publish is synchronous: do not wait for company
+	}
+	if o.autoCreate {
+		popts = append(popts, kgo.AllowAutoTopicCreation())
+	}
+	cl, err := kgo.NewClient(o.clientOpts(popts...)...)
+	if err != nil {
+		return nil, errs.Newf(errs.InvalidArgument, "broker/kafka: %w", err)
+	}
+	if err := cl.Ping(ctx); err != nil {
+		cl.Close()
+		return nil, failure(ctx, fmt.Sprintf("reach the cluster at %s", strings.Join(o.seeds, ",")), err)
+	}
+	return &Broker{o: o, cl: cl, adm: kadm.NewClient(cl), subs: map[*subscription]struct{}{}}, nil
+}
+
+// clientOpts returns the options of a client: the seeds and client ID,
+// extra, then the user's.
+func (o *options) clientOpts(extra ...kgo.Opt) []kgo.Opt {
+	all := []kgo.Opt{kgo.SeedBrokers(o.seeds...), kgo.ClientID(o.clientID)}
+	all = append(all, extra...)
+	return append(all, o.kgoOpts...)
+}
+
+// Publish produces m and returns once every in-sync replica has it (acks
+// all, idempotent producer). The record key is m.ID (generated when
+// empty) unless WithKey says otherwise; the headers are m.Header plus
+// ferry-msg-id.
+func (b *Broker) Publish(ctx context.Context, m *broker.Message) error {
+	if m == nil {
+		return errs.New(errs.InvalidArgument, "broker/kafka: nil message")
+	}
+	if err := validTopic(m.Topic, false); err != nil {
+		return err
+	}
+	if b.isClosed() {
+		return broker.ErrClosed
+	}
+	id := m.ID
+	if id == "" {
+		id = rand.Text()
+	}
+	rec := &kgo.Record{Topic: m.Topic, Value: m.Data}
+	if b.o.key != nil {
+		rec.Key = b.o.key(m)
+	} else {
+		rec.Key = []byte(id)
+	}
+	rec.Headers = make([]kgo.RecordHeader, 0, len(m.Header)+1)
+	for k, vs := range m.Header {
+		k = strings.ToLower(k)
+		if k == IDHeader {
+			continue
+		}
+		for _, v := range vs {
+			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
+		}
+	}
+	rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: IDHeader, Value: []byte(id)})
+	if err := b.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+		return failure(ctx, fmt.Sprintf("publish to %q (message %s)", m.Topic, id), err)
+	}
+	return nil
+}
+
+// Subscribe starts a subscription as a member of a consumer group; see the
+// package documentation. ctx bounds creating the topic, placing a new
+// group at the end of the topics, and joining the group.
+func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, cfg broker.SubscribeConfig) (broker.Subscription, error) {
+	if err := validTopic(topic, true); err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, errs.Newf(errs.InvalidArgument, "broker/kafka: subscribe %q: nil handler", topic)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = b.o.logger
+	}
+	if err := cfg.Check("broker/kafka", topic); err != nil {
+		return nil, err
+	}
+	if cfg.DeadLetter != "" {
+		if err := validTopic(cfg.DeadLetter, false); err != nil {
+			return nil, errs.Newf(errs.InvalidArgument, "broker/kafka: subscribe %q: dead letter: %w", topic, err)
+		}
+	}
+	if b.isClosed() {
+		return nil, broker.ErrClosed
+	}
+	s, err := b.subscribe(ctx, topic, h, cfg)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		_ = s.Drain(context.WithoutCancel(ctx))
+		return nil, broker.ErrClosed
+	}
+	b.subs[s] = struct{}{}
+	b.mu.Unlock()
+	return s, nil
+}
+
+func (b *Broker) forget(s *subscription) {
+	b.mu.Lock()
+	delete(b.subs, s)
+	b.mu.Unlock()
+}
+
+func (b *Broker) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
+// Close drains every open subscription until ctx ends, then closes the
+// producer; later Publish and Subscribe calls fail with broker.ErrClosed.
+func (b *Broker) Close(ctx context.Context) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	subs := make([]*subscription, 0, len(b.subs))
+	for s := range b.subs {
+		subs = append(subs, s)
+	}
+	b.mu.Unlock()
+	err := broker.DrainAll(ctx, subs)
+	b.cl.Close()
+	return err
+}
+
+// validTopic checks a Ferry topic (broker.ValidTopic) that must also be a
+// Kafka topic name: letters, digits, '.', '_' and '-', at most 249 bytes
+// (wildcard tokens aside).
+func validTopic(topic string, wildcards bool) error {
+	if err := broker.ValidTopic(topic, wildcards); err != nil {
+		return err
+	}
+	if len(topic) > maxTopicName {
+		return errs.Newf(errs.InvalidArgument, "broker/kafka: invalid topic %q: longer than Kafka's %d bytes", topic, maxTopicName)
+	}
+	for _, tok := range strings.Split(topic, ".") {
+		if wildcards && (tok == "*" || tok == ">") {
+			continue
+		}
+		for i := 0; i < len(tok); i++ {
+			c := tok[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+				return errs.Newf(errs.InvalidArgument, "broker/kafka: invalid topic %q: Kafka topic names hold only letters, digits, '.', '_' and '-'", topic)
+			}
+		}
+	}
+	return nil
+}
+
+// failure turns a franz-go error into an *errs.Error saying what failed.
+func failure(ctx context.Context, what string, err error) error {
+	if ctx.Err() != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		return errs.Newf(errs.CodeOf(ctx.Err()), "broker/kafka: %s: not acknowledged before the context ended: %w", what, err)
+	}
+	var ke *kerr.Error
+	switch {
+	case errors.Is(err, kgo.ErrClientClosed):
+		return errs.Newf(errs.Unavailable, "broker/kafka: %s: client closed: %w", what, err)
+	case errors.Is(err, kerr.UnknownTopicOrPartition):
+		return errs.Newf(errs.NotFound, "broker/kafka: %s: no such topic (create it, or allow auto-creation): %w", what, err)
+	case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.GroupAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed):
+		return errs.Newf(errs.PermissionDenied, "broker/kafka: %s: %w", what, err)
+	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
+		return errs.Newf(errs.InvalidArgument, "broker/kafka: %s: %w", what, err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, kgo.ErrRecordTimeout):
+		return errs.Newf(errs.DeadlineExceeded, "broker/kafka: %s: not acknowledged in time: %w", what, err)
+	case errors.As(err, &ke) && !ke.Retriable:
+		return errs.Newf(errs.FailedPrecondition, "broker/kafka: %s: %w", what, err)
+	}
+	return errs.Newf(errs.Unavailable, "broker/kafka: %s: %w", what, err)
+}
