@@ -380,6 +380,8 @@ func show(raw any) string {
 		return r
 	case nil:
 		return ""
+	case time.Duration:
+		return r.String()
 	}
 	b, err := json.Marshal(raw)
 	if err != nil {
@@ -568,6 +570,8 @@ func message(fe validator.FieldError, key string) string {
 		return "cannot be set with " + strings.Join(names, " or ")
 	case "oneof":
 		return "want one of: " + strings.ReplaceAll(param, " ", ", ")
+	case "hostname_port|url":
+		return "want host:port or a URL such as http://10.0.0.5:2379"
 	case "semver":
 		return "want a semantic version such as 1.2.3"
 	case "service_name":

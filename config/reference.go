@@ -106,7 +106,14 @@ broker:
   settings: {brokers: ["kafka-0:9092", "kafka-1:9092"]}
 ` + "```" + `
 
-Programs register kinds of their own the same way, with ` + "`config.RegisterBroker`" + ` and ` + "`config.RegisterRegistry`" + `, or per service with ` + "`WithFactories`" + `.
+| kind | package | settings |
+|---|---|---|
+| ` + "`broker.kind: kafka`" + ` | ` + "`github.com/ferry-go/ferry/contrib/broker/kafka`" + ` | [contrib/broker/kafka](../contrib/broker/kafka/README.md) |
+| ` + "`broker.kind: rabbitmq`" + ` | ` + "`github.com/ferry-go/ferry/contrib/broker/rabbitmq`" + ` | [contrib/broker/rabbitmq](../contrib/broker/rabbitmq/README.md) |
+| ` + "`registry.kind: etcd`" + ` | ` + "`github.com/ferry-go/ferry/contrib/registry/etcd`" + ` | [contrib/registry/etcd](../contrib/registry/etcd/README.md) |
+
+` + "`ferry new --broker kafka`" + ` (or ` + "`rabbitmq`" + `, and ` + "`--registry etcd`" + `) writes the import and the
+configuration into a new service. Programs register kinds of their own the same way, with ` + "`config.RegisterBroker`" + ` and ` + "`config.RegisterRegistry`" + `, or per service with ` + "`WithFactories`" + `.
 `)
 	return b.String()
 }
