@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 
 	"github.com/ferry-go/ferry/broker"
 	"github.com/ferry-go/ferry/errs"
@@ -101,9 +100,7 @@ type Broker struct {
 	logger   *slog.Logger
 	prefetch int
 
-	mu     sync.Mutex
-	subs   map[*subscription]struct{}
-	closed bool
+	subs broker.Subscriptions[*subscription]
 }
 
 var _ broker.Broker = (*Broker)(nil)
@@ -141,7 +138,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Broker, 
 			return nil, failure(ctx, "create stream "+cfg.Name, err)
 		}
 	}
-	return &Broker{js: js, logger: o.logger, prefetch: o.prefetch, subs: map[*subscription]struct{}{}}, nil
+	return &Broker{js: js, logger: o.logger, prefetch: o.prefetch}, nil
 }
 
 // Publish stores m in the stream capturing its topic and returns once the
@@ -201,40 +198,21 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 	if err != nil {
 		return nil, err
 	}
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		_ = s.Drain(context.WithoutCancel(ctx))
-		return nil, broker.ErrClosed
+	if err := b.subs.Add(ctx, s); err != nil {
+		return nil, err
 	}
-	b.subs[s] = struct{}{}
-	b.mu.Unlock()
 	return s, nil
 }
 
-func (b *Broker) forget(s *subscription) {
-	b.mu.Lock()
-	delete(b.subs, s)
-	b.mu.Unlock()
-}
+func (b *Broker) forget(s *subscription) { b.subs.Remove(s) }
 
-func (b *Broker) isClosed() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.closed
-}
+func (b *Broker) isClosed() bool { return b.subs.Closed() }
 
 // Close drains every open subscription until ctx ends; later Publish and
 // Subscribe calls fail with broker.ErrClosed. It leaves the connection and
 // the streams alone.
 func (b *Broker) Close(ctx context.Context) error {
-	b.mu.Lock()
-	b.closed = true
-	subs := make([]*subscription, 0, len(b.subs))
-	for s := range b.subs {
-		subs = append(subs, s)
-	}
-	b.mu.Unlock()
+	subs, _ := b.subs.Close()
 	return broker.DrainAll(ctx, subs)
 }
 

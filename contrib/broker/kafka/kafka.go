@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ferry-go/ferry/broker"
@@ -175,9 +174,7 @@ type Broker struct {
 	cl  *kgo.Client // the producer, and admin requests
 	adm *kadm.Client
 
-	mu     sync.Mutex
-	subs   map[*subscription]struct{}
-	closed bool
+	subs broker.Subscriptions[*subscription]
 }
 
 var _ broker.Broker = (*Broker)(nil)
@@ -213,7 +210,7 @@ func New(ctx context.Context, opts ...Option) (*Broker, error) {
 		cl.Close()
 		return nil, failure(ctx, fmt.Sprintf("reach the cluster at %s", strings.Join(o.seeds, ",")), err)
 	}
-	return &Broker{o: o, cl: cl, adm: kadm.NewClient(cl), subs: map[*subscription]struct{}{}}, nil
+	return &Broker{o: o, cl: cl, adm: kadm.NewClient(cl)}, nil
 }
 
 // clientOpts returns the options of a client: the seeds and client ID,
@@ -293,43 +290,23 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 	if err != nil {
 		return nil, err
 	}
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		_ = s.Drain(context.WithoutCancel(ctx))
-		return nil, broker.ErrClosed
+	if err := b.subs.Add(ctx, s); err != nil {
+		return nil, err
 	}
-	b.subs[s] = struct{}{}
-	b.mu.Unlock()
 	return s, nil
 }
 
-func (b *Broker) forget(s *subscription) {
-	b.mu.Lock()
-	delete(b.subs, s)
-	b.mu.Unlock()
-}
+func (b *Broker) forget(s *subscription) { b.subs.Remove(s) }
 
-func (b *Broker) isClosed() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.closed
-}
+func (b *Broker) isClosed() bool { return b.subs.Closed() }
 
 // Close drains every open subscription until ctx ends, then closes the
 // producer; later Publish and Subscribe calls fail with broker.ErrClosed.
 func (b *Broker) Close(ctx context.Context) error {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
+	subs, first := b.subs.Close()
+	if !first {
 		return nil
 	}
-	b.closed = true
-	subs := make([]*subscription, 0, len(b.subs))
-	for s := range b.subs {
-		subs = append(subs, s)
-	}
-	b.mu.Unlock()
 	err := broker.DrainAll(ctx, subs)
 	b.cl.Close()
 	return err

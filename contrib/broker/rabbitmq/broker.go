@@ -169,13 +169,12 @@ type Broker struct {
 	o        options
 
 	mu      sync.Mutex
-	sess    *session      // nil while disconnected
-	ready   chan struct{} // closed once sess is set
-	subs    map[*subscription]struct{}
-	closing bool          // Close started: Publish and Subscribe refuse
-	closed  bool          // Close drained the subscriptions: the connection goes
-	done    chan struct{} // closed by Close: stops the supervisor
-	superUp chan struct{} // closed when the supervisor returned
+	sess    *session                            // nil while disconnected
+	ready   chan struct{}                       // closed once sess is set
+	subs    broker.Subscriptions[*subscription] // closed once Close started: Publish and Subscribe refuse
+	closed  bool                                // Close drained the subscriptions: the connection goes
+	done    chan struct{}                       // closed by Close: stops the supervisor
+	superUp chan struct{}                       // closed when the supervisor returned
 
 	sysMu sync.Mutex // one mandatory publish at a time on session.sys
 
@@ -232,7 +231,6 @@ func New(ctx context.Context, url string, opts ...Option) (*Broker, error) {
 		url:     url,
 		o:       o,
 		ready:   make(chan struct{}),
-		subs:    map[*subscription]struct{}{},
 		done:    make(chan struct{}),
 		superUp: make(chan struct{}),
 	}
@@ -582,46 +580,26 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 	if err != nil {
 		return nil, err
 	}
-	b.mu.Lock()
-	if b.closing {
-		b.mu.Unlock()
-		_ = s.Drain(context.WithoutCancel(ctx))
-		return nil, broker.ErrClosed
+	if err := b.subs.Add(ctx, s); err != nil {
+		return nil, err
 	}
-	b.subs[s] = struct{}{}
-	b.mu.Unlock()
 	return s, nil
 }
 
-func (b *Broker) forget(s *subscription) {
-	b.mu.Lock()
-	delete(b.subs, s)
-	b.mu.Unlock()
-}
+func (b *Broker) forget(s *subscription) { b.subs.Remove(s) }
 
 // isClosed reports whether Close started: the broker takes no new work,
 // while subscriptions draining may still publish retries and dead letters.
-func (b *Broker) isClosed() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.closing
-}
+func (b *Broker) isClosed() bool { return b.subs.Closed() }
 
 // Close drains every open subscription until ctx ends, then closes the
 // connection; later Publish and Subscribe calls fail with
 // broker.ErrClosed. Queues and the exchange stay on the server.
 func (b *Broker) Close(ctx context.Context) error {
-	b.mu.Lock()
-	if b.closing {
-		b.mu.Unlock()
+	subs, first := b.subs.Close()
+	if !first {
 		return nil
 	}
-	b.closing = true
-	subs := make([]*subscription, 0, len(b.subs))
-	for s := range b.subs {
-		subs = append(subs, s)
-	}
-	b.mu.Unlock()
 	err := broker.DrainAll(ctx, subs)
 	b.mu.Lock()
 	b.closed = true

@@ -1,0 +1,47 @@
+package broker_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/ferry-go/ferry/broker"
+)
+
+type fakeSub struct {
+	name    string
+	drained int
+}
+
+func (f *fakeSub) Topic() string                   { return f.name }
+func (f *fakeSub) Drain(ctx context.Context) error { f.drained++; return nil }
+
+func TestSubscriptions(t *testing.T) {
+	var set broker.Subscriptions[*fakeSub]
+	a, b, c := &fakeSub{name: "a"}, &fakeSub{name: "b"}, &fakeSub{name: "c"}
+	ctx := context.Background()
+	for _, s := range []*fakeSub{a, b} {
+		if err := set.Add(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set.Remove(b)
+	if set.Closed() {
+		t.Fatal("closed before Close")
+	}
+	open, first := set.Close()
+	if !first || !slices.Equal(open, []*fakeSub{a}) {
+		t.Errorf("Close = %v, %v; want [a], true", open, first)
+	}
+	if !set.Closed() {
+		t.Error("not closed after Close")
+	}
+	if _, first := set.Close(); first {
+		t.Error("second Close says first")
+	}
+	// A subscription set up while Close ran is drained and refused.
+	if err := set.Add(ctx, c); !errors.Is(err, broker.ErrClosed) || c.drained != 1 {
+		t.Errorf("Add after Close = %v (drained %d), want ErrClosed and one drain", err, c.drained)
+	}
+}
