@@ -142,3 +142,23 @@ func DeliveryFromContext(ctx context.Context) (*Delivery, bool) {
 	d, ok := ctx.Value(deliveryKey{}).(*Delivery)
 	return d, ok
 }
+
+// AwaitHandlers is the waiting part of a Subscription's Drain: it waits
+// until the delivery loop has ended (loopDone closed) and the handlers in
+// flight have returned, or until ctx ends. finished says which came
+// first; done is closed once the handlers have returned, for a caller that
+// cancels them and then gives them a moment more.
+func AwaitHandlers(ctx context.Context, loopDone <-chan struct{}, workers *sync.WaitGroup) (done <-chan struct{}, finished bool) {
+	ch := make(chan struct{})
+	go func() {
+		<-loopDone
+		workers.Wait()
+		close(ch)
+	}()
+	select {
+	case <-ch:
+		return ch, true
+	case <-ctx.Done():
+		return ch, false
+	}
+}

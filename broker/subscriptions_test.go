@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/ferry-go/ferry/broker"
@@ -43,5 +44,30 @@ func TestSubscriptions(t *testing.T) {
 	// A subscription set up while Close ran is drained and refused.
 	if err := set.Add(ctx, c); !errors.Is(err, broker.ErrClosed) || c.drained != 1 {
 		t.Errorf("Add after Close = %v (drained %d), want ErrClosed and one drain", err, c.drained)
+	}
+}
+
+func TestAwaitHandlers(t *testing.T) {
+	loopDone := make(chan struct{})
+	var workers sync.WaitGroup
+	workers.Add(1)
+	release := make(chan struct{})
+	go func() { <-release; workers.Done() }()
+
+	// A handler still running when ctx ends: not finished; done closes
+	// once it returns.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	close(loopDone)
+	done, finished := broker.AwaitHandlers(ctx, loopDone, &workers)
+	if finished {
+		t.Fatal("finished with a handler still running")
+	}
+	close(release)
+	<-done
+
+	// Everything returned: finished.
+	if _, finished := broker.AwaitHandlers(context.Background(), loopDone, &workers); !finished {
+		t.Error("not finished with the loop ended and no handler running")
 	}
 }

@@ -328,15 +328,8 @@ func (s *subscription) Drain(ctx context.Context) error {
 	s.drainOnce.Do(func() {
 		close(s.stopping)
 		s.it.Drain()
-		inFlight := make(chan struct{})
-		go func() {
-			<-s.loopDone
-			s.workers.Wait()
-			close(inFlight)
-		}()
-		select {
-		case <-inFlight:
-		case <-ctx.Done():
+		_, finished := broker.AwaitHandlers(ctx, s.loopDone, &s.workers)
+		if !finished {
 			// Like http.Server.Shutdown, do not wait on handlers that
 			// ignore their context: they stop heart-beating now, so the
 			// stream redelivers their messages after the ack wait.

@@ -722,15 +722,8 @@ func (s *subscription) Drain(ctx context.Context) error {
 	s.drainOnce.Do(func() {
 		close(s.stopping)
 		s.stopPoll()
-		inFlight := make(chan struct{})
-		go func() {
-			<-s.loopDone
-			s.workers.Wait()
-			close(inFlight)
-		}()
-		select {
-		case <-inFlight:
-		case <-ctx.Done():
+		_, finished := broker.AwaitHandlers(ctx, s.loopDone, &s.workers)
+		if !finished {
 			// Like http.Server.Shutdown, do not wait on handlers that
 			// ignore their context: their records are not committed,
 			// so the group's next owner replays them.

@@ -420,15 +420,8 @@ func (s *subscription) Drain(ctx context.Context) error {
 	s.drainOnce.Do(func() {
 		close(s.stopping)
 		s.stopCancel()
-		inFlight := make(chan struct{})
-		go func() {
-			<-s.loopDone
-			s.workers.Wait()
-			close(inFlight)
-		}()
-		select {
-		case <-inFlight:
-		case <-ctx.Done():
+		inFlight, finished := broker.AwaitHandlers(ctx, s.loopDone, &s.workers)
+		if !finished {
 			// Like http.Server.Shutdown, do not wait on handlers that
 			// ignore their context: closing the channel below hands
 			// their messages back.
