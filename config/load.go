@@ -383,6 +383,12 @@ func show(raw any) string {
 	case time.Duration:
 		return r.String()
 	}
+	switch v := reflect.ValueOf(raw); v.Kind() {
+	case reflect.Slice, reflect.Map, reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return "" // nothing given, as for nil: not "null"
+		}
+	}
 	b, err := json.Marshal(raw)
 	if err != nil {
 		return fmt.Sprint(raw)

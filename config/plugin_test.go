@@ -100,9 +100,10 @@ func TestPluginSettingsChecked(t *testing.T) {
 		env        []string
 		build      bool
 		want       []string
+		absent     []string
 	}{
 		{name: "missing required", file: "service: {name: x}\nbroker: {kind: testplug, settings: {timeout: 2s}}\n",
-			want: []string{"broker.settings.addrs", "is required"}},
+			want: []string{"broker.settings.addrs", "is required"}, absent: []string{"null"}},
 		{name: "unknown key", file: "service: {name: x}\nbroker: {kind: testplug, settings: {addrs: [\"a:1\"], brokers: [\"b:2\"]}}\n",
 			want: []string{"broker.settings", "unknown keys: brokers"}},
 		{name: "wrong type", file: "service: {name: x}\nregistry: {kind: testplug, settings: {addrs: [\"a:1\"], timeout: soon}}\n",
@@ -140,6 +141,11 @@ func TestPluginSettingsChecked(t *testing.T) {
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error = %q\nwant it to contain %q", err, w)
+				}
+			}
+			for _, a := range tt.absent {
+				if strings.Contains(err.Error(), a) {
+					t.Errorf("error = %v, should not say %q", err, a)
 				}
 			}
 		})

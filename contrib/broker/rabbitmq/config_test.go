@@ -5,8 +5,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferry-go/ferry"
 	"github.com/ferry-go/ferry/broker"
@@ -135,5 +137,28 @@ func TestNewErrors(t *testing.T) {
 	_, err := New(ctx, "amqp://guest:secret@127.0.0.1:1/")
 	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") || strings.Contains(err.Error(), "secret") {
 		t.Errorf("New(unreachable) = %v, want an error naming the address without the password", err)
+	}
+}
+
+func TestDurableQueues(t *testing.T) {
+	cfg := func(opts ...broker.SubscribeOption) broker.SubscribeConfig {
+		c, err := broker.NewSubscribeConfig("orders.placed", opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, c := range []struct {
+		cfg  broker.SubscribeConfig
+		want []string
+	}{
+		{cfg(), nil},
+		{cfg(broker.Queue("billing"), broker.Backoff(time.Second, 2*time.Second, time.Second)),
+			[]string{"ferry.billing.orders.placed", "ferry.billing.orders.placed.retry.1s", "ferry.billing.orders.placed.retry.2s"}},
+		{cfg(broker.Queue("billing"), broker.Ordered()), []string{"ferry.billing.orders.placed"}},
+	} {
+		if got := DurableQueues("ferry", "orders.placed", c.cfg); !slices.Equal(got, c.want) {
+			t.Errorf("DurableQueues(%+v) = %q, want %q", c.cfg, got, c.want)
+		}
 	}
 }

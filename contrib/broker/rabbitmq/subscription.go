@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -69,13 +68,7 @@ func (b *Broker) subscribe(ctx context.Context, topic string, h broker.Handler, 
 		s.queue = fanoutQueue(b.o.exchange, topic, strings.ToLower(rand.Text()[:12]))
 	}
 	s.local = !s.group || cfg.Ordered
-	if !s.local {
-		for _, d := range cfg.Backoff {
-			if d > 0 && !slices.Contains(s.delays, d) {
-				s.delays = append(s.delays, d)
-			}
-		}
-	}
+	s.delays = retryDelays(cfg)
 	sess, err := b.session(ctx)
 	if err != nil {
 		return nil, wrap(fmt.Sprintf("subscribe %q", topic), err)

@@ -4,10 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/ferry-go/ferry/broker"
 	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/transport"
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -29,6 +31,40 @@ func GroupQueue(exchange, queue, topic string) string {
 // delay: "<queue>.retry.<delay>", e.g. "ferry.billing.orders.placed.retry.1s".
 func RetryQueue(queue string, delay time.Duration) string {
 	return queue + ".retry." + delay.String()
+}
+
+// DurableQueues returns the durable queues a subscription with cfg on
+// topic declares on exchange, which stay on the server after it drained:
+// none for a fan-out subscription (its queue expires by itself), else its
+// group queue (GroupQueue) and, unless Ordered (which retries in place),
+// one retry queue per distinct back-off delay (RetryQueue). Delete them
+// to tear a queue group down for good.
+func DurableQueues(exchange, topic string, cfg broker.SubscribeConfig) []string {
+	if cfg.Queue == "" {
+		return nil
+	}
+	q := GroupQueue(exchange, cfg.Queue, topic)
+	queues := []string{q}
+	for _, d := range retryDelays(cfg) {
+		queues = append(queues, RetryQueue(q, d))
+	}
+	return queues
+}
+
+// retryDelays are the distinct positive back-off delays of a queue-group
+// subscription that retries through retry queues, in order; none for an
+// ordered one.
+func retryDelays(cfg broker.SubscribeConfig) []time.Duration {
+	if cfg.Queue == "" || cfg.Ordered {
+		return nil
+	}
+	var delays []time.Duration
+	for _, d := range cfg.Backoff {
+		if d > 0 && !slices.Contains(delays, d) {
+			delays = append(delays, d)
+		}
+	}
+	return delays
 }
 
 // fanoutQueue names a fan-out subscription's own queue.

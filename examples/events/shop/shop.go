@@ -1,4 +1,12 @@
-package main
+// Package shop is the events example's two services: orders, which
+// places orders and publishes OrderPlaced, and billing, which consumes it
+// with retries and dead letters. App wires them from a configuration
+// (config.Load), so the broker — JetStream, core NATS, memory, or a
+// plug-in's such as Kafka and RabbitMQ — is chosen by configuration only.
+// The command examples/events runs them on the built-in brokers;
+// examples/events/anybroker, a module of its own, links the Kafka and
+// RabbitMQ plug-ins in too.
+package shop
 
 import (
 	"context"
@@ -82,14 +90,20 @@ type Billing struct {
 	charged map[string]int64 // order → amount
 }
 
-// OnOrderPlaced charges one order.
+// OnOrderPlaced charges one order, once: delivery is at least once (a
+// redelivery, or an order published twice on a broker that does not
+// de-duplicate by message ID, as Kafka and RabbitMQ do not), so an order
+// charged already is acknowledged without calling the payment gateway.
 func (b *Billing) OnOrderPlaced(ctx context.Context, e *broker.Event[OrderPlaced]) error {
 	o := e.Data
 	if o.Amount > CreditLimit {
 		return broker.Permanent(fmt.Errorf("order %s: %d cents is over the credit limit", o.OrderID, o.Amount))
 	}
+	if _, done := b.Charged(o.OrderID); done {
+		return nil
+	}
 	if rand.Float64() < b.FailureRate {
-		b.Logger.Info("billing: payment gateway timed out; will retry", "order", o.OrderID, "attempt", e.Attempt)
+		b.Logger.InfoContext(ctx, "billing: payment gateway timed out; will retry", "order", o.OrderID, "attempt", e.Attempt)
 		return errs.Newf(errs.Unavailable, "payment gateway timeout for order %s", o.OrderID)
 	}
 	b.mu.Lock()
@@ -98,10 +112,10 @@ func (b *Billing) OnOrderPlaced(ctx context.Context, e *broker.Event[OrderPlaced
 		b.charged = map[string]int64{}
 	}
 	if _, done := b.charged[o.OrderID]; done {
-		return nil // at-least-once delivery: charging twice is our job to avoid
+		return nil // a copy delivered at the same time was charged meanwhile
 	}
 	b.charged[o.OrderID] = o.Amount
-	b.Logger.Info("billing: charged", "order", o.OrderID, "customer", o.Customer, "amount", o.Amount, "attempt", e.Attempt)
+	b.Logger.InfoContext(ctx, "billing: charged", "order", o.OrderID, "customer", o.Customer, "amount", o.Amount, "attempt", e.Attempt)
 	return nil
 }
 
@@ -131,7 +145,7 @@ type Monitor struct {
 // OnDeadLetter records and logs a dead letter.
 func (m *Monitor) OnDeadLetter(ctx context.Context, e *broker.Event[OrderPlaced]) error {
 	d := DeadLetter{OrderID: e.Data.OrderID, Error: e.Header.Get(broker.DeadLetterErrorKey), Deliveries: e.Header.Get(broker.DeadLetterDeliveriesKey)}
-	m.Logger.Warn("dead letter", "order", d.OrderID, "deliveries", d.Deliveries, "error", d.Error)
+	m.Logger.WarnContext(ctx, "dead letter", "order", d.OrderID, "deliveries", d.Deliveries, "error", d.Error)
 	m.mu.Lock()
 	m.seen = append(m.seen, d)
 	m.mu.Unlock()
