@@ -114,6 +114,8 @@ broker:
 
 ` + "`ferry new --broker kafka`" + ` (or ` + "`rabbitmq`" + `, and ` + "`--registry etcd`" + `) writes the import and the
 configuration into a new service. Programs register kinds of their own the same way, with ` + "`config.RegisterBroker`" + ` and ` + "`config.RegisterRegistry`" + `, or per service with ` + "`WithFactories`" + `.
+` + "`examples/events/anybroker`" + ` is a whole program that runs on JetStream, Kafka or RabbitMQ by this
+configuration alone ([examples/events](../examples/events/README.md)).
 `)
 	return b.String()
 }
