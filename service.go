@@ -251,7 +251,10 @@ func (s *Service) Instance() registry.Instance {
 
 // Run starts the service, blocks until ctx is done or one of the stop
 // signals arrives, then stops it within the shutdown timeout. It returns nil
-// after a clean stop, or the start or stop errors. Run never calls os.Exit.
+// after a clean stop, or the start or stop errors. A ctx that ends (or a
+// signal that arrives) while the service is still starting is a stop, not
+// a failure: Start stops what it started and Run returns nil. Run never
+// calls os.Exit.
 func (s *Service) Run(ctx context.Context) error {
 	if len(s.signals) > 0 {
 		var stop context.CancelFunc
@@ -259,6 +262,10 @@ func (s *Service) Run(ctx context.Context) error {
 		defer stop()
 	}
 	if err := s.Start(ctx); err != nil {
+		if ctx.Err() != nil {
+			s.logger.Info("ferry: stopped while starting", "service", s.srv.Name(), "cause", context.Cause(ctx), "start", err)
+			return nil
+		}
 		return err
 	}
 	<-ctx.Done()

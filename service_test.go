@@ -3,6 +3,7 @@ package ferry_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -525,6 +526,53 @@ func TestRunLogsStopped(t *testing.T) {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("log = %s, want %q", buf.String(), want)
 		}
+	}
+}
+
+// blockingStart is a Component whose Start waits for its context, as a
+// connection still dialling does, and reports it began.
+type blockingStart struct{ began chan struct{} }
+
+func (b blockingStart) Start(ctx context.Context) error {
+	close(b.began)
+	<-ctx.Done()
+	return fmt.Errorf("register subscriptions: %w", ctx.Err())
+}
+
+func (blockingStart) Stop(context.Context) error { return nil }
+
+// A Run whose context ends while the service is still starting stops it
+// and returns nil, as a Run stopped after its start does: Ctrl-C during a
+// slow start is not a failure. The components started before are stopped.
+func TestRunCancelledWhileStarting(t *testing.T) {
+	var (
+		buf ferrytest.Buffer
+		log []string
+		mu  sync.Mutex
+	)
+	b := blockingStart{began: make(chan struct{})}
+	svc := ferry.New(newServer(), ferry.WithComponent(recorder{name: "a", log: &log, mu: &mu}), ferry.WithComponent(b),
+		ferry.WithSignals(), ferry.WithLogger(buf.Logger()))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	<-b.began
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run cancelled while starting = %v, want nil", err)
+	}
+	mu.Lock()
+	if got, want := strings.Join(log, ","), "start a,stop a"; got != want {
+		t.Errorf("lifecycle = %s, want %s", got, want)
+	}
+	mu.Unlock()
+	if !strings.Contains(buf.String(), "ferry: stopped while starting") {
+		t.Errorf("log = %s, want it to say the service stopped while starting", buf.String())
+	}
+	// A start that fails on its own is still an error.
+	svc = ferry.New(newServer(), ferry.WithComponent(recorder{name: "x", log: &log, mu: &mu, startErr: errors.New("port taken")}), ferry.WithSignals(), ferry.WithLogger(quiet()))
+	if err := svc.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "port taken") {
+		t.Errorf("Run with a failing start = %v, want the error", err)
 	}
 }
 
