@@ -63,6 +63,17 @@ func Clone(ins []Instance) []Instance {
 	return out
 }
 
+// Equal reports whether a and b hold the same instances in the same order,
+// every field alike: ID, Service, Version, Endpoints and Metadata (a nil
+// slice or map equals an empty one). A registry keeps its sets sorted, so
+// Equal tells whether a set differs from one a Watcher returned before.
+func Equal(a, b []Instance) bool {
+	return slices.EqualFunc(a, b, func(x, y Instance) bool {
+		return x.ID == y.ID && x.Service == y.Service && x.Version == y.Version &&
+			slices.Equal(x.Endpoints, y.Endpoints) && maps.Equal(x.Metadata, y.Metadata)
+	})
+}
+
 // MetadataEndpoints is the Instance.Metadata key under which a Ferry
 // service lists all its endpoints, comma-separated: "Fail,Hello" (see
 // Describe). An API gateway routes exactly these; an instance without the
