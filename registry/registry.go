@@ -11,7 +11,8 @@
 // discovery, for services that register nowhere). Each passes
 // ferrytest.RegistryConformance or its read-only part, and each is also a
 // Catalog, whose WatchAll follows every service at once. Describe builds
-// the metadata a Ferry service publishes about itself.
+// the metadata a Ferry service publishes about itself; Feed and Equal are
+// what an implementation builds its Watcher from.
 package registry
 
 import (
