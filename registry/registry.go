@@ -11,7 +11,8 @@
 // discovery, for services that register nowhere). Each passes
 // ferrytest.RegistryConformance or its read-only part, and each is also a
 // Catalog, whose WatchAll follows every service at once. Describe builds
-// the metadata a Ferry service publishes about itself.
+// the metadata a Ferry service publishes about itself; Feed and Equal are
+// what an implementation builds its Watcher from.
 package registry
 
 import (
@@ -61,6 +62,17 @@ func Clone(ins []Instance) []Instance {
 		out[i] = in.Clone()
 	}
 	return out
+}
+
+// Equal reports whether a and b hold the same instances in the same order,
+// every field alike: ID, Service, Version, Endpoints and Metadata (a nil
+// slice or map equals an empty one). A registry keeps its sets sorted, so
+// Equal tells whether a set differs from one a Watcher returned before.
+func Equal(a, b []Instance) bool {
+	return slices.EqualFunc(a, b, func(x, y Instance) bool {
+		return x.ID == y.ID && x.Service == y.Service && x.Version == y.Version &&
+			slices.Equal(x.Endpoints, y.Endpoints) && maps.Equal(x.Metadata, y.Metadata)
+	})
 }
 
 // MetadataEndpoints is the Instance.Metadata key under which a Ferry

@@ -357,6 +357,9 @@ func (w *watcher) Stop() error {
 	return nil
 }
 
+// equal compares the fields resolve fills in: ID, Service and Endpoints.
+// It is not registry.Equal, which compares Version and Metadata too; an
+// instance found in DNS has neither, so the two agree on every set here.
 func equal(a, b []registry.Instance) bool {
 	return slices.EqualFunc(a, b, func(x, y registry.Instance) bool {
 		return x.ID == y.ID && x.Service == y.Service && slices.Equal(x.Endpoints, y.Endpoints)

@@ -12,7 +12,6 @@ package memory
 import (
 	"cmp"
 	"context"
-	"maps"
 	"slices"
 	"sync"
 
@@ -229,13 +228,9 @@ func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
 			cur = w.r.snapshot(w.service)
 		}
 		w.r.mu.Unlock()
-		if !w.returned || !equal(cur, w.last) {
+		if !w.returned || !registry.Equal(cur, w.last) {
 			w.returned, w.last = true, cur
-			out := make([]registry.Instance, len(cur))
-			for i, in := range cur {
-				out[i] = in.Clone()
-			}
-			return out, nil
+			return registry.Clone(cur), nil
 		}
 		select {
 		case <-w.changed:
@@ -262,14 +257,6 @@ func (w *watcher) Stop() error {
 		}
 	})
 	return nil
-}
-
-// equal reports whether two sorted sets hold the same instances.
-func equal(a, b []registry.Instance) bool {
-	return slices.EqualFunc(a, b, func(x, y registry.Instance) bool {
-		return x.ID == y.ID && x.Service == y.Service && x.Version == y.Version &&
-			slices.Equal(x.Endpoints, y.Endpoints) && maps.Equal(x.Metadata, y.Metadata)
-	})
 }
 
 func checkService(name string) error {

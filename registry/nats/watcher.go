@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -31,23 +30,10 @@ type watcher struct {
 	pattern string           // the KV key filter
 	what    string           // what is watched, for errors: the service, or "every service"
 	status  chan nats.Status // connection changes
-	quit    chan struct{}    // closed by Stop
 	done    chan struct{}    // closed when run returns
-	changed chan struct{}    // one slot: something for Next may have changed
+	feed    registry.Feed    // what run publishes and Next returns; closed by Stop
 
 	stopOnce sync.Once
-
-	mu     sync.Mutex // guards the four below, shared by run and Next
-	cur    []registry.Instance
-	ready  bool   // cur holds a complete set
-	err    error  // the latest failure to report
-	errGen uint64 // counts failures, so Next reports each once
-	closed error  // the connection closed for good: reported on every Next
-
-	nextMu  sync.Mutex // serialises Next and guards the three below
-	last    []registry.Instance
-	seenErr uint64
-	started bool
 }
 
 // watch starts a watcher on the keys that match pattern; what names them
@@ -59,9 +45,7 @@ func (r *Registry) watch(ctx context.Context, pattern, what string) (*watcher, e
 		pattern: pattern,
 		what:    what,
 		status:  r.nc.StatusChanged(nats.CONNECTED, nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED),
-		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
-		changed: make(chan struct{}, 1),
 	}
 	kw, err := r.kv.Watch(context.WithoutCancel(ctx), pattern)
 	if err != nil {
@@ -88,11 +72,12 @@ func (w *watcher) run(ctx context.Context, kw jetstream.KeyWatcher) {
 	}()
 	s, ready := newSet(), false
 	updates := kw.Updates()
+	quit := w.feed.Done()
 	var retry <-chan time.Time
 	backoff := minRetry
 	for {
 		select {
-		case <-w.quit:
+		case <-quit:
 			return
 		case e, ok := <-updates:
 			switch {
@@ -105,10 +90,10 @@ func (w *watcher) run(ctx context.Context, kw jetstream.KeyWatcher) {
 				retry = time.After(backoff)
 			case e == nil:
 				ready = true
-				w.publish(s.sorted)
+				w.feed.Publish(s.sorted)
 			default:
 				if s.apply(e) && ready {
-					w.publish(s.sorted)
+					w.feed.Publish(s.sorted)
 				}
 			}
 		case st := <-w.status:
@@ -145,75 +130,25 @@ func (w *watcher) run(ctx context.Context, kw jetstream.KeyWatcher) {
 	}
 }
 
-// publish makes cur the current complete set.
-func (w *watcher) publish(cur []registry.Instance) {
-	w.mu.Lock()
-	w.cur, w.ready = cur, true
-	w.mu.Unlock()
-	w.wake()
-}
-
 // report records a failure for Next to return once.
 func (w *watcher) report(err error) {
-	w.mu.Lock()
-	w.err = errs.Newf(errs.Unavailable, "registry/nats: watch %s: %w", w.what, err)
-	w.errGen++
-	w.mu.Unlock()
-	w.wake()
+	w.feed.Report(errs.Newf(errs.Unavailable, "registry/nats: watch %s: %w", w.what, err))
 }
 
 // fail records a failure that ends the watch.
 func (w *watcher) fail(err error) {
-	w.mu.Lock()
-	w.closed = errs.Newf(errs.Unavailable, "registry/nats: watch %s: %w", w.what, err)
-	w.mu.Unlock()
-	w.wake()
-}
-
-func (w *watcher) wake() {
-	select {
-	case w.changed <- struct{}{}:
-	default:
-	}
+	w.feed.Fail(errs.Newf(errs.Unavailable, "registry/nats: watch %s: %w", w.what, err))
 }
 
 func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
-	w.nextMu.Lock()
-	defer w.nextMu.Unlock()
-	for {
-		select {
-		case <-w.quit:
-			return nil, registry.ErrWatcherStopped
-		default:
-		}
-		w.mu.Lock()
-		cur, ready, err, gen, closed := w.cur, w.ready, w.err, w.errGen, w.closed
-		w.mu.Unlock()
-		switch {
-		case closed != nil:
-			return nil, closed
-		case gen != w.seenErr:
-			w.seenErr = gen
-			return nil, err
-		case ready && (!w.started || !equal(cur, w.last)):
-			w.last, w.started = cur, true
-			return registry.Clone(cur), nil
-		}
-		select {
-		case <-w.changed:
-		case <-w.quit:
-			return nil, registry.ErrWatcherStopped
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
+	return w.feed.Next(ctx)
 }
 
 // Stop ends the watch. While the connection is down it may take up to the
 // JetStream request timeout, as the KV watch deletes its consumer.
 func (w *watcher) Stop() error {
 	w.stopOnce.Do(func() {
-		close(w.quit)
+		w.feed.Close()
 		<-w.done
 		w.r.nc.RemoveStatusListener(w.status)
 	})
@@ -303,11 +238,4 @@ func (s *set) instances() []registry.Instance {
 		return []registry.Instance{}
 	}
 	return s.sorted
-}
-
-func equal(a, b []registry.Instance) bool {
-	return slices.EqualFunc(a, b, func(x, y registry.Instance) bool {
-		return x.ID == y.ID && x.Service == y.Service && x.Version == y.Version &&
-			slices.Equal(x.Endpoints, y.Endpoints) && maps.Equal(x.Metadata, y.Metadata)
-	})
 }

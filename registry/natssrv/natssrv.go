@@ -192,7 +192,7 @@ func (r *Registry) watch(ctx context.Context, service string) (registry.Watcher,
 	if r.nc.IsClosed() {
 		return nil, unavailable("watch", nats.ErrConnectionClosed)
 	}
-	w := &watcher{r: r, service: service, changed: make(chan struct{}, 1), quit: make(chan struct{})}
+	w := &watcher{r: r, service: service}
 	r.mu.Lock()
 	if r.poller == nil {
 		r.poller = r.startPoller()
@@ -300,13 +300,6 @@ func checkService(name string) error {
 		return errs.Wrap(errs.InvalidArgument, err)
 	}
 	return nil
-}
-
-func equal(a, b []registry.Instance) bool {
-	return slices.EqualFunc(a, b, func(x, y registry.Instance) bool {
-		return x.ID == y.ID && x.Service == y.Service && x.Version == y.Version &&
-			slices.Equal(x.Endpoints, y.Endpoints) && maps.Equal(x.Metadata, y.Metadata)
-	})
 }
 
 // errClosed is what every watcher reports once the connection has closed.

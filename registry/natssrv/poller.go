@@ -14,8 +14,11 @@ import (
 	"github.com/nats-io/nats.go/micro"
 )
 
-// poller is the one poll loop of a Registry, shared by all its watchers.
-// Its goroutine owns known; the rest is guarded by mu.
+// poller is the one poll loop of a Registry, shared by all its watchers:
+// it publishes to each watcher's feed the part of each set the watcher
+// follows, and reports its failures there. Its goroutine owns known; the
+// rest is guarded by mu, as is what it hands the feeds, so that a watcher
+// added meanwhile misses nothing.
 type poller struct {
 	r      *Registry
 	cancel context.CancelFunc
@@ -29,7 +32,6 @@ type poller struct {
 	cur      []registry.Instance // sorted by service then ID; replaced, never changed
 	ready    bool                // cur holds a complete set
 	err      error               // the latest failure
-	errGen   uint64              // counts failures, so that each watcher reports each once
 	closed   error               // the connection closed for good
 	failing  bool                // the last poll failed
 	watchers map[*watcher]struct{}
@@ -55,15 +57,22 @@ func (p *poller) stop() {
 	<-p.done
 }
 
+// add hands w's feed what the poll loop has so far: the current set, the
+// failure of the last poll (a new watcher hears of a failure only while it
+// lasts) and a closed connection.
 func (p *poller) add(w *watcher) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.watchers[w] = struct{}{}
-	// A new watcher hears of a failure only while it lasts.
-	w.seenErr = p.errGen
-	if p.failing {
-		w.seenErr--
+	if p.ready {
+		w.feed.Publish(only(p.cur, w.service))
 	}
-	p.mu.Unlock()
+	if p.failing {
+		w.feed.Report(p.err)
+	}
+	if p.closed != nil {
+		w.feed.Fail(p.closed)
+	}
 }
 
 func (p *poller) remove(w *watcher) {
@@ -103,8 +112,10 @@ func (p *poller) poll(ctx context.Context) bool {
 	if nc.IsClosed() {
 		p.mu.Lock()
 		p.closed = unavailable("watch", errClosed)
+		for w := range p.watchers {
+			w.feed.Fail(p.closed)
+		}
 		p.mu.Unlock()
-		p.wake()
 		return false
 	}
 	if !nc.IsConnected() {
@@ -238,13 +249,13 @@ func (p *poller) publish(addr string) {
 		return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.ID, b.ID))
 	})
 	p.mu.Lock()
-	changed := !p.ready || !equal(cur, p.cur)
-	if changed {
-		p.cur, p.ready = cur, true
+	defer p.mu.Unlock()
+	if p.ready && registry.Equal(cur, p.cur) {
+		return
 	}
-	p.mu.Unlock()
-	if changed {
-		p.wake()
+	p.cur, p.ready = cur, true
+	for w := range p.watchers {
+		w.feed.Publish(only(cur, w.service))
 	}
 }
 
@@ -255,20 +266,10 @@ func (p *poller) fail(err error) {
 	}
 	p.down = true
 	p.mu.Lock()
-	p.err = unavailable("poll $SRV.PING", err)
-	p.errGen++
-	p.failing = true
-	p.mu.Unlock()
-	p.wake()
-}
-
-func (p *poller) wake() {
-	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.err = unavailable("poll $SRV.PING", err)
+	p.failing = true
 	for w := range p.watchers {
-		select {
-		case w.changed <- struct{}{}:
-		default:
-		}
+		w.feed.Report(p.err)
 	}
 }

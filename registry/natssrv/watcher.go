@@ -8,64 +8,26 @@ import (
 )
 
 // watcher follows one service ("" for every service) in its registry's
-// poll loop; Next waits for a set that differs from the last one it
-// returned.
+// poll loop, which publishes to its feed the part of each set it follows;
+// Next waits for a set that differs from the last one it returned.
 type watcher struct {
 	r       *Registry
 	p       *poller
 	service string
-	changed chan struct{} // one slot: something for Next may have changed
-	quit    chan struct{} // closed by Stop
+	feed    registry.Feed // what the poll loop publishes and Next returns; closed by Stop
 
 	stopOnce sync.Once
-
-	nextMu  sync.Mutex // serialises Next and guards the three below
-	last    []registry.Instance
-	started bool
-	seenErr uint64 // set by poller.add before the watcher is handed out
 }
 
 func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
-	w.nextMu.Lock()
-	defer w.nextMu.Unlock()
-	for {
-		select {
-		case <-w.quit:
-			return nil, registry.ErrWatcherStopped
-		default:
-		}
-		p := w.p
-		p.mu.Lock()
-		cur, ready, err, gen, closed := p.cur, p.ready, p.err, p.errGen, p.closed
-		p.mu.Unlock()
-		switch {
-		case closed != nil:
-			return nil, closed
-		case gen != w.seenErr:
-			w.seenErr = gen
-			return nil, err
-		case ready:
-			set := only(cur, w.service)
-			if !w.started || !equal(set, w.last) {
-				w.last, w.started = set, true
-				return registry.Clone(set), nil
-			}
-		}
-		select {
-		case <-w.changed:
-		case <-w.quit:
-			return nil, registry.ErrWatcherStopped
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
+	return w.feed.Next(ctx)
 }
 
 // Stop ends the watch; the last watcher of a registry stops its poll loop
 // (at once: a poll in flight is cancelled).
 func (w *watcher) Stop() error {
 	w.stopOnce.Do(func() {
-		close(w.quit)
+		w.feed.Close()
 		w.r.release(w)
 	})
 	return nil

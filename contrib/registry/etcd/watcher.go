@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -31,26 +30,14 @@ import (
 // watches from the new revision, reporting failures to Next once each
 // meanwhile.
 type watcher struct {
-	r       *Registry
-	prefix  string
-	what    string        // what is watched, for errors: the service, or "every service"
-	cancel  func()        // ends the goroutine's requests
-	quit    chan struct{} // closed by Stop
-	done    chan struct{} // closed when run returns
-	changed chan struct{} // one slot: something for Next may have changed
+	r      *Registry
+	prefix string
+	what   string        // what is watched, for errors: the service, or "every service"
+	cancel func()        // ends the goroutine's requests
+	done   chan struct{} // closed when run returns
+	feed   registry.Feed // what run publishes and Next returns; closed by Stop
 
 	stopOnce sync.Once
-
-	mu     sync.Mutex // guards the four below, shared by run and Next
-	cur    []registry.Instance
-	err    error  // the latest failure to report
-	errGen uint64 // counts failures, so Next reports each once
-	closed error  // the client closed: reported on every Next
-
-	nextMu  sync.Mutex // serialises Next and guards the three below
-	last    []registry.Instance
-	seenErr uint64
-	started bool
 }
 
 // watch lists the keys under prefix and starts a watcher from there; what
@@ -74,15 +61,13 @@ func (r *Registry) watchFrom(ctx context.Context, prefix, what string, s *set, r
 	// The goroutine outlives ctx; it keeps ctx's values for its requests.
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	w := &watcher{
-		r:       r,
-		prefix:  prefix,
-		what:    what,
-		cancel:  cancel,
-		quit:    make(chan struct{}),
-		done:    make(chan struct{}),
-		changed: make(chan struct{}, 1),
-		cur:     s.instances(),
+		r:      r,
+		prefix: prefix,
+		what:   what,
+		cancel: cancel,
+		done:   make(chan struct{}),
 	}
+	w.feed.Publish(s.instances())
 	go w.run(rctx, s, rev)
 	return w
 }
@@ -108,10 +93,11 @@ func (w *watcher) run(ctx context.Context, s *set, rev int64) {
 		wcancel, wch = func() {}, nil
 		retry = time.After(after)
 	}
+	quit := w.feed.Done()
 	start()
 	for {
 		select {
-		case <-w.quit:
+		case <-quit:
 			return
 		case resp, ok := <-wch:
 			switch {
@@ -148,7 +134,7 @@ func (w *watcher) run(ctx context.Context, s *set, rev int64) {
 					rev = resp.Header.Revision
 				}
 				if changed {
-					w.publish(s.instances())
+					w.feed.Publish(s.instances())
 				}
 				backoff = minRetry
 			}
@@ -175,42 +161,20 @@ func (w *watcher) run(ctx context.Context, s *set, rev int64) {
 				s.put(kv.Key, kv.Value)
 			}
 			rev = resp.Header.Revision
-			w.publish(s.instances())
+			w.feed.Publish(s.instances())
 			start()
 		}
 	}
 }
 
-// publish makes cur the current set.
-func (w *watcher) publish(cur []registry.Instance) {
-	w.mu.Lock()
-	w.cur = cur
-	w.mu.Unlock()
-	w.wake()
-}
-
 // report records a failure for Next to return once.
 func (w *watcher) report(err error) {
-	w.mu.Lock()
-	w.err = errs.Newf(errs.Unavailable, "registry/etcd: watch %s: %w", w.what, err)
-	w.errGen++
-	w.mu.Unlock()
-	w.wake()
+	w.feed.Report(errs.Newf(errs.Unavailable, "registry/etcd: watch %s: %w", w.what, err))
 }
 
 // fail records a failure that ends the watch.
 func (w *watcher) fail(err error) {
-	w.mu.Lock()
-	w.closed = errs.Newf(errs.FailedPrecondition, "registry/etcd: watch %s: %w", w.what, err)
-	w.mu.Unlock()
-	w.wake()
-}
-
-func (w *watcher) wake() {
-	select {
-	case w.changed <- struct{}{}:
-	default:
-	}
+	w.feed.Fail(errs.Newf(errs.FailedPrecondition, "registry/etcd: watch %s: %w", w.what, err))
 }
 
 // Next returns the current set at once on its first call, then waits for
@@ -218,41 +182,13 @@ func (w *watcher) wake() {
 // cluster is returned once, as an Unavailable error, and the watcher keeps
 // trying; a closed client is a FailedPrecondition error on every call.
 func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
-	w.nextMu.Lock()
-	defer w.nextMu.Unlock()
-	for {
-		select {
-		case <-w.quit:
-			return nil, registry.ErrWatcherStopped
-		default:
-		}
-		w.mu.Lock()
-		cur, err, gen, closed := w.cur, w.err, w.errGen, w.closed
-		w.mu.Unlock()
-		switch {
-		case closed != nil:
-			return nil, closed
-		case gen != w.seenErr:
-			w.seenErr = gen
-			return nil, err
-		case !w.started || !equal(cur, w.last):
-			w.last, w.started = cur, true
-			return registry.Clone(cur), nil
-		}
-		select {
-		case <-w.changed:
-		case <-w.quit:
-			return nil, registry.ErrWatcherStopped
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
+	return w.feed.Next(ctx)
 }
 
 // Stop ends the watch and waits for its goroutine; it always returns nil.
 func (w *watcher) Stop() error {
 	w.stopOnce.Do(func() {
-		close(w.quit)
+		w.feed.Close()
 		w.cancel()
 		<-w.done
 	})
@@ -327,10 +263,3 @@ func (s *set) find(service, id string) (int, bool) {
 }
 
 func (s *set) instances() []registry.Instance { return s.sorted }
-
-func equal(a, b []registry.Instance) bool {
-	return slices.EqualFunc(a, b, func(x, y registry.Instance) bool {
-		return x.ID == y.ID && x.Service == y.Service && x.Version == y.Version &&
-			slices.Equal(x.Endpoints, y.Endpoints) && maps.Equal(x.Metadata, y.Metadata)
-	})
-}
