@@ -1,13 +1,10 @@
 package jetstream_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,9 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-type Job struct {
-	N int `json:"n"`
-}
+type Job = ferrytest.CrashJob
 
 // crashEnv makes the test binary a consumer process for TestConsumerCrash:
 // its value is the NATS URL.
@@ -43,9 +38,7 @@ func crashOpts() []broker.SubscribeOption {
 	return []broker.SubscribeOption{broker.Queue(crashQueue), broker.Concurrency(crashConc), broker.AckWait(crashWait), broker.Backoff(10 * time.Millisecond)}
 }
 
-// runConsumer processes jobs, printing "done N" when a handler has
-// finished with job N — before the acknowledgement goes out — until it is
-// killed.
+// runConsumer is the consumer process of TestConsumerCrash.
 func runConsumer(url string) int {
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -57,28 +50,12 @@ func runConsumer(url string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	ctx := context.Background()
-	b, err := jsbroker.New(ctx, js)
+	b, err := jsbroker.New(context.Background(), js)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	var mu sync.Mutex
-	out := bufio.NewWriter(os.Stdout)
-	_, err = broker.Subscribe(ctx, b, crashTopic, func(ctx context.Context, e *broker.Event[Job]) error {
-		time.Sleep(time.Millisecond) // work
-		mu.Lock()
-		fmt.Fprintf(out, "done %d\n", e.Data.N)
-		err := out.Flush() // reported before the ack leaves
-		mu.Unlock()
-		return err
-	}, crashOpts()...)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	fmt.Println("ready")
-	select {} // until killed
+	return ferrytest.ServeCrashConsumer(b, crashTopic, crashOpts()...)
 }
 
 // TestConsumerCrash publishes 2,000 jobs, SIGKILLs the consumer process
@@ -89,108 +66,27 @@ func TestConsumerCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a process")
 	}
-	const total = 2000
 	js, url := newJS(t)
 	ctx := ctxT(t)
 	b := newBroker(t, js, jsbroker.WithStream(jetstream.StreamConfig{Name: crashStream, Subjects: []string{"crash.>"}}))
-	for i := range total {
-		if err := broker.Publish(ctx, b, crashTopic, &Job{N: i}); err != nil {
-			t.Fatalf("Publish(%d) = %v", i, err)
-		}
-	}
-
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashEnv+"="+url)
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	first := map[int]int{}
-	sc := bufio.NewScanner(stdout)
-	for len(first) < total/3 && sc.Scan() {
-		if n, ok := strings.CutPrefix(sc.Text(), "done "); ok {
-			v, _ := strconv.Atoi(n)
-			first[v]++
-		}
-	}
-	if err := cmd.Process.Kill(); err != nil { // SIGKILL, mid-batch
-		t.Fatal(err)
-	}
-	for sc.Scan() { // what it reported before dying
-		if n, ok := strings.CutPrefix(sc.Text(), "done "); ok {
-			v, _ := strconv.Atoi(n)
-			first[v]++
-		}
-	}
-	_ = cmd.Wait()
-
-	var (
-		mu     sync.Mutex
-		second = map[int]int{}
-	)
-	all := make(chan struct{})
-	var closeOnce sync.Once
-	sub, err := broker.Subscribe(ctx, b, crashTopic, func(ctx context.Context, e *broker.Event[Job]) error {
-		mu.Lock()
-		second[e.Data.N]++
-		n := len(second)
-		mu.Unlock()
-		if n+len(first) >= total {
-			closeOnce.Do(func() { close(all) })
-		}
-		return nil
-	}, crashOpts()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Drain(ctx)
-	// Wait for every job, then for the dead consumer's messages (AckWait).
-	deadline := time.After(20 * time.Second)
-	for {
-		mu.Lock()
-		missing := 0
-		for i := range total {
-			if first[i] == 0 && second[i] == 0 {
-				missing++
+	r := ferrytest.ConsumerCrash{
+		Broker: b, Topic: crashTopic, Options: crashOpts(), Env: crashEnv, Value: url,
+		// Nothing pending, nothing awaiting its ack: the dead consumer's
+		// unacknowledged messages came back (after AckWait) and were
+		// handled.
+		Settled: func() bool {
+			c, err := js.Consumer(ctx, crashStream, "workers__crash_jobs")
+			if err != nil {
+				return false
 			}
-		}
-		mu.Unlock()
-		if missing == 0 {
-			break
-		}
-		select {
-		case <-deadline:
-			diag := "no consumer info"
-			if c, err := js.Consumer(ctx, crashStream, "workers__crash_jobs"); err == nil {
-				if ci, err := c.Info(ctx); err == nil {
-					diag = fmt.Sprintf("consumer: %d pending, %d awaiting ack, %d redelivered, %d waiting pulls, delivered %d",
-						ci.NumPending, ci.NumAckPending, ci.NumRedelivered, ci.NumWaiting, ci.Delivered.Stream)
-				}
-			}
-			t.Fatalf("%d of %d jobs never processed (%s)", missing, total, diag)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	time.Sleep(2 * crashWait) // let any redelivery of in-flight jobs land
-	mu.Lock()
-	defer mu.Unlock()
-	dups := 0
-	for i := range total {
-		if c := first[i] + second[i]; c > 1 {
-			dups += c - 1
-		}
-	}
-	t.Logf("consumer crash: %d jobs; %d processed before the kill, %d after; %d processed twice", total, len(first), len(second), dups)
-	// In flight when the process died: up to Concurrency handlers whose
-	// acknowledgement had not left, plus what the last flush reported.
-	if dups > 2*crashConc {
-		t.Errorf("%d jobs processed twice, want at most %d (those in flight at the kill)", dups, 2*crashConc)
-	}
+			ci, err := c.Info(ctx)
+			return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0
+		},
+		// In flight when the process died: up to Concurrency handlers whose
+		// acknowledgement had not left, plus what the last flush reported.
+		MaxDuplicates: 2 * crashConc,
+	}.Run(t)
+	t.Logf("consumer crash: %v", r)
 }
 
 // TestPoisonMessage: a message whose handler always fails is delivered

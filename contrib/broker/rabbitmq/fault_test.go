@@ -1,7 +1,6 @@
 package rabbitmq
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -21,9 +20,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-type Job struct {
-	N int `json:"n"`
-}
+type Job = ferrytest.CrashJob
 
 // crashEnv makes the test binary a consumer process for TestConsumerCrash:
 // its value is "<url> <exchange>".
@@ -39,33 +36,15 @@ func crashOpts() []broker.SubscribeOption {
 	return []broker.SubscribeOption{broker.Queue(crashQueue), broker.Concurrency(crashConc), broker.Backoff(10 * time.Millisecond)}
 }
 
-// runConsumer processes jobs, printing "done N" when a handler has
-// finished with job N — before the acknowledgement goes out — until it is
-// killed.
+// runConsumer is the consumer process of TestConsumerCrash.
 func runConsumer(spec string) int {
 	url, exchange, _ := strings.Cut(spec, " ")
-	ctx := context.Background()
-	b, err := New(ctx, url, WithExchange(exchange))
+	b, err := New(context.Background(), url, WithExchange(exchange))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	var mu sync.Mutex
-	out := bufio.NewWriter(os.Stdout)
-	_, err = broker.Subscribe(ctx, b, crashTopic, func(ctx context.Context, e *broker.Event[Job]) error {
-		time.Sleep(time.Millisecond) // work
-		mu.Lock()
-		fmt.Fprintf(out, "done %d\n", e.Data.N)
-		err := out.Flush() // reported before the ack leaves
-		mu.Unlock()
-		return err
-	}, crashOpts()...)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	fmt.Println("ready")
-	select {} // until killed
+	return ferrytest.ServeCrashConsumer(b, crashTopic, crashOpts()...)
 }
 
 // TestConsumerCrash publishes 2,000 jobs, SIGKILLs the consumer process
@@ -76,95 +55,22 @@ func TestConsumerCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a process")
 	}
-	const total = 2000
-	ctx := ferrytest.Context(t)
 	b := newBroker(t, WithQueueGroup(crashQueue, crashTopic))
-	for i := range total {
-		if err := broker.Publish(ctx, b, crashTopic, &Job{N: i}); err != nil {
-			t.Fatalf("Publish(%d) = %v", i, err)
-		}
-	}
-
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashEnv+"="+b.url+" "+b.o.exchange)
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	first := map[int]int{}
-	sc := bufio.NewScanner(stdout)
-	for len(first) < total/3 && sc.Scan() {
-		if n, ok := strings.CutPrefix(sc.Text(), "done "); ok {
-			v, _ := strconv.Atoi(n)
-			first[v]++
-		}
-	}
-	if err := cmd.Process.Kill(); err != nil { // SIGKILL, mid-batch
-		t.Fatal(err)
-	}
-	for sc.Scan() { // what it reported before dying
-		if n, ok := strings.CutPrefix(sc.Text(), "done "); ok {
-			v, _ := strconv.Atoi(n)
-			first[v]++
-		}
-	}
-	_ = cmd.Wait()
-
-	var (
-		mu     sync.Mutex
-		second = map[int]int{}
-	)
-	sub, err := broker.Subscribe(ctx, b, crashTopic, func(ctx context.Context, e *broker.Event[Job]) error {
-		mu.Lock()
-		second[e.Data.N]++
-		mu.Unlock()
-		return nil
-	}, crashOpts()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Drain(ctx)
-	missing := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		n := 0
-		for i := range total {
-			if first[i] == 0 && second[i] == 0 {
-				n++
-			}
-		}
-		return n
-	}
-	ferrytest.Eventually(t, "every job processed once the new consumer runs", func() bool { return missing() == 0 })
-	// The dead process's unacknowledged messages were requeued when its
-	// connection dropped, before the new consumer started: once the queue
-	// is empty and nothing is unacknowledged, nothing more can come.
-	ferrytest.Eventually(t, "the queue empty and everything acknowledged", func() bool {
-		n, c := queueDepth(t, b.url, GroupQueue(b.o.exchange, crashQueue, crashTopic))
-		return n == 0 && c == 1
-	})
-	if err := sub.Drain(ctx); err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	dups := 0
-	for i := range total {
-		if c := first[i] + second[i]; c > 1 {
-			dups += c - 1
-		}
-	}
-	t.Logf("consumer crash: %d jobs; %d processed before the kill, %d after; %d processed twice", total, len(first), len(second), dups)
-	// In flight when the process died: up to Concurrency (= prefetch)
-	// handlers whose acknowledgement had not left.
-	if dups > crashConc {
-		t.Errorf("%d jobs processed twice, want at most %d (those in flight at the kill)", dups, crashConc)
-	}
+	r := ferrytest.ConsumerCrash{
+		Broker: b, Topic: crashTopic, Options: crashOpts(), Env: crashEnv, Value: b.url + " " + b.o.exchange,
+		// The dead process's unacknowledged messages were requeued when its
+		// connection dropped: once the queue is empty and nothing is
+		// unacknowledged (the new consumer the only one), nothing more can
+		// come.
+		Settled: func() bool {
+			n, c := queueDepth(t, b.url, GroupQueue(b.o.exchange, crashQueue, crashTopic))
+			return n == 0 && c == 1
+		},
+		// In flight when the process died: up to Concurrency (= prefetch)
+		// handlers whose acknowledgement had not left.
+		MaxDuplicates: crashConc,
+	}.Run(t)
+	t.Logf("consumer crash: %v", r)
 }
 
 // queueDepth returns the ready messages and consumers of a queue (ready
