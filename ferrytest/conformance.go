@@ -2,6 +2,7 @@ package ferrytest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,10 @@ type Transport struct {
 	// New, if set, returns an unstarted transport for the lifecycle cases
 	// (skipped without it).
 	New func(t testing.TB) Lifecycle
+	// UnknownEndpoint is the code a call to an endpoint the service does
+	// not have fails with, each protocol's standard: NotFound over HTTP
+	// (404) and NATS, Unimplemented over gRPC. Zero means NotFound.
+	UnknownEndpoint errs.Code
 }
 
 // Limits are the server limits the suite needs configured.
@@ -173,7 +178,8 @@ func newSuiteServer(t testing.TB) (*server.Server, *suite) {
 // Conformance runs the behaviours every transport must show — round trips
 // of plain and protobuf messages, metadata both ways, every error code,
 // deadline and cancellation, oversized, malformed and mislabelled payloads,
-// unknown endpoints, handler panics and concurrent calls — against tr.
+// unknown endpoints (tr.UnknownEndpoint), handler panics and concurrent
+// calls — against tr.
 func Conformance(t *testing.T, tr Transport) {
 	t.Helper()
 	lim := Limits{MaxRequestBytes: 64 << 10, DefaultTimeout: 40 * time.Second, MaxTimeout: 90 * time.Second}
@@ -423,9 +429,10 @@ func Conformance(t *testing.T, tr Transport) {
 	})
 
 	t.Run("unknown endpoint", func(t *testing.T) {
+		want := cmp.Or(tr.UnknownEndpoint, errs.NotFound)
 		err := call(t, "NoSuchEndpoint", &Empty{}, &Empty{})
-		if errs.CodeOf(err) != errs.NotFound || !strings.Contains(err.Error(), "NoSuchEndpoint") {
-			t.Errorf("NoSuchEndpoint = %v, want not_found naming it", err)
+		if errs.CodeOf(err) != want || !strings.Contains(err.Error(), "NoSuchEndpoint") {
+			t.Errorf("NoSuchEndpoint = %v, want %v naming it", err, want)
 		}
 	})
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ferry-go/ferry"
+	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
@@ -26,7 +27,7 @@ func Transports() []Transport {
 
 // HTTP describes the HTTP transport.
 func HTTP() Transport {
-	return Transport{Name: "http", Serve: func(t testing.TB, s *server.Server, lim Limits) Conn {
+	return Transport{Name: "http", UnknownEndpoint: errs.NotFound, Serve: func(t testing.TB, s *server.Server, lim Limits) Conn {
 		tr := fhttp.NewServer("127.0.0.1:0", fhttp.WithMaxBodyBytes(int64(lim.MaxRequestBytes)),
 			fhttp.WithDefaultTimeout(lim.DefaultTimeout), fhttp.WithMaxTimeout(lim.MaxTimeout))
 		serve(t, s, tr)
@@ -53,9 +54,10 @@ func HTTP() Transport {
 }
 
 // GRPC describes the gRPC transport. SendRaw ignores the content type:
-// gRPC always carries protobuf.
+// gRPC always carries protobuf. An unknown endpoint is Unimplemented, the
+// gRPC standard.
 func GRPC() Transport {
-	return Transport{Name: "grpc", Serve: func(t testing.TB, s *server.Server, lim Limits) Conn {
+	return Transport{Name: "grpc", UnknownEndpoint: errs.Unimplemented, Serve: func(t testing.TB, s *server.Server, lim Limits) Conn {
 		tr := fgrpc.NewServer("127.0.0.1:0", fgrpc.WithMaxRecvMsgSize(lim.MaxRequestBytes),
 			fgrpc.WithDefaultTimeout(lim.DefaultTimeout), fgrpc.WithMaxTimeout(lim.MaxTimeout))
 		serve(t, s, tr)
@@ -83,7 +85,7 @@ func GRPC() Transport {
 // NATSTransport describes the NATS transport, served through an embedded
 // NATS server started for the test.
 func NATSTransport() Transport {
-	return Transport{Name: "nats", Serve: func(t testing.TB, s *server.Server, lim Limits) Conn {
+	return Transport{Name: "nats", UnknownEndpoint: errs.NotFound, Serve: func(t testing.TB, s *server.Server, lim Limits) Conn {
 		url := NATS(t).ClientURL()
 		serve(t, s, fnats.NewServer(Connect(t, url), fnats.WithMaxRequestBytes(lim.MaxRequestBytes),
 			fnats.WithDefaultTimeout(lim.DefaultTimeout), fnats.WithMaxTimeout(lim.MaxTimeout)))

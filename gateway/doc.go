@@ -18,7 +18,11 @@
 // an instance registers, for the endpoints the instance lists
 // (registry.MetadataEndpoints, which every ferry.Service registers), and no
 // longer once its last instance is gone — 404 then, as for a path that
-// never existed. Rules pin, rename or hide routes (WithRules). Without a
+// never existed. An endpoint the instances do not list is 404 too, without
+// a backend call. Instances that list no endpoints (registered by hand)
+// are routed for any name, and the backend answers an unknown one in its
+// protocol's standard: 404 over HTTP and NATS, 501 over gRPC, whose code
+// for an unknown method is Unimplemented. Rules pin, rename or hide routes (WithRules). Without a
 // registry, registry/natssrv is a catalogue of every service answering NATS
 // $SRV discovery, Ferry's with their endpoints and routes (the NATS
 // transport announces them in $SRV.INFO):

@@ -21,6 +21,7 @@ import (
 	fgrpc "github.com/ferry-go/ferry/transport/grpc"
 	fhttp "github.com/ferry-go/ferry/transport/http"
 	fnats "github.com/ferry-go/ferry/transport/nats"
+	"google.golang.org/grpc"
 )
 
 // grpcBackend serves name ONLY over gRPC, registered in reg, with Hello,
@@ -200,5 +201,94 @@ func TestUnportableHeadersDropped(t *testing.T) {
 		if status, hdr, body := post(t, url+"/"+c.svc+"/Echo", `{}`, "X-Tenant", "acme"); status != 200 || hdr.Get("X-Seen-Tenant") != "acme" {
 			t.Errorf("%s: with a portable header = %d %s, X-Seen-Tenant %q; want acme", c.tr, status, body, hdr.Get("X-Seen-Tenant"))
 		}
+	}
+}
+
+// An unknown endpoint is the gateway's own 404 when the registry lists the
+// service's endpoints: it knows its routes, and no backend is called. A
+// service whose instances list none is routed for any name, and then the
+// backend answers: over gRPC Unimplemented, which is 501 as for any
+// Unimplemented (the standard mapping of grpc-gateway, Envoy and Connect),
+// naming the method; over HTTP (and NATS) NotFound, 404.
+func TestGRPCUnknownEndpoint(t *testing.T) {
+	reg := regmemory.New()
+	var rpcs atomic.Int64 // every call the gRPC backends see, unknown methods included
+	count := fgrpc.WithServerOptions(
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			rpcs.Add(1)
+			return h(ctx, req)
+		}),
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			rpcs.Add(1)
+			return h(srv, ss)
+		}))
+	build := func(name string) *server.Server {
+		srv := server.New(name, server.WithLogger(quiet()))
+		server.Handle(srv, "Hello", func(_ context.Context, r *helloReq) (*helloReply, error) {
+			return &helloReply{Message: "hello " + r.Name}, nil
+		})
+		return srv
+	}
+	start := func(svc *ferry.Service) {
+		t.Helper()
+		if err := svc.Start(ferrytest.Context(t)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = svc.Stop(context.Background()) })
+	}
+	// "listed" registers its endpoints; "open" (gRPC) and "openh" (HTTP)
+	// are registered by hand, without them.
+	start(ferry.New(build("listed"), ferry.WithTransport(fgrpc.NewServer("127.0.0.1:0", count)), ferry.WithRegistry(reg), ferry.WithLogger(quiet())))
+	open := ferry.New(build("open"), ferry.WithTransport(fgrpc.NewServer("127.0.0.1:0", count)), ferry.WithLogger(quiet()))
+	start(open)
+	openh := ferry.New(build("openh"), ferry.WithTransport(fhttp.NewServer("127.0.0.1:0")), ferry.WithLogger(quiet()))
+	start(openh)
+	grpcAddr, _ := open.Addr("grpc")
+	httpAddr, _ := openh.Addr("http")
+	for _, in := range []registry.Instance{
+		{Service: "open", ID: "o1", Endpoints: []registry.Endpoint{{Transport: "grpc", Address: grpcAddr}}},
+		{Service: "openh", ID: "h1", Endpoints: []registry.Endpoint{{Transport: "http", Address: httpAddr}}},
+	} {
+		if err := reg.Register(ferrytest.Context(t), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	url := startGateway(t, reg, "", []string{"grpc", "http"})
+	ferrytest.Eventually(t, "every service routed", func() bool {
+		for _, svc := range []string{"listed", "open", "openh"} {
+			if status, _, _ := post(t, url+"/"+svc+"/Hello", `{}`); status != 200 {
+				return false
+			}
+		}
+		return true
+	})
+
+	problem := func(body string) (p struct{ Code, Detail string }) {
+		t.Helper()
+		if err := json.Unmarshal([]byte(body), &p); err != nil {
+			t.Fatalf("problem body %s: %v", body, err)
+		}
+		return p
+	}
+	before := rpcs.Load()
+	status, _, body := post(t, url+"/listed/Nope", `{}`)
+	if p := problem(body); status != http.StatusNotFound || p.Code != "not_found" || !strings.Contains(p.Detail, `"Nope"`) {
+		t.Errorf("POST /listed/Nope = %d %s, want the gateway's 404 not_found naming Nope", status, body)
+	}
+	if n := rpcs.Load() - before; n != 0 {
+		t.Errorf("POST /listed/Nope reached the gRPC backends %d times, want 0: the gateway knows its routes", n)
+	}
+
+	status, hdr, body := post(t, url+"/open/Nope", `{}`)
+	if p := problem(body); status != http.StatusNotImplemented || p.Code != "unimplemented" || !strings.Contains(p.Detail, "/open.Open/Nope") ||
+		hdr.Get("Content-Type") != "application/problem+json" {
+		t.Errorf("POST /open/Nope (over gRPC) = %d %q %s, want 501 problem+json unimplemented naming /open.Open/Nope", status, hdr.Get("Content-Type"), body)
+	}
+	if rpcs.Load() == before {
+		t.Errorf("the gRPC backend's counter missed POST /open/Nope: it proves nothing for /listed/Nope")
+	}
+	status, _, body = post(t, url+"/openh/Nope", `{}`)
+	if p := problem(body); status != http.StatusNotFound || p.Code != "not_found" || !strings.Contains(p.Detail, `"Nope"`) {
+		t.Errorf("POST /openh/Nope (over HTTP) = %d %s, want 404 not_found naming Nope", status, body)
 	}
 }

@@ -26,10 +26,14 @@
 //	grpcurl -plaintext localhost:9090 list
 //	grpcurl -plaintext -d '{"name":"Ada"}' localhost:9090 greeter.Greeter/Hello
 //
+// An unknown service or method is Unimplemented, the gRPC standard that
+// clients, proxies and test suites expect, with a message naming the full
+// method ("unknown method /greeter.Greeter/Nope"); the client returns it as
+// an *errs.Error with code errs.Unimplemented. (HTTP answers the same call
+// 404 and NATS not_found, each its protocol's standard.)
+//
 // Wire behaviour that differs from grpc-go's defaults, for the sake of one
 // behaviour across Ferry's transports:
-//   - An unknown service or method is answered with NotFound (grpc-go says
-//     Unimplemented), naming the method.
 //   - A request body that does not decode is InvalidArgument
 //     ("invalid request body: ...").
 //   - An *errs.Error from a handler becomes a status with the same code and

@@ -446,15 +446,16 @@ func TestBadRequests(t *testing.T) {
 			in, out := []byte{}, []byte(nil)
 			err := cc.Invoke(testContext(t), method, &in, &out, grpc.ForceCodec(rawCodec{}))
 			st := status.Convert(err)
-			if st.Code() != codes.NotFound || !strings.Contains(st.Message(), method) {
-				t.Errorf("Invoke(%s) = %v, want NotFound naming the method", method, err)
+			if st.Code() != codes.Unimplemented || !strings.Contains(st.Message(), method) {
+				t.Errorf("Invoke(%s) = %v, want Unimplemented naming the method", method, err)
 			}
 		})
 	}
 	t.Run("unknown endpoint via client", func(t *testing.T) {
 		err := c.Invoke(testContext(t), "greeter", "Nope", wrapperspb.String(""), new(wrapperspb.StringValue))
-		if code := errs.CodeOf(err); code != errs.NotFound {
-			t.Errorf("Invoke(Nope) = %v, want not_found", err)
+		var e *errs.Error
+		if !errors.As(err, &e) || e.Code() != errs.Unimplemented || !strings.Contains(e.Message(), "/greeter.Greeter/Nope") {
+			t.Errorf("Invoke(Nope) = %v, want an *errs.Error unimplemented naming /greeter.Greeter/Nope", err)
 		}
 	})
 }

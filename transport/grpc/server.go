@@ -131,8 +131,8 @@ func WithTLS(cfg *tls.Config) ServerOption {
 
 // WithServerOptions passes options to grpc.NewServer after Ferry's own, so
 // they win where both set the same thing (keepalive, message sizes, TLS
-// credentials, interceptors, stats handlers). Forcing another codec or
-// replacing the unknown-service handler breaks Ferry's wire behaviour.
+// credentials, interceptors, stats handlers). Forcing another codec breaks
+// Ferry's wire behaviour.
 func WithServerOptions(opts ...grpc.ServerOption) ServerOption {
 	return func(c *serverConfig) { c.extra = append(c.extra, opts...) }
 }
@@ -324,11 +324,13 @@ func (t *Server) Stop(ctx context.Context) error {
 	return err
 }
 
-// unknownMethod answers calls to methods nobody registered: NotFound, as on
-// every Ferry transport, where grpc-go would say Unimplemented.
+// unknownMethod answers calls to services or methods nobody registered:
+// Unimplemented, the gRPC standard every client, proxy and test suite
+// expects, with a message naming the full method (grpc-go's own names the
+// service and the method apart).
 func unknownMethod(_ any, stream grpc.ServerStream) error {
 	m, _ := grpc.MethodFromServerStream(stream)
-	return status.Error(codes.NotFound, "unknown method "+m)
+	return status.Error(codes.Unimplemented, "unknown method "+m)
 }
 
 // serviceDesc describes s's endpoints as unary methods of one gRPC service.
