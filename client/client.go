@@ -14,6 +14,7 @@ import (
 	"github.com/ferry-go/ferry/registry"
 	"github.com/ferry-go/ferry/transport"
 	"github.com/ferry-go/ferry/transport/callkit"
+	fgrpc "github.com/ferry-go/ferry/transport/grpc"
 	fnats "github.com/ferry-go/ferry/transport/nats"
 )
 
@@ -54,7 +55,7 @@ func New(d registry.Discovery, opts ...Option) (*Client, error) {
 	}
 	cfg := config{
 		transports: []string{"nats", "grpc", "http"},
-		dialers:    map[transport.Kind]Dialer{transport.GRPC: dialGRPC, transport.HTTP: dialHTTP},
+		dialers:    map[transport.Kind]Dialer{transport.GRPC: nil, transport.HTTP: dialHTTP}, // gRPC's below
 		timeout:    DefaultTimeout,
 		newSel:     P2C,
 	}
@@ -63,6 +64,17 @@ func New(d registry.Discovery, opts ...Option) (*Client, error) {
 			continue
 		}
 		o(&cfg)
+	}
+	if cfg.dialers[transport.GRPC] == nil { // not replaced WithDialer
+		cfg.dialers[transport.GRPC] = dialGRPC(cfg.grpcOpts)
+		if len(cfg.grpcOpts) > 0 {
+			// fgrpc.NewClient checks its options before it connects.
+			if c, err := fgrpc.NewClient("passthrough:///check", cfg.grpcOpts...); err != nil {
+				cfg.fail(fmt.Errorf("client: WithGRPCOptions: %w", err))
+			} else {
+				_ = c.Close()
+			}
+		}
 	}
 	if err := errors.Join(cfg.errs...); err != nil {
 		return nil, err

@@ -73,7 +73,8 @@ type config struct {
 	outlier    OutlierDetection
 	tls        *tls.Config
 	dialers    map[transport.Kind]Dialer
-	errs       []error // invalid options, reported by New
+	grpcOpts   []fgrpc.ClientOption // WithGRPCOptions', for the built-in gRPC dialer
+	errs       []error              // invalid options, reported by New
 }
 
 // usable lists the transports calls may use: those configured, less NATS
@@ -119,14 +120,30 @@ func WithDialer(kind transport.Kind, d Dialer) Option {
 	}
 }
 
-// dialGRPC and dialHTTP are the built-in dialers.
-func dialGRPC(address string, o DialOptions) (transport.Client, error) {
-	opts := []fgrpc.ClientOption{fgrpc.WithClientMiddleware(o.Middleware...)}
-	if o.TLS {
-		opts = append(opts, fgrpc.WithClientTLS(o.TLSConfig))
-	}
-	return fgrpc.NewClient(address, opts...)
+// WithGRPCOptions adds opts to the transport/grpc client of every instance
+// called over gRPC, after the client's own (WithMiddleware, WithTLS):
+// fgrpc.WithCompression("gzip") to compress requests, say, or
+// fgrpc.WithCallOptions(grpc.MaxCallRecvMsgSize(n)). A dialer given for
+// "grpc" with WithDialer replaces the built-in one and does not see them.
+// An option fgrpc.NewClient refuses (an unknown compressor) is an error of
+// New.
+func WithGRPCOptions(opts ...fgrpc.ClientOption) Option {
+	return func(c *config) { c.grpcOpts = append(c.grpcOpts, opts...) }
 }
+
+// dialGRPC returns the built-in gRPC dialer, adding extra to the client
+// options of every instance.
+func dialGRPC(extra []fgrpc.ClientOption) Dialer {
+	return func(address string, o DialOptions) (transport.Client, error) {
+		opts := []fgrpc.ClientOption{fgrpc.WithClientMiddleware(o.Middleware...)}
+		if o.TLS {
+			opts = append(opts, fgrpc.WithClientTLS(o.TLSConfig))
+		}
+		return fgrpc.NewClient(address, append(opts, extra...)...)
+	}
+}
+
+// dialHTTP is the built-in HTTP dialer.
 
 func dialHTTP(address string, o DialOptions) (transport.Client, error) {
 	return fhttp.NewClient(address, fhttp.WithClientMiddleware(o.Middleware...), fhttp.WithClientTLS(o.TLSConfig))

@@ -21,6 +21,7 @@ import (
 	"github.com/ferry-go/ferry/registry"
 	regmemory "github.com/ferry-go/ferry/registry/memory"
 	"github.com/ferry-go/ferry/transport"
+	fgrpc "github.com/ferry-go/ferry/transport/grpc"
 )
 
 // clients holds the outgoing client of each service NewService built.
@@ -36,6 +37,7 @@ var clients sync.Map // *ferry.Service → *lazyClient
 //   - its timeout and retry policy are client.timeout and client.retry;
 //   - instances registered with TLS are dialled with TLS, trusting
 //     client.tls.ca_file and presenting client.tls.cert_file;
+//   - gRPC requests are compressed with client.grpc_compression (gzip);
 //   - clients.<service> replaces any of these for calls to that service;
 //   - with telemetry.enabled every call is a client span and is measured,
 //     and the trace goes on in the called service.
@@ -199,11 +201,15 @@ func clientOptions(base Calls, per *ServiceCalls, service string) ([]client.Opti
 		if t.CertFile != "" {
 			c.TLS.CertFile, c.TLS.KeyFile = t.CertFile, t.KeyFile
 		}
+		c.GRPCCompression = cmp.Or(per.GRPCCompression, c.GRPCCompression)
 		idempotent = per.Idempotent
 	}
 	opts := []client.Option{client.WithTransports(c.Transports...), client.WithDefaultTimeout(c.Timeout),
 		client.WithRetry(middleware.RetryPolicy{MaxAttempts: c.Retry.MaxAttempts, BaseBackoff: c.Retry.BaseBackoff,
 			MaxBackoff: c.Retry.MaxBackoff, AttemptTimeout: c.Retry.AttemptTimeout})}
+	if c.GRPCCompression != "" {
+		opts = append(opts, client.WithGRPCOptions(fgrpc.WithCompression(c.GRPCCompression)))
+	}
 	for _, ep := range idempotent {
 		opts = append(opts, client.WithEndpoint(service+"/"+ep, client.EndpointConfig{Idempotent: true}))
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/ferry-go/ferry/transport"
 	fhttp "github.com/ferry-go/ferry/transport/http"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
 )
 
 var backEcho = transport.Endpoint[echoMsg, echoMsg]{Service: "back", Name: "Echo"}
@@ -146,5 +147,53 @@ func TestPerServiceClients(t *testing.T) {
 	}
 	if s := call(front("FERRY_CLIENTS", `{"back": {"transports": ["nats"], "timeout": "20s"}}`)); s.kind != transport.NATS || s.left > 20*time.Second || s.left <= 0 {
 		t.Errorf("with clients.back, back was called over %s with %v left, want nats and at most clients.back.timeout (20s)", s.kind, s.left)
+	}
+}
+
+// client.grpc_compression compresses the requests of the service's gRPC
+// calls, and clients.<service>.grpc_compression overrides it (identity:
+// none).
+func TestClientGRPCCompression(t *testing.T) {
+	natsURL := startNATS(t)
+	seen := make(chan string, 4)
+	startConfigured(t, backRegister(func(ctx context.Context) {
+		enc := "unknown"
+		if s, ok := grpc.ServerTransportStreamFromContext(ctx).(interface{ RecvCompress() string }); ok {
+			enc = s.RecvCompress()
+		}
+		seen <- enc
+	}), "FERRY_SERVICE_NAME", "back", "FERRY_ADMIN_ENABLED", "false", "FERRY_TRANSPORTS_HTTP_ENABLED", "false",
+		"FERRY_TRANSPORTS_NATS_ENABLED", "false", "FERRY_TRANSPORTS_GRPC_ADDR", "127.0.0.1:0", "FERRY_NATS_URL", natsURL, "FERRY_REGISTRY_KIND", "nats")
+	front := func(kv ...string) transport.Client {
+		return config.Client(startConfigured(t, register, append([]string{"FERRY_SERVICE_NAME", "front", "FERRY_ADMIN_ENABLED", "false",
+			"FERRY_TRANSPORTS_GRPC_ENABLED", "false", "FERRY_TRANSPORTS_NATS_ENABLED", "false", "FERRY_TRANSPORTS_HTTP_ADDR", "127.0.0.1:0",
+			"FERRY_NATS_URL", natsURL, "FERRY_REGISTRY_KIND", "nats", "FERRY_CLIENT_TRANSPORTS", "grpc"}, kv...)...))
+	}
+	ctx := ferrytest.Context(t)
+	call := func(c transport.Client) string {
+		t.Helper()
+		ferrytest.Eventually(t, "back called", func() bool {
+			_, err := backEcho.Call(ctx, c, &echoMsg{Text: "x"})
+			return err == nil
+		})
+		var enc string
+		for len(seen) > 0 {
+			enc = <-seen
+		}
+		return enc
+	}
+	for _, tc := range []struct {
+		name string
+		kv   []string
+		want string
+	}{
+		{"default", nil, ""},
+		{"client.grpc_compression", []string{"FERRY_CLIENT_GRPC_COMPRESSION", "gzip"}, "gzip"},
+		{"clients.back.grpc_compression", []string{"FERRY_CLIENTS", `{"back": {"grpc_compression": "gzip"}}`}, "gzip"},
+		{"clients.back overrides client", []string{"FERRY_CLIENT_GRPC_COMPRESSION", "gzip", "FERRY_CLIENTS", `{"back": {"grpc_compression": "identity"}}`}, ""},
+	} {
+		if got := call(front(tc.kv...)); got != tc.want {
+			t.Errorf("%s: back received a request in grpc-encoding %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }

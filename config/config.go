@@ -24,7 +24,7 @@ type Config struct {
 	Admin      Admin                   `mapstructure:"admin"`
 	Gateway    Gateway                 `mapstructure:"gateway"`
 	Client     Calls                   `mapstructure:"client"`
-	Clients    map[string]ServiceCalls `mapstructure:"clients" doc:"per called service (by name): transports, timeout, retry, tls and idempotent endpoints of calls to it; a key left out keeps client's (see Calling other services below); file only" validate:"dive,keys,service_name,endkeys"`
+	Clients    map[string]ServiceCalls `mapstructure:"clients" doc:"per called service (by name): transports, timeout, retry, tls, grpc_compression and idempotent endpoints of calls to it; a key left out keeps client's (see Calling other services below); file only" validate:"dive,keys,service_name,endkeys"`
 	// ShutdownTimeout bounds the graceful drain.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout" doc:"how long a stop may drain in-flight work" validate:"gt=0"`
 	// AdvertiseHost replaces an unspecified listen host in registered
@@ -37,10 +37,11 @@ type Config struct {
 // Calls configures the client the service calls other services with
 // (config.Client).
 type Calls struct {
-	Transports []string      `mapstructure:"transports" doc:"transports outgoing calls may use, most preferred first" validate:"min=1,dive,oneof=nats grpc http"`
-	Timeout    time.Duration `mapstructure:"timeout" doc:"deadline of an outgoing call whose context has none" validate:"gt=0"`
-	Retry      Retry         `mapstructure:"retry"`
-	TLS        ClientTLS     `mapstructure:"tls"`
+	Transports      []string      `mapstructure:"transports" doc:"transports outgoing calls may use, most preferred first" validate:"min=1,dive,oneof=nats grpc http"`
+	Timeout         time.Duration `mapstructure:"timeout" doc:"deadline of an outgoing call whose context has none" validate:"gt=0"`
+	Retry           Retry         `mapstructure:"retry"`
+	TLS             ClientTLS     `mapstructure:"tls"`
+	GRPCCompression string        `mapstructure:"grpc_compression" doc:"compress the requests of gRPC calls: gzip (servers answer in kind), or identity for none (the default); HTTP and NATS calls are not compressed" validate:"omitempty,oneof=gzip identity"`
 }
 
 // Gateway configures the API gateway (package gateway) a service serves
@@ -68,11 +69,12 @@ type GatewayRoute struct {
 // ServiceCalls configures calls to one service; every key left out (zero)
 // keeps the value of client.
 type ServiceCalls struct {
-	Transports []string      `mapstructure:"transports" doc:"transports calls to the service may use, most preferred first" validate:"omitempty,dive,oneof=nats grpc http"`
-	Timeout    time.Duration `mapstructure:"timeout" doc:"deadline of a call whose context has none" validate:"gte=0"`
-	Retry      Retry         `mapstructure:"retry"`
-	TLS        ClientTLS     `mapstructure:"tls"`
-	Idempotent []string      `mapstructure:"idempotent" doc:"endpoints safe to call twice: calls the server may have processed are retried too (endpoints the service registers as idempotent need not be listed)"`
+	Transports      []string      `mapstructure:"transports" doc:"transports calls to the service may use, most preferred first" validate:"omitempty,dive,oneof=nats grpc http"`
+	Timeout         time.Duration `mapstructure:"timeout" doc:"deadline of a call whose context has none" validate:"gte=0"`
+	Retry           Retry         `mapstructure:"retry"`
+	TLS             ClientTLS     `mapstructure:"tls"`
+	GRPCCompression string        `mapstructure:"grpc_compression" doc:"compress the requests of gRPC calls to the service: gzip, or identity for none" validate:"omitempty,oneof=gzip identity"`
+	Idempotent      []string      `mapstructure:"idempotent" doc:"endpoints safe to call twice: calls the server may have processed are retried too (endpoints the service registers as idempotent need not be listed)"`
 }
 
 // Retry is the retry policy of outgoing calls (middleware.RetryPolicy).

@@ -78,6 +78,7 @@ clients:
     timeout: 2s
     retry: {max_attempts: 3, attempt_timeout: 500ms}
     tls: {ca_file: /etc/ferry/ca.pem, cert_file: /etc/ferry/orders.pem, key_file: /etc/ferry/orders-key.pem}
+    grpc_compression: gzip      # requests to payments gzip-compressed
     idempotent: [Refund]
 ` + "```" + `
 

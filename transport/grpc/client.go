@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 )
@@ -21,10 +22,11 @@ import (
 type ClientOption func(*clientConfig)
 
 type clientConfig struct {
-	dialOpts []grpc.DialOption
-	callOpts []grpc.CallOption
-	mws      []middleware.Middleware
-	tls      bool // WithClientTLS given, for Call.TLS
+	dialOpts   []grpc.DialOption
+	callOpts   []grpc.CallOption
+	mws        []middleware.Middleware
+	tls        bool   // WithClientTLS given, for Call.TLS
+	compressor string // WithCompression's, checked by NewClient
 }
 
 // WithDialOptions passes options to grpc.NewClient after Ferry's default
@@ -52,6 +54,23 @@ func WithClientTLS(cfg *tls.Config) ClientOption {
 // servers whose types are plain structs.
 func WithCallOptions(opts ...grpc.CallOption) ClientOption {
 	return func(c *clientConfig) { c.callOpts = append(c.callOpts, opts...) }
+}
+
+// WithCompression compresses every request with the named compressor:
+// "gzip" (grpc-go's encoding/gzip, which this package registers) or any
+// other registered with grpc-go's encoding.RegisterCompressor. Servers that
+// have it answer compressed the same way; Ferry's gRPC server accepts gzip.
+// "" and "identity" send uncompressed, the default. NewClient reports a
+// name nobody registered; through NewClientConn such calls fail with
+// grpc-go's Internal error naming it.
+func WithCompression(name string) ClientOption {
+	return func(c *clientConfig) {
+		if name == "" || name == encoding.Identity {
+			c.compressor = ""
+			return
+		}
+		c.compressor = name
+	}
 }
 
 // WithClientMiddleware runs mws around every call, the first outermost. The
@@ -89,6 +108,9 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if cfg.compressor != "" && encoding.GetCompressor(cfg.compressor) == nil {
+		return nil, fmt.Errorf("grpc: WithCompression(%q): no such compressor is registered (gzip is)", cfg.compressor)
+	}
 	dopts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, cfg.dialOpts...)
 	cc, err := grpc.NewClient(target, dopts...)
 	if err != nil {
@@ -113,6 +135,9 @@ func NewClientConn(cc grpc.ClientConnInterface, opts ...ClientOption) *Client {
 
 func newClient(cc grpc.ClientConnInterface, cfg *clientConfig) *Client {
 	c := &Client{cc: cc, tls: cfg.tls}
+	if cfg.compressor != "" {
+		cfg.callOpts = append(cfg.callOpts, grpc.UseCompressor(cfg.compressor))
+	}
 	if t, ok := cc.(interface{ Target() string }); ok {
 		c.peer = t.Target()
 	}

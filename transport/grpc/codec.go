@@ -5,6 +5,10 @@ import (
 
 	"github.com/ferry-go/ferry/codec"
 	"google.golang.org/grpc/encoding"
+	// Registers grpc-go's gzip compressor in grpc-go's compressor table (its
+	// one way to offer one), so the server accepts gzip requests and answers
+	// them compressed, and the client can send them (WithCompression).
+	_ "google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 )

@@ -60,6 +60,15 @@
 // A call runs under the caller's grpc-timeout, cut to WithMaxTimeout (5m),
 // or under WithDefaultTimeout (30s) when the caller sent none.
 //
+// # Compression
+//
+// The package registers grpc-go's gzip compressor (encoding/gzip, in
+// grpc-go's process-wide table, the only way grpc-go offers). The server
+// accepts gzip-compressed requests and, as grpc-go does, answers a
+// compressed request compressed the same way; WithMaxRecvMsgSize bounds a
+// request once decompressed. The Client compresses its requests with
+// WithCompression("gzip").
+//
 // # Client
 //
 // [Client] is a transport.Client. It sends the metadata attached with
