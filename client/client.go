@@ -164,13 +164,19 @@ type stateKey struct{}
 // the default timeout. Reply metadata of the last attempt goes to
 // transport.CaptureReply's destination. Errors are *errs.Error values: an
 // unknown service (no instances, no NATS) is Unavailable: the endpoint
-// exists, nothing serves it now.
+// exists, nothing serves it now. A fully qualified gRPC service name
+// ("grpc.health.v1.Health", which transport/grpc's Client calls) is
+// InvalidArgument: registries list Ferry services only.
 func (c *Client) Invoke(ctx context.Context, service, endpoint string, req, resp any) error {
 	if c.closed.Load() {
 		return errs.New(errs.FailedPrecondition, "client: closed")
 	}
 	if service == "" || endpoint == "" {
 		return errs.Newf(errs.InvalidArgument, "client: empty service or endpoint name (%q/%q)", service, endpoint)
+	}
+	if strings.Contains(service, ".") {
+		return errs.Newf(errs.InvalidArgument, "client: service %q is a fully qualified gRPC service name, which no registry lists "+
+			"(registries list Ferry services, whose names have no '.'): call it with transport/grpc's Client at its address", errs.Clip(service))
 	}
 	r := c.route(service, endpoint)
 	if r.timeout > 0 {

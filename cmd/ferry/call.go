@@ -50,6 +50,9 @@ Where the call goes:
                             over gRPC with --transport grpc
   (neither)                 over NATS, on the subject <service>.<endpoint>
 
+<service> is a Ferry service name, or the fully qualified name of any gRPC service (one with a '.',
+such as grpc.health.v1.Health) on a server with reflection, called directly with --addr host:port.
+
 On failure the canonical error code and message (and any details) go to stderr and the exit
 status is 1; a service that is not there fails within --timeout saying so (over NATS at once:
 no responders). A malformed JSON argument or a wrong flag is a usage error, exit status 2.`,
@@ -57,6 +60,7 @@ no responders). A malformed JSON argument or a wrong flag is a usage error, exit
   ferry call greeter Hello '{"name":"Ada"}' --addr http://localhost:8080
   ferry call greeter Hello '{"name":"Ada"}' --addr localhost:9090
   ferry call greeter Hello '{"name":"Ada"}' --registry nats --transport grpc
+  ferry call grpc.health.v1.Health Check '{"service":"greeter.Greeter"}' --addr localhost:9090
   echo '{"name":"Ada"}' | ferry call greeter Hello - --nats-url nats://nats:4222`,
 		Args: args(2, 3, "<service>", "<endpoint>", "[json]"),
 		RunE: runE(func(cmd *cobra.Command, argv []string) error { return runCall(cmd, argv, &o) }),
@@ -72,7 +76,27 @@ no responders). A malformed JSON argument or a wrong flag is a usage error, exit
 	return cmd
 }
 
-var endpointRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
+var (
+	endpointRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
+	// grpcNameRE is a fully qualified proto name: identifiers joined by '.'.
+	grpcNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$`)
+)
+
+// validateService accepts a Ferry service name, or a fully qualified gRPC
+// service name (one with a '.', such as grpc.health.v1.Health), which
+// fgrpc calls as it is.
+func validateService(service string) error {
+	if !strings.Contains(service, ".") {
+		if err := scaffold.ValidateName(service); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+	if !grpcNameRE.MatchString(service) {
+		return usagef("invalid gRPC service name %q: want identifiers joined by '.', such as grpc.health.v1.Health", service)
+	}
+	return nil
+}
 
 // route is where a call goes.
 type route struct {
@@ -119,8 +143,8 @@ func (o *callOptions) route() (route, error) {
 
 func runCall(cmd *cobra.Command, argv []string, o *callOptions) error {
 	service, endpoint := argv[0], argv[1]
-	if err := scaffold.ValidateName(service); err != nil {
-		return usageError{err}
+	if err := validateService(service); err != nil {
+		return err
 	}
 	if !endpointRE.MatchString(endpoint) {
 		return usagef("invalid endpoint name %q: an endpoint name starts with a letter, followed by letters, digits or '_'", endpoint)
@@ -141,6 +165,9 @@ func runCall(cmd *cobra.Command, argv []string, o *callOptions) error {
 	r, err := o.route()
 	if err != nil {
 		return err
+	}
+	if strings.Contains(service, ".") && (r.registry || r.transport != "grpc") {
+		return usagef("%s is a fully qualified gRPC service name: call it over gRPC with --addr host:port (registries, HTTP and NATS know Ferry services, whose names have no '.')", service)
 	}
 
 	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)

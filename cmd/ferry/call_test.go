@@ -2,12 +2,17 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ferry-go/ferry/ferrytest"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
 )
 
 // TestCallEveryTransport calls a live service over HTTP, gRPC and NATS,
@@ -148,6 +153,11 @@ func TestCallUsage(t *testing.T) {
 		{"too many", []string{"call", "s", "E", "{}", "x"}, "too many arguments"},
 		{"bad service", []string{"call", "9s", "E"}, `invalid service name "9s"`},
 		{"bad endpoint", []string{"call", "s", "a.b"}, `invalid endpoint name "a.b"`},
+		{"bad gRPC name", []string{"call", "grpc..v1", "E", "--addr", "x:1"}, `invalid gRPC service name "grpc..v1"`},
+		{"gRPC name over NATS", []string{"call", "grpc.health.v1.Health", "Check"}, "grpc.health.v1.Health is a fully qualified gRPC service name: call it over gRPC with --addr host:port"},
+		{"gRPC name over HTTP", []string{"call", "grpc.health.v1.Health", "Check", "--addr", "http://x:1"}, "is a fully qualified gRPC service name"},
+		{"gRPC name through the registry", []string{"call", "grpc.health.v1.Health", "Check", "--registry", "nats", "--transport", "grpc"}, "is a fully qualified gRPC service name"},
+		{"gRPC name described over NATS", []string{"describe", "grpc.health.v1.Health"}, "describe it with --grpc host:port"},
 		{"bad transport", []string{"call", "s", "E", "--transport", "smoke"}, `invalid --transport "smoke"`},
 		{"bad registry", []string{"call", "s", "E", "--registry", "consul"}, `invalid --registry "consul"`},
 		{"grpc without addr", []string{"call", "s", "E", "--transport", "grpc"}, "--transport grpc needs --addr"},
@@ -163,5 +173,45 @@ func TestCallUsage(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ferryCmd(t, tt.args...).want(t, exitUsage, tt.msg, "--help' for usage.")
 		})
+	}
+}
+
+// TestCallFullGRPCName calls a gRPC server that is not Ferry's — grpc-go's
+// health service with reflection — by the service's fully qualified name,
+// and describes it.
+func TestCallFullGRPCName(t *testing.T) {
+	gs := grpc.NewServer()
+	hs := health.NewServer()
+	hs.SetServingStatus("payments", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(gs, hs)
+	reflection.Register(gs)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = gs.Serve(lis)
+	}()
+	t.Cleanup(func() {
+		gs.Stop()
+		<-served
+	})
+	addr := lis.Addr().String()
+
+	r := ferryCmd(t, "call", "grpc.health.v1.Health", "Check", `{"service":"payments"}`, "--addr", addr)
+	r.want(t, exitOK)
+	if want := "{\n  \"status\": \"SERVING\"\n}\n"; r.stdout != want {
+		t.Errorf("call grpc.health.v1.Health Check = %q, want %q", r.stdout, want)
+	}
+	ferryCmd(t, "call", "grpc.health.v1.Health", "Check", `{"service":"nope"}`, "--addr", addr, "--transport", "grpc").
+		want(t, exitFailure, "not_found:", "gRPC "+addr)
+	ferryCmd(t, "call", "grpc.health.v1.Health", "Nope", "--addr", addr).
+		want(t, exitFailure, `not_found: gRPC service grpc.health.v1.Health has no method "Nope"`)
+	r = ferryCmd(t, "describe", "grpc.health.v1.Health", "--grpc", addr)
+	r.want(t, exitOK)
+	if !strings.Contains(r.stdout, "rpc Check(grpc.health.v1.HealthCheckRequest) returns (grpc.health.v1.HealthCheckResponse);") {
+		t.Errorf("describe grpc.health.v1.Health = %s, want its Check method", r.stdout)
 	}
 }

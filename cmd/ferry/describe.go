@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/ferry-go/ferry/cmd/ferry/internal/grpcreflect"
-	"github.com/ferry-go/ferry/cmd/ferry/internal/scaffold"
 	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/internal/microdisc"
 	fgrpc "github.com/ferry-go/ferry/transport/grpc"
@@ -36,7 +35,8 @@ func newDescribeCmd() *cobra.Command {
 
 With --grpc host:port, the schema comes from the gRPC server's reflection: every method and
 every message it uses, field by field, in proto syntax (the field's JSON name, which ferry call
-and HTTP use, is shown where it differs).
+and HTTP use, is shown where it differs). <service> may then also be the fully qualified name of
+any gRPC service (one with a '.', such as grpc.health.v1.Health).
 
 Otherwise it comes from NATS service discovery ($SRV.INFO.<service>): every running instance's
 endpoints, their NATS subjects and queue groups, and the Go request and response types the
@@ -55,8 +55,11 @@ endpoint metadata names.`,
 }
 
 func runDescribe(cmd *cobra.Command, service string, o *describeOptions) error {
-	if err := scaffold.ValidateName(service); err != nil {
-		return usageError{err}
+	if err := validateService(service); err != nil {
+		return err
+	}
+	if strings.Contains(service, ".") && o.grpc == "" {
+		return usagef("%s is a fully qualified gRPC service name: describe it with --grpc host:port (NATS discovery knows Ferry services, whose names have no '.')", service)
 	}
 	if o.timeout <= 0 {
 		return usagef("invalid --timeout %v: want a positive duration", o.timeout)

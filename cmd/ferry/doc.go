@@ -7,6 +7,7 @@
 //	ferry new demo                                  # a service module in ./demo
 //	ferry call demo Hello '{"name":"Ada"}'          # over NATS
 //	ferry call demo Hello '{"name":"Ada"}' --addr localhost:9090
+//	ferry call grpc.health.v1.Health Check --addr localhost:9090  # any gRPC service
 //	ferry services                                  # registry + $SRV discovery
 //	ferry describe demo --grpc localhost:9090       # request/response schemas
 //

@@ -81,8 +81,12 @@ func WithClientMiddleware(mws ...middleware.Middleware) ClientOption {
 	return func(c *clientConfig) { c.mws = append(c.mws, mws...) }
 }
 
-// Client calls Ferry services (or any gRPC service) over one gRPC
-// connection. It implements transport.Client and is safe for concurrent use.
+// Client calls Ferry services, or any gRPC service, over one gRPC
+// connection. A service name with a '.' is a fully qualified gRPC service
+// name, called as it is: Invoke(ctx, "grpc.health.v1.Health", "Check", …)
+// calls /grpc.health.v1.Health/Check; a Ferry service name is turned into
+// its gRPC name (ServiceName). It implements transport.Client and is safe
+// for concurrent use.
 type Client struct {
 	cc       grpc.ClientConnInterface
 	owned    *grpc.ClientConn  // closed by Close when NewClient made it

@@ -12,6 +12,13 @@
 // unary method of it. Service "order-service", endpoint "Place" is called as
 // /order_service.OrderService/Place. See [ServiceName] and [MethodName].
 //
+// A service name with a '.', which no Ferry service has, is a fully
+// qualified gRPC service name and is used as it is: the Client calls any
+// gRPC service that way, ("grpc.health.v1.Health", "Check") as
+// /grpc.health.v1.Health/Check. The HTTP and NATS clients refuse such a
+// name with InvalidArgument, and so does client.Client, whose registries
+// list Ferry services only.
+//
 // # Server
 //
 // [Server] is a server.Transport. Request and reply types may be generated

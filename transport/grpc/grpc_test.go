@@ -150,6 +150,10 @@ func TestNames(t *testing.T) {
 		{"order_service", "Place", "order_service.OrderService", "/order_service.OrderService/Place"},
 		{"order-service", "Place", "order_service.OrderService", "/order_service.OrderService/Place"},
 		{"myAPI2", "Get", "myAPI2.MyAPI2", "/myAPI2.MyAPI2/Get"},
+		// A '.' makes a fully qualified gRPC name, used as it is.
+		{"grpc.health.v1.Health", "Check", "grpc.health.v1.Health", "/grpc.health.v1.Health/Check"},
+		{"grpc.testing.TestService", "EmptyCall", "grpc.testing.TestService", "/grpc.testing.TestService/EmptyCall"},
+		{"greeter.Greeter", "Hello", "greeter.Greeter", "/greeter.Greeter/Hello"},
 	}
 	for _, tt := range tests {
 		if got := fgrpc.ServiceName(tt.service); got != tt.wantService {

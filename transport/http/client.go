@@ -245,6 +245,9 @@ func (c *Client) roundTrip(ctx context.Context, call *transport.Call, service, e
 	if service == "" || endpoint == "" {
 		return errs.Newf(errs.InvalidArgument, "http: empty service or endpoint name (%q/%q)", service, endpoint)
 	}
+	if strings.Contains(service, ".") {
+		return errs.Newf(errs.InvalidArgument, "http: service name %q has a '.': that is a fully qualified gRPC service name, which only the gRPC transport calls (Ferry service names have none)", errs.Clip(service))
+	}
 	body, err := c.codec.Marshal(req)
 	if err != nil {
 		return errs.Newf(errs.InvalidArgument, "http: encoding the %s request for %s/%s: %v", c.codec.Name(), service, endpoint, err)

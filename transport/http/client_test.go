@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -499,5 +500,25 @@ func TestPlainStructProtobuf(t *testing.T) {
 	jc := newClient(t, base)
 	if err := jc.Invoke(testCtx(t), "plain", "Any", &anyReq{Value: 1}, &helloResp{}); err != nil {
 		t.Errorf("Invoke(Any) over JSON = %v, want nil", err)
+	}
+}
+
+// A service name with a '.' is a fully qualified gRPC service name, which
+// HTTP cannot call: InvalidArgument saying so, and no request is sent.
+func TestFullGRPCNameRefused(t *testing.T) {
+	var hits atomic.Int64
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { hits.Add(1) }))
+	defer hs.Close()
+	mw := func(next middleware.Handler) middleware.Handler { return next }
+	for _, c := range []*fhttp.Client{newClient(t, hs.URL), newClient(t, hs.URL, fhttp.WithClientMiddleware(mw))} {
+		err := c.Invoke(testCtx(t), "grpc.health.v1.Health", "Check", &helloReq{}, &helloResp{})
+		var e *errs.Error
+		if !errors.As(err, &e) || e.Code() != errs.InvalidArgument || !strings.Contains(e.Message(), `"grpc.health.v1.Health"`) ||
+			!strings.Contains(e.Message(), "fully qualified gRPC service name") {
+			t.Errorf("Invoke(grpc.health.v1.Health, Check) = %v, want invalid_argument naming it a gRPC service name", err)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the server got %d requests, want none", n)
 	}
 }

@@ -41,7 +41,9 @@
 // itself: 413 for an oversized body (resource_exhausted), 415 for an
 // unsupported content type (invalid_argument), 405 with an Allow header for
 // a wrong method (unimplemented). The client turns any error status back
-// into an *errs.Error with the same code, message and details.
+// into an *errs.Error with the same code, message and details. It refuses a
+// service name with a '.' — a fully qualified gRPC service name, which only
+// the gRPC transport calls — with InvalidArgument, sending nothing.
 //
 // # Tiers
 //

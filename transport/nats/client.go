@@ -3,6 +3,7 @@ package nats
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/ferry-go/ferry/codec"
@@ -225,6 +226,9 @@ func requestHeader(md transport.Header, extra int) nats.Header {
 func checkToken(what, name string) error {
 	if name == "" {
 		return errs.Newf(errs.InvalidArgument, "empty %s name", what)
+	}
+	if what == "service" && strings.Contains(name, ".") {
+		return errs.Newf(errs.InvalidArgument, "invalid service name %q: a name with a '.' is a fully qualified gRPC service name, which only the gRPC transport calls (Ferry service names have none)", errs.Clip(name))
 	}
 	for i := 0; i < len(name); i++ {
 		if c := name[i]; c <= ' ' || c == '.' || c == '*' || c == '>' || c == 0x7f {

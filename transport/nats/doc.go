@@ -88,5 +88,8 @@
 // instance is running; a payload over the server's max_payload becomes
 // ResourceExhausted; the context's deadline and cancellation become
 // DeadlineExceeded and Canceled. A call without a deadline gets the
-// client's default timeout (30s), so no call waits forever.
+// client's default timeout (30s), so no call waits forever. A service or
+// endpoint name that is not one subject token is InvalidArgument, sending
+// nothing; a service name with a '.' is a fully qualified gRPC service name,
+// which only the gRPC transport calls, and the error says so.
 package nats

@@ -1161,3 +1161,31 @@ func TestConnStartErrorHidesPassword(t *testing.T) {
 		t.Error("a Conn that failed to start reports a connection")
 	}
 }
+
+// A service name with a '.' is a fully qualified gRPC service name, which
+// NATS cannot call (it would make a subject of more tokens): InvalidArgument
+// saying so, and nothing is published.
+func TestFullGRPCNameRefused(t *testing.T) {
+	e := newEnv(t)
+	sub, err := e.nc.SubscribeSync("grpc.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mw := func(next middleware.Handler) middleware.Handler { return next }
+	for _, c := range []*fnats.Client{e.client, fnats.NewClient(e.nc, fnats.WithClientMiddleware(mw))} {
+		err := c.Invoke(testCtx(t), "grpc.health.v1.Health", "Check", &HelloRequest{}, &HelloReply{})
+		var fe *errs.Error
+		if !errors.As(err, &fe) || fe.Code() != errs.InvalidArgument || !strings.Contains(fe.Message(), `"grpc.health.v1.Health"`) ||
+			!strings.Contains(fe.Message(), "fully qualified gRPC service name") {
+			t.Errorf("Invoke(grpc.health.v1.Health, Check) = %v, want invalid_argument naming it a gRPC service name", err)
+		}
+	}
+	// Messages on one connection arrive in order: the first one the
+	// subscription gets is the marker published after the calls.
+	if err := e.nc.Publish("grpc.marker", nil); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := sub.NextMsgWithContext(testCtx(t)); err != nil || msg.Subject != "grpc.marker" {
+		t.Errorf("first message under grpc.> = %v, %v; want the marker, no request", msg, err)
+	}
+}

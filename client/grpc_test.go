@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ferry-go/ferry/client"
+	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/registry"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
@@ -63,5 +64,19 @@ func TestGRPCOptions(t *testing.T) {
 	_, err := client.New(reg, client.WithGRPCOptions(fgrpc.WithCompression("nope")))
 	if err == nil || !strings.Contains(err.Error(), `"nope"`) {
 		t.Errorf("client.New(WithGRPCOptions(WithCompression(nope))) = %v, want an error naming it", err)
+	}
+}
+
+// A fully qualified gRPC service name, which transport/grpc's Client
+// calls, is no registry's: InvalidArgument saying so, without a look-up.
+func TestFullGRPCNameRefused(t *testing.T) {
+	d := &counting{Discovery: newMemory()}
+	c := newClient(t, d)
+	_, err := echo(ctxT(t), c, "grpc.health.v1.Health", 1)
+	if errs.CodeOf(err) != errs.InvalidArgument || !strings.Contains(err.Error(), `"grpc.health.v1.Health" is a fully qualified gRPC service name`) {
+		t.Errorf("Call(grpc.health.v1.Health) = %v, want invalid_argument naming it a gRPC service name", err)
+	}
+	if n, m := d.lookups.Load(), d.watches.Load(); n+m != 0 {
+		t.Errorf("the registry was asked %d times, want never", n+m)
 	}
 }
