@@ -68,7 +68,9 @@ func New(d registry.Discovery, opts ...Option) (*Client, error) {
 	if cfg.dialers[transport.GRPC] == nil { // not replaced WithDialer
 		cfg.dialers[transport.GRPC] = dialGRPC(cfg.grpcOpts)
 		if len(cfg.grpcOpts) > 0 {
-			// fgrpc.NewClient checks its options before it connects.
+			// fgrpc.NewClient checks its options and connects only on the
+			// first call: trying them here reports a bad one now, not as
+			// every instance's dial failure.
 			if c, err := fgrpc.NewClient("passthrough:///check", cfg.grpcOpts...); err != nil {
 				cfg.fail(fmt.Errorf("client: WithGRPCOptions: %w", err))
 			} else {

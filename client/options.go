@@ -144,7 +144,6 @@ func dialGRPC(extra []fgrpc.ClientOption) Dialer {
 }
 
 // dialHTTP is the built-in HTTP dialer.
-
 func dialHTTP(address string, o DialOptions) (transport.Client, error) {
 	return fhttp.NewClient(address, fhttp.WithClientMiddleware(o.Middleware...), fhttp.WithClientTLS(o.TLSConfig))
 }
