@@ -70,7 +70,7 @@ type slot struct {
 	done   bool
 }
 
-// job is one record for a worker.
+// job is one record for a worker. A poll's jobs are allocated together.
 type job struct {
 	rec *kgo.Record
 	p   *partition
@@ -91,7 +91,7 @@ type subscription struct {
 	cl      *kgo.Client
 	polling int // records one poll asks for
 
-	work     chan *job          // unbuffered: polled records wait for a free worker
+	queue    queue              // a poll's records, waiting for the workers
 	base     context.Context    // parent of the partitions' contexts
 	cancel   context.CancelFunc // cancels it when a drain runs out of time
 	pollCtx  context.Context    // ends the poll loop
@@ -185,7 +185,6 @@ func (b *Broker) subscribe(ctx context.Context, topic string, h broker.Handler, 
 		h:             h,
 		cfg:           cfg,
 		polling:       max(2*cfg.Concurrency, minPrefetch),
-		work:          make(chan *job),
 		stopping:      make(chan struct{}),
 		loopDone:      make(chan struct{}),
 		joined:        make(chan struct{}),
@@ -197,6 +196,7 @@ func (b *Broker) subscribe(ctx context.Context, topic string, h broker.Handler, 
 	if cfg.Ordered {
 		s.polling = 1 // nothing waits in the client's hands between two records
 	}
+	s.queue.init()
 	copts := []kgo.Opt{
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topic),
@@ -337,11 +337,11 @@ func (s *subscription) isStopping() bool {
 
 // loop polls records, files them under their partitions while rebalances
 // wait (BlockRebalanceOnPoll), then lets rebalances go on and hands the
-// records to the workers. It closes work when it returns.
+// records to the workers, polling again once they have all been taken.
+// It closes the queue when it returns.
 func (s *subscription) loop() {
 	defer close(s.loopDone)
-	defer close(s.work)
-	var jobs []*job
+	defer s.queue.close()
 	for {
 		fs := s.cl.PollRecords(s.pollCtx, s.polling)
 		if s.pollCtx.Err() != nil || fs.IsClientClosed() {
@@ -353,27 +353,38 @@ func (s *subscription) loop() {
 				s.cfg.Logger.Warn("broker/kafka: fetching", "topic", t, "partition", p, "subscription", s.name, "error", err)
 			}
 		})
-		jobs = jobs[:0]
-		s.mu.Lock()
-		fs.EachRecord(func(r *kgo.Record) {
-			jobs = append(jobs, s.takeLocked(r))
-		})
-		s.mu.Unlock()
+		jobs := s.file(fs.NumRecords(), fs.EachRecord)
 		s.cl.AllowRebalance()
-		for i, j := range jobs {
-			select {
-			case s.work <- j:
-			case <-s.stopping:
-				return // not started: not committed, so handed back
-			}
-			jobs[i] = nil
+		if len(jobs) == 0 {
+			continue
+		}
+		s.queue.put(jobs)
+		select {
+		case <-s.queue.empty:
+		case <-s.stopping:
+			return // the records not started are not committed: handed back
 		}
 	}
 }
 
-// takeLocked files r under its partition, starting the partition's
-// tracking at its first record of this assignment.
-func (s *subscription) takeLocked(r *kgo.Record) *job {
+// file makes the jobs of a poll's n records, which each calls back with,
+// and files them under their partitions. One allocation for them all: the
+// workers hold on to them, so it is never reused.
+func (s *subscription) file(n int, each func(func(*kgo.Record))) []job {
+	jobs := make([]job, 0, n)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	each(func(r *kgo.Record) {
+		jobs = append(jobs, job{rec: r})
+		s.takeLocked(&jobs[len(jobs)-1])
+	})
+	return jobs
+}
+
+// takeLocked files j's record under its partition, starting the
+// partition's tracking at its first record of this assignment.
+func (s *subscription) takeLocked(j *job) {
+	r := j.rec
 	k := tp{r.Topic, r.Partition}
 	p := s.parts[k]
 	if p == nil {
@@ -382,17 +393,116 @@ func (s *subscription) takeLocked(r *kgo.Record) *job {
 		s.parts[k] = p
 	}
 	p.pending = append(p.pending, slot{offset: r.Offset, epoch: r.LeaderEpoch})
-	j := &job{rec: r, p: p, seq: p.next}
+	j.p, j.seq = p, p.next
 	p.next++
-	return j
 }
 
-// worker handles records until the loop closes work.
+// worker handles records until the loop closes the queue.
 func (s *subscription) worker() {
 	defer s.workers.Done()
-	for j := range s.work {
+	for {
+		j := s.queue.take(s.start)
+		if j == nil {
+			return
+		}
 		s.handle(j)
 	}
+}
+
+// start decides, as a worker takes j, whether its record starts: not if
+// its partition is being revoked or Drain has begun — it is then handed
+// back uncommitted. Records are taken in poll order, one at a time, so the
+// records of a partition that start are a prefix of those it queued:
+// never one after a record that was handed back, whose commit could then
+// not include it. A started record counts as running until handle returns.
+func (s *subscription) start(j *job) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if j.p.revoked || s.isStopping() {
+		return false
+	}
+	j.p.running.Add(1)
+	return true
+}
+
+// queue hands one poll's records to the workers. Idle workers are woken
+// one at a time: the one that takes a record and sees more waiting wakes
+// the next. A burst of quick records is thus handled by as few workers
+// as keep up with it, instead of each record waking a worker of its own
+// (a goroutine switch or two per record, the bulk of a quick handler's
+// cost), while slow records still get every worker, a wake-up apart.
+type queue struct {
+	mu     sync.Mutex
+	ready  sync.Cond // a record is waiting or the queue closed; L is mu
+	jobs   []job     // the poll's records; jobs[next:] are waiting
+	next   int
+	idle   int           // workers waiting on ready
+	waking bool          // a worker was woken and has not looked yet
+	closed bool          // the loop ended: waiting records are dropped
+	empty  chan struct{} // the last waiting record was taken
+}
+
+func (q *queue) init() {
+	q.ready.L = &q.mu
+	q.empty = make(chan struct{}, 1)
+}
+
+// put queues the records of a poll; the previous poll's were all taken.
+func (q *queue) put(jobs []job) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.jobs, q.next = jobs, 0
+	q.wakeLocked()
+}
+
+// wakeLocked wakes an idle worker if records wait and no worker is on
+// its way to them already.
+func (q *queue) wakeLocked() {
+	if q.next < len(q.jobs) && q.idle > 0 && !q.waking {
+		q.waking = true
+		q.ready.Signal()
+	}
+}
+
+// take returns the next record that start accepts, waiting for one; nil
+// once closed. Records start refuses are dropped. start runs under the
+// queue's lock, so records are accepted or refused in queue order.
+func (q *queue) take(start func(*job) bool) *job {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for {
+		for !q.closed && q.next == len(q.jobs) {
+			q.idle++
+			q.ready.Wait()
+			q.idle--
+			q.waking = false // this worker was the one woken (or the queue closed)
+		}
+		if q.closed {
+			return nil
+		}
+		j := &q.jobs[q.next]
+		q.next++
+		if q.next == len(q.jobs) {
+			q.jobs, q.next = nil, 0
+			select {
+			case q.empty <- struct{}{}:
+			default: // the loop ended without waiting for it
+			}
+		}
+		if start(j) {
+			q.wakeLocked()
+			return j
+		}
+	}
+}
+
+// close drops the records not taken and ends the workers' waits.
+func (q *queue) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closed = true
+	q.jobs, q.next = nil, 0
+	q.ready.Broadcast()
 }
 
 // handle runs one record to its outcome: success, or dead letter after
@@ -401,14 +511,7 @@ func (s *subscription) worker() {
 // unfinished, so its partition's commit stops before it.
 func (s *subscription) handle(j *job) {
 	p := j.p
-	s.mu.Lock()
-	if p.revoked {
-		s.mu.Unlock()
-		return // its partition went to another member, which starts at our commit
-	}
-	p.running.Add(1)
-	s.mu.Unlock()
-	defer p.running.Done()
+	defer p.running.Done() // start counted it
 	for attempt := 1; ; attempt++ {
 		d := s.delivery(j.rec, attempt)
 		err := s.run(context.WithValue(broker.NewDeliveryContext(p.ctx, d), recordKey{}, j.rec), d)
