@@ -70,11 +70,28 @@ type slot struct {
 	done   bool
 }
 
-// job is one record for a worker. A poll's jobs are allocated together.
+// job is one record for a worker, with what its handler's first attempt
+// gets. A poll's jobs are allocated together.
 type job struct {
 	rec *kgo.Record
 	p   *partition
 	seq int64
+	d   broker.Delivery // the first attempt's
+	ctx recordContext   // p.ctx, carrying rec
+}
+
+// recordContext is a partition's context carrying a record for
+// RecordFromContext.
+type recordContext struct {
+	context.Context
+	rec *kgo.Record
+}
+
+func (c *recordContext) Value(key any) any {
+	if _, ok := key.(recordKey); ok {
+		return c.rec
+	}
+	return c.Context.Value(key)
 }
 
 // subscription is one running subscription: its own franz-go client in
@@ -369,7 +386,8 @@ func (s *subscription) loop() {
 
 // file makes the jobs of a poll's n records, which each calls back with,
 // and files them under their partitions. One allocation for them all: the
-// workers hold on to them, so it is never reused.
+// workers hold on to them (and the handlers to their deliveries), so it
+// is never reused.
 func (s *subscription) file(n int, each func(func(*kgo.Record))) []job {
 	jobs := make([]job, 0, n)
 	s.mu.Lock()
@@ -394,6 +412,7 @@ func (s *subscription) takeLocked(j *job) {
 	}
 	p.pending = append(p.pending, slot{offset: r.Offset, epoch: r.LeaderEpoch})
 	j.p, j.seq = p, p.next
+	j.ctx = recordContext{Context: p.ctx, rec: r}
 	p.next++
 }
 
@@ -513,8 +532,12 @@ func (s *subscription) handle(j *job) {
 	p := j.p
 	defer p.running.Done() // start counted it
 	for attempt := 1; ; attempt++ {
-		d := s.delivery(j.rec, attempt)
-		err := s.run(context.WithValue(broker.NewDeliveryContext(p.ctx, d), recordKey{}, j.rec), d)
+		d := &j.d
+		if attempt > 1 { // a new one: the handler may have kept or changed the last
+			d = new(broker.Delivery)
+		}
+		s.fill(d, j.rec, attempt)
+		err := s.run(broker.NewDeliveryContext(&j.ctx, d), d)
 		switch {
 		case err == nil:
 			s.complete(j)
@@ -795,25 +818,54 @@ func RecordFromContext(ctx context.Context) (*kgo.Record, bool) {
 	return r, ok
 }
 
-// delivery describes r to the handler.
-func (s *subscription) delivery(r *kgo.Record, attempt int) *broker.Delivery {
-	d := &broker.Delivery{
-		Message:      broker.Message{Topic: r.Topic, Data: r.Value, Header: make(transport.Metadata, len(r.Headers))},
+// fill describes r to the handler in d. The ID and the header values
+// share one string; the values of each header key, one slice.
+func (s *subscription) fill(d *broker.Delivery, r *kgo.Record, attempt int) {
+	*d = broker.Delivery{
+		Message:      broker.Message{Topic: r.Topic, Data: r.Value},
 		Attempt:      attempt,
 		Sequence:     uint64(r.Offset),
 		Published:    r.Timestamp,
 		Subscription: s.name,
 		Kind:         Kind,
 	}
+	size, others := 0, 0
 	for _, h := range r.Headers {
-		k := strings.ToLower(h.Key)
-		if k == IDHeader {
-			d.ID = string(h.Value)
-			continue
+		size += len(h.Value)
+		if !strings.EqualFold(h.Key, IDHeader) {
+			others++
 		}
-		d.Header[k] = append(d.Header[k], string(h.Value))
 	}
-	return d
+	if others == 0 {
+		d.Header = transport.Metadata{}
+	} else {
+		d.Header = make(transport.Metadata, others)
+	}
+	var b strings.Builder
+	b.Grow(size)
+	for _, h := range r.Headers {
+		b.Write(h.Value)
+	}
+	all := b.String()
+	var vals []string
+	if others > 0 {
+		vals = make([]string, 0, others)
+	}
+	at := 0
+	for _, h := range r.Headers {
+		v := all[at : at+len(h.Value)]
+		at += len(h.Value)
+		k := strings.ToLower(h.Key)
+		switch {
+		case k == IDHeader:
+			d.ID = v
+		case d.Header[k] != nil:
+			d.Header[k] = append(d.Header[k], v)
+		default:
+			vals = append(vals, v)
+			d.Header[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+		}
+	}
 }
 
 // Drain stops polling (records polled and not started are handed back:
