@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -133,5 +134,48 @@ func TestDrainKeepsStartedPrefix(t *testing.T) {
 	}
 	if p := s.parts[tp{"jobs", 0}]; !p.hasMark || p.mark.Offset != 1 {
 		t.Errorf("commit mark %+v (set %v), want offset 1", p.mark, p.hasMark)
+	}
+}
+
+// TestFinishedPrefix: however records finish, the commit mark of their
+// partition is the offset of the first one not finished, while the
+// tracking reuses its array.
+func TestFinishedPrefix(t *testing.T) {
+	s := testSubscription(t, nil)
+	rng := rand.New(rand.NewPCG(1, 2))
+	var (
+		next     int64
+		open     []*job
+		finished = map[int64]bool{}
+		prefix   int64
+	)
+	for range 500 {
+		n := 1 + rng.IntN(20) // a poll
+		jobs := s.file(n, func(f func(*kgo.Record)) {
+			for range n {
+				f(&kgo.Record{Topic: "jobs", Offset: next})
+				next++
+			}
+		})
+		for i := range jobs {
+			open = append(open, &jobs[i])
+		}
+		rng.Shuffle(len(open), func(i, j int) { open[i], open[j] = open[j], open[i] })
+		k := rng.IntN(len(open) + 1)
+		for _, j := range open[:k] {
+			s.complete(j)
+			finished[j.rec.Offset] = true
+		}
+		open = open[k:]
+		for finished[prefix] {
+			prefix++
+		}
+		p := s.parts[tp{"jobs", 0}]
+		if prefix > 0 && (!p.hasMark || p.mark.Offset != prefix) {
+			t.Fatalf("after offset %d: commit mark %+v (set %v), want %d", next-1, p.mark, p.hasMark, prefix)
+		}
+		if got, want := len(p.pending)-p.head, int(next-prefix); got != want {
+			t.Fatalf("after offset %d: %d records tracked, want %d", next-1, got, want)
+		}
 	}
 }

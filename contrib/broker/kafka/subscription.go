@@ -53,11 +53,16 @@ type partition struct {
 	running  sync.WaitGroup // handlers of its records that run
 
 	// Under subscription.mu:
-	revoked bool   // revoking is closed
-	gone    bool   // no longer tracked: completions are not counted
-	base    int64  // sequence number of pending[0]
-	next    int64  // sequence number of the next record taken
-	pending []slot // records taken and not yet part of the finished prefix
+	revoked bool  // revoking is closed
+	gone    bool  // no longer tracked: completions are not counted
+	next    int64 // sequence number of the next record taken
+	// pending[head:] are the records taken and not yet part of the
+	// finished prefix, from sequence number base on; the array is reused
+	// as the prefix grows, so tracking allocates nothing once it is big
+	// enough.
+	pending []slot
+	head    int
+	base    int64
 	mark    kgo.EpochOffset
 	hasMark bool  // mark holds a finished prefix
 	sent    int64 // the last offset committed successfully, -1 for none
@@ -410,6 +415,10 @@ func (s *subscription) takeLocked(j *job) {
 		p.ctx, p.cancel = context.WithCancel(s.base)
 		s.parts[k] = p
 	}
+	if len(p.pending) == cap(p.pending) && p.head > 0 { // full: move the unfinished to the front
+		p.pending = p.pending[:copy(p.pending, p.pending[p.head:])]
+		p.head = 0
+	}
 	p.pending = append(p.pending, slot{offset: r.Offset, epoch: r.LeaderEpoch})
 	j.p, j.seq = p, p.next
 	j.ctx = recordContext{Context: p.ctx, rec: r}
@@ -618,14 +627,18 @@ func (s *subscription) complete(j *job) {
 		s.mu.Unlock()
 		return
 	}
-	p.pending[j.seq-p.base].done = true
+	p.pending[p.head+int(j.seq-p.base)].done = true
 	grew := false
-	for len(p.pending) > 0 && p.pending[0].done {
-		p.mark = kgo.EpochOffset{Epoch: p.pending[0].epoch, Offset: p.pending[0].offset + 1}
+	for p.head < len(p.pending) && p.pending[p.head].done {
+		first := p.pending[p.head]
+		p.mark = kgo.EpochOffset{Epoch: first.epoch, Offset: first.offset + 1}
 		p.hasMark = true
-		p.pending = p.pending[1:]
+		p.head++
 		p.base++
 		grew = true
+	}
+	if p.head == len(p.pending) { // all finished: start over at the front
+		p.pending, p.head = p.pending[:0], 0
 	}
 	s.mu.Unlock()
 	if grew {
