@@ -30,7 +30,7 @@ func testSubscription(t *testing.T, h broker.Handler) *subscription {
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	t.Cleanup(s.cancel)
-	s.queue.init()
+	s.queue.init(minPrefetch)
 	return s
 }
 
@@ -44,21 +44,25 @@ func (s *subscription) testPoll(offsets ...int64) {
 	}))
 }
 
-// takeRest takes what is left of the queued poll, recording the offsets
-// start refuses, until the queue is empty; then closes the queue.
+// takeRest takes what is left of the queued records, recording the
+// offsets start refuses, until none is left; then closes the queue.
 func (s *subscription) takeRest(t *testing.T) (refused []int64) {
 	t.Helper()
 	got := make(chan *job)
+	empty := make(chan struct{})
 	go func() {
 		got <- s.queue.take(func(j *job) bool {
 			if s.start(j) {
 				return true
 			}
 			refused = append(refused, j.rec.Offset)
+			if s.queue.waiting == 0 { // under the queue's lock
+				close(empty)
+			}
 			return false
 		})
 	}()
-	<-s.queue.empty // the last one was taken
+	<-empty
 	s.queue.close()
 	if j := <-got; j != nil {
 		t.Fatalf("a record at offset %d started", j.rec.Offset)
@@ -177,5 +181,48 @@ func TestFinishedPrefix(t *testing.T) {
 		if got, want := len(p.pending)-p.head, int(next-prefix); got != want {
 			t.Fatalf("after offset %d: %d records tracked, want %d", next-1, got, want)
 		}
+	}
+}
+
+// TestQueueOrderAndRoom: records are taken in poll order across polls;
+// put says when a poll's worth waits, and room is signalled once fewer
+// wait again.
+func TestQueueOrderAndRoom(t *testing.T) {
+	var q queue
+	q.init(3)
+	poll := func(offsets ...int64) []job {
+		jobs := make([]job, len(offsets))
+		for i, o := range offsets {
+			jobs[i].rec = &kgo.Record{Offset: o}
+		}
+		return jobs
+	}
+	all := func(*job) bool { return true }
+	if q.put(poll(1, 2)) {
+		t.Fatal("put of 2 records, limit 3: full")
+	}
+	if !q.put(poll(3, 4)) {
+		t.Fatal("put of 4 records, limit 3: not full")
+	}
+	var order []int64
+	for i := range 4 {
+		order = append(order, q.take(all).rec.Offset)
+		select {
+		case <-q.room:
+			if i != 1 {
+				t.Errorf("room signalled after %d takes, want after 2 (2 left of limit 3)", i+1)
+			}
+		default:
+			if i == 1 {
+				t.Error("no room signalled with 2 records left, limit 3")
+			}
+		}
+	}
+	if want := []int64{1, 2, 3, 4}; !slices.Equal(order, want) {
+		t.Errorf("taken %v, want %v", order, want)
+	}
+	q.close()
+	if j := q.take(all); j != nil {
+		t.Errorf("take after close = offset %d, want nil", j.rec.Offset)
 	}
 }

@@ -113,7 +113,7 @@ type subscription struct {
 	cl      *kgo.Client
 	polling int // records one poll asks for
 
-	queue    queue              // a poll's records, waiting for the workers
+	queue    queue              // polled records, waiting for the workers
 	base     context.Context    // parent of the partitions' contexts
 	cancel   context.CancelFunc // cancels it when a drain runs out of time
 	pollCtx  context.Context    // ends the poll loop
@@ -218,7 +218,7 @@ func (b *Broker) subscribe(ctx context.Context, topic string, h broker.Handler, 
 	if cfg.Ordered {
 		s.polling = 1 // nothing waits in the client's hands between two records
 	}
-	s.queue.init()
+	s.queue.init(s.polling)
 	copts := []kgo.Opt{
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topic),
@@ -358,9 +358,9 @@ func (s *subscription) isStopping() bool {
 }
 
 // loop polls records, files them under their partitions while rebalances
-// wait (BlockRebalanceOnPoll), then lets rebalances go on and hands the
-// records to the workers, polling again once they have all been taken.
-// It closes the queue when it returns.
+// wait (BlockRebalanceOnPoll), then lets rebalances go on and queues the
+// records for the workers, polling again at once unless a poll's worth
+// is waiting. It closes the queue when it returns.
 func (s *subscription) loop() {
 	defer close(s.loopDone)
 	defer s.queue.close()
@@ -380,11 +380,12 @@ func (s *subscription) loop() {
 		if len(jobs) == 0 {
 			continue
 		}
-		s.queue.put(jobs)
-		select {
-		case <-s.queue.empty:
-		case <-s.stopping:
-			return // the records not started are not committed: handed back
+		if s.queue.put(jobs) {
+			select {
+			case <-s.queue.room:
+			case <-s.stopping:
+				return // the records not started are not committed: handed back
+			}
 		}
 	}
 }
@@ -453,40 +454,49 @@ func (s *subscription) start(j *job) bool {
 	return true
 }
 
-// queue hands one poll's records to the workers. Idle workers are woken
-// one at a time: the one that takes a record and sees more waiting wakes
-// the next. A burst of quick records is thus handled by as few workers
-// as keep up with it, instead of each record waking a worker of its own
-// (a goroutine switch or two per record, the bulk of a quick handler's
-// cost), while slow records still get every worker, a wake-up apart.
+// queue hands polled records to the workers, in poll order. Idle workers
+// are woken one at a time: the one that takes a record and sees more
+// waiting wakes the next. A burst of quick records is thus handled by as
+// few workers as keep up with it, instead of each record waking a worker
+// of its own (a goroutine switch or two per record, the bulk of a quick
+// handler's cost), while slow records still get every worker, a wake-up
+// apart.
 type queue struct {
-	mu     sync.Mutex
-	ready  sync.Cond // a record is waiting or the queue closed; L is mu
-	jobs   []job     // the poll's records; jobs[next:] are waiting
-	next   int
-	idle   int           // workers waiting on ready
-	waking bool          // a worker was woken and has not looked yet
-	closed bool          // the loop ended: waiting records are dropped
-	empty  chan struct{} // the last waiting record was taken
+	mu      sync.Mutex
+	ready   sync.Cond // a record is waiting or the queue closed; L is mu
+	polls   [][]job   // polls[0][next:] and the later polls are waiting
+	next    int
+	waiting int           // records waiting
+	limit   int           // put asks the loop to wait from this many on
+	full    bool          // the loop waits for room
+	room    chan struct{} // fewer than limit wait again
+	idle    int           // workers waiting on ready
+	waking  bool          // a worker was woken and has not looked yet
+	closed  bool          // the loop ended: waiting records are dropped
 }
 
-func (q *queue) init() {
+func (q *queue) init(limit int) {
 	q.ready.L = &q.mu
-	q.empty = make(chan struct{}, 1)
+	q.limit = limit
+	q.room = make(chan struct{}, 1)
 }
 
-// put queues the records of a poll; the previous poll's were all taken.
-func (q *queue) put(jobs []job) {
+// put queues the records of a poll after those waiting; true if limit
+// or more wait now: the loop should not poll before room is signalled.
+func (q *queue) put(jobs []job) (full bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.jobs, q.next = jobs, 0
+	q.polls = append(q.polls, jobs)
+	q.waiting += len(jobs)
 	q.wakeLocked()
+	q.full = q.waiting >= q.limit
+	return q.full
 }
 
 // wakeLocked wakes an idle worker if records wait and no worker is on
 // its way to them already.
 func (q *queue) wakeLocked() {
-	if q.next < len(q.jobs) && q.idle > 0 && !q.waking {
+	if q.waiting > 0 && q.idle > 0 && !q.waking {
 		q.waking = true
 		q.ready.Signal()
 	}
@@ -499,7 +509,7 @@ func (q *queue) take(start func(*job) bool) *job {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for {
-		for !q.closed && q.next == len(q.jobs) {
+		for !q.closed && q.waiting == 0 {
 			q.idle++
 			q.ready.Wait()
 			q.idle--
@@ -508,12 +518,17 @@ func (q *queue) take(start func(*job) bool) *job {
 		if q.closed {
 			return nil
 		}
-		j := &q.jobs[q.next]
-		q.next++
-		if q.next == len(q.jobs) {
-			q.jobs, q.next = nil, 0
+		j := &q.polls[0][q.next]
+		q.waiting--
+		if q.next++; q.next == len(q.polls[0]) {
+			n := copy(q.polls, q.polls[1:])
+			q.polls[n] = nil
+			q.polls, q.next = q.polls[:n], 0
+		}
+		if q.full && q.waiting < q.limit {
+			q.full = false
 			select {
-			case q.empty <- struct{}{}:
+			case q.room <- struct{}{}:
 			default: // the loop ended without waiting for it
 			}
 		}
@@ -529,7 +544,7 @@ func (q *queue) close() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.closed = true
-	q.jobs, q.next = nil, 0
+	q.polls, q.next, q.waiting = nil, 0, 0
 	q.ready.Broadcast()
 }
 
