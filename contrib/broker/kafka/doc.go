@@ -55,10 +55,13 @@
 // revoked partition that have not started are dropped (the next owner
 // starts at the commit), retries stop, running handlers get AckWait to
 // finish and are then cancelled, and the finished prefix is committed
-// before the partition moves. Lost partitions (a failed session) are
-// dropped without a commit. Drain stops polling, lets handlers finish
-// until its context ends (then cancels them), commits, and leaves the
-// group so the other members take over at once.
+// before the partition moves. Records start in poll order as workers
+// take them, none once its partition is being revoked, so when those that
+// ran succeeded the commit covers them all: none is handled again. Lost
+// partitions (a failed session) are dropped without a commit. Drain stops
+// polling, lets handlers finish until its context ends (then cancels
+// them), commits, and leaves the group so the other members take over at
+// once.
 //
 // # Limits
 //

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferry-go/ferry/broker"
@@ -235,31 +236,105 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) error {
 	if b.isClosed() {
 		return broker.ErrClosed
 	}
-	id := m.ID
-	if id == "" {
-		id = rand.Text()
-	}
-	rec := &kgo.Record{Topic: m.Topic, Value: m.Data}
+	o := newOutgoing(m)
 	if b.o.key != nil {
-		rec.Key = b.o.key(m)
-	} else {
-		rec.Key = []byte(id)
+		o.rec.Key = b.o.key(m)
 	}
-	rec.Headers = make([]kgo.RecordHeader, 0, len(m.Header)+1)
+	// ProduceSync, without its allocations: wait for the promise.
+	o.acked.Add(1)
+	b.cl.Produce(ctx, &o.rec, o.promise)
+	o.acked.Wait()
+	if o.err != nil {
+		return failure(ctx, fmt.Sprintf("publish to %q (message %s)", m.Topic, o.id()), o.err)
+	}
+	return nil
+}
+
+// idLen is the length of a generated message ID (as crypto/rand.Text's).
+const idLen = 26
+
+// outgoing is a record being published, with room for the ID and the
+// usual few headers, so that a message costs one allocation (and its
+// promise one): the record is the client's until its promise is called,
+// and never reused.
+type outgoing struct {
+	rec   kgo.Record
+	hdrs  [3]kgo.RecordHeader // ferry-msg-id and, say, traceparent and tracestate
+	buf   [96]byte            // the ID and the header values, when they fit
+	acked sync.WaitGroup      // done when the promise was called
+	err   error               // the promise's
+}
+
+func (o *outgoing) promise(_ *kgo.Record, err error) {
+	o.err = err
+	o.acked.Done()
+}
+
+// newOutgoing builds the record of m: key and ferry-msg-id header the ID
+// (sharing its bytes; generated when m has none), then m's headers with
+// lower-case keys.
+func newOutgoing(m *broker.Message) *outgoing {
+	o := &outgoing{}
+	o.rec.Topic, o.rec.Value = m.Topic, m.Data
+	n, size := 1, idLen
+	if m.ID != "" {
+		size = len(m.ID)
+	}
+	for k, vs := range m.Header {
+		if !strings.EqualFold(k, IDHeader) {
+			n += len(vs)
+			for _, v := range vs {
+				size += len(v)
+			}
+		}
+	}
+	buf := o.buf[:0]
+	if size > len(o.buf) {
+		buf = make([]byte, 0, size)
+	}
+	hdrs := o.hdrs[:0]
+	if n > len(o.hdrs) {
+		hdrs = make([]kgo.RecordHeader, 0, n)
+	}
+	if m.ID != "" {
+		buf = append(buf, m.ID...)
+	} else {
+		buf = appendID(buf)
+	}
+	id := buf[:len(buf):len(buf)]
+	o.rec.Key = id
 	for k, vs := range m.Header {
 		k = strings.ToLower(k)
 		if k == IDHeader {
 			continue
 		}
 		for _, v := range vs {
-			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
+			at := len(buf)
+			buf = append(buf, v...)
+			hdrs = append(hdrs, kgo.RecordHeader{Key: k, Value: buf[at:len(buf):len(buf)]})
 		}
 	}
-	rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: IDHeader, Value: []byte(id)})
-	if err := b.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
-		return failure(ctx, fmt.Sprintf("publish to %q (message %s)", m.Topic, id), err)
+	o.rec.Headers = append(hdrs, kgo.RecordHeader{Key: IDHeader, Value: id})
+	return o
+}
+
+// id returns the message ID of o.
+func (o *outgoing) id() string {
+	return string(o.rec.Headers[len(o.rec.Headers)-1].Value)
+}
+
+// appendID appends a new random message ID: 26 base-32 characters, 130
+// random bits, as crypto/rand.Text makes, without its allocation.
+func appendID(buf []byte) []byte {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+	at := len(buf)
+	buf = append(buf, make([]byte, idLen)...)
+	src := buf[at:]
+	_, _ = rand.Read(src) // never fails (crypto/rand.Read's promise)
+	for i, c := range src {
+		src[i] = alphabet[c%32]
 	}
-	return nil
+	return buf
 }
 
 // Subscribe starts a subscription as a member of a consumer group; see the
@@ -322,7 +397,9 @@ func validTopic(topic string, wildcards bool) error {
 	if len(topic) > maxTopicName {
 		return errs.Newf(errs.InvalidArgument, "broker/kafka: invalid topic %q: longer than Kafka's %d bytes", topic, maxTopicName)
 	}
-	for _, tok := range strings.Split(topic, ".") {
+	for rest, more := topic, true; more; {
+		var tok string
+		tok, rest, more = strings.Cut(rest, ".")
 		if wildcards && (tok == "*" || tok == ">") {
 			continue
 		}

@@ -53,11 +53,16 @@ type partition struct {
 	running  sync.WaitGroup // handlers of its records that run
 
 	// Under subscription.mu:
-	revoked bool   // revoking is closed
-	gone    bool   // no longer tracked: completions are not counted
-	base    int64  // sequence number of pending[0]
-	next    int64  // sequence number of the next record taken
-	pending []slot // records taken and not yet part of the finished prefix
+	revoked bool  // revoking is closed
+	gone    bool  // no longer tracked: completions are not counted
+	next    int64 // sequence number of the next record taken
+	// pending[head:] are the records taken and not yet part of the
+	// finished prefix, from sequence number base on; the array is reused
+	// as the prefix grows, so tracking allocates nothing once it is big
+	// enough.
+	pending []slot
+	head    int
+	base    int64
 	mark    kgo.EpochOffset
 	hasMark bool  // mark holds a finished prefix
 	sent    int64 // the last offset committed successfully, -1 for none
@@ -70,11 +75,28 @@ type slot struct {
 	done   bool
 }
 
-// job is one record for a worker.
+// job is one record for a worker, with what its handler's first attempt
+// gets. A poll's jobs are allocated together.
 type job struct {
 	rec *kgo.Record
 	p   *partition
 	seq int64
+	d   broker.Delivery // the first attempt's
+	ctx recordContext   // p.ctx, carrying rec
+}
+
+// recordContext is a partition's context carrying a record for
+// RecordFromContext.
+type recordContext struct {
+	context.Context
+	rec *kgo.Record
+}
+
+func (c *recordContext) Value(key any) any {
+	if _, ok := key.(recordKey); ok {
+		return c.rec
+	}
+	return c.Context.Value(key)
 }
 
 // subscription is one running subscription: its own franz-go client in
@@ -91,7 +113,7 @@ type subscription struct {
 	cl      *kgo.Client
 	polling int // records one poll asks for
 
-	work     chan *job          // unbuffered: polled records wait for a free worker
+	queue    queue              // polled records, waiting for the workers
 	base     context.Context    // parent of the partitions' contexts
 	cancel   context.CancelFunc // cancels it when a drain runs out of time
 	pollCtx  context.Context    // ends the poll loop
@@ -185,7 +207,6 @@ func (b *Broker) subscribe(ctx context.Context, topic string, h broker.Handler, 
 		h:             h,
 		cfg:           cfg,
 		polling:       max(2*cfg.Concurrency, minPrefetch),
-		work:          make(chan *job),
 		stopping:      make(chan struct{}),
 		loopDone:      make(chan struct{}),
 		joined:        make(chan struct{}),
@@ -197,6 +218,7 @@ func (b *Broker) subscribe(ctx context.Context, topic string, h broker.Handler, 
 	if cfg.Ordered {
 		s.polling = 1 // nothing waits in the client's hands between two records
 	}
+	s.queue.init(s.polling)
 	copts := []kgo.Opt{
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topic),
@@ -336,12 +358,12 @@ func (s *subscription) isStopping() bool {
 }
 
 // loop polls records, files them under their partitions while rebalances
-// wait (BlockRebalanceOnPoll), then lets rebalances go on and hands the
-// records to the workers. It closes work when it returns.
+// wait (BlockRebalanceOnPoll), then lets rebalances go on and queues the
+// records for the workers, polling again at once unless a poll's worth
+// is waiting. It closes the queue when it returns.
 func (s *subscription) loop() {
 	defer close(s.loopDone)
-	defer close(s.work)
-	var jobs []*job
+	defer s.queue.close()
 	for {
 		fs := s.cl.PollRecords(s.pollCtx, s.polling)
 		if s.pollCtx.Err() != nil || fs.IsClientClosed() {
@@ -353,27 +375,40 @@ func (s *subscription) loop() {
 				s.cfg.Logger.Warn("broker/kafka: fetching", "topic", t, "partition", p, "subscription", s.name, "error", err)
 			}
 		})
-		jobs = jobs[:0]
-		s.mu.Lock()
-		fs.EachRecord(func(r *kgo.Record) {
-			jobs = append(jobs, s.takeLocked(r))
-		})
-		s.mu.Unlock()
+		jobs := s.file(fs.NumRecords(), fs.EachRecord)
 		s.cl.AllowRebalance()
-		for i, j := range jobs {
+		if len(jobs) == 0 {
+			continue
+		}
+		if s.queue.put(jobs) {
 			select {
-			case s.work <- j:
+			case <-s.queue.room:
 			case <-s.stopping:
-				return // not started: not committed, so handed back
+				return // the records not started are not committed: handed back
 			}
-			jobs[i] = nil
 		}
 	}
 }
 
-// takeLocked files r under its partition, starting the partition's
-// tracking at its first record of this assignment.
-func (s *subscription) takeLocked(r *kgo.Record) *job {
+// file makes the jobs of a poll's n records, which each calls back with,
+// and files them under their partitions. One allocation for them all: the
+// workers hold on to them (and the handlers to their deliveries), so it
+// is never reused.
+func (s *subscription) file(n int, each func(func(*kgo.Record))) []job {
+	jobs := make([]job, 0, n)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	each(func(r *kgo.Record) {
+		jobs = append(jobs, job{rec: r})
+		s.takeLocked(&jobs[len(jobs)-1])
+	})
+	return jobs
+}
+
+// takeLocked files j's record under its partition, starting the
+// partition's tracking at its first record of this assignment.
+func (s *subscription) takeLocked(j *job) {
+	r := j.rec
 	k := tp{r.Topic, r.Partition}
 	p := s.parts[k]
 	if p == nil {
@@ -381,18 +416,136 @@ func (s *subscription) takeLocked(r *kgo.Record) *job {
 		p.ctx, p.cancel = context.WithCancel(s.base)
 		s.parts[k] = p
 	}
+	if len(p.pending) == cap(p.pending) && p.head > 0 { // full: move the unfinished to the front
+		p.pending = p.pending[:copy(p.pending, p.pending[p.head:])]
+		p.head = 0
+	}
 	p.pending = append(p.pending, slot{offset: r.Offset, epoch: r.LeaderEpoch})
-	j := &job{rec: r, p: p, seq: p.next}
+	j.p, j.seq = p, p.next
+	j.ctx = recordContext{Context: p.ctx, rec: r}
 	p.next++
-	return j
 }
 
-// worker handles records until the loop closes work.
+// worker handles records until the loop closes the queue.
 func (s *subscription) worker() {
 	defer s.workers.Done()
-	for j := range s.work {
+	for {
+		j := s.queue.take(s.start)
+		if j == nil {
+			return
+		}
 		s.handle(j)
 	}
+}
+
+// start decides, as a worker takes j, whether its record starts: not if
+// its partition is being revoked or Drain has begun — it is then handed
+// back uncommitted. Records are taken in poll order, one at a time, so the
+// records of a partition that start are a prefix of those it queued:
+// never one after a record that was handed back, whose commit could then
+// not include it. A started record counts as running until handle returns.
+func (s *subscription) start(j *job) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if j.p.revoked || s.isStopping() {
+		return false
+	}
+	j.p.running.Add(1)
+	return true
+}
+
+// queue hands polled records to the workers, in poll order. Idle workers
+// are woken one at a time: the one that takes a record and sees more
+// waiting wakes the next. A burst of quick records is thus handled by as
+// few workers as keep up with it, instead of each record waking a worker
+// of its own (a goroutine switch or two per record, the bulk of a quick
+// handler's cost), while slow records still get every worker, a wake-up
+// apart.
+type queue struct {
+	mu      sync.Mutex
+	ready   sync.Cond // a record is waiting or the queue closed; L is mu
+	polls   [][]job   // polls[0][next:] and the later polls are waiting
+	next    int
+	waiting int           // records waiting
+	limit   int           // put asks the loop to wait from this many on
+	full    bool          // the loop waits for room
+	room    chan struct{} // fewer than limit wait again
+	idle    int           // workers waiting on ready
+	waking  bool          // a worker was woken and has not looked yet
+	closed  bool          // the loop ended: waiting records are dropped
+}
+
+func (q *queue) init(limit int) {
+	q.ready.L = &q.mu
+	q.limit = limit
+	q.room = make(chan struct{}, 1)
+}
+
+// put queues the records of a poll after those waiting; true if limit
+// or more wait now: the loop should not poll before room is signalled.
+func (q *queue) put(jobs []job) (full bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.polls = append(q.polls, jobs)
+	q.waiting += len(jobs)
+	q.wakeLocked()
+	q.full = q.waiting >= q.limit
+	return q.full
+}
+
+// wakeLocked wakes an idle worker if records wait and no worker is on
+// its way to them already.
+func (q *queue) wakeLocked() {
+	if q.waiting > 0 && q.idle > 0 && !q.waking {
+		q.waking = true
+		q.ready.Signal()
+	}
+}
+
+// take returns the next record that start accepts, waiting for one; nil
+// once closed. Records start refuses are dropped. start runs under the
+// queue's lock, so records are accepted or refused in queue order.
+func (q *queue) take(start func(*job) bool) *job {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for {
+		for !q.closed && q.waiting == 0 {
+			q.idle++
+			q.ready.Wait()
+			q.idle--
+			q.waking = false // this worker was the one woken (or the queue closed)
+		}
+		if q.closed {
+			return nil
+		}
+		j := &q.polls[0][q.next]
+		q.waiting--
+		if q.next++; q.next == len(q.polls[0]) {
+			n := copy(q.polls, q.polls[1:])
+			q.polls[n] = nil
+			q.polls, q.next = q.polls[:n], 0
+		}
+		if q.full && q.waiting < q.limit {
+			q.full = false
+			select {
+			case q.room <- struct{}{}:
+			default: // the loop ended without waiting for it
+			}
+		}
+		if start(j) {
+			q.wakeLocked()
+			return j
+		}
+	}
+}
+
+// close drops the records not taken and ends the workers' waits.
+func (q *queue) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closed = true
+	q.polls, q.next, q.waiting = nil, 0, 0
+	q.ready.Broadcast()
 }
 
 // handle runs one record to its outcome: success, or dead letter after
@@ -401,17 +554,14 @@ func (s *subscription) worker() {
 // unfinished, so its partition's commit stops before it.
 func (s *subscription) handle(j *job) {
 	p := j.p
-	s.mu.Lock()
-	if p.revoked {
-		s.mu.Unlock()
-		return // its partition went to another member, which starts at our commit
-	}
-	p.running.Add(1)
-	s.mu.Unlock()
-	defer p.running.Done()
+	defer p.running.Done() // start counted it
 	for attempt := 1; ; attempt++ {
-		d := s.delivery(j.rec, attempt)
-		err := s.run(context.WithValue(broker.NewDeliveryContext(p.ctx, d), recordKey{}, j.rec), d)
+		d := &j.d
+		if attempt > 1 { // a new one: the handler may have kept or changed the last
+			d = new(broker.Delivery)
+		}
+		s.fill(d, j.rec, attempt)
+		err := s.run(broker.NewDeliveryContext(&j.ctx, d), d)
 		switch {
 		case err == nil:
 			s.complete(j)
@@ -492,14 +642,18 @@ func (s *subscription) complete(j *job) {
 		s.mu.Unlock()
 		return
 	}
-	p.pending[j.seq-p.base].done = true
+	p.pending[p.head+int(j.seq-p.base)].done = true
 	grew := false
-	for len(p.pending) > 0 && p.pending[0].done {
-		p.mark = kgo.EpochOffset{Epoch: p.pending[0].epoch, Offset: p.pending[0].offset + 1}
+	for p.head < len(p.pending) && p.pending[p.head].done {
+		first := p.pending[p.head]
+		p.mark = kgo.EpochOffset{Epoch: first.epoch, Offset: first.offset + 1}
 		p.hasMark = true
-		p.pending = p.pending[1:]
+		p.head++
 		p.base++
 		grew = true
+	}
+	if p.head == len(p.pending) { // all finished: start over at the front
+		p.pending, p.head = p.pending[:0], 0
 	}
 	s.mu.Unlock()
 	if grew {
@@ -692,25 +846,54 @@ func RecordFromContext(ctx context.Context) (*kgo.Record, bool) {
 	return r, ok
 }
 
-// delivery describes r to the handler.
-func (s *subscription) delivery(r *kgo.Record, attempt int) *broker.Delivery {
-	d := &broker.Delivery{
-		Message:      broker.Message{Topic: r.Topic, Data: r.Value, Header: make(transport.Metadata, len(r.Headers))},
+// fill describes r to the handler in d. The ID and the header values
+// share one string; the values of each header key, one slice.
+func (s *subscription) fill(d *broker.Delivery, r *kgo.Record, attempt int) {
+	*d = broker.Delivery{
+		Message:      broker.Message{Topic: r.Topic, Data: r.Value},
 		Attempt:      attempt,
 		Sequence:     uint64(r.Offset),
 		Published:    r.Timestamp,
 		Subscription: s.name,
 		Kind:         Kind,
 	}
+	size, others := 0, 0
 	for _, h := range r.Headers {
-		k := strings.ToLower(h.Key)
-		if k == IDHeader {
-			d.ID = string(h.Value)
-			continue
+		size += len(h.Value)
+		if !strings.EqualFold(h.Key, IDHeader) {
+			others++
 		}
-		d.Header[k] = append(d.Header[k], string(h.Value))
 	}
-	return d
+	if others == 0 {
+		d.Header = transport.Metadata{}
+	} else {
+		d.Header = make(transport.Metadata, others)
+	}
+	var b strings.Builder
+	b.Grow(size)
+	for _, h := range r.Headers {
+		b.Write(h.Value)
+	}
+	all := b.String()
+	var vals []string
+	if others > 0 {
+		vals = make([]string, 0, others)
+	}
+	at := 0
+	for _, h := range r.Headers {
+		v := all[at : at+len(h.Value)]
+		at += len(h.Value)
+		k := strings.ToLower(h.Key)
+		switch {
+		case k == IDHeader:
+			d.ID = v
+		case d.Header[k] != nil:
+			d.Header[k] = append(d.Header[k], v)
+		default:
+			vals = append(vals, v)
+			d.Header[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+		}
+	}
 }
 
 // Drain stops polling (records polled and not started are handed back:
