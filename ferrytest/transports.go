@@ -3,6 +3,7 @@ package ferrytest
 import (
 	"context"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -209,4 +210,25 @@ func Start(t testing.TB, srv *server.Server) *Instance {
 	inst.NATS = fnats.NewClient(Connect(t, url))
 	t.Cleanup(func() { _ = inst.HTTP.Close(); _ = gc.Close() })
 	return inst
+}
+
+// ServeGRPC serves gs — a plain grpc-go server, no Ferry in it — on a
+// free loopback port until the test ends, then stops it and waits for
+// Serve to return. It returns the address.
+func ServeGRPC(t testing.TB, gs *grpc.Server) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = gs.Serve(lis)
+	}()
+	t.Cleanup(func() {
+		gs.Stop()
+		<-served
+	})
+	return lis.Addr().String()
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"net"
 	"reflect"
 	"strings"
 	"testing"
@@ -185,20 +184,7 @@ func TestCallFullGRPCName(t *testing.T) {
 	hs.SetServingStatus("payments", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = gs.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		gs.Stop()
-		<-served
-	})
-	addr := lis.Addr().String()
+	addr := ferrytest.ServeGRPC(t, gs)
 
 	r := ferryCmd(t, "call", "grpc.health.v1.Health", "Check", `{"service":"payments"}`, "--addr", addr)
 	r.want(t, exitOK)

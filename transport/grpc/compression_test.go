@@ -2,12 +2,12 @@ package grpc_test
 
 import (
 	"context"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/ferrytest"
 	"github.com/ferry-go/ferry/server"
 	fgrpc "github.com/ferry-go/ferry/transport/grpc"
 	"google.golang.org/grpc"
@@ -152,20 +152,8 @@ func TestClientCompressionToGRPCServer(t *testing.T) {
 			return in, nil
 		}}},
 	}, nil)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = gs.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		gs.Stop()
-		<-served
-	})
-	c, err := fgrpc.NewClient(lis.Addr().String(), fgrpc.WithCompression(gzipName))
+	addr := ferrytest.ServeGRPC(t, gs)
+	c, err := fgrpc.NewClient(addr, fgrpc.WithCompression(gzipName))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,10 +3,10 @@ package grpc_test
 import (
 	"context"
 	"errors"
-	"net"
 	"testing"
 
 	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/ferrytest"
 	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/transport"
 	fgrpc "github.com/ferry-go/ferry/transport/grpc"
@@ -24,20 +24,7 @@ func plainHealth(t *testing.T) string {
 	hs := health.NewServer()
 	hs.SetServingStatus("payments", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(gs, hs)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = gs.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		gs.Stop()
-		<-served
-	})
-	return lis.Addr().String()
+	return ferrytest.ServeGRPC(t, gs)
 }
 
 // The Client calls a gRPC service that is not Ferry's by its fully
