@@ -42,6 +42,25 @@ func (s *Subscriptions[S]) Add(ctx context.Context, sub S) error {
 	return nil
 }
 
+// Open is how Subscribe adds a subscription: ErrClosed at once if Close
+// has been called, else the subscription set up makes, added (Add) — or,
+// when Close came while set up ran, drained and refused with ErrClosed.
+// On an error the subscription is the zero S.
+func (s *Subscriptions[S]) Open(ctx context.Context, setUp func() (S, error)) (S, error) {
+	var zero S
+	if s.Closed() {
+		return zero, ErrClosed
+	}
+	sub, err := setUp()
+	if err != nil {
+		return zero, err
+	}
+	if err := s.Add(ctx, sub); err != nil {
+		return zero, err
+	}
+	return sub, nil
+}
+
 // Remove forgets sub (a drained subscription calls it).
 func (s *Subscriptions[S]) Remove(sub S) {
 	s.mu.Lock()

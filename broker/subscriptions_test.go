@@ -71,3 +71,30 @@ func TestAwaitHandlers(t *testing.T) {
 		t.Error("not finished with the loop ended and no handler running")
 	}
 }
+
+// Open refuses after Close without setting up, passes set-up errors on,
+// and drains a subscription whose set-up finished after Close.
+func TestSubscriptionsOpen(t *testing.T) {
+	ctx := context.Background()
+	var set broker.Subscriptions[*fakeSub]
+	a, err := set.Open(ctx, func() (*fakeSub, error) { return &fakeSub{name: "a"}, nil })
+	if err != nil || a == nil || a.name != "a" {
+		t.Fatalf("Open = %v, %v", a, err)
+	}
+	boom := errors.New("boom")
+	if s, err := set.Open(ctx, func() (*fakeSub, error) { return nil, boom }); s != nil || !errors.Is(err, boom) {
+		t.Errorf("Open(failing set-up) = %v, %v; want nil, boom", s, err)
+	}
+	late := &fakeSub{name: "late"}
+	s, err := set.Open(ctx, func() (*fakeSub, error) {
+		set.Close() // Close while this one is being set up
+		return late, nil
+	})
+	if s != nil || !errors.Is(err, broker.ErrClosed) || late.drained != 1 {
+		t.Errorf("Open(closed during set-up) = %v, %v, drained %d; want nil, ErrClosed, drained once", s, err, late.drained)
+	}
+	called := false
+	if s, err := set.Open(ctx, func() (*fakeSub, error) { called = true; return &fakeSub{}, nil }); s != nil || !errors.Is(err, broker.ErrClosed) || called {
+		t.Errorf("Open after Close = %v, %v (set-up called: %v); want nil, ErrClosed, not called", s, err, called)
+	}
+}

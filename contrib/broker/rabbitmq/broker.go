@@ -573,15 +573,9 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 	if err := cfg.Check("broker/rabbitmq", topic); err != nil {
 		return nil, err
 	}
-	if b.isClosed() {
-		return nil, broker.ErrClosed
-	}
-	s, err := b.subscribe(ctx, topic, h, cfg)
+	s, err := b.subs.Open(ctx, func() (*subscription, error) { return b.subscribe(ctx, topic, h, cfg) })
 	if err != nil {
-		return nil, err
-	}
-	if err := b.subs.Add(ctx, s); err != nil {
-		return nil, err
+		return nil, err // not a nil *subscription in the interface
 	}
 	return s, nil
 }
