@@ -227,11 +227,11 @@ func checkToken(what, name string) error {
 	if name == "" {
 		return errs.Newf(errs.InvalidArgument, "empty %s name", what)
 	}
-	if what == "service" && strings.Contains(name, ".") {
-		return errs.Newf(errs.InvalidArgument, "invalid service name %q: a name with a '.' is a fully qualified gRPC service name, which only the gRPC transport calls (Ferry service names have none)", errs.Clip(name))
-	}
 	for i := 0; i < len(name); i++ {
 		if c := name[i]; c <= ' ' || c == '.' || c == '*' || c == '>' || c == 0x7f {
+			if what == "service" && strings.Contains(name, ".") {
+				return errs.Newf(errs.InvalidArgument, "invalid service name %q: a name with a '.' is a fully qualified gRPC service name, which only the gRPC transport calls (Ferry service names have none)", errs.Clip(name))
+			}
 			return errs.Newf(errs.InvalidArgument, "invalid %s name %q: want one NATS subject token (no '.', '*', '>' or white space)", what, errs.Clip(name))
 		}
 	}
