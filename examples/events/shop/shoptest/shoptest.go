@@ -18,6 +18,7 @@ import (
 
 	"github.com/ferry-go/ferry/config"
 	"github.com/ferry-go/ferry/examples/events/shop"
+	"github.com/ferry-go/ferry/ferrytest"
 )
 
 // Config loads the example's configuration (shop.Defaults) with env as
@@ -51,7 +52,8 @@ func Config(t testing.TB, env map[string]string) *config.Config {
 // attempts, the one over the limit is dead-lettered after one, the
 // duplicate is charged once (on JetStream, which de-duplicates by message
 // ID, its second copy is not even stored) and the invalid one is refused
-// naming its field. It waits up to timeout for the orders to settle.
+// naming its field. timeout bounds the whole run (start, calls, and the wait for the orders
+// to settle, which ferrytest.Poll bounds by ferrytest.WaitBound too).
 func Scenario(t *testing.T, cfg *config.Config, timeout time.Duration) {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -116,12 +118,8 @@ func Scenario(t *testing.T, cfg *config.Config, timeout time.Duration) {
 		}
 		return true
 	}
-	for !settled() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("orders not all charged or dead-lettered within %v", timeout)
-		case <-time.After(20 * time.Millisecond):
-		}
+	if err := ferrytest.Poll(ctx, settled); err != nil {
+		t.Fatalf("orders not all charged or dead-lettered: %v", err)
 	}
 	d := dead()
 	if big := d["o-big"]; len(big) != 1 || big[0].Deliveries != "1" || !strings.Contains(big[0].Error, "credit limit") {
