@@ -36,3 +36,14 @@ func TestStartServesAllTransports(t *testing.T) {
 		}
 	}
 }
+
+func TestStreamConformance(t *testing.T) {
+	for _, tr := range ferrytest.Transports() {
+		t.Run(tr.Name, func(t *testing.T) {
+			if _, ok := tr.Serve(t, server.New("probe"), ferrytest.StreamLimits).Client.(transport.Streamer); !ok {
+				t.Skipf("the %s client does not open streams yet (issue #15, in progress)", tr.Name)
+			}
+			ferrytest.StreamConformance(t, tr)
+		})
+	}
+}

@@ -208,7 +208,7 @@ func Retry(p RetryPolicy) Middleware {
 				if p.OnAttempt != nil {
 					p.OnAttempt(ctx, a.n, err)
 				}
-				if err == nil || a.n >= p.MaxAttempts || ctx.Err() != nil {
+				if err == nil || a.n >= p.MaxAttempts || ctx.Err() != nil || streamOpened(ctx) {
 					return resp, err
 				}
 				delay, ok := p.delay(ctx, err, a.n, p.Idempotent || a.idempotent)
@@ -340,4 +340,11 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// streamOpened reports whether ctx's call is a stream that opened: a
+// stream is retried only while opening it failed, never after.
+func streamOpened(ctx context.Context) bool {
+	c, ok := transport.CallFromContext(ctx)
+	return ok && c.StreamKind != transport.Unary && c.Stream != nil
 }

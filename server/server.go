@@ -212,6 +212,10 @@ func (s *Server) add(e *Endpoint, opts []EndpointOption) {
 		s.errs = append(s.errs, fmt.Errorf("server: invalid endpoint name %q: want a letter then letters, digits or '_'", e.Name))
 	case s.byName[e.Name] != nil:
 		s.errs = append(s.errs, fmt.Errorf("server: endpoint %q registered twice", e.Name))
+	case e.Kind != transport.Unary && len(e.Routes) > 0:
+		s.errs = append(s.errs, fmt.Errorf("server: endpoint %q: a %s endpoint has no REST routes (it is served at its default path)", e.Name, e.Kind))
+	case e.Kind != transport.Unary && e.Idempotent:
+		s.errs = append(s.errs, fmt.Errorf("server: endpoint %q: a %s endpoint cannot be idempotent: a stream is never retried", e.Name, e.Kind))
 	default:
 		for _, r := range e.Routes {
 			if err := r.validate(); err != nil {
@@ -310,6 +314,14 @@ func (s *Server) logHidden(ctx context.Context, endpoint string, e *errs.Error, 
 type Endpoint struct {
 	// Name is the endpoint name, e.g. "Hello".
 	Name string
+	// Kind is transport.Unary for a Handle endpoint, or the kind of
+	// stream it serves (HandleServerStream, HandleClientStream,
+	// HandleBidiStream). For a streaming endpoint a transport puts the
+	// call's transport.Stream in Call.Stream and calls Handler once per
+	// stream: with the decoded request for a server stream, with nil for
+	// the others; a client stream's Handler returns its one reply for the
+	// transport to send, the others return nil.
+	Kind transport.StreamKind
 	// Handler is the composed chain: recovery, server middleware, endpoint
 	// middleware, then the typed handler. Transports call it with the
 	// decoded request (a pointer to a value of RequestType).
@@ -422,15 +434,7 @@ func Handle[Req, Resp any](s *Server, name string, h func(context.Context, *Req)
 			return resp, nil
 		},
 	}
-	if err := checkStruct(e.RequestType, "request"); err != nil {
-		s.recordErr(fmt.Errorf("server: endpoint %q: %w", name, err))
-		return
-	}
-	if err := checkStruct(e.ResponseType, "response"); err != nil {
-		s.recordErr(fmt.Errorf("server: endpoint %q: %w", name, err))
-		return
-	}
-	s.add(e, opts)
+	s.addTyped(e, opts)
 }
 
 func checkStruct(t reflect.Type, what string) error {

@@ -84,6 +84,26 @@ type Call struct {
 	TLS bool
 	// Deadline is the call's deadline; zero means none.
 	Deadline time.Time
+	// StreamKind is the call's kind: Unary, or the stream it opens.
+	StreamKind StreamKind
+	// Stream is, on a server, the messages of a streaming call (nil for a
+	// unary one). Middleware may replace it with a wrapper that sees each
+	// message (middleware.OnMessages); the handler uses the one it finds.
+	Stream Stream
+	// Trailer is the metadata sent after the reply (server side: set it with
+	// SetTrailer; gRPC trailers, HTTP trailers, the end frame of a NATS
+	// stream), or received after it (client side). Nil until set.
+	Trailer Metadata
+}
+
+// SetTrailer sets the trailer key to value, creating the trailer on first
+// use. Handlers set trailers this way; the transport sends them when the
+// call or the stream ends.
+func (c *Call) SetTrailer(key, value string) {
+	if c.Trailer == nil {
+		c.Trailer = Metadata{}
+	}
+	c.Trailer.Set(key, value)
 }
 
 type callKey struct{}

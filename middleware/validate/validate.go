@@ -57,11 +57,15 @@ func New(opts ...Option) middleware.Middleware {
 	}
 	cfg.v.RegisterTagNameFunc(jsonName)
 	v, msg := cfg.v, cfg.message
+	checkMsg := func(ctx context.Context, m any) error { return check(ctx, v, m, msg) }
 	return func(next middleware.Handler) middleware.Handler {
 		return func(ctx context.Context, req any) (any, error) {
 			if err := check(ctx, v, req, msg); err != nil {
 				return nil, err
 			}
+			// Each message a client or bidirectional stream receives is
+			// checked too: Recv returns the InvalidArgument error.
+			middleware.OnMessages(ctx, checkMsg, nil)
 			return next(ctx, req)
 		}
 	}

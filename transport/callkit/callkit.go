@@ -45,7 +45,8 @@ type Pipeline struct {
 	kind transport.Kind
 	send Send
 	h    middleware.Handler
-	bare bool // no middleware
+	sh   middleware.Handler // the same middleware around streamTerminal
+	bare bool               // no middleware
 }
 
 // New returns the pipeline of a client of kind that sends with send and
@@ -53,6 +54,7 @@ type Pipeline struct {
 func New(kind transport.Kind, send Send, mws ...middleware.Middleware) *Pipeline {
 	p := &Pipeline{kind: kind, send: send, bare: len(mws) == 0}
 	p.h = middleware.Chain(mws...)(p.terminal)
+	p.sh = middleware.Chain(mws...)(p.streamTerminal)
 	return p
 }
 
