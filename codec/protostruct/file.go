@@ -23,6 +23,9 @@ type Method struct {
 	// too). If reflect.PointerTo(t) implements proto.Message, t is a
 	// generated message and is referenced by its own descriptor.
 	Input, Output reflect.Type
+	// ClientStreaming and ServerStreaming mark a stream of inputs and of
+	// outputs: rpc Name(stream Input) returns (stream Output).
+	ClientStreaming, ServerStreaming bool
 }
 
 // File builds a proto3 file descriptor at path (e.g. "ferry/greeter.proto")
@@ -74,11 +77,18 @@ func File(path, pkg, service string, methods []Method) (protoreflect.FileDescrip
 		if err != nil {
 			return nil, methodErr(m.Name, "output", err)
 		}
-		sd.Method = append(sd.Method, &descriptorpb.MethodDescriptorProto{
+		md := &descriptorpb.MethodDescriptorProto{
 			Name:       proto.String(m.Name),
 			InputType:  proto.String(in),
 			OutputType: proto.String(out),
-		})
+		}
+		if m.ClientStreaming {
+			md.ClientStreaming = proto.Bool(true)
+		}
+		if m.ServerStreaming {
+			md.ServerStreaming = proto.Bool(true)
+		}
+		sd.Method = append(sd.Method, md)
 	}
 	fdp := &descriptorpb.FileDescriptorProto{
 		Name:        proto.String(path),

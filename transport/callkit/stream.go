@@ -140,16 +140,20 @@ func (t *tracked) endErr() error {
 }
 
 func (t *tracked) Send(m any) error {
-	if err := t.cs.Send(m); err != nil {
-		if err == io.EOF { // grpc-go's way of saying the stream broke: Recv has why
-			return err
-		}
-		return Received(err, t.service, t.endpoint)
-	}
-	return nil
+	return t.mapErr(t.cs.Send(m))
 }
 
-func (t *tracked) CloseSend() error { return Received(t.cs.CloseSend(), t.service, t.endpoint) }
+func (t *tracked) CloseSend() error { return t.mapErr(t.cs.CloseSend()) }
+
+// mapErr marks a transport's error as received from the call, leaving
+// io.EOF (a Send's way of saying the stream broke: Recv has why) and
+// transport.ErrStreamClosed as they are.
+func (t *tracked) mapErr(err error) error {
+	if err == nil || err == io.EOF || err == transport.ErrStreamClosed {
+		return err
+	}
+	return Received(err, t.service, t.endpoint)
+}
 
 func (t *tracked) Recv(m any) error {
 	err := t.cs.Recv(m)
@@ -160,7 +164,7 @@ func (t *tracked) Recv(m any) error {
 		t.end(nil)
 		return io.EOF
 	}
-	err = Received(err, t.service, t.endpoint)
+	err = t.mapErr(err)
 	t.end(err)
 	return err
 }

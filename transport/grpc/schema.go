@@ -35,7 +35,8 @@ func describe(s *server.Server) (*resolver, error) {
 				return nil, fmt.Errorf("grpc: endpoint %q: %s: %w", ep.Name, t.what, err)
 			}
 		}
-		methods = append(methods, protostruct.Method{Name: ep.Name, Input: ep.RequestType, Output: ep.ResponseType})
+		methods = append(methods, protostruct.Method{Name: ep.Name, Input: ep.RequestType, Output: ep.ResponseType,
+			ClientStreaming: ep.Kind.ClientSends(), ServerStreaming: ep.Kind.ServerSends()})
 	}
 	name := s.Name()
 	fd, err := protostruct.File(filePath(name), protoPackage(name), protoService(name), methods)

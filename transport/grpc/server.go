@@ -333,22 +333,28 @@ func unknownMethod(_ any, stream grpc.ServerStream) error {
 	return status.Error(codes.Unimplemented, "unknown method "+m)
 }
 
-// serviceDesc describes s's endpoints as unary methods of one gRPC service.
+// serviceDesc describes s's endpoints as the methods and streams of one
+// gRPC service.
 func (t *Server) serviceDesc(s *server.Server) *grpc.ServiceDesc {
 	name := ServiceName(s.Name())
 	eps := s.Endpoints()
 	desc := &grpc.ServiceDesc{
 		ServiceName: name,
 		HandlerType: (*any)(nil),
-		Methods:     make([]grpc.MethodDesc, len(eps)),
+		Methods:     []grpc.MethodDesc{},
 		Streams:     []grpc.StreamDesc{},
 		Metadata:    filePath(s.Name()),
 	}
-	for i, ep := range eps {
-		desc.Methods[i] = grpc.MethodDesc{
-			MethodName: ep.Name,
-			Handler:    t.methodHandler(s, ep, &grpc.UnaryServerInfo{FullMethod: "/" + name + "/" + ep.Name}),
+	for _, ep := range eps {
+		full := "/" + name + "/" + ep.Name
+		if ep.Kind != transport.Unary {
+			desc.Streams = append(desc.Streams, t.streamDesc(s, ep, full))
+			continue
 		}
+		desc.Methods = append(desc.Methods, grpc.MethodDesc{
+			MethodName: ep.Name,
+			Handler:    t.methodHandler(s, ep, &grpc.UnaryServerInfo{FullMethod: full}),
+		})
 	}
 	return desc
 }
@@ -395,6 +401,9 @@ func (t *Server) methodHandler(s *server.Server, ep *server.Endpoint, info *grpc
 			// grpc.SetHeader fails only once headers went out, which a
 			// unary reply's have not; it does not check the pairs.
 			_ = grpc.SetHeader(ctx, validMetadata(logger, ep.Name, c.out.md))
+		}
+		if len(c.call.Trailer) > 0 {
+			_ = grpc.SetTrailer(ctx, validMetadata(logger, ep.Name, c.call.Trailer))
 		}
 		if err != nil {
 			return nil, statusError(err)
