@@ -64,6 +64,17 @@ func (b *backend) Echo(ctx context.Context, req *EchoRequest) (*EchoReply, error
 	return &EchoReply{N: req.N, Instance: b.id, Meta: meta}, nil
 }
 
+// Count streams req.N replies numbered from 0, each naming the instance.
+func (b *backend) Count(ctx context.Context, req *EchoRequest, out server.Sender[EchoReply]) error {
+	b.hits.Add(1)
+	for i := range req.N {
+		if err := out.Send(&EchoReply{N: i, Instance: b.id}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // start serves b over kind ("http" or "grpc") and registers it as service
 // svc in reg. stop hard-stops the server (the registry entry stays).
 func start(t *testing.T, reg registry.Registrar, svc, kind string, b *backend) *backend {
@@ -71,6 +82,7 @@ func start(t *testing.T, reg registry.Registrar, svc, kind string, b *backend) *
 	srv := server.New(svc)
 	server.Handle(srv, "Echo", b.Echo)
 	server.Handle(srv, "Idem", b.Echo)
+	server.HandleServerStream(srv, "Count", b.Count)
 	var tr interface {
 		server.Transport
 		server.Advertiser
