@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferry-go/ferry/schema"
 	"github.com/ferry-go/ferry/server"
+	"github.com/ferry-go/ferry/transport"
 )
 
 // MetadataSchemas is the Instance.Metadata key under which a Ferry service
@@ -25,7 +26,8 @@ const MaxSchemasMetadata = 256 << 10
 
 // Describe returns the metadata a Ferry service publishes about srv's
 // endpoints: MetadataEndpoints (every endpoint, sorted; "" when there is
-// none), MetadataRoutes (when an endpoint has REST routes or is idempotent),
+// none), MetadataStreams (when an endpoint streams), MetadataRoutes (when an
+// endpoint has REST routes or is idempotent),
 // MetadataIdempotent (when an endpoint is) and MetadataSchemas. ferry.Service registers it
 // as Instance.Metadata, and the NATS transport answers $SRV.INFO with it as
 // the service identity's metadata, so a registry and NATS discovery
@@ -35,11 +37,14 @@ const MaxSchemasMetadata = 256 << 10
 // RouteInfos, Idempotent), so that one file owns the format; package
 // server does not import registry.
 func Describe(srv *server.Server) (map[string]string, error) {
-	var names, idem []string
+	var names, idem, streams []string
 	routes := map[string]RouteInfo{}
 	schemas := map[string]schema.Endpoint{}
 	for _, ep := range srv.Endpoints() {
 		names = append(names, ep.Name)
+		if ep.Kind != transport.Unary {
+			streams = append(streams, ep.Name+"="+ep.Kind.String())
+		}
 		if doc, err := schema.ForEndpoint(ep.RequestType, ep.ResponseType); err == nil {
 			schemas[ep.Name] = doc
 		}
@@ -67,6 +72,10 @@ func Describe(srv *server.Server) (map[string]string, error) {
 		if b, err := json.Marshal(schemas); err == nil && len(b) <= MaxSchemasMetadata {
 			md[MetadataSchemas] = string(b)
 		}
+	}
+	if len(streams) > 0 {
+		slices.Sort(streams)
+		md[MetadataStreams] = strings.Join(streams, ",")
 	}
 	if len(idem) > 0 {
 		slices.Sort(idem)

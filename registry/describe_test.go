@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferry-go/ferry/registry"
 	"github.com/ferry-go/ferry/server"
+	"github.com/ferry-go/ferry/transport"
 )
 
 type greetReq struct {
@@ -28,13 +29,21 @@ func TestDescribe(t *testing.T) {
 	server.Handle(srv, "Hello", greet)
 	server.Handle(srv, "Get", greet, server.WithIdempotent())
 	server.Handle(srv, "Find", greet, server.WithRoute("GET /v1/find/{name}"))
+	server.HandleServerStream(srv, "Watch", func(context.Context, *greetReq, server.Sender[greetReq]) error { return nil })
+	server.HandleBidiStream(srv, "Chat", func(context.Context, server.Stream[greetReq, greetReq]) error { return nil })
 	md, err := registry.Describe(srv)
 	if err != nil {
 		t.Fatalf("Describe = %v, want nil error", err)
 	}
 	in := registry.Instance{Service: "greeter", ID: "x", Metadata: md}
-	if names, ok := in.EndpointNames(); !ok || !slices.Equal(names, []string{"Find", "Get", "Hello"}) {
-		t.Errorf("EndpointNames = %v, %v, want [Find Get Hello], true", names, ok)
+	if names, ok := in.EndpointNames(); !ok || !slices.Equal(names, []string{"Chat", "Find", "Get", "Hello", "Watch"}) {
+		t.Errorf("EndpointNames = %v, %v, want [Chat Find Get Hello Watch], true", names, ok)
+	}
+	if got := md[registry.MetadataStreams]; got != "Chat=bidi_streaming,Watch=server_streaming" {
+		t.Errorf("%s = %q", registry.MetadataStreams, got)
+	}
+	if k := in.StreamKinds(); len(k) != 2 || k["Watch"] != transport.ServerStreaming || k["Chat"] != transport.BidiStreaming {
+		t.Errorf("StreamKinds = %v", k)
 	}
 	if got := md[registry.MetadataIdempotent]; got != "Get" {
 		t.Errorf("%s = %q, want Get", registry.MetadataIdempotent, got)
@@ -61,8 +70,8 @@ func TestDescribe(t *testing.T) {
 	if err := json.Unmarshal([]byte(md[registry.MetadataSchemas]), &schemas); err != nil {
 		t.Fatalf("%s = %q: %v", registry.MetadataSchemas, md[registry.MetadataSchemas], err)
 	}
-	if len(schemas) != 3 || schemas["Hello"].Request == nil || schemas["Hello"].Response == nil {
-		t.Errorf("%s has %d endpoints, want Find, Get and Hello with both schemas: %v", registry.MetadataSchemas, len(schemas), schemas)
+	if len(schemas) != 5 || schemas["Hello"].Request == nil || schemas["Hello"].Response == nil || schemas["Watch"].Response == nil {
+		t.Errorf("%s has %d endpoints, want all five (a stream's are its messages') with both schemas: %v", registry.MetadataSchemas, len(schemas), schemas)
 	}
 	if raw := md[registry.MetadataSchemas]; !strings.Contains(raw, `"x-validate":"required,max=40"`) || !strings.Contains(raw, `"maxLength":40`) {
 		t.Errorf("%s lacks the name's rules: %s", registry.MetadataSchemas, raw)

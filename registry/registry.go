@@ -24,6 +24,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/ferry-go/ferry/transport"
 )
 
 // Instance is one running instance of a service.
@@ -93,6 +95,33 @@ func (in Instance) EndpointNames() (names []string, ok bool) {
 		return nil, true
 	}
 	return strings.Split(list, ","), true
+}
+
+// MetadataStreams is the Instance.Metadata key under which a Ferry service
+// lists its streaming endpoints with their kinds, comma-separated
+// name=kind pairs: "Watch=server_streaming,Chat=bidi_streaming"
+// (transport.StreamKind's names). Endpoints it does not list are unary.
+// `ferry call` opens a listed endpoint as a stream; a gateway knows not to
+// call it as a unary one.
+const MetadataStreams = "ferry.streams"
+
+// StreamKinds returns the streaming endpoints MetadataStreams lists, by
+// name, with their kinds. Unknown kinds are left out.
+func (in Instance) StreamKinds() map[string]transport.StreamKind {
+	list := in.Metadata[MetadataStreams]
+	if list == "" {
+		return nil
+	}
+	out := map[string]transport.StreamKind{}
+	for _, pair := range strings.Split(list, ",") {
+		name, kind, _ := strings.Cut(pair, "=")
+		for _, k := range []transport.StreamKind{transport.ServerStreaming, transport.ClientStreaming, transport.BidiStreaming} {
+			if kind == k.String() {
+				out[name] = k
+			}
+		}
+	}
+	return out
 }
 
 // MetadataTransports is the Instance.Metadata key under which a
