@@ -31,6 +31,7 @@ type callOptions struct {
 	addr      string
 	registry  string
 	timeout   time.Duration
+	stream    string
 }
 
 func newCallCmd() *cobra.Command {
@@ -53,6 +54,12 @@ Where the call goes:
 <service> is a Ferry service name, or the fully qualified name of any gRPC service (one with a '.',
 such as grpc.health.v1.Health) on a server with reflection, called directly with --addr host:port.
 
+Streaming endpoints print each reply as it arrives, one JSON object per line. A server stream
+sends the [json] request; client and bidirectional streams send every JSON object read from
+stdin, one per line, and end their side at end of input. Over gRPC (reflection) and through the
+registry the endpoint's kind is known; directly over HTTP or NATS say it with --stream. A stream
+has no deadline unless --timeout is given (Ctrl-C ends it).
+
 On failure the canonical error code and message (and any details) go to stderr and the exit
 status is 1; a service that is not there fails within --timeout saying so (over NATS at once:
 no responders). A malformed JSON argument or a wrong flag is a usage error, exit status 2.`,
@@ -61,7 +68,9 @@ no responders). A malformed JSON argument or a wrong flag is a usage error, exit
   ferry call greeter Hello '{"name":"Ada"}' --addr localhost:9090
   ferry call greeter Hello '{"name":"Ada"}' --registry nats --transport grpc
   ferry call grpc.health.v1.Health Check '{"service":"greeter.Greeter"}' --addr localhost:9090
-  echo '{"name":"Ada"}' | ferry call greeter Hello - --nats-url nats://nats:4222`,
+  echo '{"name":"Ada"}' | ferry call greeter Hello - --nats-url nats://nats:4222
+  ferry call orders Watch '{"customer":"c-1"}' --addr localhost:9090
+  printf '{"n":1}\n{"n":2}\n' | ferry call calc Sum --stream client --addr http://localhost:8080`,
 		Args: args(2, 3, "<service>", "<endpoint>", "[json]"),
 		RunE: runE(func(cmd *cobra.Command, argv []string) error { return runCall(cmd, argv, &o) }),
 	}
@@ -69,9 +78,11 @@ no responders). A malformed JSON argument or a wrong flag is a usage error, exit
 	f.StringVar(&o.transport, "transport", "", "http, grpc or nats (default: from --addr, else nats)")
 	f.StringVar(&o.addr, "addr", "", "call directly: an HTTP base URL (http://host:port) or a gRPC address (host:port)")
 	f.StringVar(&o.registry, "registry", "", "find the service in a registry: nats")
-	f.DurationVar(&o.timeout, "timeout", 5*time.Second, "give up after this long, connecting included")
+	f.DurationVar(&o.timeout, "timeout", 5*time.Second, "give up after this long, connecting included (a stream: only opening it, unless given)")
+	f.StringVar(&o.stream, "stream", "", "open the endpoint as a stream: server, client or bidi (over gRPC and through the registry the endpoint says)")
 	o.nats.register(f, true)
 	_ = cmd.RegisterFlagCompletionFunc("transport", cobra.FixedCompletions([]string{"http", "grpc", "nats"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("stream", cobra.FixedCompletions([]string{"server", "client", "bidi"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("registry", cobra.FixedCompletions([]string{"nats"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -170,8 +181,24 @@ func runCall(cmd *cobra.Command, argv []string, o *callOptions) error {
 		return usagef("%s is a fully qualified gRPC service name: call it over gRPC with --addr host:port (registries, HTTP and NATS know Ferry services, whose names have no '.')", service)
 	}
 
+	if _, ok := streamFlag[o.stream]; !ok {
+		return usagef("invalid --stream %q: want server, client or bidi", o.stream)
+	}
+
 	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
 	defer cancel()
+	sc, err := openStreamCall(ctx, o, r, service, endpoint)
+	if err != nil {
+		return err
+	}
+	if sc != nil {
+		if cmd.Flags().Changed("timeout") {
+			sctx, scancel := context.WithTimeout(cmd.Context(), o.timeout)
+			defer scancel()
+			cmd.SetContext(sctx)
+		}
+		return runStream(cmd, sc, body, len(argv) == 3)
+	}
 	var out []byte
 	switch {
 	case r.registry:

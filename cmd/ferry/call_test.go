@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -131,7 +133,7 @@ func TestCallServiceNotThere(t *testing.T) {
 	}
 	// The service is there, the endpoint is not.
 	ferryCmd(t, "call", "echo", "Nope", "--nats-url", s.natsURL).want(t, exitFailure, "not_found:")
-	ferryCmd(t, "call", "echo", "Nope", "--addr", s.grpcAddr).want(t, exitFailure, `not_found: gRPC service echo.Echo has no method "Nope" (it has [Echo Hello Slow])`)
+	ferryCmd(t, "call", "echo", "Nope", "--addr", s.grpcAddr).want(t, exitFailure, `not_found: gRPC service echo.Echo has no method "Nope" (it has [Chat Echo Greetings Hello Slow])`)
 	ferryCmd(t, "call", "echo", "Hello", `{"nmae":"x"}`, "--addr", s.grpcAddr).want(t, exitFailure, `invalid_argument: request does not fit echo.HelloRequest`, `unknown field "nmae"`)
 }
 
@@ -199,5 +201,53 @@ func TestCallFullGRPCName(t *testing.T) {
 	r.want(t, exitOK)
 	if !strings.Contains(r.stdout, "rpc Check(grpc.health.v1.HealthCheckRequest) returns (grpc.health.v1.HealthCheckResponse);") {
 		t.Errorf("describe grpc.health.v1.Health = %s, want its Check method", r.stdout)
+	}
+}
+
+// ferryCmdIn is ferryCmd with stdin.
+func ferryCmdIn(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	start := time.Now()
+	code := runIn(ctx, args, strings.NewReader(stdin), &stdout, &stderr)
+	return result{stdout: stdout.String(), stderr: stderr.String(), code: code, took: time.Since(start)}
+}
+
+// TestCallStreams opens server and bidirectional streams: the replies are
+// printed one JSON object per line as they come, a failed end is the
+// usual error and exit status, and client-sending streams read stdin.
+func TestCallStreams(t *testing.T) {
+	s := startService(t, true)
+	routes := []struct {
+		name string
+		args []string
+	}{
+		{"grpc", []string{"--addr", s.grpcAddr}},
+		{"registry grpc", []string{"--registry", "nats", "--transport", "grpc", "--nats-url", s.natsURL}},
+	}
+	for _, rt := range routes {
+		t.Run(rt.name, func(t *testing.T) {
+			r := ferryCmd(t, append([]string{"call", "echo", "Greetings", `{"name":"Ada"}`}, rt.args...)...)
+			r.want(t, exitOK)
+			if want := "{\"message\":\"Hello, A!\"}\n{\"message\":\"Hello, d!\"}\n{\"message\":\"Hello, a!\"}\n"; r.stdout != want {
+				t.Errorf("Greetings stdout = %q, want %q", r.stdout, want)
+			}
+			r = ferryCmd(t, append([]string{"call", "echo", "Greetings", `{"name":"fail"}`}, rt.args...)...)
+			r.want(t, exitFailure, "failed_precondition", "failed as asked")
+			if strings.Count(r.stdout, "\n") != 4 {
+				t.Errorf("the replies before the failure were not all printed: %q", r.stdout)
+			}
+			r = ferryCmdIn(t, "{\"name\":\"Ada\"}\n\n{\"name\":\"Bob\"}\n", append([]string{"call", "echo", "Chat"}, rt.args...)...)
+			r.want(t, exitOK)
+			if want := "{\"message\":\"Hello, Ada!\"}\n{\"message\":\"Hello, Bob!\"}\n"; r.stdout != want {
+				t.Errorf("Chat stdout = %q, want %q", r.stdout, want)
+			}
+			r = ferryCmdIn(t, "{\"name\":\"Ada\"}\nnot json\n", append([]string{"call", "echo", "Chat"}, rt.args...)...)
+			r.want(t, exitUsage, "stdin line 2", "not valid JSON")
+			r = ferryCmd(t, append([]string{"call", "echo", "Chat", `{"name":"x"}`}, rt.args...)...)
+			r.want(t, exitUsage, "read their messages from stdin")
+		})
 	}
 }

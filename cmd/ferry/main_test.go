@@ -104,6 +104,33 @@ func hello(_ context.Context, req *HelloRequest) (*HelloReply, error) {
 	return &HelloReply{Message: "Hello, " + req.Name + "!"}, nil
 }
 
+// greetings streams a greeting per letter of the name, then fails if the
+// name is "fail".
+func greetings(_ context.Context, req *HelloRequest, out server.Sender[HelloReply]) error {
+	for _, r := range req.Name {
+		if err := out.Send(&HelloReply{Message: "Hello, " + string(r) + "!"}); err != nil {
+			return err
+		}
+	}
+	if req.Name == "fail" {
+		return errs.New(errs.FailedPrecondition, "failed as asked")
+	}
+	return nil
+}
+
+// chat greets every name it receives.
+func chat(_ context.Context, st server.Stream[HelloRequest, HelloReply]) error {
+	for m, err := range st.All() {
+		if err != nil {
+			return err
+		}
+		if err := st.Send(&HelloReply{Message: "Hello, " + m.Name + "!"}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // testService is a running instance of the "echo" service.
 type testService struct {
 	natsURL  string
@@ -122,6 +149,8 @@ func startService(t *testing.T, registered bool) *testService {
 	server.Handle(srv, "Echo", echo)
 	server.Handle(srv, "Hello", hello)
 	server.Handle(srv, "Slow", slow)
+	server.HandleServerStream(srv, "Greetings", greetings)
+	server.HandleBidiStream(srv, "Chat", chat)
 	h := fhttp.NewServer("127.0.0.1:0")
 	g := fgrpc.NewServer("127.0.0.1:0")
 	nc := fnats.Connect(url)

@@ -53,7 +53,15 @@ message are printed to stderr); 2 when the command line is wrong.`,
 // run executes the command line args and returns the exit code, printing
 // any error to stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runIn(ctx, args, nil, stdout, stderr)
+}
+
+// runIn is run reading stdin from in (os.Stdin when nil).
+func runIn(ctx context.Context, args []string, in io.Reader, stdout, stderr io.Writer) int {
 	root := newRootCmd(stdout, stderr)
+	if in != nil {
+		root.SetIn(in)
+	}
 	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {

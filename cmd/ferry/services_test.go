@@ -68,7 +68,8 @@ func TestServicesAndDescribe(t *testing.T) {
 	r = ferryCmd(t, "describe", "echo", "--grpc", s.grpcAddr)
 	r.want(t, exitOK)
 	for _, want := range []string{
-		"service echo.Echo {\n  rpc Echo(echo.EchoRequest) returns (echo.EchoRequest);\n  rpc Hello(echo.HelloRequest) returns (echo.HelloReply);\n  rpc Slow(echo.HelloRequest) returns (echo.HelloReply);\n}\n",
+		"service echo.Echo {\n  rpc Echo(echo.EchoRequest) returns (echo.EchoRequest);\n  rpc Hello(echo.HelloRequest) returns (echo.HelloReply);\n  rpc Slow(echo.HelloRequest) returns (echo.HelloReply);\n" +
+			"  rpc Greetings(echo.HelloRequest) returns (stream echo.HelloReply);\n  rpc Chat(stream echo.HelloRequest) returns (stream echo.HelloReply);\n}\n",
 		"  int64 count = 2;\n",
 		"  repeated string tags = 4;\n",
 		"  map<string, int32> labels = 5;\n",
