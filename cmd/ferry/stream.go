@@ -48,8 +48,10 @@ type streamCall struct {
 // NATS, and client.Client over either).
 func jsonStream(kind transport.StreamKind, sc transport.Streamer, service, endpoint string, closeFn func()) *streamCall {
 	return &streamCall{
-		kind:     kind,
-		open:     func(ctx context.Context) (transport.ClientStream, error) { return sc.NewStream(ctx, service, endpoint, kind) },
+		kind: kind,
+		open: func(ctx context.Context) (transport.ClientStream, error) {
+			return sc.NewStream(ctx, service, endpoint, kind)
+		},
 		request:  func(b []byte) (any, error) { return json.RawMessage(b), nil },
 		newReply: func() any { return new(json.RawMessage) },
 		reply:    func(m any) ([]byte, error) { return *m.(*json.RawMessage), nil },
