@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/ferry-go/ferry/transport"
 	fgrpc "github.com/ferry-go/ferry/transport/grpc"
 	"google.golang.org/grpc"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
 )
 
 // recvCompress is the grpc-encoding of the request being served in ctx,
@@ -78,5 +80,60 @@ func TestFullGRPCNameRefused(t *testing.T) {
 	}
 	if n, m := d.lookups.Load(), d.watches.Load(); n+m != 0 {
 		t.Errorf("the registry was asked %d times, want never", n+m)
+	}
+}
+
+// A service implementing a protobuf contract is served over gRPC under the
+// contract's name; its registry entry says so, and client.Client calls it
+// there by its Ferry name.
+func TestContractServiceThroughClient(t *testing.T) {
+	reg := newMemory()
+	sd := testpb.File_grpc_testing_test_proto.Services().ByName("TestService")
+	srv := server.New("testing", server.WithLogger(slog.New(slog.DiscardHandler)), server.WithProtoService(sd))
+	server.Handle(srv, "UnaryCall", func(_ context.Context, r *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+		return &testpb.SimpleResponse{Username: "n=" + strconv.Itoa(int(r.GetResponseSize()))}, nil
+	})
+	server.HandleServerStream(srv, "StreamingOutputCall", func(_ context.Context, r *testpb.StreamingOutputCallRequest, out server.Sender[testpb.StreamingOutputCallResponse]) error {
+		for range r.GetResponseParameters() {
+			if err := out.Send(&testpb.StreamingOutputCallResponse{}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	tr := fgrpc.NewServer("127.0.0.1:0")
+	ctx := ctxT(t)
+	if err := tr.Start(ctx, srv); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tr.Stop(context.Background()) })
+	md, err := registry.Describe(srv)
+	if err != nil || md[registry.MetadataGRPCService] != "grpc.testing.TestService" {
+		t.Fatalf("Describe = %v, %v; want %s set", md, err, registry.MetadataGRPCService)
+	}
+	_, addr, _ := tr.Advertise()
+	if err := reg.Register(ctx, registry.Instance{ID: "t1", Service: "testing", Metadata: md,
+		Endpoints: []registry.Endpoint{{Transport: "grpc", Address: addr}}}); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, reg, client.WithTransports("grpc"))
+	got, err := transport.Invoke[testpb.SimpleRequest, testpb.SimpleResponse](ctx, c, "testing", "UnaryCall", &testpb.SimpleRequest{ResponseSize: 4})
+	if err != nil || got.GetUsername() != "n=4" {
+		t.Fatalf("UnaryCall through client.Client = %v, %v", got, err)
+	}
+	st := transport.StreamEndpoint[testpb.StreamingOutputCallRequest, testpb.StreamingOutputCallResponse]{Service: "testing", Name: "StreamingOutputCall", Kind: transport.ServerStreaming}
+	rs, err := st.OpenServer(ctx, c, &testpb.StreamingOutputCallRequest{ResponseParameters: make([]*testpb.ResponseParameters, 3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, err := range rs.All() {
+		if err != nil {
+			t.Fatalf("stream: %v", err)
+		}
+		n++
+	}
+	if n != 3 {
+		t.Errorf("stream gave %d replies, want 3", n)
 	}
 }

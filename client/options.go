@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ferry-go/ferry/middleware"
+	"github.com/ferry-go/ferry/registry"
 	"github.com/ferry-go/ferry/transport"
 	fgrpc "github.com/ferry-go/ferry/transport/grpc"
 	fhttp "github.com/ferry-go/ferry/transport/http"
@@ -105,6 +106,10 @@ type DialOptions struct {
 	// Middleware is the client's (WithMiddleware), to run in the transport
 	// client's pipeline (transport/callkit), once per attempt.
 	Middleware []middleware.Middleware
+	// Metadata is the instance's registry metadata (read only), e.g.
+	// registry.MetadataGRPCService, which the gRPC dialer calls the
+	// service by.
+	Metadata map[string]string
 }
 
 // WithDialer makes the client call instances of a transport kind — a
@@ -136,6 +141,9 @@ func WithGRPCOptions(opts ...fgrpc.ClientOption) Option {
 func dialGRPC(extra []fgrpc.ClientOption) Dialer {
 	return func(address string, o DialOptions) (transport.Client, error) {
 		opts := []fgrpc.ClientOption{fgrpc.WithClientMiddleware(o.Middleware...)}
+		if name := o.Metadata[registry.MetadataGRPCService]; name != "" {
+			opts = append(opts, fgrpc.WithGRPCServiceName(name)) // a contract's (server.WithProtoService)
+		}
 		if o.TLS {
 			opts = append(opts, fgrpc.WithClientTLS(o.TLSConfig))
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/url"
@@ -65,6 +66,7 @@ type instance struct {
 	tlsCfg      *tls.Config
 	kind        transport.Kind
 	mws         []middleware.Middleware // the client's, run by its transport client
+	md          map[string]string       // the registry entry's metadata, for the dialer
 	dial        Dialer
 	br          *gobreaker.TwoStepCircuitBreaker[struct{}]
 
@@ -161,10 +163,10 @@ func (s *service) update(ins []registry.Instance) {
 				continue
 			}
 			in := prev[key{ri.ID, kind}]
-			if in != nil && in.address == ep.Address && in.tls == ep.TLS {
+			if in != nil && in.address == ep.Address && in.tls == ep.TLS && maps.Equal(in.md, ri.Metadata) {
 				delete(prev, key{ri.ID, kind})
 			} else {
-				in = s.newInstance(ri.ID, kind, ep)
+				in = s.newInstance(ri.ID, kind, ep, ri.Metadata)
 			}
 			next.byKind[kind] = append(next.byKind[kind], in)
 			next.all = append(next.all, in)
@@ -219,9 +221,9 @@ func (s *service) best(in registry.Instance) (transport.Kind, registry.Endpoint,
 	return "", registry.Endpoint{}, false
 }
 
-func (s *service) newInstance(id string, kind transport.Kind, ep registry.Endpoint) *instance {
+func (s *service) newInstance(id string, kind transport.Kind, ep registry.Endpoint, md map[string]string) *instance {
 	addr := ep.Address
-	in := &instance{id: id, kind: kind, address: addr, peer: addr, tls: ep.TLS, tlsCfg: s.c.cfg.tls, mws: s.c.cfg.mws, dial: s.c.cfg.dialers[kind]}
+	in := &instance{id: id, kind: kind, address: addr, peer: addr, tls: ep.TLS, tlsCfg: s.c.cfg.tls, mws: s.c.cfg.mws, dial: s.c.cfg.dialers[kind], md: md}
 	if u, err := url.Parse(addr); err == nil && u.Host != "" && kind == transport.HTTP {
 		in.peer = u.Host
 	}
@@ -431,7 +433,7 @@ func (in *instance) client() (transport.Client, error) {
 	if in.closed {
 		return nil, errs.Newf(errs.Unavailable, "instance %s left the service", in.id)
 	}
-	tc, err := in.dial(in.address, DialOptions{TLS: in.tls, TLSConfig: in.tlsCfg, Middleware: in.mws})
+	tc, err := in.dial(in.address, DialOptions{TLS: in.tls, TLSConfig: in.tlsCfg, Middleware: in.mws, Metadata: in.md})
 	if err != nil {
 		return nil, errs.Newf(errs.Unavailable, "instance %s at %q: %v", in.id, in.address, err)
 	}

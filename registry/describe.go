@@ -73,6 +73,9 @@ func Describe(srv *server.Server) (map[string]string, error) {
 			md[MetadataSchemas] = string(b)
 		}
 	}
+	if sd := srv.ProtoService(); sd != nil {
+		md[MetadataGRPCService] = string(sd.FullName())
+	}
 	if len(streams) > 0 {
 		slices.Sort(streams)
 		md[MetadataStreams] = strings.Join(streams, ",")

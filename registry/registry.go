@@ -124,6 +124,13 @@ func (in Instance) StreamKinds() map[string]transport.StreamKind {
 	return out
 }
 
+// MetadataGRPCService is the Instance.Metadata key under which a Ferry
+// service implementing a protobuf contract (server.WithProtoService) gives
+// the contract's full gRPC service name ("acme.billing.v1.Billing"), which
+// its gRPC transport serves instead of the name derived from the service's.
+// client.Client calls it by that name over gRPC.
+const MetadataGRPCService = "ferry.grpc_service"
+
 // MetadataTransports is the Instance.Metadata key under which a
 // discovery answer that reaches one transport (NATS $SRV.INFO) lists the
 // instance's other transports: a JSON array of Endpoint, so that a

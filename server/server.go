@@ -32,6 +32,7 @@ import (
 	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/transport"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Transport serves a Server's endpoints over one wire protocol.
@@ -77,6 +78,7 @@ type Server struct {
 	json        codec.Codec
 	adm         admission
 	passThrough bool // WithErrorPassThrough
+	contract    protoreflect.ServiceDescriptor
 
 	mu        sync.RWMutex
 	endpoints []*Endpoint
@@ -114,6 +116,24 @@ func WithJSON(c codec.Codec) Option {
 		}
 	}
 }
+
+// WithProtoService makes the server implement an existing protobuf
+// contract: sd, the service of a .proto file compiled by protoc-gen-go
+// (e.g. pb.File_acme_billing_v1_billing_proto.Services().ByName("Billing")).
+// The gRPC transport serves the endpoints under the contract's full name
+// ("/acme.billing.v1.Billing/Charge") and its reflection advertises the
+// original file, so clients generated from the .proto in any language call
+// the handlers unchanged. Each endpoint must be a method of sd, of the same
+// streaming kind, with the generated message types of its input and output;
+// the gRPC transport refuses to start otherwise, naming the mismatch.
+// Methods of sd without an endpoint answer Unimplemented. HTTP and NATS
+// serve the endpoints under the server's own name as usual.
+func WithProtoService(sd protoreflect.ServiceDescriptor) Option {
+	return func(s *Server) { s.contract = sd }
+}
+
+// ProtoService returns the contract set by WithProtoService, or nil.
+func (s *Server) ProtoService() protoreflect.ServiceDescriptor { return s.contract }
 
 // JSON returns the codec JSON requests are decoded with (WithJSON).
 func (s *Server) JSON() codec.Codec { return s.json }

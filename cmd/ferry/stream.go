@@ -21,7 +21,6 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 )
 
@@ -71,9 +70,9 @@ func grpcStream(ctx context.Context, cc *grpc.ClientConn, c transport.Streamer, 
 		return nil, err
 	}
 	return &streamCall{
-		kind: methodKind(md),
+		kind: fgrpc.StreamKindOf(md),
 		open: func(ctx context.Context) (transport.ClientStream, error) {
-			return c.NewStream(ctx, service, endpoint, methodKind(md))
+			return c.NewStream(ctx, service, endpoint, fgrpc.StreamKindOf(md))
 		},
 		request:  func(b []byte) (any, error) { return grpcreflect.ParseJSON(md.Input(), b) },
 		newReply: func() any { return dynamicpb.NewMessage(md.Output()) },
@@ -82,17 +81,6 @@ func grpcStream(ctx context.Context, cc *grpc.ClientConn, c transport.Streamer, 
 	}, nil
 }
 
-func methodKind(md protoreflect.MethodDescriptor) transport.StreamKind {
-	switch {
-	case md.IsStreamingClient() && md.IsStreamingServer():
-		return transport.BidiStreaming
-	case md.IsStreamingClient():
-		return transport.ClientStreaming
-	case md.IsStreamingServer():
-		return transport.ServerStreaming
-	}
-	return transport.Unary
-}
 
 // openStreamCall prepares the stream of a call to r. It returns nil for a
 // unary call: over gRPC the method says so; elsewhere --stream, or the

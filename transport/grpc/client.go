@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync/atomic"
 
 	"github.com/ferry-go/ferry/middleware"
@@ -27,6 +28,18 @@ type clientConfig struct {
 	mws        []middleware.Middleware
 	tls        bool   // WithClientTLS given, for Call.TLS
 	compressor string // WithCompression's, checked by NewClient
+	service    string // WithGRPCServiceName's
+}
+
+// WithGRPCServiceName makes the client call a Ferry service by name, the
+// full gRPC service name of the protobuf contract it implements
+// (server.WithProtoService), instead of the name derived from the Ferry
+// name: Invoke(ctx, "billing", "Charge", …) calls
+// /acme.billing.v1.Billing/Charge. It is for a client of that one service
+// (client.Client's dialer sets it from registry.MetadataGRPCService); a
+// service name with a '.' is still called as it is.
+func WithGRPCServiceName(name string) ClientOption {
+	return func(c *clientConfig) { c.service = name }
 }
 
 // WithDialOptions passes options to grpc.NewClient after Ferry's default
@@ -96,6 +109,7 @@ type Client struct {
 	pipe     *callkit.Pipeline
 	peer     string // the target, for Call.Peer
 	tls      bool   // dialled with WithClientTLS, for Call.TLS
+	service  string // WithGRPCServiceName's
 	methods  atomic.Pointer[map[methodKey]string]
 }
 
@@ -138,7 +152,7 @@ func NewClientConn(cc grpc.ClientConnInterface, opts ...ClientOption) *Client {
 }
 
 func newClient(cc grpc.ClientConnInterface, cfg *clientConfig) *Client {
-	c := &Client{cc: cc, tls: cfg.tls}
+	c := &Client{cc: cc, tls: cfg.tls, service: cfg.service}
 	if cfg.compressor != "" {
 		cfg.callOpts = append(cfg.callOpts, grpc.UseCompressor(cfg.compressor))
 	}
@@ -279,6 +293,9 @@ func (c *Client) method(service, endpoint string) string {
 			}
 		}
 		m := MethodName(service, endpoint)
+		if c.service != "" && !strings.Contains(service, ".") {
+			m = "/" + c.service + "/" + endpoint
+		}
 		if old != nil && len(*old) >= maxCachedMethods {
 			return m
 		}

@@ -21,6 +21,17 @@ func isMessage(t reflect.Type) bool { return reflect.PointerTo(t).Implements(mes
 // global registry for generated messages, well-known types, health and
 // reflection.
 func describe(s *server.Server) (*resolver, error) {
+	if sd := s.ProtoService(); sd != nil {
+		// The contract's own file, as protoc-gen-go compiled it.
+		if err := checkContract(s, sd); err != nil {
+			return nil, err
+		}
+		local := new(protoregistry.Files)
+		if err := local.RegisterFile(sd.ParentFile()); err != nil {
+			return nil, fmt.Errorf("grpc: contract %s: %w", sd.FullName(), err)
+		}
+		return &resolver{local: local}, nil
+	}
 	eps := s.Endpoints()
 	methods := make([]protostruct.Method, 0, len(eps))
 	for _, ep := range eps {

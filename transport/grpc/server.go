@@ -262,9 +262,9 @@ func (t *Server) Start(ctx context.Context, s *server.Server) error {
 	reflectionv1alpha.RegisterServerReflectionServer(gs, reflection.NewServer(ropts))
 
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	hs.SetServingStatus(ServiceName(s.Name()), healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(grpcService(s), healthpb.HealthCheckResponse_SERVING)
 
-	t.started, t.lis, t.gs, t.health, t.name = true, lis, gs, hs, ServiceName(s.Name())
+	t.started, t.lis, t.gs, t.health, t.name = true, lis, gs, hs, grpcService(s)
 	t.served = make(chan struct{})
 	logger := s.Logger()
 	go func() {
@@ -336,7 +336,7 @@ func unknownMethod(_ any, stream grpc.ServerStream) error {
 // serviceDesc describes s's endpoints as the methods and streams of one
 // gRPC service.
 func (t *Server) serviceDesc(s *server.Server) *grpc.ServiceDesc {
-	name := ServiceName(s.Name())
+	name := grpcService(s)
 	eps := s.Endpoints()
 	desc := &grpc.ServiceDesc{
 		ServiceName: name,
@@ -344,6 +344,9 @@ func (t *Server) serviceDesc(s *server.Server) *grpc.ServiceDesc {
 		Methods:     []grpc.MethodDesc{},
 		Streams:     []grpc.StreamDesc{},
 		Metadata:    filePath(s.Name()),
+	}
+	if sd := s.ProtoService(); sd != nil {
+		desc.Metadata = sd.ParentFile().Path()
 	}
 	for _, ep := range eps {
 		full := "/" + name + "/" + ep.Name
