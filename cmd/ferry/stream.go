@@ -81,7 +81,6 @@ func grpcStream(ctx context.Context, cc *grpc.ClientConn, c transport.Streamer, 
 	}, nil
 }
 
-
 // openStreamCall prepares the stream of a call to r. It returns nil for a
 // unary call: over gRPC the method says so; elsewhere --stream, or the
 // registry entry (MetadataStreams), does.
