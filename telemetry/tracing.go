@@ -79,6 +79,9 @@ func Tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) middle
 			}
 			if span.IsRecording() {
 				span.SetAttributes(startAttrs(names, st, call, name)...)
+				if call.Stream != nil {
+					messageEvents(ctx, span)
+				}
 			}
 			resp, err := next(ctx, req)
 			endCall(span, st, call, err)
@@ -264,4 +267,25 @@ func traceDelivery(ctx context.Context, tracer trace.Tracer, prop propagation.Te
 	}
 	span.End()
 	return resp, err
+}
+
+// Message events of a served stream (OpenTelemetry's rpc "message" event):
+// one per message the handler receives and sends, numbered from 1 on each
+// side. The span covers the whole stream.
+var (
+	msgReceived = attribute.String("rpc.message.type", "RECEIVED")
+	msgSent     = attribute.String("rpc.message.type", "SENT")
+)
+
+func messageEvents(ctx context.Context, span trace.Span) {
+	var recvd, sent atomic.Int64
+	middleware.OnMessages(ctx,
+		func(context.Context, any) error {
+			span.AddEvent("message", trace.WithAttributes(msgReceived, attribute.Int64("rpc.message.id", recvd.Add(1))))
+			return nil
+		},
+		func(context.Context, any) error {
+			span.AddEvent("message", trace.WithAttributes(msgSent, attribute.Int64("rpc.message.id", sent.Add(1))))
+			return nil
+		})
 }

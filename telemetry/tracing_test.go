@@ -507,3 +507,84 @@ func TestTLSConventions(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamSpans: a stream is one server span and one client span, from
+// open to end, with a message event per message and the stream's error.
+func TestStreamSpans(t *testing.T) {
+	tp, exp := newTracer(t)
+	var buf ferrytest.Buffer
+	srv := server.New("streams", server.WithLogger(slog.New(slog.DiscardHandler)), server.WithMiddleware(
+		telemetry.Tracing(tp, nil),
+		telemetry.AccessLog(slog.New(slog.NewJSONHandler(&buf, nil))),
+	))
+	server.HandleBidiStream(srv, "Chat", func(_ context.Context, st server.Stream[hop, hop]) error {
+		for m, err := range st.All() {
+			if err != nil {
+				return err
+			}
+			if m.Path == "stop" {
+				return errs.New(errs.Aborted, "stopped")
+			}
+			if err := st.Send(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	tr := fgrpc.NewServer("127.0.0.1:0")
+	ctx := testCtx(t)
+	if err := tr.Start(ctx, srv); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tr.Stop(context.Background()) })
+	c, err := fgrpc.NewClient(tr.Addr().String(), fgrpc.WithClientMiddleware(telemetry.Tracing(tp, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	st, err := transport.StreamEndpoint[hop, hop]{Service: "streams", Name: "Chat", Kind: transport.BidiStreaming}.Open(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"a", "b"} {
+		if err := st.Send(&hop{Path: p}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Recv(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Send(&hop{Path: "stop"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Recv(); errs.CodeOf(err) != errs.Aborted {
+		t.Fatalf("end = %v, want aborted", err)
+	}
+	ferrytest.Eventually(t, "both spans ended", func() bool { return len(exp.GetSpans()) == 2 })
+	srvSpan := findSpan(t, exp.GetSpans(), "streams.Streams/Chat", trace.SpanKindServer)
+	cliSpan := findSpan(t, exp.GetSpans(), "streams.Streams/Chat", trace.SpanKindClient)
+	if srvSpan.Parent.SpanID() != cliSpan.SpanContext.SpanID() {
+		t.Errorf("server span's parent = %v, want the client span %v", srvSpan.Parent.SpanID(), cliSpan.SpanContext.SpanID())
+	}
+	var recvd, sent int
+	for _, ev := range srvSpan.Events {
+		for _, kv := range ev.Attributes {
+			if kv.Key == "rpc.message.type" {
+				if kv.Value.AsString() == "RECEIVED" {
+					recvd++
+				} else {
+					sent++
+				}
+			}
+		}
+	}
+	if recvd != 3 || sent != 2 {
+		t.Errorf("server span has %d received and %d sent message events, want 3 and 2", recvd, sent)
+	}
+	if attrs(srvSpan)["ferry.code"].AsString() != "aborted" || attrs(cliSpan)["ferry.code"].AsString() != "aborted" {
+		t.Errorf("span codes = %q (server), %q (client); want aborted on both", attrs(srvSpan)["ferry.code"].AsString(), attrs(cliSpan)["ferry.code"].AsString())
+	}
+	if out := buf.String(); strings.Count(out, `"endpoint":"Chat"`) != 1 || !strings.Contains(out, `"code":"aborted"`) {
+		t.Errorf("access log = %q, want one line for the stream, code aborted", out)
+	}
+}
