@@ -206,19 +206,7 @@ var rawEchoDesc = grpc.ServiceDesc{
 func BenchmarkGRPC(b *testing.B) {
 	for _, p := range parallelism {
 		b.Run(fmt.Sprintf("raw/p%d", p), func(b *testing.B) {
-			gs := grpc.NewServer()
-			gs.RegisterService(&rawEchoDesc, struct{}{})
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			go func() { _ = gs.Serve(ln) }()
-			b.Cleanup(gs.Stop)
-			cc, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { _ = cc.Close() })
+			cc := serveRawGRPC(b, &rawEchoDesc)
 			in := wrapperspb.String(payload.Text)
 			ctx := context.Background()
 			run(b, p, func() error {
@@ -241,6 +229,25 @@ func BenchmarkGRPC(b *testing.B) {
 			benchClient(b, p, c, "Echo")
 		})
 	}
+}
+
+// serveRawGRPC serves desc with a plain grpc-go server on loopback and
+// returns a connection to it.
+func serveRawGRPC(b *testing.B, desc *grpc.ServiceDesc) *grpc.ClientConn {
+	gs := grpc.NewServer()
+	gs.RegisterService(desc, struct{}{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = gs.Serve(ln) }()
+	b.Cleanup(gs.Stop)
+	cc, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cc.Close() })
+	return cc
 }
 
 // startHTTP serves s over HTTP on loopback and returns a client for it.

@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"testing"
 
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
 	fgrpc "github.com/ferry-go/ferry/transport/grpc"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -78,19 +76,7 @@ func receive(b *testing.B, recv func(n int) error) {
 
 func BenchmarkStreamGRPC(b *testing.B) {
 	b.Run("raw", func(b *testing.B) {
-		gs := grpc.NewServer()
-		gs.RegisterService(&rawStreamDesc, struct{}{})
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		go func() { _ = gs.Serve(ln) }()
-		b.Cleanup(gs.Stop)
-		cc, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = cc.Close() })
+		cc := serveRawGRPC(b, &rawStreamDesc)
 		receive(b, func(n int) error {
 			cs, err := cc.NewStream(context.Background(), &rawStreamDesc.Streams[0], "/bench.Raw/Count")
 			if err != nil {

@@ -101,22 +101,8 @@ func (p *Pipeline) Invoke(ctx context.Context, service, endpoint, peer string, r
 // carrying w. An outer call's peer (WithParent) wins over w.Peer; the
 // outer call gets w's other fields.
 func (p *Pipeline) InvokeWire(ctx context.Context, service, endpoint string, w Wire, req, resp any) error {
-	st := &state{
-		call: transport.Call{Service: service, Endpoint: endpoint, Kind: p.kind, Client: true, Peer: w.Peer,
-			Method: w.Method, Route: w.Route, Target: w.Target, TLS: w.TLS},
-		resp: resp,
-	}
-	parent, _ := ctx.Value(parentKey{}).(*transport.Call)
-	if parent != nil {
-		st.call.Request = transport.Copy(parent.Request) // each attempt's middleware starts afresh
-		if parent.Peer != "" {
-			st.call.Peer = parent.Peer
-		}
-		parent.Method, parent.Route, parent.Target, parent.TLS = w.Method, w.Route, w.Target, w.TLS
-	} else {
-		st.call.Request = transport.OutgoingMetadata(ctx).Clone()
-	}
-	st.call.Deadline, _ = ctx.Deadline()
+	st := &state{resp: resp}
+	parent := p.newCall(ctx, &st.call, service, endpoint, w)
 	ctx = context.WithValue(transport.NewCallContext(ctx, &st.call), stateKey{}, st)
 	out, err := p.h(ctx, req)
 	if parent != nil {
@@ -129,6 +115,25 @@ func (p *Pipeline) InvokeWire(ctx context.Context, service, endpoint string, w W
 		return Received(err, service, endpoint)
 	}
 	return AssignReply(resp, out)
+}
+
+// newCall fills c for a call to service/endpoint carrying w, as an attempt
+// of the outer call in ctx (WithParent) if any, which it returns.
+func (p *Pipeline) newCall(ctx context.Context, c *transport.Call, service, endpoint string, w Wire) *transport.Call {
+	*c = transport.Call{Service: service, Endpoint: endpoint, Kind: p.kind, Client: true, Peer: w.Peer,
+		Method: w.Method, Route: w.Route, Target: w.Target, TLS: w.TLS}
+	parent, _ := ctx.Value(parentKey{}).(*transport.Call)
+	if parent != nil {
+		c.Request = transport.Copy(parent.Request) // each attempt's middleware starts afresh
+		if parent.Peer != "" {
+			c.Peer = parent.Peer
+		}
+		parent.Method, parent.Route, parent.Target, parent.TLS = w.Method, w.Route, w.Target, w.TLS
+	} else {
+		c.Request = transport.OutgoingMetadata(ctx).Clone()
+	}
+	c.Deadline, _ = ctx.Deadline()
+	return parent
 }
 
 // Received is the error a client returns for a failed call to

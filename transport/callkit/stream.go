@@ -30,23 +30,9 @@ type Open func(ctx context.Context, call *transport.Call) (transport.ClientStrea
 // Errors of Recv and Send are *errs.Error values marked as received from
 // service/endpoint (Received); io.EOF is a clean end.
 func (p *Pipeline) OpenStream(ctx context.Context, service, endpoint string, w Wire, kind transport.StreamKind, open Open) (transport.ClientStream, error) {
-	st := &streamState{
-		call: transport.Call{Service: service, Endpoint: endpoint, Kind: p.kind, Client: true, Peer: w.Peer,
-			Method: w.Method, Route: w.Route, Target: w.Target, TLS: w.TLS, StreamKind: kind},
-		open:  open,
-		ready: make(chan struct{}),
-	}
-	parent, _ := ctx.Value(parentKey{}).(*transport.Call)
-	if parent != nil {
-		st.call.Request = transport.Copy(parent.Request)
-		if parent.Peer != "" {
-			st.call.Peer = parent.Peer
-		}
-		parent.Method, parent.Route, parent.Target, parent.TLS = w.Method, w.Route, w.Target, w.TLS
-	} else {
-		st.call.Request = transport.OutgoingMetadata(ctx).Clone()
-	}
-	st.call.Deadline, _ = ctx.Deadline()
+	st := &streamState{open: open, ready: make(chan struct{})}
+	parent := p.newCall(ctx, &st.call, service, endpoint, w)
+	st.call.StreamKind = kind
 	ctx = context.WithValue(transport.NewCallContext(ctx, &st.call), streamKey{}, st)
 	if p.bare {
 		cs, err := open(ctx, &st.call)

@@ -390,14 +390,7 @@ func (t *Server) methodHandler(s *server.Server, ep *server.Endpoint, info *grpc
 			Method:   info.FullMethod,
 			TLS:      tlsOn,
 		}
-		if p, ok := peer.FromContext(ctx); ok {
-			if p.Addr != nil {
-				c.call.Peer = p.Addr.String()
-			}
-			if _, ok := p.AuthInfo.(credentials.TLSInfo); ok {
-				c.call.TLS = true // TLS credentials given with WithServerOptions
-			}
-		}
+		setPeer(ctx, &c.call)
 		c.call.Deadline, _ = ctx.Deadline()
 		resp, err := h(transport.NewCallContext(ctx, &c.call), req)
 		if len(c.out.md) > 0 {
@@ -493,4 +486,17 @@ func encodeJSON(ctx context.Context, logger *slog.Logger, endpoint string, resp 
 		return nil, status.Error(codes.Internal, "encoding the reply failed")
 	}
 	return encoded(b), nil
+}
+
+// setPeer sets the call's Peer from the connection, and TLS when the
+// connection has TLS credentials (given with WithServerOptions too).
+func setPeer(ctx context.Context, c *transport.Call) {
+	if p, ok := peer.FromContext(ctx); ok {
+		if p.Addr != nil {
+			c.Peer = p.Addr.String()
+		}
+		if _, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+			c.TLS = true
+		}
+	}
 }

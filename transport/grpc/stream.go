@@ -14,9 +14,7 @@ import (
 	"github.com/ferry-go/ferry/transport"
 	"github.com/ferry-go/ferry/transport/callkit"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 )
 
 // Streams are gRPC streams: grpc-go's flow control (a Send blocks while the
@@ -55,14 +53,7 @@ func (t *Server) streamHandler(s *server.Server, ep *server.Endpoint, fullMethod
 			StreamKind: ep.Kind,
 			Stream:     st,
 		}
-		if p, ok := peer.FromContext(ctx); ok {
-			if p.Addr != nil {
-				st.call.Peer = p.Addr.String()
-			}
-			if _, ok := p.AuthInfo.(credentials.TLSInfo); ok {
-				st.call.TLS = true
-			}
-		}
+		setPeer(ctx, &st.call)
 		st.call.Deadline, _ = ctx.Deadline()
 		var req any
 		if ep.Kind == transport.ServerStreaming {
