@@ -515,3 +515,54 @@ func TestValidationBites(t *testing.T) {
 		}
 	}
 }
+
+type File struct {
+	Path   string `json:"path"`
+	UserID int64  `json:"userId"`
+	Kind   string `json:"kind,omitempty"`
+}
+
+// TestPathPatterns: net/http's pattern forms become OpenAPI templates —
+// {name...} one parameter, {$} dropped, a wildcard spelled in another
+// case or in snake_case still the field's — and requests built from them
+// reach the service.
+func TestPathPatterns(t *testing.T) {
+	s := server.New("files", server.WithLogger(quiet))
+	server.Handle(s, "Read", func(_ context.Context, f *File) (*File, error) { return f, nil },
+		server.WithRoute("GET /files/{path...}"), server.WithRoute("GET /users/{user_id}/files/{PATH}"),
+		server.WithRoute("GET /root/{$}"))
+	l := startLive(t, s)
+	for path, params := range map[string][]string{
+		"/files/{path}":                 {"path"},
+		"/users/{user_id}/files/{PATH}": {"user_id", "PATH"},
+		"/root/":                        nil,
+	} {
+		op := l.doc.Paths.Find(path)
+		if op == nil || op.Get == nil {
+			t.Errorf("no GET %s", path)
+			continue
+		}
+		for _, name := range params {
+			if p := op.Get.Parameters.GetByInAndName("path", name); p == nil || !p.Required {
+				t.Errorf("%s: path parameter %s = %+v", path, name, p)
+			}
+		}
+		if p := op.Get.Parameters.GetByInAndName("query", "userId"); (p == nil) != (path == "/users/{user_id}/files/{PATH}") {
+			t.Errorf("%s: query parameter userId = %+v", path, p)
+		}
+	}
+	if p := l.doc.Paths.Find("/users/{user_id}/files/{PATH}").Get.Parameters.GetByInAndName("path", "user_id"); !p.Schema.Value.Type.Is("integer") {
+		t.Errorf("user_id has the schema %+v, not userId's", p.Schema.Value)
+	}
+	for _, path := range []string{"/files/{path}", "/users/{user_id}/files/{PATH}", "/root/"} {
+		op := l.raw.Paths[path]["get"]
+		c := l.build(t, "GET", path, op)
+		in, err := l.validateRequest(t, c.request(t, l.base), op.OperationID)
+		if err != nil {
+			t.Errorf("GET %s: %v", path, err)
+		}
+		if resp, body := l.send(t, c, in); resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s = %d\n%s", path, resp.StatusCode, body)
+		}
+	}
+}

@@ -425,16 +425,20 @@ func (b *builder) websocket(e *epDoc) *operation {
 }
 
 // lookup finds the request field a path wildcard names: by JSON name, then
-// ignoring case, as the HTTP transport binds it.
+// ignoring case, then ignoring underscores too — the HTTP transport also
+// takes a field's snake_case spelling ("user_id" for "userId").
 func (e *epDoc) lookup(name string) *field {
-	for i := range e.fields {
-		if e.fields[i].name == name {
-			return &e.fields[i]
-		}
-	}
-	for i := range e.fields {
-		if strings.EqualFold(e.fields[i].name, name) {
-			return &e.fields[i]
+	for _, same := range []func(a, b string) bool{
+		func(a, b string) bool { return a == b },
+		strings.EqualFold,
+		func(a, b string) bool {
+			return strings.EqualFold(strings.ReplaceAll(a, "_", ""), strings.ReplaceAll(b, "_", ""))
+		},
+	} {
+		for i := range e.fields {
+			if same(e.fields[i].name, name) {
+				return &e.fields[i]
+			}
 		}
 	}
 	return nil
