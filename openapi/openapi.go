@@ -178,37 +178,33 @@ func (b *builder) endpoint(ep *server.Endpoint) error {
 	if err != nil {
 		return fmt.Errorf("response: %w", err)
 	}
-	defs := b.gen.Defs()
+	obj := resolve(b.gen.Defs(), req)
 	e := &epDoc{
-		ep: ep, req: req, resp: resp,
-		def:    resolve(defs, req),
-		fields: paramFields(ep, resolve(defs, req)),
+		ep: ep, req: req, resp: resp, def: obj,
+		fields: paramFields(ep, obj),
 		proto:  protostruct.Check(ep.RequestType) == nil && protostruct.Check(ep.ResponseType) == nil,
 	}
-	def := "/" + b.service + "/" + ep.Name
+	path := "/" + b.service + "/" + ep.Name
 
 	switch ep.Kind {
 	case transport.ClientStreaming, transport.BidiStreaming:
 		// One WebSocket per call, opened with a GET; the messages flow on it.
-		return b.add(http.MethodGet, def, b.websocket(e))
+		return b.add(http.MethodGet, path, b.websocket(e))
 	}
 
-	if err := b.add(http.MethodPost, def, b.defaultPost(e)); err != nil {
+	if err := b.add(http.MethodPost, path, b.defaultPost(e)); err != nil {
 		return err
 	}
 	routes := ep.Routes
 	if (ep.Idempotent || ep.Kind == transport.ServerStreaming) &&
-		!slices.ContainsFunc(routes, func(r server.Route) bool { return r.Method() == http.MethodGet && r.Path() == def }) {
+		!slices.ContainsFunc(routes, func(r server.Route) bool { return r.Method() == http.MethodGet && r.Path() == path }) {
 		// As the HTTP transport does: GET on the default path, the request
 		// from the query (first here, so that it gets the plainer id).
-		routes = append([]server.Route{{Pattern: http.MethodGet + " " + def}}, routes...)
+		routes = append([]server.Route{{Pattern: http.MethodGet + " " + path}}, routes...)
 	}
 	for _, r := range routes {
-		op, path, err := b.route(e, r, r.Path() == def && r.Method() == http.MethodGet)
-		if err != nil {
-			return err
-		}
-		if err := b.add(r.Method(), path, op); err != nil {
+		op, at := b.route(e, r, r.Path() == path && r.Method() == http.MethodGet)
+		if err := b.add(r.Method(), at, op); err != nil {
 			return err
 		}
 	}
@@ -281,7 +277,7 @@ func (b *builder) defaultPost(e *epDoc) *operation {
 
 // route is a REST route, or the GET on the default path (defaultGet) of
 // an idempotent endpoint or a server stream.
-func (b *builder) route(e *epDoc, r server.Route, defaultGet bool) (*operation, string, error) {
+func (b *builder) route(e *epDoc, r server.Route, defaultGet bool) (*operation, string) {
 	method := r.Method()
 	path, wild := openapiPath(r.Path())
 	body := method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch
@@ -338,7 +334,7 @@ func (b *builder) route(e *epDoc, r server.Route, defaultGet bool) (*operation, 
 		op.RequestBody = e.body(req, required)
 	}
 	b.replies(e, op, body)
-	return op, path, nil
+	return op, path
 }
 
 func bodyNote(body bool) string {
