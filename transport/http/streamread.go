@@ -59,11 +59,18 @@ func (r *ndjsonReader) line() ([]byte, error) {
 		case bufio.ErrBufferFull:
 			r.buf = append(r.buf, chunk...)
 		case io.EOF:
-			r.buf = append(r.buf, chunk...)
-			if len(r.buf) == 0 {
+			line := append(r.buf, chunk...)
+			r.buf = line
+			if len(line) == 0 {
 				return nil, io.EOF
 			}
-			return r.buf, nil
+			if n := len(line); line[n-1] == '\r' {
+				line = line[:n-1]
+			}
+			if int64(len(line)) > r.limit {
+				return nil, errTooLarge
+			}
+			return line, nil
 		default:
 			return nil, err
 		}

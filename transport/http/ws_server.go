@@ -283,8 +283,9 @@ func (s *wsStream) readLoop(ctx context.Context) {
 		}
 	}
 	fail := func(e *errs.Error, code websocket.StatusCode) {
-		closeIn(e)
+		// The cause first: finish, once the handler returned, must find it.
 		s.cancel(&wsProtocolError{err: e, code: code})
+		closeIn(e)
 	}
 	for {
 		_, r, err := s.conn.Reader(ctx)
