@@ -80,9 +80,17 @@
 // WithMaxTimeout) and none without it: it lasts until either side ends
 // it. The server's read and write timeouts do not apply to streams.
 //
-//	curl -N -d '{"customer":"c-1"}' localhost:8080/orders/Watch
+//	curl -N -i -d '{"customer":"c-1"}' localhost:8080/orders/Watch
+//	HTTP/1.1 200 OK
+//	Content-Type: application/x-ndjson
+//	Trailer: Ferry-Stream-End
+//	Trailer: Ferry-Error
+//	…
+//
 //	{"id":"o-1","state":"paid"}
 //	{"id":"o-1","state":"shipped"}
+//	Ferry-Stream-End: ok
+//	X-Count: 2
 //
 //	curl -N -H 'Accept: text/event-stream' 'localhost:8080/orders/Watch?customer=c-1'
 //	data: {"id":"o-1","state":"paid"}

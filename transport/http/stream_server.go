@@ -282,7 +282,7 @@ func (s *httpStream) setTrailers() {
 	hdr := s.w.Header()
 	for k, vs := range s.call.Trailer {
 		if sendableTrailer(k, vs) {
-			hdr[http.TrailerPrefix+k] = vs
+			hdr[http.TrailerPrefix+http.CanonicalHeaderKey(k)] = vs
 		}
 	}
 }
