@@ -26,22 +26,30 @@ func Transports() []Transport {
 	return []Transport{HTTP(), GRPC(), NATSTransport()}
 }
 
-// HTTP describes the HTTP transport.
-func HTTP() Transport {
-	return Transport{Name: "http", UnknownEndpoint: errs.NotFound, Serve: func(t testing.TB, s *server.Server, lim Limits) Conn {
+// HTTP describes the HTTP transport. Its client receives server streams as
+// NDJSON, the default.
+func HTTP() Transport { return httpTransport("http") }
+
+// HTTPSSE is HTTP with a client that receives server streams as
+// Server-Sent Events (fhttp.WithStreamFormat(fhttp.SSE)), for
+// StreamConformance.
+func HTTPSSE() Transport { return httpTransport("http-sse", fhttp.WithStreamFormat(fhttp.SSE)) }
+
+func httpTransport(name string, copts ...fhttp.ClientOption) Transport {
+	return Transport{Name: name, UnknownEndpoint: errs.NotFound, Serve: func(t testing.TB, s *server.Server, lim Limits) Conn {
 		tr := fhttp.NewServer("127.0.0.1:0", fhttp.WithMaxBodyBytes(int64(lim.MaxRequestBytes)),
 			fhttp.WithDefaultTimeout(lim.DefaultTimeout), fhttp.WithMaxTimeout(lim.MaxTimeout))
 		serve(t, s, tr)
 		base := "http://" + tr.Addr().String()
-		c := must(fhttp.NewClient(base))(t)
+		c := must(fhttp.NewClient(base, copts...))(t)
 		t.Cleanup(func() { _ = c.Close() })
 		return Conn{Client: c, SendRaw: func(ctx context.Context, service, endpoint, ct string, body []byte) error {
-			rc := must(fhttp.NewClient(base, fhttp.WithCodec(rawCodec{ct: ct})))(t)
+			rc := must(fhttp.NewClient(base, append(copts[:len(copts):len(copts)], fhttp.WithCodec(rawCodec{ct: ct}))...))(t)
 			defer rc.Close()
 			var out []byte
 			return rc.Invoke(ctx, service, endpoint, body, &out)
 		}, ClientWith: func(mws ...middleware.Middleware) transport.Client {
-			mc := must(fhttp.NewClient(base, fhttp.WithClientMiddleware(mws...)))(t)
+			mc := must(fhttp.NewClient(base, append(copts[:len(copts):len(copts)], fhttp.WithClientMiddleware(mws...))...))(t)
 			t.Cleanup(func() { _ = mc.Close() })
 			return mc
 		}}

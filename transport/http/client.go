@@ -38,6 +38,8 @@ type clientConfig struct {
 	codec    codec.Codec
 	mws      []middleware.Middleware
 	maxReply int64
+
+	streamFormat StreamFormat
 }
 
 // WithClientTLS configures the TLS of https:// calls: trusted roots in
@@ -72,7 +74,9 @@ func WithClientMiddleware(mws ...middleware.Middleware) ClientOption {
 
 // WithMaxReplyBytes limits the size of a reply body (default 4 MiB, the
 // server's default request limit; 0 or less keeps the default). A larger
-// reply fails the call with ResourceExhausted.
+// reply fails the call with ResourceExhausted. It bounds each message of a
+// stream the same way: a larger one ends the stream with
+// ResourceExhausted.
 func WithMaxReplyBytes(n int64) ClientOption {
 	return func(c *clientConfig) {
 		if n > 0 {
@@ -91,6 +95,8 @@ type Client struct {
 	ct       []string // request Content-Type, shared read-only
 	maxReply int64
 	pipe     *callkit.Pipeline
+
+	streamFormat StreamFormat
 
 	bufs sync.Pool // *[]byte reply bodies
 
@@ -128,7 +134,7 @@ func NewClient(baseURL string, opts ...ClientOption) (*Client, error) {
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""
-	cfg := clientConfig{codec: codec.JSON, maxReply: DefaultMaxReplyBytes}
+	cfg := clientConfig{codec: codec.JSON, maxReply: DefaultMaxReplyBytes, streamFormat: NDJSON}
 	for _, o := range opts {
 		if o != nil {
 			o(&cfg)
@@ -159,6 +165,8 @@ func NewClient(baseURL string, opts ...ClientOption) (*Client, error) {
 		ct:       []string{cfg.codec.ContentType()},
 		maxReply: cfg.maxReply,
 		tls:      u.Scheme == "https",
+
+		streamFormat: cfg.streamFormat,
 	}
 	c.pipe = callkit.New(transport.HTTP, c.send, cfg.mws...)
 	return c, nil

@@ -7,7 +7,8 @@
 //
 // # Wire protocol
 //
-// Every endpoint answers POST /{service}/{Endpoint}. The request body is
+// Every unary endpoint answers POST /{service}/{Endpoint} (streams: see
+// Streams below). The request body is
 // JSON (Content-Type application/json, or none, or the
 // application/x-www-form-urlencoded that `curl -d` sends) or protobuf
 // (application/protobuf and its aliases); an empty body is the zero
@@ -44,6 +45,108 @@
 // into an *errs.Error with the same code, message and details. It refuses a
 // service name with a '.' — a fully qualified gRPC service name, which only
 // the gRPC transport calls — with InvalidArgument, sending nothing.
+//
+// # Streams
+//
+// Streaming endpoints (server.HandleServerStream, HandleClientStream,
+// HandleBidiStream) have no REST routes: they are served at their default
+// path, and their messages are JSON.
+//
+// A server stream answers POST /{service}/{Endpoint} with the request in
+// the body — decoded, limited and refused exactly as a unary request — and
+// GET /{service}/{Endpoint} with the request's fields in the query string,
+// as an idempotent endpoint's GET takes them. The Accept header picks the
+// format of the replies:
+//
+//   - text/event-stream: Server-Sent Events. Each message is an event
+//     "data: <json>"; a clean end is an "end" event whose data is
+//     {"trailer": {…}}; a failure is an "error" event whose data is the
+//     problem+json document unary errors use (with the trailer in a
+//     "trailer" member).
+//   - application/x-ndjson — the default, for */* or no Accept; also
+//     application/jsonl — one JSON message per line. The end is in HTTP
+//     trailers: Ferry-Stream-End "ok", or "error" with Ferry-Error holding
+//     the problem document (compact, ASCII); the handler's trailer comes as
+//     trailers too. A body that ends without Ferry-Stream-End was cut off.
+//
+// Any other Accept is answered 406. A stream that fails before its first
+// message — a bad request, an unknown endpoint, admission, a handler that
+// fails at once — is answered as a failed unary call, with its status; from
+// the first message on the status is 200 and the error is in the stream.
+// The reply metadata the handler set before its first message are the
+// response's headers. Every message is flushed as it is sent, and the
+// handler's Send blocks while the caller is not reading. A stream has the
+// deadline its caller sent in Ferry-Timeout-Ms (not cut to
+// WithMaxTimeout) and none without it: it lasts until either side ends
+// it. The server's read and write timeouts do not apply to streams.
+//
+//	curl -N -i -d '{"customer":"c-1"}' localhost:8080/orders/Watch
+//	HTTP/1.1 200 OK
+//	Content-Type: application/x-ndjson
+//	Trailer: Ferry-Stream-End
+//	Trailer: Ferry-Error
+//	…
+//
+//	{"id":"o-1","state":"paid"}
+//	{"id":"o-1","state":"shipped"}
+//	Ferry-Stream-End: ok
+//	X-Count: 2
+//
+//	curl -N -H 'Accept: text/event-stream' 'localhost:8080/orders/Watch?customer=c-1'
+//	data: {"id":"o-1","state":"paid"}
+//
+//	event: end
+//	data: {"trailer":{}}
+//
+// In a browser, an EventSource reads a server stream. Close it on "end" and
+// on "error", or it reconnects and the stream starts over; an "error" event
+// without data is the EventSource's own (the connection failed):
+//
+//	const es = new EventSource("/orders/Watch?customer=c-1");
+//	es.onmessage = (e) => show(JSON.parse(e.data));
+//	es.addEventListener("end", () => es.close());
+//	es.addEventListener("error", (e) => { es.close(); if (e.data) fail(JSON.parse(e.data)); });
+//
+// Client and bidirectional streams are WebSockets on GET
+// /{service}/{Endpoint} (a POST, or a GET that is no WebSocket handshake,
+// is answered 426). The handshake's headers are the request metadata and
+// may carry Ferry-Timeout-Ms; the subprotocol "ferry.v1" is agreed when
+// offered, never required. Every frame is a JSON text frame holding one
+// envelope. The caller sends {"msg": <message>} for each message and
+// {"end": true} when it has no more; the server sends {"header": {"key":
+// ["value"]}} once, before its first message, if the handler set reply
+// metadata, {"msg": <message>} for each message (a client stream's one
+// reply), then {"end": {"trailer": {…}}} or {"error": <problem+json>}, and
+// closes normally. A frame that is not an envelope, or a frame after
+// {"end": true}, ends the stream with an invalid_argument error envelope
+// naming what was wrong and close code 1008; a message over the server's
+// body limit (WithMaxBodyBytes) with resource_exhausted and close code
+// 1009. When the caller closes the socket, or the connection breaks, the
+// handler's context is canceled. Pages of another origin than the server's
+// are refused (403) unless WithWebSocketOrigins lets them in; clients that
+// send no Origin, as non-browser clients do, are not affected.
+//
+//	const ws = new WebSocket("ws://localhost:8080/chat/Talk");
+//	ws.onopen = () => ws.send(JSON.stringify({msg: {text: "hi"}}));
+//	ws.onmessage = (e) => {
+//		const env = JSON.parse(e.data);
+//		if (env.msg) show(env.msg);
+//		else if (env.error) fail(env.error);
+//	};
+//	// later: ws.send(JSON.stringify({end: true}));
+//
+//	wscat -c ws://localhost:8080/chat/Talk
+//	> {"msg":{"text":"hi"}}
+//	< {"msg":{"text":"hi","from":"bot"}}
+//
+// The Client implements transport.Streamer: it reads server streams as
+// NDJSON, or as Server-Sent Events with WithStreamFormat(SSE), and opens
+// client and bidirectional streams as WebSockets through its http.Client
+// (TLS included). Each message it receives is bounded by WithMaxReplyBytes.
+//
+// Stop waits for open streams — WebSockets too, which http.Server.Shutdown
+// does not track — until its context ends, then cancels their handlers and
+// closes their connections.
 //
 // # Tiers
 //

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferry-go/ferry/codec"
 	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/transport"
 )
 
 // ProblemContentType is the media type of error bodies (RFC 9457).
@@ -31,6 +32,8 @@ type problem struct {
 	Domain   string            `json:"domain,omitempty"`
 	Metadata map[string]string `json:"metadata,omitempty"`
 	Details  []errs.Detail     `json:"details,omitempty"`
+	// Trailer is a failed stream's trailer (see problemJSON).
+	Trailer transport.Metadata `json:"trailer,omitempty"`
 }
 
 // statusText is http.StatusText that also names 499.
@@ -47,6 +50,20 @@ func statusText(status int) string {
 // writeProblem writes e as a problem+json response with the given status.
 // Reply headers the handler already set stay in place.
 func writeProblem(w http.ResponseWriter, status int, e *errs.Error) {
+	body, status := problemJSON(status, e, nil)
+	h := w.Header()
+	h.Del("Content-Length")
+	h.Set("Content-Type", ProblemContentType)
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// problemJSON is the problem+json document of e with the given status, and
+// the status to send with it. trailer, when not empty, is added as the
+// "trailer" extension member: a stream that failed after its first message
+// carries its trailer there (SSE, WebSocket).
+func problemJSON(status int, e *errs.Error, trailer transport.Metadata) ([]byte, int) {
 	body, err := codec.MarshalJSON(problem{
 		Type:     "about:blank",
 		Title:    statusText(status),
@@ -57,17 +74,12 @@ func writeProblem(w http.ResponseWriter, status int, e *errs.Error) {
 		Domain:   e.Domain(),
 		Metadata: e.Metadata(),
 		Details:  e.Details(),
+		Trailer:  trailer,
 	})
 	if err != nil { // only reachable with details json cannot encode, which errs.Detail rules out
-		body = []byte(`{"type":"about:blank","status":500,"code":"internal"}`)
-		status = http.StatusInternalServerError
+		return []byte(`{"type":"about:blank","status":500,"code":"internal"}`), http.StatusInternalServerError
 	}
-	h := w.Header()
-	h.Del("Content-Length")
-	h.Set("Content-Type", ProblemContentType)
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	return body, status
 }
 
 // WriteError writes err as the HTTP transport answers a failed call: the

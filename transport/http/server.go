@@ -54,6 +54,7 @@ type serverConfig struct {
 	maxTimeout        time.Duration
 	filters           []func(http.Handler) http.Handler
 	tls               *tls.Config
+	wsOrigins         []string
 }
 
 // baseWriteTimeout is the http.Server's write timeout: a call under the
@@ -197,6 +198,21 @@ func WithFilter(f func(http.Handler) http.Handler) ServerOption {
 	}
 }
 
+// WithWebSocketOrigins lets browser pages served from other origins open
+// the WebSockets of client and bidirectional streams. Each pattern is
+// matched, case-insensitively with path.Match, against the host of the
+// handshake's Origin header ("app.example.com", "*.example.com"), or
+// against scheme://host when the pattern holds "://". By default a
+// handshake whose Origin names another host than the request's is refused
+// with 403, which keeps other sites' pages from using a visitor's cookies
+// on the WebSocket (cross-site WebSocket hijacking); requests without an
+// Origin header (non-browser clients) are always accepted. Plain HTTP
+// server streams are not affected: use a CORS filter for those
+// (transport/http/cors).
+func WithWebSocketOrigins(patterns ...string) ServerOption {
+	return func(c *serverConfig) { c.wsOrigins = append(c.wsOrigins, patterns...) }
+}
+
 // Server serves a server.Server's endpoints over HTTP. It implements
 // server.Transport. Create it with NewServer.
 type Server struct {
@@ -207,6 +223,7 @@ type Server struct {
 	srv     *http.Server
 	ln      net.Listener
 	handler http.Handler
+	h       *handler
 	done    chan struct{} // closed when Serve returns
 }
 
@@ -227,7 +244,7 @@ func (s *Server) Start(ctx context.Context, srv *server.Server) error {
 	if s.srv != nil {
 		return errors.New("http: server already started")
 	}
-	h, err := newHandler(srv, &s.cfg, s.cfg.writeTimeout)
+	out, h, err := newHandler(srv, &s.cfg, s.cfg.writeTimeout)
 	if err != nil {
 		return err
 	}
@@ -246,7 +263,7 @@ func (s *Server) Start(ctx context.Context, srv *server.Server) error {
 	base := context.WithoutCancel(ctx)
 	logger := srv.Logger()
 	hs := &http.Server{
-		Handler:           h,
+		Handler:           out,
 		ReadHeaderTimeout: s.cfg.readHeaderTimeout,
 		ReadTimeout:       s.cfg.readTimeout,
 		WriteTimeout:      s.cfg.baseWriteTimeout(),
@@ -262,23 +279,40 @@ func (s *Server) Start(ctx context.Context, srv *server.Server) error {
 			logger.ErrorContext(base, "http: serve failed", "addr", ln.Addr().String(), "error", err)
 		}
 	}()
-	s.srv, s.ln, s.handler, s.done = hs, ln, h, done
+	s.srv, s.ln, s.handler, s.h, s.done = hs, ln, out, h, done
 	return nil
 }
 
-// Stop stops accepting connections and waits for in-flight calls to finish.
-// If ctx ends first, it closes every connection and returns ctx's error.
-// Stop before Start does nothing.
+// stopGrace is how long Stop waits for streams to return once it has cut
+// them off: their handlers' contexts are canceled and their connections
+// closed, so only a handler that ignores both is still running after it.
+const stopGrace = 5 * time.Second
+
+// Stop stops accepting connections and waits for in-flight calls and open
+// streams to finish. If ctx ends first, it closes every connection, cancels
+// the streams' handlers (their Send and Recv fail with Unavailable) and
+// returns ctx's error. Stop before Start does nothing.
 func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Lock()
-	hs, done := s.srv, s.done
+	hs, h, done := s.srv, s.h, s.done
 	s.mu.Unlock()
 	if hs == nil {
 		return nil
 	}
 	err := hs.Shutdown(ctx)
+	if err == nil {
+		// Shutdown does not know hijacked connections: the WebSocket
+		// streams are waited for here.
+		err = h.streams.wait(ctx)
+	}
 	if err != nil {
 		_ = hs.Close()
+		h.streams.cutOff()
+		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace)
+		if h.streams.wait(gctx) != nil {
+			h.logger.WarnContext(ctx, "http: stop: streams still running after they were cut off", "service", h.service)
+		}
+		cancel()
 		err = fmt.Errorf("http: stop: %w", err)
 	}
 	<-done
@@ -323,9 +357,15 @@ func (s *Server) Handler() http.Handler {
 // NewHandler returns an http.Handler serving srv's endpoints, for mounting
 // in an http.Server of one's own. Only the options that shape the handler
 // apply (body limit, default timeout, filters); the rest configure Server.
+//
+// Streams are served too; the http.Server's Shutdown does not wait for the
+// WebSockets of client and bidirectional streams (it does not track
+// hijacked connections), and its WriteTimeout and ReadTimeout are lifted
+// for each stream.
 func NewHandler(srv *server.Server, opts ...ServerOption) (http.Handler, error) {
 	cfg := newServerConfig(opts)
-	return newHandler(srv, &cfg, 0)
+	out, _, err := newHandler(srv, &cfg, 0)
+	return out, err
 }
 
 // handler routes and serves calls. Everything it holds is built once and
@@ -352,11 +392,18 @@ type handler struct {
 	bufs       sync.Pool // *[]byte request bodies
 
 	jsonCT, protoCT []string // Content-Type values, shared read-only
+
+	// streams are the open streams, for Stop.
+	streams streamSet
+	// wsOrigins are the WebSocket origin patterns (WithWebSocketOrigins).
+	wsOrigins []string
+	// streamEndTimeout bounds writing the end of a WebSocket stream.
+	streamEndTimeout time.Duration
 }
 
-func newHandler(srv *server.Server, cfg *serverConfig, writeAfter time.Duration) (http.Handler, error) {
+func newHandler(srv *server.Server, cfg *serverConfig, writeAfter time.Duration) (http.Handler, *handler, error) {
 	if err := srv.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	h := &handler{
 		srv:        srv,
@@ -372,6 +419,11 @@ func newHandler(srv *server.Server, cfg *serverConfig, writeAfter time.Duration)
 		probe:      http.NewServeMux(),
 		jsonCT:     []string{codec.JSON.ContentType()},
 		protoCT:    []string{codec.Proto.ContentType()},
+		wsOrigins:  cfg.wsOrigins,
+	}
+	h.streamEndTimeout = cfg.writeTimeout
+	if h.streamEndTimeout <= 0 {
+		h.streamEndTimeout = DefaultWriteTimeout
 	}
 	var errList []error
 	for _, ep := range srv.Endpoints() {
@@ -383,6 +435,27 @@ func newHandler(srv *server.Server, cfg *serverConfig, writeAfter time.Duration)
 			noProto = err
 		} else if err := protostruct.Check(ep.ResponseType); err != nil {
 			noProto = err
+		}
+		switch ep.Kind {
+		case transport.Unary:
+		case transport.ServerStreaming:
+			// POST with the request in the body; GET with it in the query,
+			// for EventSource.
+			post := &route{h: h, ep: ep, path: path, body: true, noProto: noProto}
+			b, err := newBinder(server.Route{Pattern: http.MethodGet + " " + path}, ep.RequestType)
+			if err != nil {
+				errList = append(errList, err)
+				continue
+			}
+			get := &route{h: h, ep: ep, path: path, bind: b, noProto: noProto}
+			errList = appendErr(errList, h.handle("POST "+path, http.HandlerFunc(post.serveServerStream)))
+			errList = appendErr(errList, h.handle("GET "+path, http.HandlerFunc(get.serveServerStream)))
+			continue
+		default:
+			rt := &route{h: h, ep: ep, path: path}
+			errList = appendErr(errList, h.handle("GET "+path, http.HandlerFunc(rt.serveWebSocket)))
+			errList = appendErr(errList, h.handle("POST "+path, http.HandlerFunc(rt.upgradeRequired)))
+			continue
 		}
 		rt := &route{h: h, ep: ep, path: path, body: true, noProto: noProto}
 		h.byPath[path] = rt
@@ -409,21 +482,28 @@ func newHandler(srv *server.Server, cfg *serverConfig, writeAfter time.Duration)
 		}
 	}
 	if len(errList) > 0 {
-		return nil, errors.Join(errList...)
+		return nil, nil, errors.Join(errList...)
 	}
 	h.mux.Handle("/", http.HandlerFunc(h.miss))
 	var out http.Handler = h
 	for i := len(cfg.filters) - 1; i >= 0; i-- {
 		if out = cfg.filters[i](out); out == nil {
-			return nil, fmt.Errorf("http: filter %d returned a nil handler", i)
+			return nil, nil, fmt.Errorf("http: filter %d returned a nil handler", i)
 		}
 	}
-	return out, nil
+	return out, h, nil
+}
+
+func appendErr(list []error, err error) []error {
+	if err != nil {
+		return append(list, err)
+	}
+	return list
 }
 
 // handle registers pattern in both muxes. net/http panics on a malformed or
 // conflicting pattern; that is a configuration error, returned as such.
-func (h *handler) handle(pattern string, rt *route) (err error) {
+func (h *handler) handle(pattern string, rt http.Handler) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("http: route %q: %v", pattern, p)
@@ -521,28 +601,8 @@ const chunkThreshold = 2048
 
 func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := rt.h
-	cod := codec.JSON
-	if rt.body {
-		var ok bool
-		if cod, ok = requestCodec(r.Header["Content-Type"]); !ok {
-			ct := r.Header.Get("Content-Type")
-			writeProblem(w, http.StatusUnsupportedMediaType, errs.Newf(errs.InvalidArgument,
-				"unsupported content type %q: want application/json or application/protobuf", ct).
-				WithDetails(errs.Detail{Field: "Content-Type", Reason: "unsupported media type"}))
-			return
-		}
-		if cod == codec.Proto && rt.noProto != nil {
-			writeProblem(w, http.StatusUnsupportedMediaType, errs.Newf(errs.InvalidArgument,
-				"endpoint %s/%s cannot be called with protobuf (%v); use application/json", h.service, rt.ep.Name, rt.noProto).
-				WithDetails(errs.Detail{Field: "Content-Type", Reason: "unsupported media type"}))
-			return
-		}
-	}
-
-	if ce := r.Header["Content-Encoding"]; rt.body && len(ce) > 0 && !strings.EqualFold(ce[0], "identity") {
-		writeProblem(w, http.StatusUnsupportedMediaType, errs.Newf(errs.InvalidArgument,
-			"unsupported content encoding %q: send the body uncompressed", ce[0]).
-			WithDetails(errs.Detail{Field: "Content-Encoding", Reason: "unsupported encoding"}))
+	cod, ok := rt.bodyCodec(w, r)
+	if !ok {
 		return
 	}
 
@@ -551,9 +611,7 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if v := r.Header[TimeoutHeader]; len(v) > 0 {
 		d, ok := timeoutms.Parse(v[0], h.maxTimeout)
 		if !ok {
-			writeProblem(w, http.StatusBadRequest, errs.Newf(errs.InvalidArgument,
-				"header %s: %q is not a whole number of milliseconds greater than 0", TimeoutHeader, errs.Clip(v[0])).
-				WithDetails(errs.Detail{Field: TimeoutHeader, Reason: "want an integer > 0"}))
+			badTimeout(w, v[0])
 			return
 		}
 		timeout = d
@@ -585,21 +643,8 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer h.srv.Release(size)
 
 	req := rt.ep.NewRequest()
-	if rt.body {
-		if status, e := rt.decode(r, cod, req); e != nil {
-			if status == http.StatusRequestEntityTooLarge {
-				// The rest of the body is unread: do not reuse the connection.
-				w.Header().Set("Connection", "close")
-			}
-			writeProblem(w, status, e)
-			return
-		}
-	}
-	if rt.bind != nil {
-		if e := rt.bind.bind(r, req); e != nil {
-			writeProblem(w, http.StatusBadRequest, e)
-			return
-		}
+	if !rt.readRequest(w, r, cod, req) {
+		return
 	}
 
 	cs.call = transport.Call{
@@ -642,6 +687,67 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
+}
+
+// bodyCodec returns the codec r's body is decoded with (JSON when the route
+// takes no body). When the body's type or encoding is not one the route
+// reads, it answers r and returns false.
+func (rt *route) bodyCodec(w http.ResponseWriter, r *http.Request) (codec.Codec, bool) {
+	if !rt.body {
+		return codec.JSON, true
+	}
+	cod, ok := requestCodec(r.Header["Content-Type"])
+	if !ok {
+		ct := r.Header.Get("Content-Type")
+		writeProblem(w, http.StatusUnsupportedMediaType, errs.Newf(errs.InvalidArgument,
+			"unsupported content type %q: want application/json or application/protobuf", ct).
+			WithDetails(errs.Detail{Field: "Content-Type", Reason: "unsupported media type"}))
+		return nil, false
+	}
+	if cod == codec.Proto && rt.noProto != nil {
+		writeProblem(w, http.StatusUnsupportedMediaType, errs.Newf(errs.InvalidArgument,
+			"endpoint %s/%s cannot be called with protobuf (%v); use application/json", rt.h.service, rt.ep.Name, rt.noProto).
+			WithDetails(errs.Detail{Field: "Content-Type", Reason: "unsupported media type"}))
+		return nil, false
+	}
+	if ce := r.Header["Content-Encoding"]; len(ce) > 0 && !strings.EqualFold(ce[0], "identity") {
+		writeProblem(w, http.StatusUnsupportedMediaType, errs.Newf(errs.InvalidArgument,
+			"unsupported content encoding %q: send the body uncompressed", ce[0]).
+			WithDetails(errs.Detail{Field: "Content-Encoding", Reason: "unsupported encoding"}))
+		return nil, false
+	}
+	return cod, true
+}
+
+// badTimeout answers a request whose Ferry-Timeout-Ms header v is not a
+// timeout.
+func badTimeout(w http.ResponseWriter, v string) {
+	writeProblem(w, http.StatusBadRequest, errs.Newf(errs.InvalidArgument,
+		"header %s: %q is not a whole number of milliseconds greater than 0", TimeoutHeader, errs.Clip(v)).
+		WithDetails(errs.Detail{Field: TimeoutHeader, Reason: "want an integer > 0"}))
+}
+
+// readRequest decodes r's body with cod (on a route that takes one), then
+// sets req's fields from the path and query (on a REST or GET route). On a
+// bad request it answers r and returns false.
+func (rt *route) readRequest(w http.ResponseWriter, r *http.Request, cod codec.Codec, req any) bool {
+	if rt.body {
+		if status, e := rt.decode(r, cod, req); e != nil {
+			if status == http.StatusRequestEntityTooLarge {
+				// The rest of the body is unread: do not reuse the connection.
+				w.Header().Set("Connection", "close")
+			}
+			writeProblem(w, status, e)
+			return false
+		}
+	}
+	if rt.bind != nil {
+		if e := rt.bind.bind(r, req); e != nil {
+			writeProblem(w, http.StatusBadRequest, e)
+			return false
+		}
+	}
+	return true
 }
 
 // requestCodec picks the codec for a Content-Type header. No type and the
