@@ -86,7 +86,8 @@ type Streamer interface {
 // ClientStream is the caller's side of an open stream.
 //
 // Send and CloseSend on one goroutine and Recv on another may run at once.
-// Close may be called from any goroutine, more than once.
+// Header, Trailer and Close may be called from any goroutine, also while
+// Send or Recv runs; Close more than once.
 type ClientStream interface {
 	// Send encodes m and sends it (ClientStreaming and BidiStreaming only). It
 	// blocks while the server is not reading. An error from Send means the

@@ -38,9 +38,21 @@ func (t *Server) streamHandler(s *server.Server, ep *server.Endpoint, fullMethod
 	logger := s.Logger()
 	tlsOn := t.cfg.tls != nil
 	jsonDec := s.JSON()
+	defTimeout := t.cfg.defaultTimeout
 	return func(_ any, ss grpc.ServerStream) error {
 		ctx := ss.Context()
-		st := &serverStream{ss: ss, s: s, json: isJSON(ctx), jsonDec: jsonDec, logger: logger, endpoint: ep.Name, kind: ep.Kind}
+		// Admission as for a unary call, held for the stream's life, so
+		// Admission.MaxCalls bounds open streams too; waiting for room is
+		// bounded by the default timeout even when the stream has none.
+		// Messages are bounded by the receive size limit.
+		actx, acancel := context.WithTimeout(ctx, defTimeout)
+		err := s.Admit(actx, 0)
+		acancel()
+		if err != nil {
+			return statusError(err)
+		}
+		defer s.Release(0)
+		st := &serverStream{ss: ss, json: isJSON(ctx), jsonDec: jsonDec, logger: logger, endpoint: ep.Name, kind: ep.Kind}
 		st.in.ctx = ctx
 		st.call = transport.Call{
 			Service:    name,
@@ -55,7 +67,7 @@ func (t *Server) streamHandler(s *server.Server, ep *server.Endpoint, fullMethod
 		}
 		setPeer(ctx, &st.call)
 		st.call.Deadline, _ = ctx.Deadline()
-		var req any
+		var req, resp any
 		if ep.Kind == transport.ServerStreaming {
 			// The one request, decoded before middleware runs, as a unary
 			// call's is.
@@ -68,7 +80,7 @@ func (t *Server) streamHandler(s *server.Server, ep *server.Endpoint, fullMethod
 			}
 			st.eof.Store(true)
 		}
-		resp, err := h(transport.NewCallContext(ctx, &st.call), req)
+		resp, err = h(transport.NewCallContext(ctx, &st.call), req)
 		st.mu.Lock()
 		defer st.mu.Unlock()
 		st.ended = true
@@ -89,7 +101,6 @@ func (t *Server) streamHandler(s *server.Server, ep *server.Endpoint, fullMethod
 // serverStream is the transport.Stream of a served gRPC stream.
 type serverStream struct {
 	ss       grpc.ServerStream
-	s        *server.Server
 	call     transport.Call
 	in       incoming
 	out      outgoing
@@ -112,8 +123,8 @@ func (st *serverStream) Recv(m any) error {
 	return st.recv(m)
 }
 
-// recv reads the next message's bytes, under admission weighed by its
-// size, and decodes them as a unary request is.
+// recv reads the next message's bytes and decodes them as a unary
+// request is.
 func (st *serverStream) recv(m any) error {
 	var f frame
 	if err := st.ss.RecvMsg(&f); err != nil {
@@ -122,13 +133,6 @@ func (st *serverStream) recv(m any) error {
 		}
 		return fromStatus(err)
 	}
-	size := int64(f.data.Len())
-	ctx := st.ss.Context()
-	if err := st.s.Admit(ctx, size); err != nil {
-		f.data.Free()
-		return err
-	}
-	defer st.s.Release(size)
 	var err error
 	if st.json {
 		err = decodeJSON(st.jsonDec, f.data, m)
