@@ -279,6 +279,11 @@ func (fb *fileBuilder) declare(pl *plan, suggest string) string {
 		}
 		dp.Field = append(dp.Field, fdp)
 	}
+	for _, r := range pl.reserved {
+		dp.ReservedRange = append(dp.ReservedRange, &descriptorpb.DescriptorProto_ReservedRange{
+			Start: proto.Int32(int32(r.num)), End: proto.Int32(int32(r.num) + 1),
+		})
+	}
 	return name
 }
 

@@ -50,6 +50,8 @@ type Shapes struct {
 	XOpt2    string  `json:"_opt2"` // takes "_opt2", so opt2's oneof is "X_opt2"
 	Wrapped  []*wrapperspb.BytesValue
 	Stamp    timestamppb.Timestamp `json:"stamp"`
+	_        struct{}              `pb:"reserved"` // reserves 22
+	_        struct{}              `pb:"300,reserved"`
 }
 
 func shapeMethods() []protostruct.Method {
