@@ -113,7 +113,7 @@ type plan struct {
 	generated bool          // typ is a generated protobuf message: use the proto runtime
 	body      *messageCodec // set for time.Time, encoded as a Timestamp
 	fields    []*field      // sorted by number
-	reserved  []*field      // blank fields tagged pb:"reserved": number (and name) only
+	reserved  []*field      // blank fields tagged pb:"reserved": a number only
 	dense     []*field      // indexed by number, when numbers are small
 	sparse    map[protowire.Number]*field
 	err       *fieldError // why typ cannot be mapped; path relative to typ
