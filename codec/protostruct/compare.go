@@ -171,7 +171,11 @@ func (c *comparer) message(o, n protoreflect.MessageDescriptor) {
 			continue
 		}
 		if nf.Name() != of.Name() {
-			if moved == nil { // else reported as of's renumbering
+			switch {
+			case moved != nil: // reported as of's renumbering
+			case baseType(of) == baseType(nf) && ofs.ByName(nf.Name()) == nil:
+				c.add(true, n.FullName(), nf.Name(), "field %s (%d) of %s renamed %s: the same on the wire, another name in JSON", of.Name(), of.Number(), where, nf.Name())
+			default:
 				c.add(true, n.FullName(), nf.Name(), "field number %d of %s reused: was %s %s, now %s %s", of.Number(), where, typeName(of), of.Name(), typeName(nf), nf.Name())
 			}
 			continue

@@ -46,7 +46,7 @@ func reqRetyped() reflect.Type {
 
 func reqReused() reflect.Type {
 	type Req struct {
-		C    string    `json:"c"` // takes a's number 1
+		C    bool      `json:"c"` // takes a's number 1
 		B    int32     `json:"b"`
 		Tags []string  `json:"tags"`
 		At   time.Time `json:"at"`
@@ -69,6 +69,16 @@ func reqDropped() reflect.Type {
 		A  string    `json:"a"`
 		B  int32     `json:"b"`
 		At time.Time `json:"at"` // moves up to 3
+	}
+	return reflect.TypeFor[Req]()
+}
+
+func reqJSONRenamed() reflect.Type {
+	type Req struct {
+		A    string    `json:"a"`
+		B    int32     `json:"bee"`
+		Tags []string  `json:"tags"`
+		At   time.Time `json:"at"`
 	}
 	return reflect.TypeFor[Req]()
 }
@@ -146,7 +156,7 @@ func TestCompare(t *testing.T) {
 			"breaking: field tags of message x.Req changed type repeated string → string",
 		}},
 		{"reused", svc(t, reqReused()), []string{
-			"breaking: field number 1 of message x.Req reused: was string a, now string c",
+			"breaking: field number 1 of message x.Req reused: was string a, now bool c",
 		}},
 		{"removed", svc(t, reqRemoved()), []string{
 			// and 4 not reserved, which at's renumbering implies
@@ -156,6 +166,9 @@ func TestCompare(t *testing.T) {
 		{"dropped", svc(t, reqDropped()), []string{
 			"breaking: field number 3 of message x.Req reused: was repeated string tags, now google.protobuf.Timestamp at",
 			"breaking: field at of message x.Req changed number 4 → 3",
+		}},
+		{"json renamed", svc(t, reqJSONRenamed()), []string{
+			"breaking: field b (2) of message x.Req renamed bee: the same on the wire, another name in JSON",
 		}},
 		{"added", svc(t, reqAdded(), protostruct.Method{Name: "Ping", Input: reflect.TypeFor[Reply](), Output: reflect.TypeFor[Reply]()}), []string{
 			"compatible: method x.X.Ping added: rpc Ping(x.Reply) returns (x.Reply)",
