@@ -1,6 +1,7 @@
 // Command ferry is Ferry's command-line tool: it scaffolds new services,
-// calls them over HTTP, gRPC or NATS, lists the running ones and describes
-// their endpoints.
+// calls them over HTTP, gRPC or NATS, lists the running ones, describes
+// their endpoints, exports their schemas as .proto files and guards those
+// schemas against wire-incompatible changes.
 //
 //	go install github.com/ferry-go/ferry/cmd/ferry@latest
 //
@@ -10,6 +11,9 @@
 //	ferry call grpc.health.v1.Health Check --addr localhost:9090  # any gRPC service
 //	ferry services                                  # registry + $SRV discovery
 //	ferry describe demo --grpc localhost:9090       # request/response schemas
+//	ferry proto export demo --addr localhost:9090   # the .proto reflection serves
+//	ferry schema lock demo --addr localhost:9090    # write demo.lock.json
+//	ferry schema check demo --addr localhost:9090   # fail on breaking changes
 //
 // Exit status: 0 on success, 1 when the command ran and failed (the error's
 // canonical code and message go to stderr), 2 when the command line itself

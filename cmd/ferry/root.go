@@ -30,14 +30,18 @@ handler over HTTP, gRPC and NATS at once.
 It scaffolds a new service module (ferry new), calls an endpoint over any transport and prints
 the reply as JSON (ferry call), lists the running services from the NATS registry and from NATS
 service discovery (ferry services), shows a service's endpoints with their request and
-response types (ferry describe), and runs the API gateway in front of them (ferry gateway).
+response types (ferry describe), exports its schema as .proto files (ferry proto export),
+guards that schema against wire-incompatible changes (ferry schema lock/check), and runs the
+API gateway in front of them (ferry gateway).
 
 Exit status: 0 on success; 1 when the command ran and failed (the canonical error code and
 message are printed to stderr); 2 when the command line is wrong.`,
 		Example: `  ferry new demo && cd demo && make test
   ferry call demo Hello '{"name":"Ada"}'
   ferry services
-  ferry describe demo --grpc localhost:9090`,
+  ferry describe demo --grpc localhost:9090
+  ferry proto export demo --addr localhost:9090
+  ferry schema check demo --addr localhost:9090`,
 		Version:       ferryVersion(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -46,7 +50,7 @@ message are printed to stderr); 2 when the command line is wrong.`,
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.SetVersionTemplate(versionText())
-	root.AddCommand(newNewCmd(), newCallCmd(), newServicesCmd(), newDescribeCmd(), newGatewayCmd(), newDevCmd(), newVersionCmd())
+	root.AddCommand(newNewCmd(), newCallCmd(), newServicesCmd(), newDescribeCmd(), newProtoCmd(), newSchemaCmd(), newGatewayCmd(), newDevCmd(), newVersionCmd())
 	return root
 }
 

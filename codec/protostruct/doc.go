@@ -25,6 +25,17 @@
 // Skipped fields: unexported fields, and fields tagged `json:"-"` or
 // `pb:"-"`.
 //
+// Reserved numbers: a blank field tagged `pb:"reserved"` reserves its
+// position's number, `pb:"N,reserved"` reserves N, in the message's
+// reserved ranges; no field may use it. Replace a removed field with one to
+// keep the numbers after it and retire its own:
+//
+//	type User struct {
+//		Name  string   `json:"name"`
+//		_     struct{} `pb:"reserved"` // was Email, number 2
+//		Phone string   `json:"phone"`  // still 3
+//	}
+//
 // Names: the protobuf field name is the json tag name when that is a valid
 // protobuf identifier, else the snake_case form of the Go name (UserID →
 // user_id). The descriptor's json_name is the json tag name, or the Go name
@@ -71,6 +82,28 @@
 // pointers to scalars; map keys that are not strings, integers or bools;
 // and embedded (anonymous) struct fields without a json tag name (with one,
 // the field is an ordinary message field, not flattened).
+//
+// # .proto files and compatibility
+//
+// [Print] turns a file descriptor — one from [File], or any other, such as
+// the well-known types' — into .proto source that compiles back to the
+// same descriptor; transport/grpc's ProtoFile and `ferry proto export`
+// use it, so clients in any language can be generated from a service
+// written with plain structs.
+//
+// Because numbers follow declaration order, reordering, inserting or
+// removing untagged fields renumbers the ones after them: the code still
+// compiles, and clients built against the old schema misread every moved
+// field. Two guards catch this:
+//
+//   - [Compare] reports the changes between two schemas, breaking or
+//     compatible, message and field by field; [MarshalLock] and
+//     [UnmarshalLock] keep a schema in a lock file (a FileDescriptorSet in
+//     indented protojson) to compare against. `ferry schema check` and
+//     ferrytest.SchemaLock fail on breaking changes.
+//   - [CheckTagged], and transport/grpc's WithStrictFieldNumbers, refuse a
+//     type unless every field reached carries an explicit `pb:"N"` tag, so
+//     no number depends on the order of declaration.
 //
 // # Encoding
 //

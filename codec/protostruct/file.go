@@ -239,7 +239,12 @@ func (fb *fileBuilder) declare(pl *plan, suggest string) string {
 		case cardSingular, cardPointer:
 			fb.setType(fdp, f.val, suggestSub)
 			if f.card == cardPointer && f.val.sc != nil {
-				oneof := "_" + f.name
+				// protoc's name for the synthetic oneof, so the printed
+				// .proto compiles back to this descriptor.
+				oneof := f.name
+				if !strings.HasPrefix(oneof, "_") {
+					oneof = "_" + oneof
+				}
 				for taken[oneof] {
 					oneof = "X" + oneof
 				}
@@ -273,6 +278,11 @@ func (fb *fileBuilder) declare(pl *plan, suggest string) string {
 			fdp.TypeName = proto.String(fb.qualify(name) + "." + entryName)
 		}
 		dp.Field = append(dp.Field, fdp)
+	}
+	for _, r := range pl.reserved {
+		dp.ReservedRange = append(dp.ReservedRange, &descriptorpb.DescriptorProto_ReservedRange{
+			Start: proto.Int32(int32(r.num)), End: proto.Int32(int32(r.num) + 1),
+		})
 	}
 	return name
 }

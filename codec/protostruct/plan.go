@@ -92,6 +92,8 @@ type field struct {
 	val      valueType // value, element, or map value
 	key      valueType // map key
 	valPtr   bool      // map value is *V
+	tagged   bool      // the number comes from a pb tag, not the position
+	isRes    bool      // a reserved number (blank field pb:"N,reserved"), no value
 	tag      uint64    // encoded tag, with the wire type used on output
 	tagLen   int
 
@@ -111,6 +113,7 @@ type plan struct {
 	generated bool          // typ is a generated protobuf message: use the proto runtime
 	body      *messageCodec // set for time.Time, encoded as a Timestamp
 	fields    []*field      // sorted by number
+	reserved  []*field      // blank fields tagged pb:"reserved": a number only
 	dense     []*field      // indexed by number, when numbers are small
 	sparse    map[protowire.Number]*field
 	err       *fieldError // why typ cannot be mapped; path relative to typ
@@ -215,6 +218,7 @@ func isGenerated(t reflect.Type) bool {
 func (b *builder) fillFields(pl *plan) *fieldError {
 	t := pl.typ
 	byNum := map[protowire.Number]*field{}
+	resByNum := map[protowire.Number]*field{}
 	byName := map[string]*field{}
 	byJSON := map[string]*field{}
 	for i := range t.NumField() {
@@ -224,6 +228,17 @@ func (b *builder) fillFields(pl *plan) *fieldError {
 			return atField(err, sf.Name)
 		}
 		if f == nil {
+			continue
+		}
+		if g := resByNum[f.num]; g != nil || f.isRes && byNum[f.num] != nil {
+			if g == nil {
+				g = byNum[f.num]
+			}
+			return &fieldError{path: sf.Name, reason: fmt.Sprintf("field number %d is reserved and used by %s", f.num, g.goName)}
+		}
+		if f.isRes {
+			resByNum[f.num] = f
+			pl.reserved = append(pl.reserved, f)
 			continue
 		}
 		if g := byNum[f.num]; g != nil {
@@ -239,6 +254,7 @@ func (b *builder) fillFields(pl *plan) *fieldError {
 		pl.fields = append(pl.fields, f)
 	}
 	slices.SortFunc(pl.fields, func(a, b *field) int { return int(a.num) - int(b.num) })
+	slices.SortFunc(pl.reserved, func(a, b *field) int { return int(a.num) - int(b.num) })
 	if n := len(pl.fields); n > 0 {
 		if maxNum := int(pl.fields[n-1].num); maxNum <= 2*n+64 {
 			pl.dense = make([]*field, maxNum+1)
@@ -261,6 +277,12 @@ func (b *builder) field(sf reflect.StructField, i int) (*field, *fieldError) {
 		return nil, nil
 	}
 	jsonName, _, _ := strings.Cut(jsonTag, ",")
+	if tag := sf.Tag.Get("pb"); strings.Contains(tag, "reserved") {
+		if sf.Name != "_" {
+			return nil, &fieldError{reason: fmt.Sprintf("pb tag %q: only a blank field (_) reserves a number", tag)}
+		}
+		return reservedField(tag, i)
+	}
 	ft := sf.Type
 	if sf.Anonymous {
 		st := ft
@@ -278,22 +300,9 @@ func (b *builder) field(sf reflect.StructField, i int) (*field, *fieldError) {
 		return nil, nil
 	}
 
-	f := &field{goName: sf.Name, offset: sf.Offset, typ: ft, num: protowire.Number(i + 1)}
-	if s := sf.Tag.Get("pb"); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return nil, &fieldError{reason: fmt.Sprintf("pb tag %q is not a field number", s)}
-		}
-		f.num = protowire.Number(n)
-		if n < 1 || n > int64(protowire.MaxValidNumber) {
-			return nil, &fieldError{reason: fmt.Sprintf("field number %d out of range 1 to %d", n, protowire.MaxValidNumber)}
-		}
-	}
-	if f.num >= protowire.FirstReservedNumber && f.num <= protowire.LastReservedNumber {
-		return nil, &fieldError{reason: fmt.Sprintf("field number %d is in the range 19000 to 19999 reserved by protobuf", f.num)}
-	}
-	if f.num > protowire.MaxValidNumber {
-		return nil, &fieldError{reason: fmt.Sprintf("field number %d out of range 1 to %d", f.num, protowire.MaxValidNumber)}
+	f := &field{goName: sf.Name, offset: sf.Offset, typ: ft}
+	if err := f.setNumber(sf.Tag.Get("pb"), i); err != nil {
+		return nil, err
 	}
 	f.jsonName = sf.Name
 	if jsonName != "" {
@@ -311,6 +320,45 @@ func (b *builder) field(sf reflect.StructField, i int) (*field, *fieldError) {
 		return nil, err
 	}
 	setFuncs(f)
+	return f, nil
+}
+
+// setNumber sets f's number from pb tag value tag ("" for none) or from
+// declaration index i.
+func (f *field) setNumber(tag string, i int) *fieldError {
+	f.num = protowire.Number(i + 1)
+	if tag != "" {
+		n, err := strconv.ParseInt(tag, 10, 64)
+		if err != nil {
+			return &fieldError{reason: fmt.Sprintf("pb tag %q is not a field number", tag)}
+		}
+		f.num, f.tagged = protowire.Number(n), true
+		if n < 1 || n > int64(protowire.MaxValidNumber) {
+			return &fieldError{reason: fmt.Sprintf("field number %d out of range 1 to %d", n, protowire.MaxValidNumber)}
+		}
+	}
+	if f.num >= protowire.FirstReservedNumber && f.num <= protowire.LastReservedNumber {
+		return &fieldError{reason: fmt.Sprintf("field number %d is in the range 19000 to 19999 reserved by protobuf", f.num)}
+	}
+	if f.num > protowire.MaxValidNumber {
+		return &fieldError{reason: fmt.Sprintf("field number %d out of range 1 to %d", f.num, protowire.MaxValidNumber)}
+	}
+	return nil
+}
+
+// reservedField is the blank field at declaration index i tagged
+// pb:"reserved" or pb:"N,reserved": its number is reserved in the message.
+func reservedField(tag string, i int) (*field, *fieldError) {
+	num, _, _ := strings.Cut(tag, ",")
+	if num == "reserved" {
+		num = ""
+	} else if tag != num+",reserved" {
+		return nil, &fieldError{reason: fmt.Sprintf("pb tag %q: want \"N,reserved\" or \"reserved\"", tag)}
+	}
+	f := &field{goName: "_", isRes: true}
+	if err := f.setNumber(num, i); err != nil {
+		return nil, err
+	}
 	return f, nil
 }
 

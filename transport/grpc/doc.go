@@ -50,6 +50,16 @@
 //
 // An oversized message is grpc-go's own ResourceExhausted.
 //
+// # .proto export and strict field numbers
+//
+// [FileDescriptor] returns the file descriptor reflection serves for a
+// server.Server without starting anything, and [ProtoFile] its .proto
+// source (what `ferry proto export` prints for a running service): compile
+// it with protoc to call the service with generated code in any language.
+// ferrytest.SchemaLock compares it with a committed lock file in tests.
+// [WithStrictFieldNumbers] makes Start refuse plain-struct types whose
+// fields do not all pin their numbers with pb tags.
+//
 // # JSON
 //
 // A call made as application/grpc+json (content-subtype "json", the gRPC

@@ -58,6 +58,7 @@ type serverConfig struct {
 	maxTimeout     time.Duration
 	extra          []grpc.ServerOption
 	tls            *tls.Config
+	strictNumbers  bool // WithStrictFieldNumbers
 }
 
 // WithListener makes the server accept calls on l instead of listening on
@@ -229,6 +230,9 @@ func (t *Server) Start(ctx context.Context, s *server.Server) error {
 		return err
 	}
 	res, err := describe(s)
+	if err == nil && t.cfg.strictNumbers {
+		err = checkTagged(s)
+	}
 	if err != nil {
 		return err
 	}
