@@ -208,3 +208,11 @@ func TestContractMismatch(t *testing.T) {
 		})
 	}
 }
+
+// The file of a contract server is the contract's own.
+func TestContractProtoFile(t *testing.T) {
+	fd, err := fgrpc.FileDescriptor(contractServer(t))
+	if err != nil || fd.Path() != testpb.File_grpc_testing_test_proto.Path() {
+		t.Fatalf("FileDescriptor = %v, %v; want the contract's file", fd, err)
+	}
+}

@@ -24,7 +24,11 @@ func FileDescriptor(s *server.Server) (protoreflect.FileDescriptor, error) {
 	if err != nil {
 		return nil, err
 	}
-	fd, err := res.local.FindFileByPath(filePath(s.Name()))
+	path := filePath(s.Name())
+	if sd := s.ProtoService(); sd != nil {
+		path = sd.ParentFile().Path() // the contract's own file
+	}
+	fd, err := res.local.FindFileByPath(path)
 	if err != nil {
 		return nil, fmt.Errorf("grpc: describe service %q: %w", s.Name(), err)
 	}
