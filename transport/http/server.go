@@ -19,6 +19,7 @@ import (
 	"github.com/ferry-go/ferry/codec/protostruct"
 	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/internal/timeoutms"
+	"github.com/ferry-go/ferry/openapi"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
 	"github.com/ferry-go/ferry/transport/internal/callctx"
@@ -55,6 +56,14 @@ type serverConfig struct {
 	filters           []func(http.Handler) http.Handler
 	tls               *tls.Config
 	wsOrigins         []string
+	noOpenAPI         bool // WithoutOpenAPI
+}
+
+// WithoutOpenAPI stops the server from serving its OpenAPI document at GET
+// /openapi.json (openapi.Path), which it does by default — for a service
+// whose HTTP surface must not describe itself to whoever can reach it.
+func WithoutOpenAPI() ServerOption {
+	return func(c *serverConfig) { c.noOpenAPI = true }
 }
 
 // baseWriteTimeout is the http.Server's write timeout: a call under the
@@ -480,6 +489,11 @@ func newHandler(srv *server.Server, cfg *serverConfig, writeAfter time.Duration)
 				errList = append(errList, err)
 			}
 		}
+	}
+	if !cfg.noOpenAPI {
+		// The service's OpenAPI 3.1 document, built on first request. A
+		// service name has no '.', so no endpoint path can take this one.
+		errList = appendErr(errList, h.handle("GET "+openapi.Path, openapi.Handler(srv)))
 	}
 	if len(errList) > 0 {
 		return nil, nil, errors.Join(errList...)
