@@ -148,6 +148,13 @@
 // does not track — until its context ends, then cancels their handlers and
 // closes their connections.
 //
+// # OpenAPI
+//
+// The server describes its HTTP surface — every endpoint, REST route and
+// stream, with JSON Schemas carrying the validate tags' constraints and the
+// problem+json errors — as an OpenAPI 3.1 document at GET /openapi.json
+// (package openapi). WithoutOpenAPI turns it off.
+//
 // # Tiers
 //
 // Ferry middleware (server.WithMiddleware, WithClientMiddleware) sees
