@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -223,30 +224,38 @@ func TestCallStreams(t *testing.T) {
 	routes := []struct {
 		name string
 		args []string
+		kind bool // the kind must be given with --stream
 	}{
-		{"grpc", []string{"--addr", s.grpcAddr}},
-		{"registry grpc", []string{"--registry", "nats", "--transport", "grpc", "--nats-url", s.natsURL}},
+		{"grpc", []string{"--addr", s.grpcAddr}, false},
+		{"registry grpc", []string{"--registry", "nats", "--transport", "grpc", "--nats-url", s.natsURL}, false},
+		{"http", []string{"--addr", s.httpURL}, true},
+		{"registry http", []string{"--registry", "nats", "--transport", "http", "--nats-url", s.natsURL}, false},
 	}
 	for _, rt := range routes {
 		t.Run(rt.name, func(t *testing.T) {
-			r := ferryCmd(t, append([]string{"call", "echo", "Greetings", `{"name":"Ada"}`}, rt.args...)...)
+			server, bidi := rt.args, rt.args
+			if rt.kind {
+				server = append(slices.Clip(rt.args), "--stream", "server")
+				bidi = append(slices.Clip(rt.args), "--stream", "bidi")
+			}
+			r := ferryCmd(t, append([]string{"call", "echo", "Greetings", `{"name":"Ada"}`}, server...)...)
 			r.want(t, exitOK)
 			if want := "{\"message\":\"Hello, A!\"}\n{\"message\":\"Hello, d!\"}\n{\"message\":\"Hello, a!\"}\n"; r.stdout != want {
 				t.Errorf("Greetings stdout = %q, want %q", r.stdout, want)
 			}
-			r = ferryCmd(t, append([]string{"call", "echo", "Greetings", `{"name":"fail"}`}, rt.args...)...)
+			r = ferryCmd(t, append([]string{"call", "echo", "Greetings", `{"name":"fail"}`}, server...)...)
 			r.want(t, exitFailure, "failed_precondition", "failed as asked")
 			if strings.Count(r.stdout, "\n") != 4 {
 				t.Errorf("the replies before the failure were not all printed: %q", r.stdout)
 			}
-			r = ferryCmdIn(t, "{\"name\":\"Ada\"}\n\n{\"name\":\"Bob\"}\n", append([]string{"call", "echo", "Chat"}, rt.args...)...)
+			r = ferryCmdIn(t, "{\"name\":\"Ada\"}\n\n{\"name\":\"Bob\"}\n", append([]string{"call", "echo", "Chat"}, bidi...)...)
 			r.want(t, exitOK)
 			if want := "{\"message\":\"Hello, Ada!\"}\n{\"message\":\"Hello, Bob!\"}\n"; r.stdout != want {
 				t.Errorf("Chat stdout = %q, want %q", r.stdout, want)
 			}
-			r = ferryCmdIn(t, "{\"name\":\"Ada\"}\nnot json\n", append([]string{"call", "echo", "Chat"}, rt.args...)...)
+			r = ferryCmdIn(t, "{\"name\":\"Ada\"}\nnot json\n", append([]string{"call", "echo", "Chat"}, bidi...)...)
 			r.want(t, exitUsage, "stdin line 2", "not valid JSON")
-			r = ferryCmd(t, append([]string{"call", "echo", "Chat", `{"name":"x"}`}, rt.args...)...)
+			r = ferryCmd(t, append([]string{"call", "echo", "Chat", `{"name":"x"}`}, bidi...)...)
 			r.want(t, exitUsage, "read their messages from stdin")
 		})
 	}
