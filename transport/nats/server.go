@@ -545,12 +545,7 @@ func (s *Server) serve(msg *nats.Msg) {
 	name := msg.Subject[min(len(s.prefix), len(msg.Subject)):]
 	ep := s.byName[name]
 	if ep == nil {
-		e := errs.Newf(errs.NotFound, "service %s has no endpoint %q", s.srv.Name(), name)
-		if len(msg.Header) > 0 && hasStreamHeader(msg.Header) {
-			s.publishOpenError(msg, e)
-		} else {
-			s.publishError(msg, e)
-		}
+		s.publishError(msg, errs.Newf(errs.NotFound, "service %s has no endpoint %q", s.srv.Name(), name))
 		return
 	}
 	if ep.ep.Kind != transport.Unary || (len(msg.Header) > 0 && hasStreamHeader(msg.Header)) {
@@ -700,8 +695,13 @@ func errorReply(md transport.Metadata, e *errs.Error) (nats.Header, []byte) {
 	return h, body
 }
 
-// publishError answers msg with e and nothing else.
+// publishError answers msg with e and nothing else: an open of a stream
+// with the error frame that refuses it.
 func (s *Server) publishError(msg *nats.Msg, e *errs.Error) {
+	if len(msg.Header) > 0 && hasStreamHeader(msg.Header) {
+		s.publishOpenError(msg, e)
+		return
+	}
 	h, body := errorReply(nil, e)
 	if err := s.nc.PublishMsg(&nats.Msg{Subject: msg.Reply, Header: h, Data: body}); err != nil {
 		s.logger.Warn("nats: cannot send error reply", slog.String("subject", msg.Subject), slog.Any("error", err))

@@ -156,6 +156,9 @@ func (c *Client) closeStreams() {
 	m.mu.Unlock()
 	for _, cs := range open {
 		cs.stop(errs.New(errs.Canceled, "the client was closed"), true)
+		cs.mu.Lock()
+		cs.forgetLocked() // one waiting for its accept to cancel it waits no more
+		cs.mu.Unlock()
 	}
 	_ = m.sub.Unsubscribe()
 }
