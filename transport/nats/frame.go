@@ -376,11 +376,16 @@ func (o *outbound) sendLocked(kind frameKind, h nats.Header, data []byte) error 
 	if h == nil {
 		h = make(nats.Header, 2)
 	}
-	o.seq++
 	h[FrameHeader] = frameValues[kind]
-	h[SeqHeader] = []string{strconv.FormatUint(o.seq, 10)}
+	h[SeqHeader] = []string{strconv.FormatUint(o.seq+1, 10)}
+	// A frame nats.go refuses (a bad header name, too large) never left:
+	// its number goes to the next one.
+	if err := o.nc.PublishMsg(&nats.Msg{Subject: o.peer, Reply: o.self, Header: h, Data: data}); err != nil {
+		return err
+	}
+	o.seq++
 	o.lastSent.Store(o.clock.now())
-	return o.nc.PublishMsg(&nats.Msg{Subject: o.peer, Reply: o.self, Header: h, Data: data})
+	return nil
 }
 
 // minChunk is the smallest chunk worth sending: less room than this beside

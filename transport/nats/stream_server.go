@@ -333,12 +333,25 @@ func (st *sstream) end(resp any, err error) *errs.Error {
 		st.sendError(e)
 		return e
 	}
-	st.sendHeaderFrame()
-	if err := st.out.send(frameEnd, st.trailer(0), nil); err != nil {
-		return errs.Newf(errs.Unavailable, "cannot end the stream: %v", err)
+	if err := st.sendHeaderFrame(); errors.Is(err, nats.ErrBadHeaderMsg) {
+		st.sendError(errBadReplyMetadata)
+		return errBadReplyMetadata
 	}
-	return nil
+	err = st.out.send(frameEnd, st.trailer(0), nil)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, nats.ErrBadHeaderMsg):
+		st.sendError(errBadTrailer)
+		return errBadTrailer
+	}
+	return errs.Newf(errs.Unavailable, "cannot end the stream: %v", err)
 }
+
+var (
+	errBadReplyMetadata = errs.New(errs.Internal, "reply metadata has a key that is not a valid NATS header name")
+	errBadTrailer       = errs.New(errs.Internal, "the stream's trailer has a key that is not a valid NATS header name")
+)
 
 // sendReply sends the one reply of a client stream.
 func (st *sstream) sendReply(resp any) error {
@@ -351,23 +364,29 @@ func (st *sstream) sendReply(resp any) error {
 
 // sendHeaderFrame sends the reply metadata in a header frame if the
 // handler set some and no message carried it.
-func (st *sstream) sendHeaderFrame() {
+func (st *sstream) sendHeaderFrame() error {
 	st.out.mu.Lock()
 	defer st.out.mu.Unlock()
 	if st.out.metaSent {
-		return
+		return nil
 	}
 	st.out.metaSent = true
 	if h := st.replyMetadata(); len(h) > 0 {
-		_ = st.out.sendLocked(frameHeader, h, nil)
+		return st.out.sendLocked(frameHeader, h, nil)
 	}
+	return nil
 }
 
 // sendError ends the stream with e, its trailer and the error headers and
 // body a unary error reply has.
 func (st *sstream) sendError(e *errs.Error) {
-	st.sendHeaderFrame()
-	if err := st.out.send(frameError, errorHeader(st.trailer(3), e), errorBody(e)); err != nil {
+	_ = st.sendHeaderFrame() // the error matters more than metadata that cannot go
+	err := st.out.send(frameError, errorHeader(st.trailer(3), e), errorBody(e))
+	if errors.Is(err, nats.ErrBadHeaderMsg) {
+		// The caller must hear of the end, if not of the trailer.
+		err = st.out.send(frameError, errorHeader(nil, errBadTrailer), errorBody(errBadTrailer))
+	}
+	if err != nil {
 		st.s.logger.Debug("nats: cannot send a stream's error", slog.String("subject", st.ep.subject), slog.Any("error", err))
 	}
 }
@@ -622,7 +641,7 @@ func (st *sstream) publishError(err error) *errs.Error {
 	case errors.As(err, new(*errs.Error)):
 		return errs.FromError(err)
 	case errors.Is(err, nats.ErrBadHeaderMsg):
-		return errs.New(errs.Internal, "reply metadata has a key that is not a valid NATS header name")
+		return errBadReplyMetadata
 	}
 	return errs.Newf(errs.Unavailable, "cannot send on the stream: %v", err)
 }

@@ -24,6 +24,7 @@ var (
 	holdEP  = transport.StreamEndpoint[Item, Item]{Service: "wire", Name: "Hold", Kind: transport.ServerStreaming}
 	countEP = transport.StreamEndpoint[Item, Item]{Service: "wire", Name: "Count", Kind: transport.ServerStreaming}
 	chatEP  = transport.StreamEndpoint[Item, Item]{Service: "wire", Name: "Chat", Kind: transport.BidiStreaming}
+	sinkEP  = transport.StreamEndpoint[Item, Item]{Service: "wire", Name: "Sink", Kind: transport.BidiStreaming}
 )
 
 // freezer is a TCP proxy to a NATS server whose connections can be frozen:
@@ -605,5 +606,88 @@ func TestStreamMetadataAndDeadline(t *testing.T) {
 	s := <-ch
 	if s.user != "ann" || s.credit != strconv.Itoa(fnats.DefaultStreamWindow) || !s.deadline {
 		t.Errorf("handler saw x-user %q, Ferry-Credit %q, deadline %v; want ann, the client's window %d, a deadline", s.user, s.credit, s.deadline, fnats.DefaultStreamWindow)
+	}
+}
+
+// TestStreamsDoNotHoldWorkers: a stream's handler runs on a goroutine of
+// its own: with one worker and three streams held open, unary calls are
+// served.
+func TestStreamsDoNotHoldWorkers(t *testing.T) {
+	e := newEnv(t)
+	s, p := streamServer(t)
+	serve(t, e.nc, s, fnats.WithMaxConcurrent(1))
+	ctx := testCtx(t)
+	for range 3 {
+		rs, err := holdEP.OpenServer(ctx, e.client, &Item{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rs.Close()
+		if _, err := rs.Recv(); err != nil {
+			t.Fatal(err)
+		}
+		await(t, p.held, "Hold running")
+	}
+	got, err := transport.Invoke[HelloRequest, HelloReply](ctx, e.client, "wire", "Hello", &HelloRequest{Name: "w"})
+	if err != nil || got.Message != "Hello, w" {
+		t.Errorf("unary call beside three open streams on one worker = %+v, %v", got, err)
+	}
+}
+
+// TestStreamClientSendBlocks: a server that reads nothing bounds its
+// caller: Send past the server's window waits until the stream ends.
+func TestStreamClientSendBlocks(t *testing.T) {
+	e := newEnv(t)
+	s, p := streamServer(t)
+	serve(t, e.nc, s, fnats.WithStreamWindow(2))
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	bs, err := sinkEP.Open(ctx, e.client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	await(t, p.held, "Sink running")
+	for i := range 2 {
+		if err := bs.Send(&Item{Num: int64(i)}); err != nil {
+			t.Fatalf("Send %d within the window: %v", i, err)
+		}
+	}
+	// The third Send has no credit: it returns only when the stream ends.
+	// The timer only ends the wait; a Send that did not wait would return
+	// nil before it fires, whatever the machine's speed.
+	stop := time.AfterFunc(200*time.Millisecond, cancel)
+	defer stop.Stop()
+	if err := bs.Send(&Item{Num: 2}); errs.CodeOf(err) != errs.Canceled {
+		t.Errorf("Send past the server's window of 2 = %v, want canceled (it waited for credit until the context ended)", err)
+	}
+	if err := await(t, p.ctxErr, "Sink's context ending"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Sink's context ended with %v, want canceled (no protocol error)", err)
+	}
+}
+
+// TestStreamBadTrailer: a trailer that cannot go as NATS headers ends the
+// stream with an error the caller hears, not silence.
+func TestStreamBadTrailer(t *testing.T) {
+	e := newEnv(t)
+	srv := server.New("bad", server.WithLogger(discardLogger()))
+	server.HandleServerStream(srv, "Trail", func(ctx context.Context, r *Item, out server.Sender[Item]) error {
+		c, _ := transport.CallFromContext(ctx)
+		if r.Text == "reply" {
+			c.Reply.Set("bad key", "x")
+		} else {
+			c.SetTrailer("bad key", "x")
+		}
+		return nil
+	})
+	serve(t, e.nc, srv)
+	ep := transport.StreamEndpoint[Item, Item]{Service: "bad", Name: "Trail", Kind: transport.ServerStreaming}
+	for _, which := range []string{"trailer", "reply"} {
+		rs, err := ep.OpenServer(testCtx(t), e.client, &Item{Text: which})
+		if err == nil {
+			_, err = rs.Recv()
+		}
+		if errs.CodeOf(err) != errs.Internal || !strings.Contains(err.Error(), "not a valid NATS header name") {
+			t.Errorf("stream with a bad %s key ended with %v, want internal naming the header", which, err)
+		}
 	}
 }
