@@ -188,8 +188,9 @@
 // frame with the code, message and details of an error. The caller's Recv
 // returns the messages before it, then io.EOF or the error; Header and
 // Trailer return the reply and trailer metadata. The caller ends it early
-// with a cancel. Frames that reach a side after the stream ended there are
-// dropped. A frame that breaks the protocol ends the stream: the server
+// with a cancel. A side sends nothing after its last frame (the server's
+// end or error, the caller's cancel), and drops frames that reach it after
+// the stream ended there. A frame that breaks the protocol ends the stream: the server
 // answers with an error frame (InvalidArgument) that names what was wrong;
 // a Ferry client cancels the stream and returns Internal.
 //

@@ -353,6 +353,7 @@ type outbound struct {
 	peer     string     // the peer's stream inbox ("" until known)
 	seq      uint64
 	metaSent bool // the first message (or header frame) went out
+	over     bool // the side's last frame went out (sendLast): nothing follows it
 
 	lastSent atomic.Int64 // clock.now() of the last frame sent
 }
@@ -372,7 +373,23 @@ func (o *outbound) send(kind frameKind, h nats.Header, data []byte) error {
 	return o.sendLocked(kind, h, data)
 }
 
+// sendLast sends this side's last frame on the stream (the server's end
+// or error, the caller's cancel): the frames a timer or a late Recv would
+// send after it (pings, credit) are not sent.
+func (o *outbound) sendLast(kind frameKind, h nats.Header, data []byte) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err := o.sendLocked(kind, h, data); err != nil {
+		return err
+	}
+	o.over = true
+	return nil
+}
+
 func (o *outbound) sendLocked(kind frameKind, h nats.Header, data []byte) error {
+	if o.over {
+		return nil
+	}
 	if h == nil {
 		h = make(nats.Header, 2)
 	}

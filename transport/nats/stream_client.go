@@ -306,7 +306,7 @@ func (cs *cstream) onFrame(msg *nats.Msg) {
 			cs.out.setPeer(msg.Reply)
 			cs.forgetLocked()
 			cs.mu.Unlock()
-			_ = cs.out.send(frameCancel, nil, nil)
+			_ = cs.out.sendLast(frameCancel, nil, nil)
 			return
 		case f.kind == frameNone, f.kind == frameEnd, f.kind == frameError:
 			cs.forgetLocked()
@@ -382,7 +382,7 @@ func (cs *cstream) onFrame(msg *nats.Msg) {
 		if cs.closing {
 			cs.forgetLocked()
 			cs.mu.Unlock()
-			_ = cs.out.send(frameCancel, nil, nil)
+			_ = cs.out.sendLast(frameCancel, nil, nil)
 			return
 		}
 		wake(cs.sendWake)
@@ -490,7 +490,7 @@ func (cs *cstream) stop(err error, tell bool) {
 	stopCtx := cs.stopCtx
 	cs.mu.Unlock()
 	if tell && accepted {
-		_ = cs.out.send(frameCancel, nil, nil)
+		_ = cs.out.sendLast(frameCancel, nil, nil)
 	}
 	if stopCtx != nil {
 		stopCtx()

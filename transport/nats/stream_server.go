@@ -252,7 +252,7 @@ func (s *Server) runStream(st *sstream, open *nats.Msg) {
 			s.logger.Error("nats: panic serving a stream", slog.String("subject", open.Subject),
 				slog.Any("panic", p), slog.String("stack", string(buf)))
 			e = errs.New(errs.Internal, "internal error")
-			_ = st.out.send(frameError, errorHeader(nil, e), errorBody(e))
+			_ = st.out.sendLast(frameError, errorHeader(nil, e), errorBody(e))
 		}
 		st.finish()
 		st.ep.record(st.start, e)
@@ -337,7 +337,7 @@ func (st *sstream) end(resp any, err error) *errs.Error {
 		st.sendError(errBadReplyMetadata)
 		return errBadReplyMetadata
 	}
-	err = st.out.send(frameEnd, st.trailer(0), nil)
+	err = st.out.sendLast(frameEnd, st.trailer(0), nil)
 	switch {
 	case err == nil:
 		return nil
@@ -381,10 +381,10 @@ func (st *sstream) sendHeaderFrame() error {
 // body a unary error reply has.
 func (st *sstream) sendError(e *errs.Error) {
 	_ = st.sendHeaderFrame() // the error matters more than metadata that cannot go
-	err := st.out.send(frameError, errorHeader(st.trailer(3), e), errorBody(e))
+	err := st.out.sendLast(frameError, errorHeader(st.trailer(3), e), errorBody(e))
 	if errors.Is(err, nats.ErrBadHeaderMsg) {
 		// The caller must hear of the end, if not of the trailer.
-		err = st.out.send(frameError, errorHeader(nil, errBadTrailer), errorBody(errBadTrailer))
+		err = st.out.sendLast(frameError, errorHeader(nil, errBadTrailer), errorBody(errBadTrailer))
 	}
 	if err != nil {
 		st.s.logger.Debug("nats: cannot send a stream's error", slog.String("subject", st.ep.subject), slog.Any("error", err))
