@@ -126,11 +126,11 @@
 // or a credit without a word. The frames:
 //
 //	accept  server  the stream runs; Ferry-Heartbeat-Ms, and for client and bidi streams Ferry-Credit, the server's window (required)
-//	msg     both    one message as body, or the last piece of a chunked one
+//	msg     both    one message as body, or the last piece of a chunked one (from the caller: client and bidi streams)
 //	chunk   both    a piece of a message too large for one frame; the first carries Ferry-Size, the message's size in bytes
 //	header  server  the reply metadata, when the stream ends before a message carried it
-//	credit  both    Ferry-Credit: the peer may send that many more messages
-//	end     both    caller: no more messages (CloseSend); server: a clean end, with the trailer metadata as headers
+//	credit  both    Ferry-Credit: the peer may send that many more messages (from the server: client and bidi streams)
+//	end     both    caller: no more messages (CloseSend; client and bidi streams); server: a clean end, with the trailer metadata as headers
 //	error   server  a failed end: the trailer metadata and the error headers and JSON body of a unary error reply
 //	cancel  caller  the caller gives up (Close, its context ended): the handler's context is canceled, nothing more is sent
 //	ping    both    nothing: a heartbeat
@@ -177,8 +177,9 @@
 // request does.
 //
 // Heartbeats. A side that sent nothing for its heartbeat interval sends a
-// ping; one that hears nothing for HeartbeatMisses (3) of its peer's
-// intervals takes the peer for gone: the caller's Recv returns Unavailable,
+// ping (Ferry looks every half interval, so it is never silent for more
+// than one and a half); one that hears nothing for HeartbeatMisses (3) of
+// its peer's intervals takes the peer for gone: the caller's Recv returns Unavailable,
 // the server cancels the handler's context. Ferry's interval is 5s
 // (WithHeartbeat, WithClientHeartbeat). With no-responders, this ends the
 // streams of a peer that crashed, hung or lost its connection.
@@ -190,9 +191,10 @@
 // Trailer return the reply and trailer metadata. The caller ends it early
 // with a cancel. A side sends nothing after its last frame (the server's
 // end or error, the caller's cancel), and drops frames that reach it after
-// the stream ended there. A frame that breaks the protocol ends the stream: the server
-// answers with an error frame (InvalidArgument) that names what was wrong;
-// a Ferry client cancels the stream and returns Internal.
+// the stream ended there. A frame that breaks the protocol ends the
+// stream: the server answers with an error frame (InvalidArgument) that
+// names what was wrong; a Ferry client cancels the stream and returns
+// Internal.
 //
 // Deadlines. A stream has the deadline of its open's Ferry-Timeout-Ms, cut
 // to WithMaxTimeout, and none without one: WithDefaultTimeout is for unary
