@@ -27,7 +27,9 @@ func WithCodec(cd codec.Codec) ClientOption {
 
 // WithClientTimeout sets how long a call whose context has no deadline
 // waits for its reply (default DefaultTimeout, 30s; 0 or less keeps the
-// default). The server applies its own default to such a call.
+// default). The server applies its own default to such a call. A stream
+// waits as long for the answer to its open, and has no deadline of its
+// own once the server accepted it.
 func WithClientTimeout(d time.Duration) ClientOption {
 	return func(c *Client) {
 		if d > 0 {
