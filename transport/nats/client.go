@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferry-go/ferry/codec"
@@ -26,7 +27,9 @@ func WithCodec(cd codec.Codec) ClientOption {
 
 // WithClientTimeout sets how long a call whose context has no deadline
 // waits for its reply (default DefaultTimeout, 30s; 0 or less keeps the
-// default). The server applies its own default to such a call.
+// default). The server applies its own default to such a call. A stream
+// waits as long for the answer to its open, and has no deadline of its
+// own once the server accepted it.
 func WithClientTimeout(d time.Duration) ClientOption {
 	return func(c *Client) {
 		if d > 0 {
@@ -55,6 +58,13 @@ type Client struct {
 	mws     []middleware.Middleware
 	pipe    *callkit.Pipeline
 	tls     bool // nc was on TLS when the client was made, for Call.TLS
+
+	// Streams (stream_client.go).
+	window    int
+	heartbeat time.Duration
+	maxMsg    int // 0: the default for the connection
+	muxMu     sync.Mutex
+	streamMux *streamMux // made by the first stream
 }
 
 var _ transport.Client = (*Client)(nil)
@@ -62,7 +72,7 @@ var _ transport.Client = (*Client)(nil)
 // NewClient returns a client calling over nc. The connection belongs to the
 // caller: Close leaves it open.
 func NewClient(nc *nats.Conn, opts ...ClientOption) *Client {
-	c := &Client{nc: nc, codec: codec.JSON, timeout: DefaultTimeout}
+	c := &Client{nc: nc, codec: codec.JSON, timeout: DefaultTimeout, window: DefaultStreamWindow, heartbeat: DefaultHeartbeat}
 	for _, o := range opts {
 		if o != nil {
 			o(c)
@@ -74,9 +84,13 @@ func NewClient(nc *nats.Conn, opts ...ClientOption) *Client {
 	return c
 }
 
-// Close implements transport.Client. It does nothing: the connection
-// belongs to the caller.
-func (c *Client) Close() error { return nil }
+// Close implements transport.Client. It ends the client's open streams
+// (Canceled) and drops their subscription; the connection belongs to the
+// caller and stays open. Unary calls and new streams still work after it.
+func (c *Client) Close() error {
+	c.closeStreams()
+	return nil
+}
 
 // Invoke calls endpoint of service on subject "<service>.<endpoint>". req
 // is encoded with the client's codec (nil sends an empty body) and the

@@ -8,9 +8,16 @@ import (
 	"time"
 
 	"github.com/ferry-go/ferry/registry"
+	"github.com/ferry-go/ferry/transport"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 )
+
+// MetadataStream is the key of a streaming endpoint's metadata in the
+// $SRV.INFO reply: its kind ("server_streaming", "client_streaming" or
+// "bidi_streaming"), so that discovery tells what to open as a stream.
+// Unary endpoints have none.
+const MetadataStream = "ferry.stream"
 
 // controlSubjects returns the three discovery subjects of verb: for all
 // services, for the service name, and for this instance.
@@ -113,14 +120,18 @@ func (s *Server) hasStarted() bool {
 func (s *Server) info() micro.Info {
 	eps := make([]micro.EndpointInfo, 0, len(s.list))
 	for _, e := range s.list {
+		md := map[string]string{
+			"request":  e.ep.RequestType.String(),
+			"response": e.ep.ResponseType.String(),
+		}
+		if e.ep.Kind != transport.Unary {
+			md[MetadataStream] = e.ep.Kind.String()
+		}
 		eps = append(eps, micro.EndpointInfo{
 			Name:       e.ep.Name,
 			Subject:    e.subject,
 			QueueGroup: s.queue,
-			Metadata: map[string]string{
-				"request":  e.ep.RequestType.String(),
-				"response": e.ep.ResponseType.String(),
-			},
+			Metadata:   md,
 		})
 	}
 	id := s.identity()

@@ -2,6 +2,8 @@ package nats_test
 
 import (
 	"context"
+	"io"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -92,5 +94,73 @@ func TestLeastPrivilegePermissions(t *testing.T) {
 		t.Error("the intruder's call succeeded, want it refused")
 	} else if c := errs.CodeOf(err); c == errs.Unknown {
 		t.Errorf("the intruder's call = %v, want a clear code", err)
+	}
+}
+
+// TestLeastPrivilegeStreams: a service with streaming endpoints needs to
+// subscribe to its stream inboxes, <service>._stream.>, and its callers to
+// publish there; with exactly the permissions docs/PRODUCTION.md lists, a
+// bidirectional stream runs. Callers need no right to publish into
+// _INBOX.>, which would let them forge replies to other clients.
+func TestLeastPrivilegeStreams(t *testing.T) {
+	users := []*natsserver.User{
+		{Username: "wire", Password: "wire-secret", Permissions: &natsserver.Permissions{
+			Subscribe: &natsserver.SubjectPermission{Allow: []string{"wire.*", "wire._stream.>", "$SRV.>", "_INBOX.>"}},
+			Publish:   &natsserver.SubjectPermission{Allow: []string{"_INBOX.>", "$JS.API.STREAM.NAMES"}},
+		}},
+		{Username: "caller", Password: "caller-secret", Permissions: &natsserver.Permissions{
+			Subscribe: &natsserver.SubjectPermission{Allow: []string{"_INBOX.>"}},
+			Publish:   &natsserver.SubjectPermission{Allow: []string{"wire.*", "wire._stream.>"}},
+		}},
+	}
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, Users: users})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(ferrytest.WaitBound) {
+		t.Fatal("NATS server not ready")
+	}
+	t.Cleanup(ns.Shutdown)
+	var mu sync.Mutex
+	var violations []string
+	onErr := nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		mu.Lock()
+		violations = append(violations, err.Error())
+		mu.Unlock()
+	})
+	connect := func(user, pass string) *nats.Conn {
+		nc, err := nats.Connect(ns.ClientURL(), nats.UserInfo(user, pass), onErr)
+		if err != nil {
+			t.Fatalf("connect as %s: %v", user, err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
+	}
+	s, _ := streamServer(t)
+	serve(t, connect("wire", "wire-secret"), s)
+	c := fnats.NewClient(connect("caller", "caller-secret"))
+	bs, err := chatEP.Open(testCtx(t), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range int64(5) {
+		if err := bs.Send(&Item{Num: i}); err != nil {
+			t.Fatalf("Send %d: %v", i, err)
+		}
+		if m, err := bs.Recv(); err != nil || m.Num != i {
+			t.Fatalf("Recv %d = %+v, %v", i, m, err)
+		}
+	}
+	if err := bs.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bs.Recv(); err != io.EOF {
+		t.Errorf("end of the stream = %v, want io.EOF", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(violations) > 0 {
+		t.Errorf("NATS errors: %q", violations)
 	}
 }

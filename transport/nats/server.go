@@ -118,6 +118,42 @@ func WithDefaultTimeout(d time.Duration) ServerOption {
 	}
 }
 
+// WithMaxStreams bounds the streams this server serves at once (default
+// DefaultMaxStreams, 4096; n <= 0 keeps it). A stream's handler runs on a
+// goroutine of its own for the stream's life, outside the WithMaxConcurrent
+// workers; an open past the bound is refused with ResourceExhausted.
+func WithMaxStreams(n int) ServerOption {
+	return func(s *Server) {
+		if n > 0 {
+			s.maxStreams = n
+		}
+	}
+}
+
+// WithStreamWindow sets how many messages a caller may send on a stream
+// ahead of what the handler has received (default DefaultStreamWindow, 64;
+// n <= 0 keeps it). A stream buffers at most this many messages of at most
+// the request limit (WithMaxRequestBytes) each.
+func WithStreamWindow(n int) ServerOption {
+	return func(s *Server) {
+		if n > 0 {
+			s.streamWindow = min(n, maxCredit)
+		}
+	}
+}
+
+// WithHeartbeat sets the heartbeat interval of the server's streams
+// (default DefaultHeartbeat, 5s; d <= 0 keeps it): a stream that sent
+// nothing for d sends a ping, and a caller that hears nothing for
+// HeartbeatMisses intervals takes the server for gone.
+func WithHeartbeat(d time.Duration) ServerOption {
+	return func(s *Server) {
+		if d > 0 {
+			s.heartbeat = min(max(d, time.Millisecond), maxHeartbeat)
+		}
+	}
+}
+
 // Server serves a server.Server's endpoints over NATS and answers the NATS
 // Services API discovery requests for it. It implements server.Transport.
 // Create it with NewServer; ID, Info and Stats describe the running
@@ -131,6 +167,9 @@ type Server struct {
 	maxRequestBytes int
 	defaultTimeout  time.Duration
 	maxTimeout      time.Duration
+	maxStreams      int
+	streamWindow    int
+	heartbeat       time.Duration
 
 	mu       sync.Mutex // guards state
 	state    int
@@ -154,6 +193,8 @@ type Server struct {
 	overloaded *errs.Error
 	// tls says whether nc was on TLS at Start, for Call.TLS.
 	tls bool
+	// streams are the open streams (stream_server.go).
+	streams streamSet
 }
 
 const (
@@ -172,6 +213,9 @@ func NewServer(nc *nats.Conn, opts ...ServerOption) *Server {
 		maxConcurrent:  DefaultMaxConcurrent,
 		defaultTimeout: DefaultTimeout,
 		maxTimeout:     transport.DefaultMaxTimeout,
+		maxStreams:     DefaultMaxStreams,
+		streamWindow:   DefaultStreamWindow,
+		heartbeat:      DefaultHeartbeat,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -394,6 +438,12 @@ func (s *Server) subscribe(ctx context.Context) error {
 		}
 	}
 
+	if hasStreams(s.list) {
+		if err := s.subscribeStreams(); err != nil {
+			return err
+		}
+	}
+
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, startFlushTimeout)
@@ -412,13 +462,18 @@ func (s *Server) unsubscribeAll() {
 	for _, cs := range s.control {
 		_ = cs.Unsubscribe()
 	}
+	if s.streams.sub != nil {
+		_ = s.streams.sub.Unsubscribe()
+	}
 }
 
 // Stop stops serving: it unsubscribes from discovery, drains the endpoint
-// subscription (requests already delivered are still served) and waits for
-// running handlers. If ctx ends first it cancels the handlers' contexts,
-// waits for them to return and returns ctx's error joined with any other.
-// Stop before Start, or a second Stop, does nothing.
+// subscription (requests already delivered are still served), refuses new
+// streams (Unavailable) and waits for running handlers and open streams.
+// If ctx ends first it cancels the handlers' contexts — streams end with
+// Unavailable, "service is stopping" — waits for them to return and
+// returns ctx's error joined with any other. Stop before Start, or a second
+// Stop, does nothing.
 func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	if s.state != stateStarted {
@@ -429,6 +484,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Unlock()
 	s.pool.close()
 	defer s.cancel()
+	streams := s.stopStreams()
 
 	var errList []error
 	for _, cs := range s.control {
@@ -446,6 +502,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		s.pool.wait()
+		<-streams
 		close(done)
 	}()
 	select {
@@ -454,6 +511,12 @@ func (s *Server) Stop(ctx context.Context) error {
 		errList = append(errList, ctx.Err())
 		s.cancel() // cuts handlers off; workers answer what is left Unavailable
 		<-done
+	}
+	// Every stream has ended: its callers' frames have nobody to go to.
+	if sub := s.streams.sub; sub != nil {
+		if err := sub.Unsubscribe(); err != nil && !connGone(err) {
+			errList = append(errList, fmt.Errorf("nats: unsubscribe %s: %w", sub.Subject, err))
+		}
 	}
 	return errors.Join(errList...)
 }
@@ -483,6 +546,10 @@ func (s *Server) serve(msg *nats.Msg) {
 	ep := s.byName[name]
 	if ep == nil {
 		s.publishError(msg, errs.Newf(errs.NotFound, "service %s has no endpoint %q", s.srv.Name(), name))
+		return
+	}
+	if ep.ep.Kind != transport.Unary || (len(msg.Header) > 0 && hasStreamHeader(msg.Header)) {
+		s.openStream(ep, msg, start)
 		return
 	}
 	cd := codec.JSON
@@ -628,8 +695,13 @@ func errorReply(md transport.Metadata, e *errs.Error) (nats.Header, []byte) {
 	return h, body
 }
 
-// publishError answers msg with e and nothing else.
+// publishError answers msg with e and nothing else: an open of a stream
+// with the error frame that refuses it.
 func (s *Server) publishError(msg *nats.Msg, e *errs.Error) {
+	if len(msg.Header) > 0 && hasStreamHeader(msg.Header) {
+		s.publishOpenError(msg, e)
+		return
+	}
 	h, body := errorReply(nil, e)
 	if err := s.nc.PublishMsg(&nats.Msg{Subject: msg.Reply, Header: h, Data: body}); err != nil {
 		s.logger.Warn("nats: cannot send error reply", slog.String("subject", msg.Subject), slog.Any("error", err))
