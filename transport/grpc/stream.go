@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ferry-go/ferry/codec"
 	"github.com/ferry-go/ferry/errs"
@@ -41,18 +42,7 @@ func (t *Server) streamHandler(s *server.Server, ep *server.Endpoint, fullMethod
 	defTimeout := t.cfg.defaultTimeout
 	return func(_ any, ss grpc.ServerStream) error {
 		ctx := ss.Context()
-		// Admission as for a unary call, held for the stream's life, so
-		// Admission.MaxCalls bounds open streams too; waiting for room is
-		// bounded by the default timeout even when the stream has none.
-		// Messages are bounded by the receive size limit.
-		actx, acancel := context.WithTimeout(ctx, defTimeout)
-		err := s.Admit(actx, 0)
-		acancel()
-		if err != nil {
-			return statusError(err)
-		}
-		defer s.Release(0)
-		st := &serverStream{ss: ss, json: isJSON(ctx), jsonDec: jsonDec, logger: logger, endpoint: ep.Name, kind: ep.Kind}
+		st := &serverStream{ss: ss, s: s, defTimeout: defTimeout, json: isJSON(ctx), jsonDec: jsonDec, logger: logger, endpoint: ep.Name, kind: ep.Kind}
 		st.in.ctx = ctx
 		st.call = transport.Call{
 			Service:    name,
@@ -67,7 +57,7 @@ func (t *Server) streamHandler(s *server.Server, ep *server.Endpoint, fullMethod
 		}
 		setPeer(ctx, &st.call)
 		st.call.Deadline, _ = ctx.Deadline()
-		var req, resp any
+		var req any
 		if ep.Kind == transport.ServerStreaming {
 			// The one request, decoded before middleware runs, as a unary
 			// call's is.
@@ -80,7 +70,7 @@ func (t *Server) streamHandler(s *server.Server, ep *server.Endpoint, fullMethod
 			}
 			st.eof.Store(true)
 		}
-		resp, err = h(transport.NewCallContext(ctx, &st.call), req)
+		resp, err := h(transport.NewCallContext(ctx, &st.call), req)
 		st.mu.Lock()
 		defer st.mu.Unlock()
 		st.ended = true
@@ -100,16 +90,18 @@ func (t *Server) streamHandler(s *server.Server, ep *server.Endpoint, fullMethod
 
 // serverStream is the transport.Stream of a served gRPC stream.
 type serverStream struct {
-	ss       grpc.ServerStream
-	call     transport.Call
-	in       incoming
-	out      outgoing
-	json     bool
-	jsonDec  codec.Codec
-	logger   *slog.Logger
-	endpoint string
-	kind     transport.StreamKind
-	eof      atomic.Bool // a server stream's one request was read
+	ss         grpc.ServerStream
+	s          *server.Server
+	defTimeout time.Duration
+	call       transport.Call
+	in         incoming
+	out        outgoing
+	json       bool
+	jsonDec    codec.Codec
+	logger     *slog.Logger
+	endpoint   string
+	kind       transport.StreamKind
+	eof        atomic.Bool // a server stream's one request was read
 
 	mu         sync.Mutex // Send against the end of the handler
 	headerSent bool
@@ -124,7 +116,11 @@ func (st *serverStream) Recv(m any) error {
 }
 
 // recv reads the next message's bytes and decodes them as a unary
-// request is.
+// request is, admitted as one (server.Admit, weighed by its size) for its
+// decoding only: a stream does not hold a slot for its life, so open
+// streams never starve unary calls (MaxConcurrentStreams bounds them per
+// connection). Waiting for room is bounded by the default timeout, also
+// on a stream without a deadline.
 func (st *serverStream) recv(m any) error {
 	var f frame
 	if err := st.ss.RecvMsg(&f); err != nil {
@@ -133,7 +129,15 @@ func (st *serverStream) recv(m any) error {
 		}
 		return fromStatus(err)
 	}
-	var err error
+	size := int64(f.data.Len())
+	actx, cancel := context.WithTimeout(st.ss.Context(), st.defTimeout)
+	err := st.s.Admit(actx, size)
+	cancel()
+	if err != nil {
+		f.data.Free()
+		return err
+	}
+	defer st.s.Release(size)
 	if st.json {
 		err = decodeJSON(st.jsonDec, f.data, m)
 	} else {
