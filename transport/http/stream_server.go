@@ -87,9 +87,10 @@ func (rt *route) serveServerStream(w http.ResponseWriter, r *http.Request) {
 	}
 	defer cancel(nil)
 
-	// Admission as for a unary call, held for the stream's life. Waiting
-	// for room is bounded by the default timeout even when the stream has
-	// no deadline.
+	// Admission for decoding the request, as for a unary call, released
+	// once it is decoded: a stream does not hold a slot for its life (see
+	// docs/ARCHITECTURE.md, Streams). Waiting for room is bounded by the
+	// default timeout even when the stream has no deadline.
 	var size int64
 	if rt.body {
 		size = h.maxBody
@@ -104,10 +105,10 @@ func (rt *route) serveServerStream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	defer h.srv.Release(size)
-
 	req := rt.ep.NewRequest()
-	if !rt.readRequest(w, r, cod, req) {
+	ok = rt.readRequest(w, r, cod, req)
+	h.srv.Release(size)
+	if !ok {
 		return
 	}
 
