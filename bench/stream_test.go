@@ -9,6 +9,8 @@ import (
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
 	fgrpc "github.com/ferry-go/ferry/transport/grpc"
+	fhttp "github.com/ferry-go/ferry/transport/http"
+	fnats "github.com/ferry-go/ferry/transport/nats"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -140,4 +142,47 @@ func drain(n int, recv func() error) error {
 		return fmt.Errorf("end of stream = %v, want io.EOF", err)
 	}
 	return nil
+}
+
+// BenchmarkStreamNATS and BenchmarkStreamHTTP: the same server stream over
+// Ferry's NATS stream protocol (credits, an embedded nats-server in the
+// process) and over HTTP as Server-Sent Events and as NDJSON. There is no
+// raw library row: neither nats.go nor net/http has streams of its own.
+func BenchmarkStreamNATS(b *testing.B) {
+	url := startNATS(b)
+	t := fnats.NewServer(connect(b, url))
+	serve(b, t, streamServer())
+	c := fnats.NewClient(connect(b, url))
+	b.Cleanup(func() { _ = c.Close() })
+	benchFerryStream(b, c)
+}
+
+func BenchmarkStreamHTTP(b *testing.B) {
+	for _, f := range []struct {
+		name   string
+		format fhttp.StreamFormat
+	}{{"sse", fhttp.SSE}, {"ndjson", fhttp.NDJSON}} {
+		b.Run(f.name, func(b *testing.B) {
+			t := fhttp.NewServer("127.0.0.1:0")
+			serve(b, t, streamServer())
+			c, err := fhttp.NewClient("http://"+t.Addr().String(), fhttp.WithStreamFormat(f.format))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = c.Close() })
+			benchFerryStream(b, c)
+		})
+	}
+}
+
+// benchFerryStream receives one stream of b.N JSON messages (Msg) through c.
+func benchFerryStream(b *testing.B, c transport.Client) {
+	ep := transport.StreamEndpoint[Msg, Msg]{Service: "bench", Name: "CountStruct", Kind: transport.ServerStreaming}
+	receive(b, func(n int) error {
+		rs, err := ep.OpenServer(context.Background(), c, &Msg{Num: int64(n)})
+		if err != nil {
+			return err
+		}
+		return drain(n, func() error { _, err := rs.Recv(); return err })
+	})
 }
