@@ -294,6 +294,7 @@ type table struct {
 
 type route struct {
 	service, endpoint string
+	stream            transport.StreamKind // a streaming endpoint (registry.MetadataStreams)
 }
 
 func (g *Gateway) buildTable(ins []registry.Instance) *table {
@@ -357,6 +358,12 @@ func (g *Gateway) buildTable(ins []registry.Instance) *table {
 		}
 		for _, ep := range names {
 			add(in.Service, ep)
+		}
+		for ep, kind := range in.StreamKinds() {
+			if rt, ok := t.routes[pathOf(in.Service, ep)]; ok {
+				rt.stream = kind
+				t.routes[pathOf(in.Service, ep)] = rt
+			}
 		}
 		infos, err := in.RouteInfos()
 		if err != nil {
@@ -608,6 +615,12 @@ func jsonValue(name, kind string, values []string) (json.RawMessage, error) {
 // serve forwards one request to rt: its body as it is, or what bind makes
 // of it.
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, rt route, bind func([]byte) ([]byte, error)) {
+	if rt.stream != transport.Unary {
+		fhttp.WriteError(w, errs.Newf(errs.Unimplemented,
+			"%s/%s is a %s endpoint: the gateway does not proxy streams; open it on the service's own transports "+
+				"(HTTP serves it as Server-Sent Events, NDJSON or a WebSocket)", rt.service, rt.endpoint, rt.stream))
+		return
+	}
 	timeout := g.cfg.timeout
 	if v := r.Header[fhttp.TimeoutHeader]; len(v) > 0 {
 		d, ok := timeoutms.Parse(v[0], g.cfg.maxTimeout)

@@ -66,6 +66,10 @@ func startBackend(t *testing.T, reg registry.Registry, natsURL, name string) *ba
 		return nil, errs.Newf(c, "failed with %s", r.Code).WithReason("TEST_" + strings.ToUpper(r.Code)).
 			WithDetails(errs.Detail{Field: "code", Reason: "asked for"})
 	})
+	server.HandleServerStream(srv, "Watch", func(_ context.Context, r *helloReq, out server.Sender[helloReply]) error {
+		b.calls.Add(1)
+		return out.Send(&helloReply{Message: "hello " + r.Name})
+	})
 	nc := fnats.ConnectTo(func() string { return natsURL })
 	b.svc = ferry.New(srv, ferry.WithTransport(fhttp.NewServer("127.0.0.1:0")), ferry.WithConnection(nc), ferry.WithTransport(nc.Serve()),
 		ferry.WithRegistry(reg), ferry.WithLogger(quiet()))
@@ -294,5 +298,26 @@ func TestRESTRoutes(t *testing.T) {
 	}
 	if n := calls.Load() - before; n != 0 {
 		t.Errorf("the backend saw %d calls of bad requests, want 0", n)
+	}
+}
+
+// A streaming endpoint is routed, but not proxied: 501 saying where to
+// open it, and the backend never sees a call.
+func TestStreamNotProxied(t *testing.T) {
+	url := ferrytest.NATS(t).ClientURL()
+	reg := regmemory.New()
+	b := startBackend(t, reg, url, "greeter")
+	gw := startGateway(t, reg, url, []string{"nats", "http"})
+	var code int
+	var body string
+	ferrytest.Eventually(t, "the gateway routes greeter/Watch", func() bool {
+		code, _, body = post(t, gw+"/greeter/Watch", `{"name":"x"}`)
+		return code != http.StatusNotFound
+	})
+	if code != http.StatusNotImplemented || !strings.Contains(body, "server_streaming") || !strings.Contains(body, "does not proxy streams") {
+		t.Errorf("POST /greeter/Watch = %d %s, want 501 saying the gateway does not proxy streams", code, body)
+	}
+	if n := b.calls.Load(); n != 0 {
+		t.Errorf("the backend saw %d calls", n)
 	}
 }
