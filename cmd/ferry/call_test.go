@@ -230,6 +230,9 @@ func TestCallStreams(t *testing.T) {
 		{"registry grpc", []string{"--registry", "nats", "--transport", "grpc", "--nats-url", s.natsURL}, false},
 		{"http", []string{"--addr", s.httpURL}, true},
 		{"registry http", []string{"--registry", "nats", "--transport", "http", "--nats-url", s.natsURL}, false},
+		{"nats", []string{"--nats-url", s.natsURL}, true},
+		{"registry", []string{"--registry", "nats", "--nats-url", s.natsURL}, false},
+		{"registry nats", []string{"--registry", "nats", "--transport", "nats", "--nats-url", s.natsURL}, false},
 	}
 	for _, rt := range routes {
 		t.Run(rt.name, func(t *testing.T) {
