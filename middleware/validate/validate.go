@@ -99,7 +99,7 @@ func check(ctx context.Context, v *validator.Validate, req any, msg string) erro
 	}
 	details := make([]errs.Detail, 0, len(verrs))
 	for _, fe := range verrs {
-		details = append(details, errs.Detail{Field: fieldPath(fe), Reason: reason(fe)})
+		details = append(details, errs.Detail{Field: fieldPath(reflect.TypeOf(req), fe), Reason: reason(fe)})
 	}
 	return errs.New(errs.InvalidArgument, msg).WithDetails(details...)
 }
@@ -138,13 +138,40 @@ func jsonName(f reflect.StructField) string {
 }
 
 // fieldPath turns the validator's namespace ("PlaceOrder.items[0].sku")
-// into the JSON path below the request ("items[0].sku").
-func fieldPath(fe validator.FieldError) string {
-	ns := fe.Namespace()
-	if _, rest, ok := strings.Cut(ns, "."); ok {
+// into the JSON path below the request ("items[0].sku"). A struct embedded
+// without a json name is flattened into its parent, as encoding/json does,
+// so its segment is left out ("Audit.by" is "by"); root is the request's
+// type, walked along the Go names to find such fields.
+func fieldPath(root reflect.Type, fe validator.FieldError) string {
+	names := strings.Split(fe.Namespace(), ".")
+	goNames := strings.Split(fe.StructNamespace(), ".")
+	if len(names) != len(goNames) || len(names) < 2 {
+		_, rest, ok := strings.Cut(fe.Namespace(), ".")
+		if !ok {
+			return fe.Namespace()
+		}
 		return rest
 	}
-	return ns
+	t := root
+	keep := make([]string, 0, len(names)-1)
+	for i := 1; i < len(names); i++ {
+		for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map) {
+			t = t.Elem()
+		}
+		goName, _, _ := strings.Cut(goNames[i], "[")
+		if t != nil && t.Kind() == reflect.Struct {
+			if f, ok := t.FieldByName(goName); ok {
+				t = f.Type
+				if _, tagged := f.Tag.Lookup("json"); f.Anonymous && !tagged && i < len(names)-1 {
+					continue // flattened into its parent
+				}
+			} else {
+				t = nil
+			}
+		}
+		keep = append(keep, names[i])
+	}
+	return strings.Join(keep, ".")
 }
 
 // reason turns a violation into a short sentence about the field.

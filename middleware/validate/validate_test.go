@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -175,5 +176,33 @@ func TestOptions(t *testing.T) {
 	if !errors.As(err, &e) || e.Message() != "bad input" || len(e.Details()) != 1 ||
 		e.Details()[0] != (errs.Detail{Field: "n", Reason: "must satisfy even"}) {
 		t.Fatalf("err = %v %v", err, e.Details())
+	}
+}
+
+type audit struct {
+	By string `json:"by" validate:"required"`
+}
+
+type embedding struct {
+	audit
+	Items []struct {
+		Audit audit `json:"audit"`
+	} `json:"items" validate:"dive"`
+}
+
+// A field of an embedded struct is named by its JSON path: flattened, as
+// encoding/json writes it.
+func TestEmbeddedFieldPath(t *testing.T) {
+	req := &embedding{Items: []struct {
+		Audit audit `json:"audit"`
+	}{{}}}
+	err := validate.Check(context.Background(), req)
+	var got []string
+	for _, d := range errs.DetailsOf(err) {
+		got = append(got, d.Field)
+	}
+	slices.Sort(got)
+	if strings.Join(got, ",") != "by,items[0].audit.by" {
+		t.Errorf("fields = %v, want [by items[0].audit.by]", got)
 	}
 }
