@@ -72,7 +72,9 @@ type Stream interface {
 
 // ErrStreamClosed is returned by a client stream's Send after CloseSend or
 // Close, and by its Recv after Close.
-var ErrStreamClosed = errs.New(errs.FailedPrecondition, "stream closed")
+// It has the reason "STREAM_CLOSED", so errors.Is tells it from any other
+// FailedPrecondition error.
+var ErrStreamClosed = errs.New(errs.FailedPrecondition, "stream closed").WithReason("STREAM_CLOSED")
 
 // Streamer is implemented by transport clients that open streams (every
 // built-in transport client, and client.Client).
@@ -91,7 +93,8 @@ type Streamer interface {
 type ClientStream interface {
 	// Send encodes m and sends it (ClientStreaming and BidiStreaming only). It
 	// blocks while the server is not reading. An error from Send means the
-	// stream broke: Recv returns its cause.
+	// stream is over for sending — io.EOF when the server ended it (cleanly
+	// or not), as in grpc-go: Recv returns how it ended.
 	Send(m any) error
 	// CloseSend says that no more messages follow.
 	CloseSend() error
