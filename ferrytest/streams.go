@@ -34,9 +34,9 @@ type streamSuite struct {
 	sentHook atomic.Int64 // OnMessages send hook calls
 	ctxErr   chan error   // Hold's context error when it ends
 	held     chan struct{}
-	floodOut atomic.Int64 // Flood's messages handed to Send and returned
+	floodOut atomic.Int64  // Flood's messages handed to Send and returned
 	stalled  chan struct{} // Stall received its first message
-	closed   chan error   // EndEarly's handler: what its stream did after it returned
+	closed   chan error    // EndEarly's handler: what its stream did after it returned
 }
 
 func newStreamServer(t testing.TB) (*server.Server, *streamSuite) {
