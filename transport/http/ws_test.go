@@ -124,6 +124,11 @@ func TestWebSocketBadFrames(t *testing.T) {
 		{"two members", []string{`{"msg":{},"end":true}`}, "invalid_argument", `one member`, websocket.StatusPolicyViolation},
 		{"unknown member", []string{`{"mgs":{}}`}, "invalid_argument", `unknown envelope member "mgs"`, websocket.StatusPolicyViolation},
 		{"end not true", []string{`{"end":1}`}, "invalid_argument", `"end" is 1, not true`, websocket.StatusPolicyViolation},
+		{"credit zero", []string{`{"credit":0}`}, "invalid_argument", `frame 1: "credit" is 0 (zero)`, websocket.StatusPolicyViolation},
+		{"credit negative", []string{`{"credit":-3}`}, "invalid_argument", `"credit" is -3 (negative)`, websocket.StatusPolicyViolation},
+		{"credit not an integer", []string{`{"credit":1.5}`}, "invalid_argument", `"credit" is 1.5 (not an integer)`, websocket.StatusPolicyViolation},
+		{"credit too large", []string{`{"credit":4294967296}`}, "invalid_argument", `"credit" is 4294967296 (over 2147483647)`, websocket.StatusPolicyViolation},
+		{"credit without the subprotocol", []string{`{"credit":8}`}, "invalid_argument", `frame 1: a credit envelope on a WebSocket opened without the "ferry.v1" subprotocol`, websocket.StatusPolicyViolation},
 		// Drain waits for its context once it has read the end, so the
 		// frame after it is seen before the handler returns.
 		{"after the end", []string{`{"end":true}`, `{"msg":{}}`}, "invalid_argument", "frame 2: a message or end after", websocket.StatusPolicyViolation},
