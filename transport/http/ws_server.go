@@ -104,9 +104,14 @@ func (rt *route) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		StreamKind: rt.ep.Kind,
 		Stream:     st,
 	}
+	st.wctx, st.wcancel = context.WithCancel(ctx)
+	defer st.wcancel()
 	if st.credits {
 		// The server's window is the first frame, before anything else.
-		if err := st.writeCredit(st.window); err != nil {
+		wctx, wcancel := context.WithTimeout(ctx, st.endTimeout)
+		err := st.writeCredit(wctx, st.window)
+		wcancel()
+		if err != nil {
 			_ = conn.CloseNow()
 			return
 		}
@@ -166,7 +171,9 @@ type wsStream struct {
 	granted    chan struct{} // wakes creditLoop: Recv granted credit
 	done       chan struct{} // closed when the handler returned
 	readerDone chan struct{}
-	writerDone chan struct{} // creditLoop returned
+	writerDone chan struct{}      // creditLoop returned
+	wctx       context.Context    // creditLoop's writes
+	wcancel    context.CancelFunc // ends a credit write that outlived the handler by endTimeout
 
 	mu         sync.Mutex // serializes what is written
 	headerSent bool
@@ -384,19 +391,19 @@ func (s *wsStream) creditLoop() {
 			continue
 		}
 		// A failed write broke the connection: the reader sees it.
-		_ = s.writeCredit(n)
+		_ = s.writeCredit(s.wctx, n)
 	}
 }
 
 // writeCredit sends a credit envelope granting n, unless the stream has
 // ended.
-func (s *wsStream) writeCredit(n int) error {
+func (s *wsStream) writeCredit(ctx context.Context, n int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended || s.ctx.Err() != nil {
 		return nil
 	}
-	return s.write(s.ctx, s.envelope("credit", strconv.AppendInt(nil, int64(n), 10)))
+	return s.write(ctx, s.envelope("credit", strconv.AppendInt(nil, int64(n), 10)))
 }
 
 // wake signals ch without blocking: each channel has one waiter at a time
@@ -448,12 +455,22 @@ func (s *wsStream) write(ctx context.Context, b []byte) error {
 
 // finish ends the stream with the handler's result — its reply first, for
 // a client stream — or with the protocol error that ended it, then closes
-// the WebSocket and waits for the reader and the credit writer.
+// the WebSocket and waits for the reader.
 func (s *wsStream) finish(resp any, err error) {
 	close(s.done)
+	// The credit writer stops now. A credit envelope still on its way
+	// (to a caller that does not read) gets the time the last frames
+	// get, then its write is canceled, which closes the connection.
+	t := time.NewTimer(s.endTimeout)
+	select {
+	case <-s.writerDone:
+	case <-t.C:
+		s.wcancel()
+		<-s.writerDone
+	}
+	t.Stop()
 	s.end(resp, err)
 	<-s.readerDone
-	<-s.writerDone
 }
 
 func (s *wsStream) end(resp any, err error) {
