@@ -34,12 +34,13 @@ type streamSuite struct {
 	sentHook atomic.Int64 // OnMessages send hook calls
 	ctxErr   chan error   // Hold's context error when it ends
 	held     chan struct{}
-	floodOut atomic.Int64 // Flood's messages handed to Send and returned
-	closed   chan error   // EndEarly's handler: what its stream did after it returned
+	floodOut atomic.Int64  // Flood's messages handed to Send and returned
+	stalled  chan struct{} // Stall received its first message
+	closed   chan error    // EndEarly's handler: what its stream did after it returned
 }
 
 func newStreamServer(t testing.TB) (*server.Server, *streamSuite) {
-	st := &streamSuite{ctxErr: make(chan error, 16), held: make(chan struct{}, 16), closed: make(chan error, 16)}
+	st := &streamSuite{ctxErr: make(chan error, 16), held: make(chan struct{}, 16), closed: make(chan error, 16), stalled: make(chan struct{}, 16)}
 	count := func(next middleware.Handler) middleware.Handler {
 		return func(ctx context.Context, req any) (any, error) {
 			if c, ok := transport.CallFromContext(ctx); ok && c.Endpoint == "Count" {
@@ -117,6 +118,17 @@ func newStreamServer(t testing.TB) (*server.Server, *streamSuite) {
 		}
 		sum.Text = strings.Join(texts, ",")
 		return &sum, nil
+	})
+	// Stall receives one message, then stops reading until its context
+	// ends.
+	server.HandleClientStream(s, "Stall", func(ctx context.Context, in server.Receiver[Echo]) (*Echo, error) {
+		if _, err := in.Recv(); err != nil {
+			return nil, err
+		}
+		st.stalled <- struct{}{}
+		<-ctx.Done()
+		st.ctxErr <- ctx.Err()
+		return nil, ctx.Err()
 	})
 	// Chat echoes every message it receives, with Num doubled.
 	server.HandleBidiStream(s, "Chat", func(_ context.Context, st server.Stream[Echo, Echo]) error {
@@ -500,6 +512,43 @@ func StreamConformance(t *testing.T, tr Transport) {
 		if got != n {
 			t.Errorf("received %d of %d", got, n)
 		}
+	})
+
+	t.Run("back-pressure bounds the caller", func(t *testing.T) {
+		const n, size = 4000, 16 << 10
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		ups, err := transport.StreamEndpoint[Echo, Echo]{Service: streamService, Name: "Stall", Kind: transport.ClientStreaming}.Open(ctx, c)
+		if err != nil {
+			t.Fatalf("open Stall: %v", err)
+		}
+		var sent atomic.Int64
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			m := &Echo{Text: strings.Repeat("u", size)}
+			for range n {
+				if ups.Send(m) != nil {
+					return
+				}
+				sent.Add(1)
+			}
+		}()
+		select {
+		case <-st.stalled:
+		case <-time.After(WaitBound):
+			t.Fatal("the handler never received the first message")
+		}
+		ahead := settled(&sent)
+		t.Logf("%s: with the handler not reading, the caller got %d of %d messages (%.1f MiB) out before blocking",
+			tr.Name, ahead, n, float64(ahead*size)/(1<<20))
+		if ahead >= n || ahead*size > 24<<20 {
+			t.Errorf("caller sent %d messages (%d MiB) past a handler that stopped reading: no back-pressure", ahead, (ahead*size)>>20)
+		}
+		_ = ups.Close()
+		cancel()
+		<-done
+		expectCtxEnd(t, st.ctxErr, "the caller closed")
 	})
 
 	t.Run("large messages", func(t *testing.T) {

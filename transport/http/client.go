@@ -40,6 +40,7 @@ type clientConfig struct {
 	maxReply int64
 
 	streamFormat StreamFormat
+	streamWindow int
 }
 
 // WithClientTLS configures the TLS of https:// calls: trusted roots in
@@ -97,6 +98,7 @@ type Client struct {
 	pipe     *callkit.Pipeline
 
 	streamFormat StreamFormat
+	streamWindow int
 
 	bufs sync.Pool // *[]byte reply bodies
 
@@ -134,7 +136,7 @@ func NewClient(baseURL string, opts ...ClientOption) (*Client, error) {
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""
-	cfg := clientConfig{codec: codec.JSON, maxReply: DefaultMaxReplyBytes, streamFormat: NDJSON}
+	cfg := clientConfig{codec: codec.JSON, maxReply: DefaultMaxReplyBytes, streamFormat: NDJSON, streamWindow: DefaultStreamWindow}
 	for _, o := range opts {
 		if o != nil {
 			o(&cfg)
@@ -167,6 +169,7 @@ func NewClient(baseURL string, opts ...ClientOption) (*Client, error) {
 		tls:      u.Scheme == "https",
 
 		streamFormat: cfg.streamFormat,
+		streamWindow: cfg.streamWindow,
 	}
 	c.pipe = callkit.New(transport.HTTP, c.send, cfg.mws...)
 	return c, nil

@@ -110,21 +110,57 @@
 // Client and bidirectional streams are WebSockets on GET
 // /{service}/{Endpoint} (a POST, or a GET that is no WebSocket handshake,
 // is answered 426). The handshake's headers are the request metadata and
-// may carry Ferry-Timeout-Ms; the subprotocol "ferry.v1" is agreed when
-// offered, never required. Every frame is a JSON text frame holding one
+// may carry Ferry-Timeout-Ms. Every frame is a JSON text frame holding one
 // envelope. The caller sends {"msg": <message>} for each message and
 // {"end": true} when it has no more; the server sends {"header": {"key":
 // ["value"]}} once, before its first message, if the handler set reply
 // metadata, {"msg": <message>} for each message (a client stream's one
 // reply), then {"end": {"trailer": {…}}} or {"error": <problem+json>}, and
-// closes normally. A frame that is not an envelope, or a frame after
-// {"end": true}, ends the stream with an invalid_argument error envelope
-// naming what was wrong and close code 1008; a message over the server's
-// body limit (WithMaxBodyBytes) with resource_exhausted and close code
-// 1009. When the caller closes the socket, or the connection breaks, the
-// handler's context is canceled. Pages of another origin than the server's
-// are refused (403) unless WithWebSocketOrigins lets them in; clients that
-// send no Origin, as non-browser clients do, are not affected.
+// closes normally. A frame that is not an envelope, or a message or end
+// after {"end": true}, ends the stream with an invalid_argument error
+// envelope naming what was wrong and close code 1008; a message over the
+// server's body limit (WithMaxBodyBytes) with resource_exhausted and close
+// code 1009. When the caller closes the socket, or the connection breaks,
+// the handler's context is canceled. Pages of another origin than the
+// server's are refused (403) unless WithWebSocketOrigins lets them in;
+// clients that send no Origin, as non-browser clients do, are not
+// affected.
+//
+// Flow control. A caller that offers the subprotocol "ferry.v1", as
+// Ferry's Client does, gets it, and with it credits both ways; the server
+// never requires it. Each side then sends {"credit": n} envelopes — n a
+// JSON integer from 1 to 2147483647 — granting its peer n more messages.
+// The server's first frame, before any header or message, grants its
+// window (WithStreamWindow, 32 messages by default); the caller's first
+// frame should grant its own (Ferry's Client: WithClientStreamWindow, 32).
+// A side may send a msg envelope only while it holds credit: the grants
+// it received, less the messages it sent. Header, end, error and credit
+// envelopes take none, nor does a client stream's one reply. Each side
+// grants credit as its application takes messages, never as they arrive —
+// Ferry grants half its window at a time — so it holds at most its window
+// of messages; a caller still grants after its {"end": true}, since it
+// still receives. The server reads all the time, so it sees the caller
+// close, or the connection break, at once, however long its handler has
+// not received. A caller that sends a message beyond its credit breaks the
+// protocol: invalid_argument naming the window, close code 1008. The
+// handler's Send blocks until the caller grants credit (a caller that
+// never does gets no message but a client stream's reply), the stream
+// ends, or its context does; Ferry's Client, which reads all the time
+// too, blocks in Send the same way on the server's credit.
+//
+// Without "ferry.v1" — a browser's new WebSocket(url), wscat — no credit
+// envelopes are sent either way (one from the caller ends the stream:
+// close code 1008, naming the subprotocol), and TCP is the flow control: the server
+// reads ahead at most WithStreamWindow messages its handler has not
+// received, then stops reading until it does, so the caller's sends back
+// up (a browser's WebSocket buffers them, its bufferedAmount growing); the
+// handler's Send blocks while the connection is full. Such a caller is not
+// held to a window it never heard of, so a page that sends a burst to a
+// slow handler works; the price is that while the server holds a full
+// window its handler does not take, it sees the caller close or the
+// connection break only once the handler receives again (or its context
+// ends otherwise: give such streams a deadline). A caller that must not
+// wait on that asks for "ferry.v1".
 //
 //	const ws = new WebSocket("ws://localhost:8080/chat/Talk");
 //	ws.onopen = () => ws.send(JSON.stringify({msg: {text: "hi"}}));
@@ -139,10 +175,38 @@
 //	> {"msg":{"text":"hi"}}
 //	< {"msg":{"text":"hi","from":"bot"}}
 //
+// The same with credits: the page grants its window first, sends only
+// while it holds credit, and grants back half its window as it takes
+// messages.
+//
+//	const ws = new WebSocket("ws://localhost:8080/chat/Talk", "ferry.v1");
+//	const win = 32, out = [];
+//	let credit = 0, taken = 0;
+//	const flush = () => { while (credit > 0 && out.length) { credit--; ws.send(JSON.stringify({msg: out.shift()})); } };
+//	const send = (m) => { out.push(m); flush(); };
+//	ws.onopen = () => { ws.send(JSON.stringify({credit: win})); send({text: "hi"}); };
+//	ws.onmessage = (e) => {
+//		const env = JSON.parse(e.data);
+//		if (env.credit) { credit += env.credit; flush(); }
+//		else if (env.msg) {
+//			show(env.msg);
+//			if (++taken >= win / 2) { ws.send(JSON.stringify({credit: taken})); taken = 0; }
+//		}
+//		else if (env.error) fail(env.error);
+//	};
+//
+//	wscat -s ferry.v1 -c ws://localhost:8080/chat/Talk
+//	< {"credit":32}
+//	> {"credit":32}
+//	> {"msg":{"text":"hi"}}
+//	< {"msg":{"text":"hi","from":"bot"}}
+//
 // The Client implements transport.Streamer: it reads server streams as
 // NDJSON, or as Server-Sent Events with WithStreamFormat(SSE), and opens
-// client and bidirectional streams as WebSockets through its http.Client
-// (TLS included). Each message it receives is bounded by WithMaxReplyBytes.
+// client and bidirectional streams as WebSockets with "ferry.v1" through
+// its http.Client (TLS included), holding at most WithClientStreamWindow
+// messages the application has not received. Each message it receives is
+// bounded by WithMaxReplyBytes.
 //
 // Stop waits for open streams — WebSockets too, which http.Server.Shutdown
 // does not track — until its context ends, then cancels their handlers and

@@ -56,6 +56,7 @@ type serverConfig struct {
 	filters           []func(http.Handler) http.Handler
 	tls               *tls.Config
 	wsOrigins         []string
+	streamWindow      int
 	noOpenAPI         bool // WithoutOpenAPI
 }
 
@@ -86,6 +87,7 @@ func newServerConfig(opts []ServerOption) serverConfig {
 		maxBodyBytes:      DefaultMaxBodyBytes,
 		defaultTimeout:    transport.DefaultTimeout,
 		maxTimeout:        transport.DefaultMaxTimeout,
+		streamWindow:      DefaultStreamWindow,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -220,6 +222,21 @@ func WithFilter(f func(http.Handler) http.Handler) ServerOption {
 // (transport/http/cors).
 func WithWebSocketOrigins(patterns ...string) ServerOption {
 	return func(c *serverConfig) { c.wsOrigins = append(c.wsOrigins, patterns...) }
+}
+
+// WithStreamWindow sets how many messages a caller may send on a client or
+// bidirectional stream ahead of what the handler has received (default
+// DefaultStreamWindow, 32; n <= 0 keeps it). A stream holds at most this
+// many messages of at most WithMaxBodyBytes each. A caller that agreed to
+// the "ferry.v1" subprotocol, as Ferry's Client does, gets this window as
+// credit and more as the handler receives; others are held to it by TCP
+// back-pressure (see the package documentation, "Streams").
+func WithStreamWindow(n int) ServerOption {
+	return func(c *serverConfig) {
+		if n > 0 {
+			c.streamWindow = min(n, maxCredit)
+		}
+	}
 }
 
 // Server serves a server.Server's endpoints over HTTP. It implements
@@ -408,6 +425,8 @@ type handler struct {
 	wsOrigins []string
 	// streamEndTimeout bounds writing the end of a WebSocket stream.
 	streamEndTimeout time.Duration
+	// streamWindow is a WebSocket stream's window (WithStreamWindow).
+	streamWindow int
 }
 
 func newHandler(srv *server.Server, cfg *serverConfig, writeAfter time.Duration) (http.Handler, *handler, error) {
@@ -429,6 +448,8 @@ func newHandler(srv *server.Server, cfg *serverConfig, writeAfter time.Duration)
 		jsonCT:     []string{codec.JSON.ContentType()},
 		protoCT:    []string{codec.Proto.ContentType()},
 		wsOrigins:  cfg.wsOrigins,
+
+		streamWindow: cfg.streamWindow,
 	}
 	h.streamEndTimeout = cfg.writeTimeout
 	if h.streamEndTimeout <= 0 {

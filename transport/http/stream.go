@@ -34,9 +34,21 @@ const (
 	ErrorTrailer = "Ferry-Error"
 
 	// WebSocketProtocol is the WebSocket subprotocol of Ferry's envelope
-	// protocol. The server agrees to it when asked and does not require it.
+	// protocol with credit-based flow control both ways (see the package
+	// documentation, "Streams"). The server agrees to it when asked and
+	// does not require it: a WebSocket opened without it speaks the same
+	// envelopes without credits, under TCP back-pressure.
 	WebSocketProtocol = "ferry.v1"
+
+	// DefaultStreamWindow is the default number of messages a side of a
+	// WebSocket stream lets its peer send ahead of what its application
+	// has received (WithStreamWindow, WithClientStreamWindow).
+	DefaultStreamWindow = 32
 )
+
+// maxCredit bounds one credit envelope's value, and the credit a side
+// holds.
+const maxCredit = 1<<31 - 1
 
 // StreamFormat is the wire format of server streams a Client asks for (see
 // WithStreamFormat).

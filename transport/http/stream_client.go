@@ -355,8 +355,26 @@ func (s *serverStream) end(err error) error {
 	return err
 }
 
-// wsStream is the caller's side of a client or bidirectional stream on a
-// WebSocket.
+// WithClientStreamWindow sets how many messages a server may send on a
+// client or bidirectional stream ahead of what the caller has received
+// (default DefaultStreamWindow, 32; n <= 0 keeps it). The stream holds at
+// most this many messages of at most WithMaxReplyBytes each.
+func WithClientStreamWindow(n int) ClientOption {
+	return func(c *clientConfig) {
+		if n > 0 {
+			c.streamWindow = min(n, maxCredit)
+		}
+	}
+}
+
+// wsClientStream is the caller's side of a client or bidirectional stream
+// on a WebSocket. A reader goroutine reads the server's envelopes all the
+// time and queues them for Recv, at most window messages, so that the
+// server's credit reaches Send while the application only sends. With
+// credits (the server agreed to WebSocketProtocol, as Ferry's does) the
+// server may send only what it has credit for, which Recv grants back half
+// a window at a time through a writer goroutine (creditLoop); without, the
+// reader stops reading while the queue is full.
 type wsClientStream struct {
 	streamMD
 	conn              *websocket.Conn
@@ -365,16 +383,43 @@ type wsClientStream struct {
 	stop              func() bool
 	service, endpoint string
 	limit             int64
+	credits           bool
+	window            int
 
-	sendMu    sync.Mutex
+	sendMu    sync.Mutex // Send and CloseSend
 	closeSent bool
 	buf       []byte
+	writeMu   sync.Mutex // serializes what is written: Send's, CloseSend's and creditLoop's frames
 	closed    atomic.Bool
 	ended     atomic.Bool // Recv saw the end
+
+	qmu        sync.Mutex // guards the fields below, up to sendCredit
+	q          []wsEnvelope
+	qhead      int
+	msgs       int   // msg envelopes in q
+	readErr    error // after the queue: why the reader stopped (a read error, or an *errs.Error)
+	peerEnded  bool  // the server sent its end, or the reader stopped
+	avail      int   // credit granted to the server and not yet used
+	taken      int   // messages Recv took since the last grant
+	grant      int   // credit Recv granted, for creditLoop to send
+	sendCredit int   // messages the server lets Send send
+
+	arrived    chan struct{} // wakes Recv
+	space      chan struct{} // wakes the reader: Recv made room (no credits)
+	credited   chan struct{} // wakes Send: credit, or the server's end
+	granted    chan struct{} // wakes creditLoop
+	readerDone chan struct{}
+	writerDone chan struct{}
 
 	// Recv's side.
 	gotHeader bool
 	endErr    error
+}
+
+// wsEnvelope is one envelope the server sent: its member and value.
+type wsEnvelope struct {
+	member string
+	value  json.RawMessage
 }
 
 func (c *Client) dialStream(ctx context.Context, call *transport.Call, e *endpointURL) (transport.ClientStream, error) {
@@ -402,12 +447,240 @@ func (c *Client) dialStream(ctx context.Context, call *transport.Call, e *endpoi
 		return nil, transportError(ctx, call.Service, call.Endpoint, err)
 	}
 	conn.SetReadLimit(c.maxReply + envelopeOverhead)
-	s := &wsClientStream{conn: conn, ctx: ctx, cancel: cancel, service: call.Service, endpoint: call.Endpoint, limit: c.maxReply}
+	s := &wsClientStream{conn: conn, ctx: ctx, cancel: cancel, service: call.Service, endpoint: call.Endpoint, limit: c.maxReply,
+		credits: conn.Subprotocol() == WebSocketProtocol, window: c.streamWindow, avail: c.streamWindow,
+		arrived: make(chan struct{}, 1), space: make(chan struct{}, 1), credited: make(chan struct{}, 1), granted: make(chan struct{}, 1),
+		readerDone: make(chan struct{}), writerDone: make(chan struct{})}
+	if s.credits {
+		// The client's window, right after opening.
+		if err := conn.Write(ctx, websocket.MessageText, creditFrame(nil, s.window)); err != nil {
+			_ = conn.CloseNow()
+			cancel()
+			return nil, transportError(ctx, call.Service, call.Endpoint, err)
+		}
+	}
 	s.stop = context.AfterFunc(ctx, func() { _ = conn.CloseNow() })
+	go s.readLoop()
+	if s.credits {
+		go s.creditLoop()
+	} else {
+		close(s.writerDone)
+	}
 	return s, nil
 }
 
-// Send implements transport.ClientStream.
+// creditFrame appends {"credit":n} to b.
+func creditFrame(b []byte, n int) []byte {
+	return append(strconv.AppendInt(append(b, `{"credit":`...), int64(n), 10), '}')
+}
+
+// readLoop reads the server's envelopes until the connection closes or
+// the server breaks the protocol.
+func (s *wsClientStream) readLoop() {
+	defer close(s.readerDone)
+	for {
+		_, frame, err := s.conn.Read(s.ctx)
+		if err != nil {
+			s.stopReading(err)
+			return
+		}
+		member, value, err := decodeServerEnvelope(frame)
+		if err == nil && member == "credit" {
+			err = s.addSendCredit(value)
+		}
+		if err == nil && member != "credit" {
+			err = s.push(wsEnvelope{member, value})
+		}
+		if err != nil {
+			s.stopReading(err)
+			_ = s.conn.CloseNow()
+			return
+		}
+	}
+}
+
+// addSendCredit takes a credit envelope's grant.
+func (s *wsClientStream) addSendCredit(v json.RawMessage) error {
+	if !s.credits {
+		return errs.Newf(errs.Internal, "http: the server of %s/%s sent a credit envelope without the %q subprotocol", s.service, s.endpoint, WebSocketProtocol)
+	}
+	n, err := parseCredit(v)
+	if err != nil {
+		return errs.Newf(errs.Internal, "http: the server of %s/%s sent a bad credit envelope: %v", s.service, s.endpoint, err)
+	}
+	s.qmu.Lock()
+	s.sendCredit = min(s.sendCredit+n, maxCredit)
+	s.qmu.Unlock()
+	wake(s.credited)
+	return nil
+}
+
+// push queues an envelope for Recv. A message beyond the credit granted
+// breaks the protocol (with credits); without credits, the reader waits
+// while window messages are queued.
+func (s *wsClientStream) push(env wsEnvelope) error {
+	s.qmu.Lock()
+	if env.member == "msg" {
+		if s.credits {
+			if s.avail <= 0 {
+				s.qmu.Unlock()
+				return errs.Newf(errs.Internal, "http: the server of %s/%s sent a message beyond the credit granted (a window of %d messages)", s.service, s.endpoint, s.window)
+			}
+			s.avail--
+		}
+		for !s.credits && s.msgs >= s.window {
+			s.qmu.Unlock()
+			select {
+			case <-s.space:
+			case <-s.ctx.Done():
+				return s.ctx.Err()
+			}
+			s.qmu.Lock()
+		}
+		s.msgs++
+	}
+	s.q = append(s.q, env)
+	if env.member == "end" || env.member == "error" {
+		s.peerEnded = true
+	}
+	s.qmu.Unlock()
+	wake(s.arrived)
+	wake(s.credited)
+	return nil
+}
+
+// stopReading records why the reader stopped, after what it queued.
+func (s *wsClientStream) stopReading(err error) {
+	s.qmu.Lock()
+	if s.readErr == nil {
+		s.readErr = err
+	}
+	s.peerEnded = true
+	s.qmu.Unlock()
+	wake(s.arrived)
+	wake(s.credited)
+}
+
+// next returns the next envelope the server sent, waiting for it, and
+// grants credit as messages are taken: half a window at a time. Without
+// one, it returns why none will come.
+func (s *wsClientStream) next() (wsEnvelope, error) {
+	for {
+		if s.ctx.Err() != nil {
+			return wsEnvelope{}, s.readError(s.ctx.Err())
+		}
+		s.qmu.Lock()
+		if s.qhead < len(s.q) {
+			env := s.q[s.qhead]
+			s.q[s.qhead] = wsEnvelope{}
+			s.qhead++
+			if s.qhead == len(s.q) {
+				s.q, s.qhead = s.q[:0], 0
+			}
+			grant := 0
+			if env.member == "msg" {
+				s.msgs--
+				s.taken++
+				if s.credits && s.taken >= max(1, s.window/2) {
+					grant, s.taken = s.taken, 0
+					s.avail += grant
+					s.grant += grant
+				}
+			}
+			s.qmu.Unlock()
+			if grant > 0 {
+				wake(s.granted)
+			}
+			if !s.credits {
+				wake(s.space)
+			}
+			return env, nil
+		}
+		readErr := s.readErr
+		s.qmu.Unlock()
+		if readErr != nil {
+			if e, ok := readErr.(*errs.Error); ok {
+				return wsEnvelope{}, e
+			}
+			return wsEnvelope{}, s.readError(readErr)
+		}
+		<-s.arrived
+	}
+}
+
+// creditLoop sends the credit Recv grants, so that Recv never waits for a
+// write. Grants made while a credit envelope is on its way are added up
+// into the next one.
+func (s *wsClientStream) creditLoop() {
+	defer close(s.writerDone)
+	var b []byte
+	for {
+		select {
+		case <-s.granted:
+		case <-s.ctx.Done():
+			return
+		}
+		s.qmu.Lock()
+		n := s.grant
+		s.grant = 0
+		s.qmu.Unlock()
+		if n == 0 {
+			continue
+		}
+		b = creditFrame(b[:0], n)
+		s.writeMu.Lock()
+		err := s.conn.Write(s.ctx, websocket.MessageText, b)
+		s.writeMu.Unlock()
+		if err != nil {
+			return // the connection broke: the reader sees it
+		}
+	}
+}
+
+// takeCredit waits, with credits, until the server lets one more message
+// go, and takes that credit. Once the server ended the stream it returns
+// io.EOF: Recv returns how it ended.
+func (s *wsClientStream) takeCredit() error {
+	for {
+		s.qmu.Lock()
+		switch {
+		case s.peerEnded:
+			s.qmu.Unlock()
+			return s.sendError(nil)
+		case !s.credits:
+			s.qmu.Unlock()
+			return nil
+		case s.sendCredit > 0:
+			s.sendCredit--
+			s.qmu.Unlock()
+			return nil
+		}
+		s.qmu.Unlock()
+		select {
+		case <-s.credited:
+		case <-s.ctx.Done():
+			return s.sendError(s.ctx.Err())
+		}
+	}
+}
+
+// sendError is what Send returns once it cannot send: io.EOF unless the
+// caller closed the stream or its context ended.
+func (s *wsClientStream) sendError(err error) error {
+	switch {
+	case s.closed.Load():
+		return transport.ErrStreamClosed
+	case s.ctx.Err() != nil:
+		if err == nil {
+			err = s.ctx.Err()
+		}
+		return transportError(s.ctx, s.service, s.endpoint, err)
+	}
+	return io.EOF
+}
+
+// Send implements transport.ClientStream. It blocks while the server has
+// given no credit (with credits) and while the connection is full.
 func (s *wsClientStream) Send(m any) error {
 	if s.closed.Load() {
 		return transport.ErrStreamClosed
@@ -420,6 +693,9 @@ func (s *wsClientStream) Send(m any) error {
 	defer s.sendMu.Unlock()
 	if s.closeSent {
 		return transport.ErrStreamClosed
+	}
+	if err := s.takeCredit(); err != nil {
+		return err
 	}
 	b := append(append(append(s.buf[:0], `{"msg":`...), out...), '}')
 	if cap(b) <= maxPooledBuf {
@@ -434,14 +710,11 @@ func (s *wsClientStream) write(b []byte) error {
 	if s.ended.Load() {
 		return io.EOF
 	}
-	if err := s.conn.Write(s.ctx, websocket.MessageText, b); err != nil {
-		switch {
-		case s.closed.Load():
-			return transport.ErrStreamClosed
-		case s.ctx.Err() != nil:
-			return transportError(s.ctx, s.service, s.endpoint, err)
-		}
-		return io.EOF
+	s.writeMu.Lock()
+	err := s.conn.Write(s.ctx, websocket.MessageText, b)
+	s.writeMu.Unlock()
+	if err != nil {
+		return s.sendError(err)
 	}
 	return nil
 }
@@ -474,7 +747,15 @@ func (s *wsClientStream) Close() error {
 	s.stop()
 	_ = s.conn.CloseNow()
 	s.cancel()
+	s.wait()
 	return nil
+}
+
+// wait waits for the reader and the credit writer, once the stream's
+// context ended.
+func (s *wsClientStream) wait() {
+	<-s.readerDone
+	<-s.writerDone
 }
 
 // Recv implements transport.ClientStream.
@@ -486,19 +767,15 @@ func (s *wsClientStream) Recv(m any) error {
 		return s.endErr
 	}
 	for {
-		_, frame, err := s.conn.Read(s.ctx)
-		if err != nil {
-			return s.end(s.readError(err), false)
-		}
-		member, value, err := decodeServerEnvelope(frame)
+		env, err := s.next()
 		if err != nil {
 			return s.end(err, false)
 		}
-		switch member {
+		switch env.member {
 		case "header":
 			if !s.gotHeader {
 				var md transport.Metadata
-				if err := json.Unmarshal(value, &md); err != nil {
+				if err := json.Unmarshal(env.value, &md); err != nil {
 					return s.end(errs.Newf(errs.Internal, "http: the header envelope of %s/%s: %v", s.service, s.endpoint, err), false)
 				}
 				s.setHeader(md.Clone())
@@ -507,21 +784,21 @@ func (s *wsClientStream) Recv(m any) error {
 			continue
 		case "msg":
 			s.headerDone()
-			if err := codec.JSON.Unmarshal(value, m); err != nil {
+			if err := codec.JSON.Unmarshal(env.value, m); err != nil {
 				return s.end(errs.Newf(errs.Internal, "http: decoding a message of %s/%s: %v", s.service, s.endpoint, err), false)
 			}
 			return nil
 		case "end":
 			s.headerDone()
 			var end sseEnd
-			if err := json.Unmarshal(value, &end); err != nil {
+			if err := json.Unmarshal(env.value, &end); err != nil {
 				return s.end(errs.Newf(errs.Internal, "http: the end envelope of %s/%s is not {\"trailer\": {…}}: %v", s.service, s.endpoint, err), false)
 			}
 			s.setTrailer(end.Trailer)
 			return s.end(io.EOF, true)
 		default: // "error"
 			s.headerDone()
-			e, trailer := parseStreamProblem(value)
+			e, trailer := parseStreamProblem(env.value)
 			s.setTrailer(trailer)
 			return s.end(e, true)
 		}
@@ -561,5 +838,6 @@ func (s *wsClientStream) end(err error, clean bool) error {
 		_ = s.conn.CloseNow()
 	}
 	s.cancel()
+	s.wait()
 	return err
 }

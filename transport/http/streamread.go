@@ -185,7 +185,8 @@ func (r *sseReader) readLine() ([]byte, error) {
 }
 
 // decodeServerEnvelope decodes a frame the server sent on a WebSocket: its
-// one member ("header", "msg", "end" or "error") and that member's value.
+// one member ("header", "msg", "end", "error" or "credit") and that
+// member's value.
 func decodeServerEnvelope(frame []byte) (member string, value json.RawMessage, err error) {
 	var env map[string]json.RawMessage
 	if err := json.Unmarshal(frame, &env); err != nil {
@@ -201,7 +202,7 @@ func decodeServerEnvelope(frame []byte) (member string, value json.RawMessage, e
 	}
 	for k, v := range env {
 		switch k {
-		case "header", "msg", "end", "error":
+		case "header", "msg", "end", "error", "credit":
 			return k, v, nil
 		}
 		return "", nil, errs.New(errs.Internal, fmt.Sprintf("http: unknown stream envelope member %q", errs.Clip(k)))

@@ -148,40 +148,73 @@ func FuzzNDJSON(f *testing.F) {
 }
 
 // FuzzEnvelope decodes arbitrary frames as the server decodes a caller's
-// and the client a server's: never a panic, a message is valid JSON, and an
-// envelope built around valid JSON always decodes to it.
+// and the client a server's: never a panic, a message is valid JSON, a
+// credit is within its bounds, and an envelope built around valid JSON
+// always decodes to it.
 func FuzzEnvelope(f *testing.F) {
 	for _, s := range []string{
 		`{"msg":{"seq":1}}`, `{"end":true}`, `{"end":false}`, `{"msg":1,"end":true}`, `{"mgs":{}}`,
 		`hello`, ``, `null`, `[]`, `{"header":{"x":["1"]}}`, `{"error":{"code":"aborted"}}`, `{"msg":"\ud800"}`,
 		`{"msg":{}} trailing`, `{"end":{"trailer":{}}}`, "{\"msg\":\"\xff\"}",
+		`{"credit":32}`, `{"credit":0}`, `{"credit":-1}`, `{"credit":1.5}`, `{"credit":1e3}`, `{"credit":"32"}`,
+		`{"credit":2147483648}`, `{"credit":99999999999999999999}`, `{"credit":-0}`, `{"credit":1,"msg":{}}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		msg, end, err := decodeEnvelope(frame)
+		env, err := decodeEnvelope(frame)
+		kinds := 0
+		for _, is := range []bool{env.msg != nil, env.end, env.credit != 0} {
+			if is {
+				kinds++
+			}
+		}
 		switch {
 		case err != nil:
-			if !strings.Contains(err.Error(), `want {"msg": <message>} or {"end": true}`) {
+			if !strings.Contains(err.Error(), `want {"msg": <message>}, {"end": true} or {"credit": <messages>}`) {
 				t.Fatalf("%q: error %q does not say what a frame should be", frame, err)
 			}
-		case end:
-			if msg != nil {
-				t.Fatalf("%q: an end with a message", frame)
+			if kinds != 0 {
+				t.Fatalf("%q: an error with an envelope %+v", frame, env)
 			}
-		case !json.Valid(msg):
-			t.Fatalf("%q: message %q is not JSON", frame, msg)
+		case kinds != 1:
+			t.Fatalf("%q: envelope %+v is not one of a message, the end and credit", frame, env)
+		case env.credit != 0 && (env.credit < 1 || env.credit > maxCredit):
+			t.Fatalf("%q: credit %d out of bounds", frame, env.credit)
+		case env.msg != nil && !json.Valid(env.msg):
+			t.Fatalf("%q: message %q is not JSON", frame, env.msg)
 		}
 		if _, _, err := decodeServerEnvelope(frame); err != nil && !strings.HasPrefix(err.Error(), "internal: http:") {
 			t.Fatalf("%q: client error %q", frame, err)
 		}
 		if json.Valid(frame) {
-			env := append(append([]byte(`{"msg":`), frame...), '}')
-			if msg, end, err := decodeEnvelope(env); err != nil || end || !bytes.Equal(bytes.TrimSpace(msg), bytes.TrimSpace(frame)) {
-				t.Fatalf("envelope %q = %q, %v, %v; want the message back", env, msg, end, err)
+			wrapped := append(append([]byte(`{"msg":`), frame...), '}')
+			if env, err := decodeEnvelope(wrapped); err != nil || env.end || env.credit != 0 || !bytes.Equal(bytes.TrimSpace(env.msg), bytes.TrimSpace(frame)) {
+				t.Fatalf("envelope %q = %+v, %v; want the message back", wrapped, env, err)
 			}
 		}
 	})
+}
+
+// TestParseCredit: a credit is a JSON integer from 1 to 2^31-1; anything
+// else is refused, naming what was wrong.
+func TestParseCredit(t *testing.T) {
+	for in, want := range map[string]int{"1": 1, "32": 32, "2147483647": maxCredit} {
+		if n, err := parseCredit([]byte(in)); n != want || err != nil {
+			t.Errorf("parseCredit(%s) = %d, %v; want %d", in, n, err, want)
+		}
+	}
+	for in, why := range map[string]string{
+		"0": "(zero)", "-0": "(zero)", "-1": "(negative)", "-99999999999999999999": "(negative)",
+		"2147483648": "(over 2147483647)", "99999999999999999999": "(over 2147483647)",
+		"1.5": "(not an integer)", "1e3": "(not an integer)", `"32"`: "(not an integer)", "null": "(not an integer)",
+		"true": "(not an integer)", "{}": "(not an integer)", "": "(not an integer)",
+	} {
+		n, err := parseCredit([]byte(in))
+		if err == nil || !strings.Contains(err.Error(), why) || !strings.Contains(err.Error(), "from 1 to 2147483647") {
+			t.Errorf("parseCredit(%s) = %d, %v; want an error naming %s and the bounds", in, n, err, why)
+		}
+	}
 }
 
 func TestNegotiate(t *testing.T) {

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -76,9 +78,16 @@ func (rt *route) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		dec:        h.json,
 		limit:      h.maxBody,
 		endTimeout: h.streamEndTimeout,
-		in:         make(chan []byte),
+		credits:    conn.Subprotocol() == WebSocketProtocol,
+		window:     h.streamWindow,
+		avail:      h.streamWindow,
+		arrived:    make(chan struct{}, 1),
+		space:      make(chan struct{}, 1),
+		credited:   make(chan struct{}, 1),
+		granted:    make(chan struct{}, 1),
 		done:       make(chan struct{}),
 		readerDone: make(chan struct{}),
+		writerDone: make(chan struct{}),
 	}
 	st.call = transport.Call{
 		Service:    h.service,
@@ -95,22 +104,47 @@ func (rt *route) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		StreamKind: rt.ep.Kind,
 		Stream:     st,
 	}
+	st.wctx, st.wcancel = context.WithCancel(ctx)
+	defer st.wcancel()
+	if st.credits {
+		// The server's window is the first frame, before anything else.
+		wctx, wcancel := context.WithTimeout(ctx, st.endTimeout)
+		err := st.writeCredit(wctx, st.window)
+		wcancel()
+		if err != nil {
+			_ = conn.CloseNow()
+			return
+		}
+	}
 	ts := h.streams.add(cancel, conn)
 	if ts == nil {
 		close(st.readerDone)
+		close(st.writerDone)
 		st.finish(nil, errStopping)
 		return
 	}
 	defer h.streams.remove(ts)
 	go st.readLoop(context.WithoutCancel(ctx))
+	if st.credits {
+		go st.creditLoop()
+	} else {
+		close(st.writerDone)
+	}
 	resp, err := rt.ep.Handler(transport.NewCallContext(ctx, &st.call), nil)
 	st.finish(resp, err)
 }
 
 // wsStream is the transport.Stream of a client or bidirectional stream on
-// a WebSocket. A reader goroutine reads the caller's frames and hands the
-// messages to Recv one at a time, so a handler that does not receive
-// stops the reading (back-pressure); it also sees the caller leave.
+// a WebSocket. A reader goroutine reads the caller's frames and queues the
+// messages for Recv, at most window of them.
+//
+// With credits (the caller agreed to WebSocketProtocol), the reader never
+// stops reading, so it sees the caller leave at once: the caller may send
+// only the messages it has credit for, which Recv grants back half a
+// window at a time through a writer goroutine of its own (creditLoop), and
+// Send waits for the caller's credit. Without credits (browsers and
+// wscat, unless they ask for the subprotocol), the reader stops reading
+// while the queue is full: TCP's back-pressure.
 type wsStream struct {
 	conn       *websocket.Conn
 	ctx        context.Context
@@ -119,13 +153,29 @@ type wsStream struct {
 	dec        codec.Codec // decodes messages (server.WithJSON)
 	limit      int64       // the largest message, in bytes
 	endTimeout time.Duration
+	credits    bool // credit-based flow control, both ways
+	window     int  // messages the caller may send ahead of Recv
 
-	in         chan []byte   // the caller's messages
-	inErr      error         // why in was closed; written before close(in)
+	qmu        sync.Mutex // guards the fields below, up to sendCredit
+	q          [][]byte   // the caller's messages, not yet received
+	qhead      int
+	inErr      error // after the queue: io.EOF once the caller ended, or why the stream broke
+	avail      int   // credit granted to the caller and not yet used
+	taken      int   // messages Recv took since the last grant
+	grant      int   // credit Recv granted, for creditLoop to send
+	sendCredit int   // messages the caller lets Send send
+
+	arrived    chan struct{} // wakes Recv: a message or the end
+	space      chan struct{} // wakes the reader: Recv made room (no credits)
+	credited   chan struct{} // wakes Send: the caller granted credit
+	granted    chan struct{} // wakes creditLoop: Recv granted credit
 	done       chan struct{} // closed when the handler returned
 	readerDone chan struct{}
+	writerDone chan struct{}      // creditLoop returned
+	wctx       context.Context    // creditLoop's writes
+	wcancel    context.CancelFunc // ends a credit write that outlived the handler by endTimeout
 
-	mu         sync.Mutex // serializes what is sent
+	mu         sync.Mutex // serializes what is written
 	headerSent bool
 	ended      bool
 	buf        []byte
@@ -152,32 +202,164 @@ func (s *wsStream) err() error {
 	return errs.FromError(cause)
 }
 
+func (s *wsStream) errEnded() error {
+	return errs.Newf(errs.FailedPrecondition, "http: the stream of %s/%s has ended", s.call.Service, s.call.Endpoint)
+}
+
 // Recv implements transport.Stream.
 func (s *wsStream) Recv(m any) error {
-	select {
-	case b, ok := <-s.in:
-		if !ok {
-			return s.inErr
+	for {
+		if s.ctx.Err() != nil {
+			return s.err()
 		}
-		if err := s.dec.Unmarshal(b, m); err != nil {
-			return errs.Newf(errs.InvalidArgument, "decoding a message of %s/%s: %v", s.call.Service, s.call.Endpoint, err)
+		b, grant, inErr := s.pop()
+		if b != nil {
+			if grant > 0 {
+				wake(s.granted)
+			}
+			if err := s.dec.Unmarshal(b, m); err != nil {
+				return errs.Newf(errs.InvalidArgument, "decoding a message of %s/%s: %v", s.call.Service, s.call.Endpoint, err)
+			}
+			return nil
 		}
-		return nil
-	case <-s.ctx.Done():
-		return s.err()
+		if inErr != nil {
+			return inErr
+		}
+		select {
+		case <-s.arrived:
+		case <-s.ctx.Done():
+			return s.err()
+		}
 	}
 }
 
-// Send implements transport.Stream. It blocks while the connection is full.
+// pop takes the next queued message, if any, and the credit to grant now:
+// half a window at a time, as the handler takes messages. Without a
+// message it returns why none will come, if none will.
+func (s *wsStream) pop() (b []byte, grant int, inErr error) {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if s.qhead == len(s.q) {
+		return nil, 0, s.inErr
+	}
+	b = s.q[s.qhead]
+	s.q[s.qhead] = nil
+	s.qhead++
+	if s.qhead == len(s.q) {
+		s.q, s.qhead = s.q[:0], 0
+	}
+	if !s.credits {
+		wake(s.space)
+		return b, 0, nil
+	}
+	s.taken++
+	if s.taken >= max(1, s.window/2) {
+		grant, s.taken = s.taken, 0
+		s.avail += grant
+		s.grant += grant
+	}
+	return b, grant, nil
+}
+
+// push queues a message from the caller. With credits, a message beyond
+// the credit granted breaks the protocol (push returns false); without,
+// the reader waits while the queue is full. Once the handler returned, or
+// the stream's context ended, messages are dropped.
+func (s *wsStream) push(msg []byte) bool {
+	s.qmu.Lock()
+	for {
+		select {
+		case <-s.done:
+			s.qmu.Unlock()
+			return true
+		default:
+		}
+		if s.ctx.Err() != nil {
+			s.qmu.Unlock()
+			return true
+		}
+		if s.credits {
+			if s.avail <= 0 {
+				s.qmu.Unlock()
+				return false
+			}
+			s.avail--
+			break
+		}
+		if len(s.q)-s.qhead < s.window {
+			break
+		}
+		s.qmu.Unlock()
+		select {
+		case <-s.space:
+		case <-s.done:
+		case <-s.ctx.Done():
+		}
+		s.qmu.Lock()
+	}
+	s.q = append(s.q, msg)
+	s.qmu.Unlock()
+	wake(s.arrived)
+	return true
+}
+
+// closeIn records why no more messages come, after those queued: the
+// first reason stays.
+func (s *wsStream) closeIn(err error) {
+	s.qmu.Lock()
+	if s.inErr == nil {
+		s.inErr = err
+	}
+	s.qmu.Unlock()
+	wake(s.arrived)
+}
+
+// addSendCredit adds the caller's grant to what Send may send.
+func (s *wsStream) addSendCredit(n int) {
+	s.qmu.Lock()
+	s.sendCredit = min(s.sendCredit+n, maxCredit)
+	s.qmu.Unlock()
+	wake(s.credited)
+}
+
+// takeCredit waits, with credits, until the caller lets one more message
+// go, and takes that credit.
+func (s *wsStream) takeCredit() error {
+	if !s.credits {
+		return nil
+	}
+	for {
+		s.qmu.Lock()
+		if s.sendCredit > 0 {
+			s.sendCredit--
+			s.qmu.Unlock()
+			return nil
+		}
+		s.qmu.Unlock()
+		select {
+		case <-s.credited:
+		case <-s.ctx.Done():
+			return s.err()
+		case <-s.done:
+			return s.errEnded()
+		}
+	}
+}
+
+// Send implements transport.Stream. It blocks while the caller has given
+// no credit (with credits) and while the connection is full.
 func (s *wsStream) Send(m any) error {
 	out, err := codec.JSON.Marshal(m)
 	if err != nil {
 		return errs.Newf(errs.Internal, "http: encoding a message of %s/%s: %v", s.call.Service, s.call.Endpoint, err)
 	}
+	if err := s.takeCredit(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
-		return errs.Newf(errs.FailedPrecondition, "http: the stream of %s/%s has ended", s.call.Service, s.call.Endpoint)
+		return s.errEnded()
 	}
 	if s.ctx.Err() != nil {
 		return s.err()
@@ -186,6 +368,51 @@ func (s *wsStream) Send(m any) error {
 		return err
 	}
 	return s.write(s.ctx, s.envelope("msg", out))
+}
+
+// creditLoop sends the credit Recv grants, so that Recv never waits for a
+// write (behind a Send waiting for a full connection, say). Grants made
+// while a credit envelope is on its way are added up into the next one.
+func (s *wsStream) creditLoop() {
+	defer close(s.writerDone)
+	for {
+		select {
+		case <-s.granted:
+		case <-s.done:
+			return
+		case <-s.ctx.Done():
+			return
+		}
+		s.qmu.Lock()
+		n := s.grant
+		s.grant = 0
+		s.qmu.Unlock()
+		if n == 0 {
+			continue
+		}
+		// A failed write broke the connection: the reader sees it.
+		_ = s.writeCredit(s.wctx, n)
+	}
+}
+
+// writeCredit sends a credit envelope granting n, unless the stream has
+// ended.
+func (s *wsStream) writeCredit(ctx context.Context, n int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended || s.ctx.Err() != nil {
+		return nil
+	}
+	return s.write(ctx, s.envelope("credit", strconv.AppendInt(nil, int64(n), 10)))
+}
+
+// wake signals ch without blocking: each channel has one waiter at a time
+// and a buffer of one.
+func wake(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }
 
 // envelope returns {"<member>":<doc>} in the stream's buffer.
@@ -231,6 +458,22 @@ func (s *wsStream) write(ctx context.Context, b []byte) error {
 // the WebSocket and waits for the reader.
 func (s *wsStream) finish(resp any, err error) {
 	close(s.done)
+	// The credit writer stops now. A credit envelope still on its way
+	// (to a caller that does not read) gets the time the last frames
+	// get, then its write is canceled, which closes the connection.
+	t := time.NewTimer(s.endTimeout)
+	select {
+	case <-s.writerDone:
+	case <-t.C:
+		s.wcancel()
+		<-s.writerDone
+	}
+	t.Stop()
+	s.end(resp, err)
+	<-s.readerDone
+}
+
+func (s *wsStream) end(resp any, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ended = true
@@ -239,7 +482,8 @@ func (s *wsStream) finish(resp any, err error) {
 		resp, err, code = nil, pe.err, pe.code
 	}
 	// The last frames are written even when the stream's context has
-	// ended (a deadline, say), within the write timeout.
+	// ended (a deadline, say), within the write timeout. A client stream's
+	// one reply takes no credit.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), s.endTimeout)
 	defer cancel()
 	werr := s.sendHeader(ctx)
@@ -266,7 +510,6 @@ func (s *wsStream) finish(resp any, err error) {
 	} else {
 		_ = s.conn.Close(code, "")
 	}
-	<-s.readerDone
 }
 
 // readLoop reads the caller's frames until the connection closes or the
@@ -275,37 +518,33 @@ func (s *wsStream) finish(resp any, err error) {
 func (s *wsStream) readLoop(ctx context.Context) {
 	defer close(s.readerDone)
 	var frame []byte
-	n, ended := 0, false
-	closeIn := func(err error) {
-		if s.inErr == nil {
-			s.inErr = err
-			close(s.in)
-		}
+	n, msgs, ended := 0, 0, false
+	left := func() {
+		s.closeIn(errCallerLeft)
+		s.cancel(errCallerLeft)
 	}
 	fail := func(e *errs.Error, code websocket.StatusCode) {
 		// The cause first: finish, once the handler returned, must find it.
 		s.cancel(&wsProtocolError{err: e, code: code})
-		closeIn(e)
+		s.closeIn(e)
 	}
 	for {
 		_, r, err := s.conn.Reader(ctx)
 		if err != nil {
-			closeIn(errCallerLeft)
-			s.cancel(errCallerLeft)
+			left()
 			return
 		}
 		n++
 		frame, err = readBody(r, frame[:0], -1, s.limit+envelopeOverhead)
 		switch {
 		case err == errTooLarge:
-			fail(errs.Newf(errs.ResourceExhausted, "message %d exceeds the %d-byte limit", n, s.limit), websocket.StatusMessageTooBig)
+			fail(errs.Newf(errs.ResourceExhausted, "message %d exceeds the %d-byte limit", msgs+1, s.limit), websocket.StatusMessageTooBig)
 			return
 		case err != nil:
-			closeIn(errCallerLeft)
-			s.cancel(errCallerLeft)
+			left()
 			return
 		}
-		msg, end, e := decodeEnvelope(frame)
+		env, e := decodeEnvelope(frame)
 		if cap(frame) > maxPooledBuf {
 			frame = nil
 		}
@@ -313,21 +552,30 @@ func (s *wsStream) readLoop(ctx context.Context) {
 		case e != nil:
 			fail(errs.Newf(errs.InvalidArgument, "frame %d: %s", n, e.Error()), websocket.StatusPolicyViolation)
 			return
-		case ended:
-			fail(errs.Newf(errs.InvalidArgument, `frame %d: a frame after {"end": true}`, n), websocket.StatusPolicyViolation)
-			return
-		case end:
-			ended = true
-			closeIn(io.EOF)
+		case env.credit > 0:
+			if !s.credits {
+				fail(errs.Newf(errs.InvalidArgument, "frame %d: a credit envelope on a WebSocket opened without the %q subprotocol, which turns credits on", n, WebSocketProtocol), websocket.StatusPolicyViolation)
+				return
+			}
+			// The caller grants credit after its end too: it still receives.
+			s.addSendCredit(env.credit)
 			continue
-		case int64(len(msg)) > s.limit:
-			fail(errs.Newf(errs.ResourceExhausted, "message %d exceeds the %d-byte limit", n, s.limit), websocket.StatusMessageTooBig)
+		case ended:
+			fail(errs.Newf(errs.InvalidArgument, `frame %d: a message or end after {"end": true}`, n), websocket.StatusPolicyViolation)
+			return
+		case env.end:
+			ended = true
+			s.closeIn(io.EOF)
+			continue
+		}
+		msgs++
+		if int64(len(env.msg)) > s.limit {
+			fail(errs.Newf(errs.ResourceExhausted, "message %d exceeds the %d-byte limit", msgs, s.limit), websocket.StatusMessageTooBig)
 			return
 		}
-		select {
-		case s.in <- msg:
-		case <-s.done: // the handler returned: what follows is dropped
-		case <-s.ctx.Done():
+		if !s.push(env.msg) {
+			fail(errs.Newf(errs.InvalidArgument, "frame %d: message %d sent beyond the credit granted (a window of %d messages): send a message only while holding credit", n, msgs, s.window), websocket.StatusPolicyViolation)
+			return
 		}
 	}
 }
@@ -336,18 +584,26 @@ func (s *wsStream) readLoop(ctx context.Context) {
 type envelopeError string
 
 func (e envelopeError) Error() string {
-	return string(e) + `; want {"msg": <message>} or {"end": true}`
+	return string(e) + `; want {"msg": <message>}, {"end": true} or {"credit": <messages>}`
 }
 
-// decodeEnvelope decodes a frame a caller sent: {"msg": <message>}, whose
-// message it returns, or {"end": true}.
-func decodeEnvelope(frame []byte) (msg json.RawMessage, end bool, err error) {
+// callerEnvelope is a frame a caller sent: one of a message, the end, or
+// credit.
+type callerEnvelope struct {
+	msg    json.RawMessage // {"msg": <message>}
+	end    bool            // {"end": true}
+	credit int             // {"credit": n}, 1 to maxCredit
+}
+
+// decodeEnvelope decodes a frame a caller sent: {"msg": <message>},
+// {"end": true} or {"credit": n}.
+func decodeEnvelope(frame []byte) (callerEnvelope, error) {
 	var env map[string]json.RawMessage
 	if err := json.Unmarshal(frame, &env); err != nil {
 		if len(bytes.TrimSpace(frame)) == 0 {
-			return nil, false, envelopeError("empty frame")
+			return callerEnvelope{}, envelopeError("empty frame")
 		}
-		return nil, false, envelopeError(fmt.Sprintf("not a JSON object (%v)", err))
+		return callerEnvelope{}, envelopeError(fmt.Sprintf("not a JSON object (%v)", err))
 	}
 	if len(env) != 1 {
 		keys := make([]string, 0, len(env))
@@ -355,20 +611,46 @@ func decodeEnvelope(frame []byte) (msg json.RawMessage, end bool, err error) {
 			keys = append(keys, errs.Clip(k))
 		}
 		slices.Sort(keys)
-		return nil, false, envelopeError(fmt.Sprintf("an envelope holds one member, this one %d %q", len(env), keys))
+		return callerEnvelope{}, envelopeError(fmt.Sprintf("an envelope holds one member, this one %d %q", len(env), keys))
 	}
 	for k, v := range env {
 		switch k {
 		case "msg":
-			return v, false, nil
+			return callerEnvelope{msg: v}, nil
 		case "end":
 			if !bytes.Equal(v, []byte("true")) {
-				return nil, false, envelopeError(fmt.Sprintf(`"end" is %s, not true`, errs.Clip(string(v))))
+				return callerEnvelope{}, envelopeError(fmt.Sprintf(`"end" is %s, not true`, errs.Clip(string(v))))
 			}
-			return nil, true, nil
+			return callerEnvelope{end: true}, nil
+		case "credit":
+			n, err := parseCredit(v)
+			if err != nil {
+				return callerEnvelope{}, envelopeError(err.Error())
+			}
+			return callerEnvelope{credit: n}, nil
 		default:
-			return nil, false, envelopeError(fmt.Sprintf("unknown envelope member %q", errs.Clip(k)))
+			return callerEnvelope{}, envelopeError(fmt.Sprintf("unknown envelope member %q", errs.Clip(k)))
 		}
 	}
-	return nil, false, nil // not reached
+	return callerEnvelope{}, nil // not reached
+}
+
+// parseCredit reads the value of a credit envelope, either way: a JSON
+// integer from 1 to maxCredit, without fraction or exponent.
+func parseCredit(v []byte) (int, error) {
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	var why string
+	switch {
+	case err == nil && n >= 1 && n <= maxCredit:
+		return int(n), nil
+	case err == nil && n == 0:
+		why = "zero"
+	case len(v) > 0 && v[0] == '-' && (err == nil || errors.Is(err, strconv.ErrRange)):
+		why = "negative"
+	case err == nil || errors.Is(err, strconv.ErrRange):
+		why = fmt.Sprintf("over %d", maxCredit)
+	default:
+		why = "not an integer"
+	}
+	return 0, fmt.Errorf(`"credit" is %s (%s): a credit is a whole number of messages from 1 to %d`, errs.Clip(string(v)), why, maxCredit)
 }

@@ -85,11 +85,15 @@ func TestWebSocketWire(t *testing.T) {
 		t.Errorf("close = %v, want normal closure", code)
 	}
 
-	// With the subprotocol: agreed. A client stream's reply is a message
-	// before the end.
+	// With the subprotocol: agreed, and the server's window comes first. A
+	// client stream's one reply is a message before the end, which needs
+	// no credit from the caller.
 	conn = dialWS(t, base, "/shop/Sum", &websocket.DialOptions{Subprotocols: []string{fhttp.WebSocketProtocol}})
 	if p := conn.Subprotocol(); p != fhttp.WebSocketProtocol {
 		t.Errorf("subprotocol = %q, want %s", p, fhttp.WebSocketProtocol)
+	}
+	if got, want := readFrame(t, conn), `{"credit":32}`; got != want {
+		t.Errorf("first frame = %s, want %s", got, want)
 	}
 	writeFrame(t, conn, `{"msg":{"seq":2}}`)
 	writeFrame(t, conn, `{"msg":{"seq":3}}`)
@@ -120,9 +124,14 @@ func TestWebSocketBadFrames(t *testing.T) {
 		{"two members", []string{`{"msg":{},"end":true}`}, "invalid_argument", `one member`, websocket.StatusPolicyViolation},
 		{"unknown member", []string{`{"mgs":{}}`}, "invalid_argument", `unknown envelope member "mgs"`, websocket.StatusPolicyViolation},
 		{"end not true", []string{`{"end":1}`}, "invalid_argument", `"end" is 1, not true`, websocket.StatusPolicyViolation},
+		{"credit zero", []string{`{"credit":0}`}, "invalid_argument", `frame 1: "credit" is 0 (zero)`, websocket.StatusPolicyViolation},
+		{"credit negative", []string{`{"credit":-3}`}, "invalid_argument", `"credit" is -3 (negative)`, websocket.StatusPolicyViolation},
+		{"credit not an integer", []string{`{"credit":1.5}`}, "invalid_argument", `"credit" is 1.5 (not an integer)`, websocket.StatusPolicyViolation},
+		{"credit too large", []string{`{"credit":4294967296}`}, "invalid_argument", `"credit" is 4294967296 (over 2147483647)`, websocket.StatusPolicyViolation},
+		{"credit without the subprotocol", []string{`{"credit":8}`}, "invalid_argument", `frame 1: a credit envelope on a WebSocket opened without the "ferry.v1" subprotocol`, websocket.StatusPolicyViolation},
 		// Drain waits for its context once it has read the end, so the
 		// frame after it is seen before the handler returns.
-		{"after the end", []string{`{"end":true}`, `{"msg":{}}`}, "invalid_argument", "frame 2: a frame after", websocket.StatusPolicyViolation},
+		{"after the end", []string{`{"end":true}`, `{"msg":{}}`}, "invalid_argument", "frame 2: a message or end after", websocket.StatusPolicyViolation},
 		{"bad message", []string{`{"msg":{"seq":"one"}}`}, "invalid_argument", "decoding a message of shop/Chat", websocket.StatusNormalClosure},
 		{"oversized", []string{`{"msg":{"customer":"` + strings.Repeat("x", 3000) + `"}}`}, "resource_exhausted", "message 1 exceeds the 1024-byte limit", websocket.StatusMessageTooBig},
 		{"oversized message in a small frame", []string{`{"msg":"` + strings.Repeat("x", 1100) + `"}`}, "resource_exhausted", "exceeds the 1024-byte limit", websocket.StatusMessageTooBig},
