@@ -123,6 +123,7 @@ func newSuiteServer(t testing.TB) (*server.Server, *suite) {
 			"client":   fmt.Sprint(c.Client),
 		}
 		c.Reply.Set(replyMDKey, "pong:"+c.Request.Get(mdKey))
+		c.SetTrailer(trailerKey, "trailer:"+c.Request.Get(mdKey))
 		return r, nil
 	})
 	server.Handle(s, "Fail", func(_ context.Context, r *ErrorRequest) (*Empty, error) {
@@ -249,6 +250,11 @@ func Conformance(t *testing.T, tr Transport) {
 		}
 		if got := reply.Get(replyMDKey); got != "pong:ping" {
 			t.Errorf("reply metadata %s = %q, want pong:ping", replyMDKey, got)
+		}
+		// A trailer reaches the caller with the reply metadata (gRPC and
+		// HTTP trailers; NATS, which has none, as reply headers).
+		if got := reply.Get(trailerKey); got != "trailer:ping" {
+			t.Errorf("reply metadata %s = %q, want the handler's trailer trailer:ping", trailerKey, got)
 		}
 	})
 

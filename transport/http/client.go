@@ -311,6 +311,20 @@ func (c *Client) roundTrip(ctx context.Context, call *transport.Call, service, e
 	}
 	data, err := readBody(hresp.Body, *bp, hresp.ContentLength, limit)
 	*bp = data
+	if len(hresp.Trailer) > 0 && err == nil {
+		// The body was read to its end: the trailer is there. It joins
+		// the reply metadata, as over gRPC.
+		for k, vs := range hresp.Trailer {
+			if len(vs) > 0 {
+				hresp.Header[k] = append(hresp.Header[k], vs...)
+			}
+		}
+		if call != nil {
+			call.Trailer = transport.Copy(Header(hresp.Trailer))
+		} else if sink := callkit.ReplySink(ctx); sink != nil {
+			*sink = transport.Copy(Header(hresp.Header))
+		}
+	}
 	if !ok {
 		// An error body cut short still has its status.
 		return parseProblem(hresp.StatusCode, hresp.Header.Get("Content-Type"), data)

@@ -7,9 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/ferry-go/ferry/server"
+	"github.com/ferry-go/ferry/transport"
 	fhttp "github.com/ferry-go/ferry/transport/http"
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -103,5 +105,26 @@ func TestWithoutOpenAPI(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET /openapi.json WithoutOpenAPI = %d, want 404", resp.StatusCode)
+	}
+}
+
+// A unary handler's trailer goes out as a real HTTP trailer, after a
+// chunked body.
+func TestUnaryTrailer(t *testing.T) {
+	s := server.New("trl", server.WithLogger(slog.New(slog.DiscardHandler)))
+	server.Handle(s, "Get", func(ctx context.Context, r *petRequest) (*petReply, error) {
+		c, _ := transport.CallFromContext(ctx)
+		c.SetTrailer("x-checksum", "abc")
+		return &petReply{Name: r.Name}, nil
+	})
+	_, base := start(t, s)
+	resp, err := rawClient(t).Post(base+"/trl/Get", "application/json", strings.NewReader(`{"name":"a"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Trailer.Get("X-Checksum") != "abc" || resp.Header.Get("X-Checksum") != "" {
+		t.Errorf("reply %d %s: trailer %v, header %v; want X-Checksum: abc as a trailer only", resp.StatusCode, body, resp.Trailer, resp.Header)
 	}
 }

@@ -715,9 +715,14 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		hdr.Set("Content-Type", cod.ContentType())
 	}
-	if len(out) >= chunkThreshold {
+	switch {
+	case len(cs.call.Trailer) > 0:
+		// HTTP trailers: the reply goes chunked, its trailer after it.
+		delete(hdr, "Content-Length")
+		setTrailers(hdr, cs.call.Trailer)
+	case len(out) >= chunkThreshold:
 		hdr["Content-Length"] = []string{strconv.Itoa(len(out))}
-	} else {
+	default:
 		delete(hdr, "Content-Length") // net/http fills it in
 	}
 	w.WriteHeader(http.StatusOK)

@@ -279,9 +279,13 @@ func (s *httpStream) end(err error) {
 
 // setTrailers puts the handler's trailer in the response's HTTP trailers;
 // a key or value HTTP cannot carry is left out.
-func (s *httpStream) setTrailers() {
-	hdr := s.w.Header()
-	for k, vs := range s.call.Trailer {
+func (s *httpStream) setTrailers() { setTrailers(s.w.Header(), s.call.Trailer) }
+
+// setTrailers declares md as HTTP trailers of the response whose header is
+// hdr (net/http sends them after the body, chunked); a key or value HTTP
+// cannot carry is left out.
+func setTrailers(hdr http.Header, md transport.Metadata) {
+	for k, vs := range md {
 		if sendableTrailer(k, vs) {
 			hdr[http.TrailerPrefix+http.CanonicalHeaderKey(k)] = vs
 		}

@@ -558,6 +558,10 @@ func (s *Server) serve(msg *nats.Msg) {
 	var reply transport.Metadata
 	if st != nil {
 		reply = st.reply.md
+		if len(st.call.Trailer) > 0 {
+			// NATS has no trailers: a unary reply carries them as headers.
+			reply = mergeTrailer(reply, st.call.Trailer)
+		}
 	}
 	e := s.respond(msg, cd, resp, reply, err)
 	ep.record(start, e)
@@ -706,4 +710,18 @@ func (s *Server) publishError(msg *nats.Msg, e *errs.Error) {
 	if err := s.nc.PublishMsg(&nats.Msg{Subject: msg.Reply, Header: h, Data: body}); err != nil {
 		s.logger.Warn("nats: cannot send error reply", slog.String("subject", msg.Subject), slog.Any("error", err))
 	}
+}
+
+// mergeTrailer returns md with the trailer's keys added, in a new map.
+func mergeTrailer(md, trailer transport.Metadata) transport.Metadata {
+	out := md.Clone()
+	if out == nil {
+		out = transport.Metadata{}
+	}
+	for _, k := range trailer.Keys() {
+		for _, v := range trailer.Values(k) {
+			out.Add(k, v)
+		}
+	}
+	return out
 }
