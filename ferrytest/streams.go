@@ -492,7 +492,7 @@ func StreamConformance(t *testing.T, tr Transport) {
 			t.Fatalf("first message: %v", err)
 		}
 		// The reader stops; the writer must stop too, well short of n.
-		ahead := settled(&st.floodOut)
+		ahead := Settled(&st.floodOut)
 		buffered := (ahead - 1) * size
 		t.Logf("%s: with the reader stopped after 1 message, the writer got %d of %d messages (%.1f MiB) out before blocking",
 			tr.Name, ahead, n, float64(buffered)/(1<<20))
@@ -539,7 +539,7 @@ func StreamConformance(t *testing.T, tr Transport) {
 		case <-time.After(WaitBound):
 			t.Fatal("the handler never received the first message")
 		}
-		ahead := settled(&sent)
+		ahead := Settled(&sent)
 		t.Logf("%s: with the handler not reading, the caller got %d of %d messages (%.1f MiB) out before blocking",
 			tr.Name, ahead, n, float64(ahead*size)/(1<<20))
 		if ahead >= n || ahead*size > 24<<20 {
@@ -734,21 +734,4 @@ func expectCtxEnd(t *testing.T, ch <-chan error, why string) {
 	case <-time.After(WaitBound):
 		t.Errorf("handler context never ended after %s", why)
 	}
-}
-
-// settled waits until n stops growing — unchanged over 10 looks 50ms
-// apart — or WaitBound passes, and returns it. A writer that is slow to
-// get going only makes the figure lower, never a false failure.
-func settled(n *atomic.Int64) int64 {
-	deadline := time.Now().Add(WaitBound)
-	last, same := n.Load(), 0
-	for same < 10 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-		if cur := n.Load(); cur == last && cur > 0 {
-			same++
-		} else {
-			last, same = cur, 0
-		}
-	}
-	return last
 }

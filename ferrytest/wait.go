@@ -3,6 +3,7 @@ package ferrytest
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -87,4 +88,23 @@ func poll(ctx context.Context, bound time.Duration, cond func() bool) error {
 		wait = min(2*wait, 50*time.Millisecond)
 	}
 	return nil
+}
+
+// Settled waits until the counter n has stopped growing — unchanged and
+// above zero over 10 looks 50ms apart — or WaitBound passes, and returns
+// it: how far a writer got before flow control stopped it, say. A writer
+// slow to get going only makes the figure lower, so a test bounding it
+// from above never fails because the machine is busy.
+func Settled(n *atomic.Int64) int64 {
+	deadline := time.Now().Add(WaitBound)
+	last, same := n.Load(), 0
+	for same < 10 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		if cur := n.Load(); cur == last && cur > 0 {
+			same++
+		} else {
+			last, same = cur, 0
+		}
+	}
+	return last
 }

@@ -11,18 +11,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ferry-go/ferry/client"
-	"github.com/ferry-go/ferry/cmd/ferry/internal/grpcreflect"
 	"github.com/ferry-go/ferry/cmd/ferry/internal/scaffold"
 	"github.com/ferry-go/ferry/errs"
 	natsreg "github.com/ferry-go/ferry/registry/nats"
-	fgrpc "github.com/ferry-go/ferry/transport/grpc"
+	"github.com/ferry-go/ferry/transport"
 	fhttp "github.com/ferry-go/ferry/transport/http"
 	fnats "github.com/ferry-go/ferry/transport/nats"
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/types/dynamicpb"
 )
 
 type callOptions struct {
@@ -191,22 +186,19 @@ func runCall(cmd *cobra.Command, argv []string, o *callOptions) error {
 	if err != nil {
 		return err
 	}
-	if sc != nil {
+	var out []byte
+	switch {
+	case sc != nil && sc.kind == transport.Unary:
+		out, err = runUnary(ctx, sc, body)
+	case sc != nil:
 		if cmd.Flags().Changed("timeout") {
 			sctx, scancel := context.WithTimeout(cmd.Context(), o.timeout)
 			defer scancel()
 			cmd.SetContext(sctx)
 		}
 		return runStream(cmd, sc, body, len(argv) == 3)
-	}
-	var out []byte
-	switch {
-	case r.registry:
-		out, err = callRegistry(ctx, o, r.transport, service, endpoint, body)
 	case r.transport == "http":
 		out, err = callHTTP(ctx, r.addr, service, endpoint, body)
-	case r.transport == "grpc":
-		out, err = callGRPC(ctx, r.addr, service, endpoint, body)
 	default:
 		out, err = callNATS(ctx, o, service, endpoint, body)
 	}
@@ -268,39 +260,6 @@ func callHTTP(ctx context.Context, base, service, endpoint string, body []byte) 
 	return out, nil
 }
 
-func callGRPC(ctx context.Context, addr, service, endpoint string, body []byte) ([]byte, error) {
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, usagef("invalid gRPC address %q: %v", addr, err)
-	}
-	defer cc.Close()
-	req, resp, err := dynamicMessages(ctx, cc, service, endpoint, body)
-	if err != nil {
-		return nil, annotate(err, "gRPC "+addr)
-	}
-	if err := fgrpc.NewClientConn(cc).Invoke(ctx, service, endpoint, req, resp); err != nil {
-		return nil, annotate(err, "gRPC "+addr)
-	}
-	return grpcreflect.MarshalJSON(resp)
-}
-
-// dynamicMessages reads the endpoint's types through the server's
-// reflection and returns the request parsed from body and an empty reply.
-func dynamicMessages(ctx context.Context, cc grpc.ClientConnInterface, service, endpoint string, body []byte) (req, resp *dynamicpb.Message, err error) {
-	sd, err := grpcreflect.Resolve(ctx, cc, fgrpc.ServiceName(service))
-	if err != nil {
-		return nil, nil, err
-	}
-	md, err := grpcreflect.Method(sd, endpoint)
-	if err != nil {
-		return nil, nil, err
-	}
-	if req, err = grpcreflect.ParseJSON(md.Input(), body); err != nil {
-		return nil, nil, err
-	}
-	return req, dynamicpb.NewMessage(md.Output()), nil
-}
-
 func callNATS(ctx context.Context, o *callOptions, service, endpoint string, body []byte) ([]byte, error) {
 	nc, err := o.nats.connect(ctx)
 	if err != nil {
@@ -320,83 +279,6 @@ func natsError(err error, url, service, endpoint string) error {
 		return errs.Newf(errs.Unavailable, "service %q is not there: nothing on %s serves %s.%s (no responders)", service, url, service, endpoint)
 	}
 	return annotate(err, "NATS "+url)
-}
-
-// callRegistry finds the service in the NATS registry and calls it through
-// client.Client: over NATS or HTTP by default (a JSON body passes through
-// both unchanged), over gRPC only when asked, with the types read through
-// the reflection of one of its instances.
-func callRegistry(ctx context.Context, o *callOptions, transport, service, endpoint string, body []byte) ([]byte, error) {
-	nc, err := o.nats.connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	js, _, err := o.nats.openRegistry(ctx, nc)
-	if errors.Is(err, errNoRegistry) {
-		return nil, errs.Newf(errs.NotFound, "service %q is not there: %v (no service has registered)", service, err)
-	}
-	if err != nil {
-		return nil, err
-	}
-	reg, err := natsreg.New(ctx, js, natsreg.WithBucket(o.nats.bucket))
-	if err != nil {
-		return nil, annotate(err, "open the NATS registry")
-	}
-	defer reg.Close()
-
-	opts := []client.Option{client.WithTransports("nats", "http"), client.WithNATS(nc)}
-	switch transport {
-	case "http":
-		opts = []client.Option{client.WithTransports("http")}
-	case "nats":
-		opts = []client.Option{client.WithTransports("nats"), client.WithNATS(nc)}
-	case "grpc":
-		opts = []client.Option{client.WithTransports("grpc")}
-	}
-	c, err := client.New(reg, opts...)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-
-	if transport == "grpc" {
-		ins, err := reg.Lookup(ctx, service)
-		if err != nil {
-			return nil, annotate(err, "look up "+service)
-		}
-		var addr string
-		for _, in := range ins {
-			if ep, ok := in.Endpoint("grpc"); ok {
-				addr = ep.Address
-				break
-			}
-		}
-		switch {
-		case len(ins) == 0:
-			return nil, errs.Newf(errs.NotFound, "service %q is not there: no instance is registered (NATS registry %s on %s)", service, o.nats.bucket, o.nats.resolvedURL())
-		case addr == "":
-			return nil, errs.Newf(errs.NotFound, "none of the %d registered instances of service %q serves gRPC", len(ins), service)
-		}
-		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			return nil, errs.Newf(errs.Unavailable, "registered gRPC address %q: %v", addr, err)
-		}
-		defer cc.Close()
-		req, resp, err := dynamicMessages(ctx, cc, service, endpoint, body)
-		if err != nil {
-			return nil, annotate(err, "gRPC "+addr)
-		}
-		if err := c.Invoke(ctx, service, endpoint, req, resp); err != nil {
-			return nil, registryError(err, o, service, endpoint)
-		}
-		return grpcreflect.MarshalJSON(resp)
-	}
-	var out json.RawMessage
-	if err := c.Invoke(ctx, service, endpoint, json.RawMessage(body), &out); err != nil {
-		return nil, registryError(err, o, service, endpoint)
-	}
-	return out, nil
 }
 
 // registryError says plainly that a service the registry does not know is

@@ -41,13 +41,36 @@ type streamCall struct {
 	newReply func() any
 	reply    func(m any) ([]byte, error) // a received message to JSON
 	close    func()
+	// invoke makes the call when it is unary (kind Unary): the same
+	// connection, look-up and types as a stream would use.
+	invoke func(ctx context.Context, req, resp any) error
+}
+
+// runUnary makes sc's unary call with the JSON request body and returns
+// the reply as JSON.
+func runUnary(ctx context.Context, sc *streamCall, body []byte) ([]byte, error) {
+	defer sc.close()
+	req, err := sc.request(body)
+	if err != nil {
+		return nil, err
+	}
+	resp := sc.newReply()
+	if err := sc.invoke(ctx, req, resp); err != nil {
+		return nil, err
+	}
+	return sc.reply(resp)
 }
 
 // jsonStream is a streamCall whose messages are JSON as they are (HTTP,
 // NATS, and client.Client over either).
 func jsonStream(kind transport.StreamKind, sc transport.Streamer, service, endpoint string, closeFn func()) *streamCall {
+	var invoke func(ctx context.Context, req, resp any) error
+	if c, ok := sc.(transport.Client); ok {
+		invoke = func(ctx context.Context, req, resp any) error { return c.Invoke(ctx, service, endpoint, req, resp) }
+	}
 	return &streamCall{
-		kind: kind,
+		invoke: invoke,
+		kind:   kind,
 		open: func(ctx context.Context) (transport.ClientStream, error) {
 			return sc.NewStream(ctx, service, endpoint, kind)
 		},
@@ -60,7 +83,10 @@ func jsonStream(kind transport.StreamKind, sc transport.Streamer, service, endpo
 
 // grpcStream is a streamCall over gRPC with the method's types read
 // through reflection; the kind is the method's own.
-func grpcStream(ctx context.Context, cc *grpc.ClientConn, c transport.Streamer, service, endpoint string, closeFn func()) (*streamCall, error) {
+func grpcStream(ctx context.Context, cc *grpc.ClientConn, c interface {
+	transport.Client
+	transport.Streamer
+}, service, endpoint string, closeFn func()) (*streamCall, error) {
 	sd, err := grpcreflect.Resolve(ctx, cc, fgrpc.ServiceName(service))
 	if err != nil {
 		return nil, err
@@ -78,12 +104,16 @@ func grpcStream(ctx context.Context, cc *grpc.ClientConn, c transport.Streamer, 
 		newReply: func() any { return dynamicpb.NewMessage(md.Output()) },
 		reply:    func(m any) ([]byte, error) { return grpcreflect.MarshalJSON(m.(*dynamicpb.Message)) },
 		close:    closeFn,
+		invoke:   func(ctx context.Context, req, resp any) error { return c.Invoke(ctx, service, endpoint, req, resp) },
 	}, nil
 }
 
-// openStreamCall prepares the stream of a call to r. It returns nil for a
-// unary call: over gRPC the method says so; elsewhere --stream, or the
-// registry entry (MetadataStreams), does.
+// openStreamCall prepares the call to r over gRPC directly and through the
+// registry, where the endpoint's kind is learnt (reflection, the registry
+// entry) with what the call needs anyway — a unary call is then made with
+// the same session (streamCall.invoke) — and over HTTP and NATS when
+// --stream names a stream. It returns nil for a unary call over HTTP or
+// NATS, which needs nothing prepared.
 func openStreamCall(ctx context.Context, o *callOptions, r route, service, endpoint string) (*streamCall, error) {
 	kind := streamFlag[o.stream]
 	switch {
@@ -99,9 +129,12 @@ func openStreamCall(ctx context.Context, o *callOptions, r route, service, endpo
 			_ = cc.Close()
 			return nil, annotate(err, "gRPC "+r.addr)
 		}
-		if sc.kind == transport.Unary {
-			sc.close()
-			return nil, nil
+		annotated := sc.invoke
+		sc.invoke = func(ctx context.Context, req, resp any) error {
+			if err := annotated(ctx, req, resp); err != nil {
+				return annotate(err, "gRPC "+r.addr)
+			}
+			return nil
 		}
 		return sc, nil
 	case kind == transport.Unary:
@@ -130,8 +163,11 @@ func streamer(kind transport.StreamKind, c transport.Client, service, endpoint s
 	return jsonStream(kind, sc, service, endpoint, closeFn), nil
 }
 
-// registryStream finds the service in the NATS registry; the endpoint's
-// kind comes from its registration unless --stream says.
+// registryStream finds the service in the NATS registry and calls it
+// through client.Client: over NATS or HTTP by default (a JSON body passes
+// through both unchanged), over gRPC only when asked, with the types read
+// through the reflection of one of its instances. The endpoint's kind
+// comes from its registration unless --stream says.
 func registryStream(ctx context.Context, o *callOptions, tr, service, endpoint string, kind transport.StreamKind) (*streamCall, error) {
 	nc, err := o.nats.connect(ctx)
 	if err != nil {
@@ -164,11 +200,6 @@ func registryStream(ctx context.Context, o *callOptions, tr, service, endpoint s
 			}
 		}
 	}
-	if kind == transport.Unary {
-		_ = reg.Close()
-		nc.Close()
-		return nil, nil
-	}
 	opts := []client.Option{client.WithTransports("nats", "http"), client.WithNATS(nc)}
 	switch tr {
 	case "http", "grpc":
@@ -183,30 +214,45 @@ func registryStream(ctx context.Context, o *callOptions, tr, service, endpoint s
 		return nil, err
 	}
 	closeAll := func() { _ = c.Close(); _ = reg.Close(); nc.Close() }
+	var sc *streamCall
 	if tr != "grpc" {
-		return jsonStream(kind, c, service, endpoint, closeAll), nil
-	}
-	var addr string
-	for _, in := range ins {
-		if ep, ok := in.Endpoint("grpc"); ok {
-			addr = ep.Address
-			break
+		sc = jsonStream(kind, c, service, endpoint, closeAll)
+	} else {
+		var addr string
+		for _, in := range ins {
+			if ep, ok := in.Endpoint("grpc"); ok {
+				addr = ep.Address
+				break
+			}
+		}
+		switch {
+		case len(ins) == 0:
+			closeAll()
+			return nil, errs.Newf(errs.NotFound, "service %q is not there: no instance is registered (NATS registry %s on %s)", service, o.nats.bucket, o.nats.resolvedURL())
+		case addr == "":
+			closeAll()
+			return nil, errs.Newf(errs.NotFound, "none of the %d registered instances of service %q serves gRPC", len(ins), service)
+		}
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			closeAll()
+			return nil, errs.Newf(errs.Unavailable, "registered gRPC address %q: %v", addr, err)
+		}
+		if sc, err = grpcStream(ctx, cc, c, service, endpoint, func() { _ = cc.Close(); closeAll() }); err != nil {
+			_ = cc.Close()
+			closeAll()
+			return nil, annotate(err, "gRPC "+addr)
+		}
+		if kind != transport.Unary {
+			sc.kind = kind // --stream, when given, as over JSON
 		}
 	}
-	if addr == "" {
-		closeAll()
-		return nil, errs.Newf(errs.NotFound, "none of the %d registered instances of service %q serves gRPC", len(ins), service)
-	}
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		closeAll()
-		return nil, errs.Newf(errs.Unavailable, "registered gRPC address %q: %v", addr, err)
-	}
-	sc, err := grpcStream(ctx, cc, c, service, endpoint, func() { _ = cc.Close(); closeAll() })
-	if err != nil {
-		_ = cc.Close()
-		closeAll()
-		return nil, annotate(err, "gRPC "+addr)
+	invoke := sc.invoke
+	sc.invoke = func(ctx context.Context, req, resp any) error {
+		if err := invoke(ctx, req, resp); err != nil {
+			return registryError(err, o, service, endpoint)
+		}
+		return nil
 	}
 	return sc, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/ferrytest"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/transport"
 	fhttp "github.com/ferry-go/ferry/transport/http"
@@ -345,7 +346,7 @@ func TestWebSocketClientCredits(t *testing.T) {
 	if err := flood.Send(&event{Seq: n}); err != nil {
 		t.Fatal(err)
 	}
-	ahead := settle(&sent)
+	ahead := ferrytest.Settled(&sent)
 	t.Logf("with the caller not receiving, the handler sent %d of %d messages (client window 3)", ahead, n)
 	if ahead > 3 {
 		t.Errorf("the handler sent %d messages to a caller with a window of 3 that received none", ahead)
@@ -359,22 +360,6 @@ func TestWebSocketClientCredits(t *testing.T) {
 	if _, err := flood.Recv(); err != io.EOF {
 		t.Errorf("end = %v, want io.EOF", err)
 	}
-}
-
-// settle waits until n stops growing (unchanged over 10 looks 20ms apart,
-// or 10s) and returns it: a slow writer only makes it lower.
-func settle(n *atomic.Int64) int64 {
-	deadline := time.Now().Add(10 * time.Second)
-	last, same := n.Load(), 0
-	for same < 10 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-		if cur := n.Load(); cur == last && cur > 0 {
-			same++
-		} else {
-			last, same = cur, 0
-		}
-	}
-	return last
 }
 
 // fakeWS serves one WebSocket stream at any path with script, agreeing to
