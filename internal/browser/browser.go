@@ -74,27 +74,29 @@ func Start(t testing.TB, timeout time.Duration) *Browser {
 	if !ok {
 		t.Skip(SkipMessage)
 	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox, // root in a container has no user namespace sandbox
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("lang", "en-US"),
-		chromedp.WindowSize(1280, 900),
+	// A launch can fail for reasons of the machine, not of the test: on a
+	// busy CI box Chromium's zygote has been seen failing to fork its GPU
+	// process ("Zygote could not fork"). Such a start is tried again, a
+	// bounded number of times, each failure logged.
+	const attempts = 3
+	var (
+		ctx     context.Context
+		cleanup func()
+		err     error
 	)
-	// The timeout bounds the allocator's context: chromedp says not to put
-	// a deadline on the first Run's context alone, as it stops the browser.
-	base, cancelBase := context.WithTimeout(context.Background(), timeout)
-	actx, cancelAlloc := chromedp.NewExecAllocator(base, opts...)
-	ctx, cancelTab := chromedp.NewContext(actx, chromedp.WithLogf(func(string, ...any) {}))
-	b := &Browser{Ctx: ctx, t: t}
-	if err := chromedp.Do(ctx); err != nil { // start the browser now
-		cancelTab()
-		cancelAlloc()
-		cancelBase()
+	for i := 1; i <= attempts; i++ {
+		ctx, cleanup, err = launch(path, timeout)
+		if err == nil {
+			break
+		}
+		if i < attempts {
+			t.Logf("browser: start %s (attempt %d of %d): %v", path, i, attempts, err)
+		}
+	}
+	if err != nil {
 		t.Fatalf("browser: start %s: %v", path, err)
 	}
+	b := &Browser{Ctx: ctx, t: t}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for m, err := range chromedp.Console(ctx) {
@@ -107,12 +109,41 @@ func Start(t testing.TB, timeout time.Duration) *Browser {
 		}
 	})
 	t.Cleanup(func() {
-		cancelTab()
-		cancelAlloc() // waits for the browser process to end
-		cancelBase()
+		cleanup()
 		wg.Wait()
 	})
 	return b
+}
+
+// launch starts one headless Chromium with one tab; cleanup stops it and
+// waits for its process to end.
+func launch(path string, timeout time.Duration) (ctx context.Context, cleanup func(), err error) {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.Headless,
+		chromedp.NoSandbox, // root in a container has no user namespace sandbox
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-component-update", true), // the network is closed: no background fetches
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("lang", "en-US"),
+		chromedp.WindowSize(1280, 900),
+	)
+	// The timeout bounds the allocator's context: chromedp says not to put
+	// a deadline on the first Run's context alone, as it stops the browser.
+	base, cancelBase := context.WithTimeout(context.Background(), timeout)
+	actx, cancelAlloc := chromedp.NewExecAllocator(base, opts...)
+	ctx, cancelTab := chromedp.NewContext(actx, chromedp.WithLogf(func(string, ...any) {}))
+	cleanup = func() {
+		cancelTab()
+		cancelAlloc() // waits for the browser process to end
+		cancelBase()
+	}
+	if err := chromedp.Do(ctx); err != nil { // start the browser now
+		cleanup()
+		return nil, nil, err
+	}
+	return ctx, cleanup, nil
 }
 
 // Errors returns the console errors and uncaught exceptions the pages
