@@ -70,6 +70,14 @@ func Subscribe[T any](s *Service, topic string, h func(context.Context, *broker.
 	})
 }
 
+// BrokerUser is implemented by a component that publishes through a
+// broker (outbox.Relay): a service with a broker gives it one before it
+// starts. The function returns the service's broker once it is open —
+// components start after it and stop before it closes.
+type BrokerUser interface {
+	UseBroker(broker func() broker.Broker)
+}
+
 // Broker returns the service's broker: the one given to WithBroker, or
 // the one WithBrokerFrom made once the service started; nil otherwise.
 func (s *Service) Broker() broker.Broker {

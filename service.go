@@ -448,6 +448,9 @@ func (s *Service) startOrder() []Component {
 			reg = append(reg, r)
 			continue
 		}
+		if u, ok := unwrap(c).(BrokerUser); ok && s.broker != nil {
+			u.UseBroker(s.Broker)
+		}
 		if a, ok := unwrap(c).(PeerAnnouncer); ok {
 			a.SetPeers(s.advertised)
 			announcers = append(announcers, c)

@@ -19,6 +19,10 @@ type Message struct {
 	// de-duplicates (JetStream, memory) stores a message whose ID it has
 	// seen within its window only once. Empty means "generate one".
 	ID string
+	// Key orders messages: the outbox relay (package outbox) publishes the
+	// messages of one key in the order they were stored, and those without
+	// a key in any order. Brokers do not carry it.
+	Key string
 	// Header is the message metadata, keys lower-case.
 	Header transport.Metadata
 	// Data is the encoded payload.

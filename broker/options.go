@@ -251,6 +251,7 @@ type PublishOption func(*publishConfig)
 
 type publishConfig struct {
 	id     string
+	key    string
 	header map[string]string
 	codec  string
 }
@@ -258,6 +259,10 @@ type publishConfig struct {
 // WithID sets the message ID used for de-duplication; publishing the same
 // ID twice within the broker's window stores the message once.
 func WithID(id string) PublishOption { return func(c *publishConfig) { c.id = id } }
+
+// WithKey sets the message's ordering key (Message.Key): the outbox relay
+// publishes the messages of one key in the order they were stored.
+func WithKey(key string) PublishOption { return func(c *publishConfig) { c.key = key } }
 
 // WithHeader adds a header to the message (metadata from
 // transport.WithMetadata on the context is added too).

@@ -25,8 +25,20 @@ type Event[T any] struct {
 // content-type header; JSON, the default, is not. Metadata set on ctx with
 // transport.WithMetadata travels as headers, with WithHeader's on top.
 func Publish[T any](ctx context.Context, b Broker, topic string, v *T, opts ...PublishOption) error {
-	if err := ValidTopic(topic, false); err != nil {
+	m, err := NewMessage(ctx, topic, v, opts...)
+	if err != nil {
 		return err
+	}
+	return b.Publish(ctx, m)
+}
+
+// NewMessage is the message Publish sends: v encoded (JSON by default;
+// WithProto for protobuf), the metadata of ctx and WithHeader as headers,
+// WithID's ID and WithKey's key. The outbox stores such a message for a
+// relay to publish later.
+func NewMessage[T any](ctx context.Context, topic string, v *T, opts ...PublishOption) (*Message, error) {
+	if err := ValidTopic(topic, false); err != nil {
+		return nil, err
 	}
 	var pc publishConfig
 	for _, o := range opts {
@@ -43,7 +55,7 @@ func Publish[T any](ctx context.Context, b Broker, topic string, v *T, opts ...P
 	}
 	data, err := c.Marshal(v)
 	if err != nil {
-		return errs.Newf(errs.InvalidArgument, "broker: encode %T for %q: %v", v, topic, err)
+		return nil, errs.Newf(errs.InvalidArgument, "broker: encode %T for %q: %v", v, topic, err)
 	}
 	// Headers cost on every hop (NATS parses them as MIME headers), so a
 	// message without metadata carries none: JSON, the default, is not
@@ -61,7 +73,7 @@ func Publish[T any](ctx context.Context, b Broker, topic string, v *T, opts ...P
 			h.Set(ContentTypeKey, c.ContentType())
 		}
 	}
-	return b.Publish(ctx, &Message{Topic: topic, ID: pc.id, Header: h, Data: data})
+	return &Message{Topic: topic, ID: pc.id, Key: pc.key, Header: h, Data: data}, nil
 }
 
 // Subscribe runs h for every message on topic (wildcards allowed) through
