@@ -35,9 +35,9 @@ var (
 )
 
 type relayMetrics struct {
-	counter   metric.Int64Counter
-	duration  metric.Float64Histogram
-	reg       metric.Registration
+	counter  metric.Int64Counter
+	duration metric.Float64Histogram
+	reg      metric.Registration
 }
 
 func newRelayMetrics(r *Relay) (*relayMetrics, error) {
