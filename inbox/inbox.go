@@ -297,16 +297,24 @@ func (i *Inbox) Stop(ctx context.Context) error {
 	}
 }
 
+// cleanupLoop deletes old records every cleanupEvery until Stop, which
+// cancels a cleanup under way.
 func (i *Inbox) cleanupLoop() {
 	defer close(i.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-i.stop
+		cancel()
+	}()
 	t := time.NewTicker(i.cleanupEvery)
 	defer t.Stop()
 	for {
-		i.Cleanup(context.Background())
 		select {
 		case <-i.stop:
 			return
 		case <-t.C:
+			i.Cleanup(ctx)
 		}
 	}
 }
