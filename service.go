@@ -314,8 +314,8 @@ func (s *Service) Start(ctx context.Context) (err error) {
 	if len(s.components) == 0 && s.broker == nil {
 		return errors.New("ferry: no transport configured")
 	}
-	if len(s.srv.Endpoints()) == 0 && (s.broker == nil || len(s.broker.subs) == 0) {
-		return fmt.Errorf("ferry: service %q has no endpoints and no subscriptions", s.srv.Name())
+	if len(s.srv.Endpoints()) == 0 && (s.broker == nil || len(s.broker.subs) == 0) && !s.publishes() {
+		return fmt.Errorf("ferry: service %q has no endpoints, no subscriptions and no component that publishes (an outbox relay)", s.srv.Name())
 	}
 	s.srv.Freeze()
 	for _, c := range s.startOrder() {
@@ -390,6 +390,17 @@ func (s *Service) Stop(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// publishes reports whether a component publishes through the service's
+// broker (BrokerUser): a relay-only service has work without endpoints.
+func (s *Service) publishes() bool {
+	for _, c := range s.components {
+		if _, ok := unwrap(c).(BrokerUser); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // isTransport tells the components that serve calls, which Stop stops

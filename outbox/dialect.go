@@ -20,13 +20,20 @@ type Dialect struct {
 	schema []string // the migration, statement by statement
 
 	// Relay queries.
-	claim    string // the next batch of unsent rows
-	markSent string // $1 sent time, $2 the ids (dialect's list form)
-	markFail string // $1 id, $2 error, $3 dead
-	cleanup  string // $1 sent before, $2 limit
-	backlog  string // count and oldest created_us of unsent rows
-	older    string // Postgres: keys that have older unsent rows
+	claim       string // the next batch of unsent rows
+	markSent    string // $1 sent time, $2 the ids (dialect's list form)
+	markFail    string // $1 id, $2 error, $3 dead
+	cleanup     string // $1 sent before, $2 limit
+	backlog     string // count and oldest created_us of unsent rows
+	older       string // Postgres: keys that have older unsent rows
+	hidden      string // Postgres: whether unsent rows are left that nobody claimed (run after the claim, in its transaction)
+	markClaimed string // Postgres: $1 relay, $2 TTL (µs), $3 ids
+	release     string // Postgres: $1 ids claimed and not tried
 }
+
+// pgNow is PostgreSQL's clock in microseconds since the epoch: claims are
+// stamped and compared on the database's clock, never a replica's.
+const pgNow = `(extract(epoch FROM clock_timestamp()) * 1000000)::bigint`
 
 // Name is "postgres" or "sqlite".
 func (d Dialect) Name() string { return d.name }
@@ -46,10 +53,13 @@ var (
 	// Postgres: rows are ordered by the transaction that stored them
 	// (xid8, pg_current_xact_id) and its insertion order, and a row is
 	// published only once every transaction that could still store an
-	// earlier one has ended; replicas claim rows with FOR UPDATE SKIP
-	// LOCKED and a transaction-scoped advisory lock per key; a statement
-	// trigger NOTIFYs channel "ferry_outbox" at every commit that stored
-	// events.
+	// earlier one has ended. A replica claims a batch in a short
+	// transaction (FOR UPDATE SKIP LOCKED, then a claim stamped with the
+	// database's clock for the lease TTL), keeping only the keys with no
+	// older unsent row claimed elsewhere, and publishes outside any
+	// transaction, so it never holds back other transactions' visibility
+	// while a broker is slow. A statement trigger NOTIFYs channel
+	// "ferry_outbox" at every commit that stored events.
 	Postgres = Dialect{
 		name: "postgres",
 		schema: []string{
@@ -65,7 +75,9 @@ var (
 	attempts   INTEGER NOT NULL DEFAULT 0,
 	last_error TEXT NOT NULL DEFAULT '',
 	sent_us    BIGINT,
-	dead       BOOLEAN NOT NULL DEFAULT FALSE
+	dead       BOOLEAN NOT NULL DEFAULT FALSE,
+	claimed_by    TEXT NOT NULL DEFAULT '',
+	claimed_until BIGINT NOT NULL DEFAULT 0
 )`,
 			`CREATE INDEX IF NOT EXISTS ferry_outbox_unsent ON ferry_outbox (txid, id) WHERE sent_us IS NULL AND NOT dead`,
 			`CREATE INDEX IF NOT EXISTS ferry_outbox_key ON ferry_outbox (key, txid, id) WHERE sent_us IS NULL AND NOT dead AND key <> ''`,
@@ -81,14 +93,18 @@ $$`,
 		},
 		claim: `SELECT id, txid::text, message_id, topic, key, headers, payload, created_us, attempts
 FROM ferry_outbox
-WHERE sent_us IS NULL AND NOT dead AND txid < pg_snapshot_xmin(pg_current_snapshot())
+WHERE sent_us IS NULL AND NOT dead AND claimed_until < ` + pgNow + `
+	AND txid < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY txid, id
 LIMIT $1
 FOR UPDATE SKIP LOCKED`,
-		markSent: `UPDATE ferry_outbox SET sent_us = $1, attempts = attempts + 1, last_error = '' WHERE id = ANY($2::bigint[])`,
-		markFail: `UPDATE ferry_outbox SET attempts = attempts + 1, last_error = $2, dead = $3 WHERE id = $1`,
-		cleanup:  `DELETE FROM ferry_outbox WHERE id IN (SELECT id FROM ferry_outbox WHERE sent_us IS NOT NULL AND sent_us < $1 LIMIT $2)`,
-		backlog:  `SELECT count(*), COALESCE(min(created_us), 0) FROM ferry_outbox WHERE sent_us IS NULL AND NOT dead`,
+		hidden:      `SELECT EXISTS (SELECT 1 FROM ferry_outbox WHERE sent_us IS NULL AND NOT dead AND claimed_until < ` + pgNow + `)`,
+		markClaimed: `UPDATE ferry_outbox SET claimed_by = $1, claimed_until = ` + pgNow + ` + $2 WHERE id = ANY($3::bigint[])`,
+		release:     `UPDATE ferry_outbox SET claimed_until = 0 WHERE id = ANY($1::bigint[])`,
+		markSent:    `UPDATE ferry_outbox SET sent_us = $1, attempts = attempts + 1, last_error = '' WHERE id = ANY($2::bigint[])`,
+		markFail:    `UPDATE ferry_outbox SET attempts = attempts + 1, last_error = $2, dead = $3, claimed_until = 0 WHERE id = $1`,
+		cleanup:     `DELETE FROM ferry_outbox WHERE id IN (SELECT id FROM ferry_outbox WHERE sent_us IS NOT NULL AND sent_us < $1 LIMIT $2)`,
+		backlog:     `SELECT count(*), COALESCE(min(created_us), 0) FROM ferry_outbox WHERE sent_us IS NULL AND NOT dead`,
 		older: `SELECT u.k FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(k, tx, id)
 WHERE EXISTS (SELECT 1 FROM ferry_outbox o
 	WHERE o.key = u.k AND o.sent_us IS NULL AND NOT o.dead AND (o.txid, o.id) < (u.tx::xid8, u.id))`,

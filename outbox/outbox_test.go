@@ -533,3 +533,44 @@ func TestMigrateTwiceAndSchema(t *testing.T) {
 		}
 	})
 }
+
+// On PostgreSQL an event committed while an older transaction is still in
+// progress is held back until that one ends (it could still store events
+// ordered before it); the relay looks again by itself, without a wake-up
+// or a poll, once it has.
+func TestEventBehindALongTransaction(t *testing.T) {
+	dsn := dbtest.PostgresURL(t)
+	db, other := open(t, dsn), open(t, dsn)
+	migrate(t, db)
+	ctx := context.Background()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE report (n INT)`); err != nil {
+		t.Fatal(err)
+	}
+	long, err := other.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer long.Rollback()
+	if _, err := long.ExecContext(ctx, `INSERT INTO report VALUES (1)`); err != nil { // now it has a transaction ID
+		t.Fatal(err)
+	}
+	b := newFaulty(t)
+	got := collect(t, b, "orders.placed")
+	r := startRelay(t, db, outbox.WithBroker(b), outbox.WithPollInterval(time.Hour))
+	if err := outbox.Transact(ctx, db, func(tx *sql.Tx) error {
+		return outbox.Publish(ctx, tx, "orders.placed", &Order{ID: "o-1"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ferrytest.Eventually(t, "the relay to have looked at the table", func() bool {
+		n, _, err := r.Backlog(ctx)
+		return err == nil && n == 1
+	})
+	if got.n() != 0 {
+		t.Fatal("an event was published while an older transaction could still store one before it")
+	}
+	if err := long.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	ferrytest.Eventually(t, "the event published once the older transaction ended", func() bool { return got.n() == 1 })
+}

@@ -30,6 +30,8 @@ const (
 	DefaultConcurrency    = 16
 	DefaultMaxBackoff     = 10 * time.Second
 	minBackoff            = 100 * time.Millisecond
+	minRecheck            = 2 * time.Millisecond
+	maxRecheck            = time.Second
 	cleanupBatch          = 10_000
 )
 
@@ -128,9 +130,13 @@ func WithCleanupEvery(d time.Duration) Option {
 	}
 }
 
-// WithLeaseTTL sets, on SQLite, how long the publishing replica's lease
-// lasts without renewal (default 30 s): how soon another replica takes
-// over from one that died. It must exceed the publish timeout by a second.
+// WithLeaseTTL sets how long a replica may publish what it took without
+// renewing (default 30 s): on SQLite the publishing replica's lease, on
+// PostgreSQL a claimed batch. It is how soon another replica takes over
+// the events of one that died, and must exceed the publish timeout by a
+// second. A replica stalled (paused, swapped out) for longer than this in
+// the middle of a publish may publish an event a second time; the broker's
+// de-duplication by message ID absorbs that.
 func WithLeaseTTL(d time.Duration) Option { return func(c *config) { c.leaseTTL = d } }
 
 // WithConcurrency sets how many keys a round publishes at once (default
@@ -284,7 +290,7 @@ func (r *Relay) Start(ctx context.Context) error {
 		}
 		r.d = d
 	}
-	if r.d.name == SQLite.name && r.cfg.leaseTTL < r.cfg.publishTimeout+time.Second {
+	if r.cfg.leaseTTL < r.cfg.publishTimeout+time.Second {
 		return fmt.Errorf("outbox: lease TTL %v: want at least the publish timeout (%v) and a second", r.cfg.leaseTTL, r.cfg.publishTimeout)
 	}
 	if !r.cfg.noMigrate {
@@ -354,12 +360,15 @@ func (r *Relay) Stop(ctx context.Context) error {
 var errFollower = errors.New("outbox: another replica publishes")
 
 func (r *Relay) run() {
-	var backoff time.Duration
+	var backoff, recheck time.Duration
 	failing := 0
 	nextCleanup := time.Now()
 	for {
-		full, err := r.round(r.hard)
+		full, hidden, err := r.round(r.hard)
 		var wait time.Duration
+		if !hidden {
+			recheck = 0
+		}
 		switch {
 		case r.hard.Err() != nil:
 			return
@@ -375,7 +384,16 @@ func (r *Relay) run() {
 				r.cfg.logger.Info("outbox: relay: publishing again", "relay", r.cfg.name, "after_failed_rounds", failing)
 			}
 			failing, backoff = 0, 0
-			if !full {
+			switch {
+			case full:
+			case hidden:
+				// Committed events wait (PostgreSQL) behind a transaction
+				// still in progress, or another replica's round: no commit
+				// will wake the relay for them, so look again soon, less
+				// often while it lasts.
+				recheck = min(max(2*recheck, minRecheck), r.cfg.poll, maxRecheck)
+				wait = recheck
+			default:
 				wait = r.cfg.poll
 			}
 		}
@@ -460,84 +478,122 @@ type outcome struct {
 type queryer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 // round claims one batch, publishes it and marks it; full says the batch
-// was full, so more may be waiting.
-func (r *Relay) round(ctx context.Context) (full bool, err error) {
+// was full, so more may be waiting; hidden that unsent events were left
+// unclaimed (PostgreSQL: behind transactions in progress, or another
+// replica's round).
+func (r *Relay) round(ctx context.Context) (full, hidden bool, err error) {
 	r.mu.Lock()
 	bf := r.brokerFn
 	r.mu.Unlock()
 	b := bf()
 	if b == nil {
-		return false, errors.New("outbox: relay: the broker is gone")
+		return false, false, errors.New("outbox: relay: the broker is gone")
 	}
-	var q queryer = r.db
-	var tx *sql.Tx
+	var rows []row
+	var until time.Time // publish only before then: the lease, or the claim
 	if r.d.name == Postgres.name {
-		tx, err = r.db.BeginTx(ctx, nil)
-		if err != nil {
-			return false, fmt.Errorf("outbox: relay: begin: %w", err)
+		until = time.Now().Add(r.cfg.leaseTTL) // measured before the claim is stamped: never late
+		rows, full, hidden, err = r.claimPostgres(ctx)
+	} else {
+		if err := r.lease(ctx); err != nil {
+			return false, false, err
 		}
-		defer func() {
-			if err != nil {
-				_ = tx.Rollback()
-			}
-		}()
-		q = tx
-	} else if err := r.lease(ctx); err != nil {
-		return false, err
+		until = r.leaseTill
+		rows, err = claim(ctx, r.db, r.d.claim, r.cfg.batch)
+		full = len(rows) == r.cfg.batch
 	}
-	rows, err := claim(ctx, q, r.d.claim, r.cfg.batch)
-	if err != nil {
-		return false, err
+	if err != nil || len(rows) == 0 {
+		return full, hidden, err
 	}
-	full = len(rows) == r.cfg.batch
-	if len(rows) == 0 {
-		if tx != nil {
-			return false, tx.Commit()
-		}
-		return false, nil
-	}
-	if tx != nil {
-		if rows, err = r.lockKeys(ctx, tx, rows); err != nil {
-			return false, err
-		}
-	}
-	outs := r.publish(ctx, b, rows)
-	var sent []int64
+	outs := r.publish(ctx, b, rows, until)
+	var sent, untried []int64
 	var failed error
 	for i, o := range outs {
 		switch {
 		case o.sent:
 			sent = append(sent, rows[i].id)
 		case o.err != nil:
-			msg := o.err.Error()
-			if _, err := q.ExecContext(ctx, r.d.markFail, rows[i].id, msg, r.dead(o.dead)); err != nil {
-				return false, fmt.Errorf("outbox: relay: mark event %d failed: %w", rows[i].id, err)
+			if _, err := r.db.ExecContext(ctx, r.d.markFail, rows[i].id, o.err.Error(), r.dead(o.dead)); err != nil {
+				return false, false, fmt.Errorf("outbox: relay: mark event %d failed: %w", rows[i].id, err)
 			}
 			if o.dead {
 				r.cfg.logger.Error("outbox: relay: event cannot be published; marked dead", "relay", r.cfg.name, "id", rows[i].id, "message_id", rows[i].messageID, "topic", rows[i].topic, "error", o.err)
 			} else if failed == nil {
 				failed = o.err
 			}
+		default:
+			untried = append(untried, rows[i].id)
 		}
 	}
 	if len(sent) > 0 {
-		if _, err := q.ExecContext(ctx, r.d.markSent, time.Now().UnixMicro(), r.idList(sent)); err != nil {
-			return false, fmt.Errorf("outbox: relay: mark %d events sent: %w", len(sent), err)
-		}
-	}
-	if tx != nil {
-		if err := tx.Commit(); err != nil {
-			return false, fmt.Errorf("outbox: relay: commit: %w", err)
+		if _, err := r.db.ExecContext(ctx, r.d.markSent, time.Now().UnixMicro(), r.idList(sent)); err != nil {
+			return false, false, fmt.Errorf("outbox: relay: mark %d events sent: %w", len(sent), err)
 		}
 	}
 	r.metrics.sent(ctx, len(sent))
-	if failed != nil {
-		return false, failed
+	if len(untried) > 0 && r.d.release != "" {
+		// Give back what the round did not get to, for the next round (of
+		// any replica) to take without waiting for the claim to lapse.
+		if _, err := r.db.ExecContext(ctx, r.d.release, r.idList(untried)); err != nil {
+			return false, false, fmt.Errorf("outbox: relay: release %d events: %w", len(untried), err)
+		}
 	}
-	return full, nil
+	if failed != nil {
+		return false, false, failed
+	}
+	return full, hidden, nil
+}
+
+// claimPostgres claims a batch in one short transaction: the rows it
+// locks (FOR UPDATE SKIP LOCKED) that are visible to every later
+// transaction, less the keys that have older unsent rows claimed by
+// another replica, stamped claimed for the lease TTL.
+func (r *Relay) claimPostgres(ctx context.Context) (rows []row, full, hidden bool, err error) {
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, false, false, fmt.Errorf("outbox: relay: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if rows, err = claim(ctx, tx, r.d.claim, r.cfg.batch); err != nil {
+		return nil, false, false, err
+	}
+	full = len(rows) == r.cfg.batch
+	if len(rows) > 0 {
+		if rows, err = r.inOrder(ctx, tx, rows); err != nil {
+			return nil, false, false, err
+		}
+	}
+	if len(rows) > 0 {
+		ids := make([]int64, len(rows))
+		for i, x := range rows {
+			ids[i] = x.id
+		}
+		if _, err := tx.ExecContext(ctx, r.d.markClaimed, r.cfg.name, r.cfg.leaseTTL.Microseconds(), ids); err != nil {
+			return nil, false, false, fmt.Errorf("outbox: relay: claim: %w", err)
+		}
+	}
+	if !full {
+		// Unsent events that this round left, claimed by nobody: behind a
+		// transaction in progress, locked or held back for their key's
+		// order by another replica's round. No commit will wake the relay
+		// for them. One statement after the claim: the claim's own
+		// snapshot may have been taken before such a transaction ended.
+		if err := tx.QueryRowContext(ctx, r.d.hidden).Scan(&hidden); err != nil {
+			return nil, false, false, fmt.Errorf("outbox: relay: look for events left: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, false, false, fmt.Errorf("outbox: relay: claim: commit: %w", err)
+	}
+	return rows, full, hidden, nil
 }
 
 func (r *Relay) dead(d bool) any {
@@ -587,54 +643,40 @@ func claim(ctx context.Context, q queryer, query string, n int) ([]row, error) {
 	return out, nil
 }
 
-// lockKeys keeps, on PostgreSQL, the rows whose key this transaction may
-// publish: it takes a transaction-scoped advisory lock per key (another
-// replica publishing that key holds it), then drops the keys that still
-// have older unsent rows — claimed by a replica whose round is under way —
-// so that a key's events never overtake each other across replicas.
-func (r *Relay) lockKeys(ctx context.Context, tx *sql.Tx, rows []row) ([]row, error) {
-	first := map[string]int{} // key → index of its first claimed row
-	var keys []string
-	for i, x := range rows {
-		if x.key == "" {
-			continue
-		}
-		if _, ok := first[x.key]; !ok {
-			first[x.key] = i
-			keys = append(keys, x.key)
-		}
-	}
-	if len(keys) == 0 {
-		return rows, nil
-	}
-	locked, err := strings1(ctx, tx, `SELECT k FROM unnest($1::text[]) AS k WHERE pg_try_advisory_xact_lock(hashtextextended('ferry_outbox:' || k, 0))`, keys)
-	if err != nil {
-		return nil, fmt.Errorf("outbox: relay: lock keys: %w", err)
-	}
-	ok := map[string]bool{}
-	for _, k := range locked {
-		ok[k] = true
-	}
+// inOrder keeps, on PostgreSQL, the claimed rows whose key has no older
+// unsent row outside the batch: such a row is claimed by another replica
+// (locked in its claim, or stamped claimed), and publishing after it would
+// let a key's events overtake each other. Rows without a key are kept.
+// Of two replicas claiming one key at once, the one holding its oldest row
+// keeps it.
+func (r *Relay) inOrder(ctx context.Context, tx *sql.Tx, rows []row) ([]row, error) {
+	seen := map[string]bool{}
 	var ks, txs []string
 	var ids []int64
-	for _, k := range keys {
-		if ok[k] {
-			x := rows[first[k]]
-			ks, txs, ids = append(ks, k), append(txs, x.txid), append(ids, x.id)
+	for _, x := range rows {
+		if x.key == "" || seen[x.key] {
+			continue
 		}
+		seen[x.key] = true
+		ks, txs, ids = append(ks, x.key), append(txs, x.txid), append(ids, x.id)
 	}
-	if len(ks) > 0 {
-		behind, err := strings1(ctx, tx, r.d.older, ks, txs, ids)
-		if err != nil {
-			return nil, fmt.Errorf("outbox: relay: check key order: %w", err)
-		}
-		for _, k := range behind {
-			ok[k] = false
-		}
+	if len(ks) == 0 {
+		return rows, nil
+	}
+	behind, err := strings1(ctx, tx, r.d.older, ks, txs, ids)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: relay: check key order: %w", err)
+	}
+	if len(behind) == 0 {
+		return rows, nil
+	}
+	drop := map[string]bool{}
+	for _, k := range behind {
+		drop[k] = true
 	}
 	out := rows[:0:0]
 	for _, x := range rows {
-		if x.key == "" || ok[x.key] {
+		if !drop[x.key] {
 			out = append(out, x)
 		}
 	}
@@ -687,10 +729,11 @@ func (r *Relay) lease(ctx context.Context) error {
 }
 
 // publish publishes rows, the rows of one key one after another in order
-// and up to Concurrency keys at once. A failure that is not permanent
+// and up to Concurrency keys at once, each begun only if it can end before
+// until (the lease or the claim). A failure that is not permanent
 // stops the round: the rest of its key waits, and the other keys' next
 // publishes are not begun (the broker is likely down).
-func (r *Relay) publish(ctx context.Context, b broker.Broker, rows []row) []outcome {
+func (r *Relay) publish(ctx context.Context, b broker.Broker, rows []row, until time.Time) []outcome {
 	outs := make([]outcome, len(rows))
 	var groups [][]int
 	byKey := map[string]int{}
@@ -725,8 +768,8 @@ func (r *Relay) publish(ctx context.Context, b broker.Broker, rows []row) []outc
 				if rctx.Err() != nil {
 					return
 				}
-				if r.d.name == SQLite.name && time.Until(r.leaseTill) < r.cfg.publishTimeout+time.Second {
-					stop() // renew the lease first: never publish without it
+				if time.Until(until) < r.cfg.publishTimeout+time.Second {
+					stop() // renew the lease or claim first: never publish without one
 					return
 				}
 				o := r.publishOne(rctx, b, &rows[i])

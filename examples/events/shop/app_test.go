@@ -8,15 +8,24 @@ import (
 
 	"github.com/ferry-go/ferry/examples/events/shop"
 	"github.com/ferry-go/ferry/examples/events/shop/shoptest"
+	"github.com/ferry-go/ferry/internal/dbtest"
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"))
+}
 
 // TestJetStream runs the example's scenario on its default broker. The
 // plug-in brokers run it in examples/events/anybroker.
 func TestJetStream(t *testing.T) {
 	shoptest.Scenario(t, shoptest.Config(t, nil), time.Minute)
+}
+
+// TestJetStreamOnPostgres runs it with orders' outbox and billing's inbox
+// on PostgreSQL (the relay woken by LISTEN/NOTIFY).
+func TestJetStreamOnPostgres(t *testing.T) {
+	shoptest.Scenario(t, shoptest.Config(t, nil), time.Minute, shop.WithDatabase(dbtest.PostgresURL(t)))
 }
 
 // TestPluginNotLinked: a plug-in's kind in a program that does not import

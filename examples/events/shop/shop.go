@@ -1,6 +1,8 @@
 // Package shop is the events example's two services: orders, which
-// places orders and publishes OrderPlaced, and billing, which consumes it
-// with retries and dead letters. App wires them from a configuration
+// places orders and publishes OrderPlaced through a transactional outbox,
+// and billing, which consumes it behind an idempotent inbox, with retries
+// and dead letters. Both keep their data in SQL (SQLite by default,
+// PostgreSQL by configuration). App wires them from a configuration
 // (config.Load), so the broker — JetStream, core NATS, memory, or a
 // plug-in's such as Kafka and RabbitMQ — is chosen by configuration only.
 // The command examples/events runs them on the built-in brokers;
@@ -10,6 +12,7 @@ package shop
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -18,6 +21,8 @@ import (
 
 	"github.com/ferry-go/ferry/broker"
 	"github.com/ferry-go/ferry/errs"
+	"github.com/ferry-go/ferry/inbox"
+	"github.com/ferry-go/ferry/outbox"
 	"github.com/nats-io/nuid"
 )
 
@@ -50,14 +55,27 @@ type OrderPlaced struct {
 	PlacedAt time.Time `json:"placed_at"`
 }
 
-// Orders places orders and publishes OrderPlaced.
+// Orders places orders: each is stored with its OrderPlaced event in one
+// transaction (package outbox), and the service's outbox relay publishes
+// the event — at once while the broker is up, as soon as it is back
+// otherwise. An order is never placed without its event, nor an event
+// published for an order that was not placed.
 type Orders struct {
-	// Broker returns the broker to publish on (the service's, once started).
-	Broker func() broker.Broker
+	DB *sql.DB
 }
 
-// Place validates the order and publishes OrderPlaced; the order ID is the
-// message ID, so a client retrying the same order is billed once.
+// OrdersSchema is the orders table (the outbox's tables come from
+// outbox.Migrate).
+const OrdersSchema = `CREATE TABLE IF NOT EXISTS orders (
+	id        TEXT PRIMARY KEY,
+	customer  TEXT NOT NULL,
+	amount    BIGINT NOT NULL,
+	placed_us BIGINT NOT NULL
+)`
+
+// Place validates the order, then stores it and its OrderPlaced event
+// together. The order ID is the message ID, and placing is idempotent: an
+// ID placed already is not stored, nor published, again.
 func (o Orders) Place(ctx context.Context, req *PlaceOrder) (*Placed, error) {
 	switch {
 	case req.Customer == "":
@@ -69,9 +87,21 @@ func (o Orders) Place(ctx context.Context, req *PlaceOrder) (*Placed, error) {
 	if id == "" {
 		id = "o-" + nuid.Next()
 	}
-	ev := &OrderPlaced{OrderID: id, Customer: req.Customer, Amount: req.Amount, PlacedAt: time.Now().UTC()}
-	if err := broker.Publish(ctx, o.Broker(), TopicOrderPlaced, ev, broker.WithID(id)); err != nil {
-		return nil, err
+	now := time.Now().UTC()
+	err := outbox.Transact(ctx, o.DB, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO orders (id, customer, amount, placed_us) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING`,
+			id, req.Customer, req.Amount, now.UnixMicro())
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err // placed already: its event is in the outbox
+		}
+		ev := &OrderPlaced{OrderID: id, Customer: req.Customer, Amount: req.Amount, PlacedAt: now}
+		return outbox.Publish(ctx, tx, TopicOrderPlaced, ev, broker.WithID(id), broker.WithKey(req.Customer))
+	})
+	if err != nil {
+		return nil, errs.Newf(errs.Unavailable, "place order %s: %v", id, err)
 	}
 	return &Placed{OrderID: id}, nil
 }
@@ -82,49 +112,54 @@ const CreditLimit = 100_000
 
 // Billing charges placed orders. Its payment gateway fails now and then
 // (FailureRate of the attempts), which the broker retries with back-off.
+// It runs behind an inbox (package inbox): each charge is written in the
+// delivery's transaction together with the record of the message, so an
+// order delivered twice — redelivered after a lost acknowledgement, or
+// published twice on a broker that does not de-duplicate by message ID,
+// as Kafka and RabbitMQ do not — is charged once.
 type Billing struct {
+	DB          *sql.DB
 	FailureRate float64
 	Logger      *slog.Logger
-
-	mu      sync.Mutex
-	charged map[string]int64 // order → amount
 }
 
-// OnOrderPlaced charges one order, once: delivery is at least once (a
-// redelivery, or an order published twice on a broker that does not
-// de-duplicate by message ID, as Kafka and RabbitMQ do not), so an order
-// charged already is acknowledged without calling the payment gateway.
+// ChargesSchema is billing's table.
+const ChargesSchema = `CREATE TABLE IF NOT EXISTS charges (
+	order_id TEXT PRIMARY KEY,
+	customer TEXT NOT NULL,
+	amount   BIGINT NOT NULL
+)`
+
+// OnOrderPlaced charges one order.
 func (b *Billing) OnOrderPlaced(ctx context.Context, e *broker.Event[OrderPlaced]) error {
 	o := e.Data
 	if o.Amount > CreditLimit {
 		return broker.Permanent(fmt.Errorf("order %s: %d cents is over the credit limit", o.OrderID, o.Amount))
 	}
-	if _, done := b.Charged(o.OrderID); done {
-		return nil
+	tx := inbox.Tx(ctx)
+	if tx == nil {
+		return errs.New(errs.Internal, "billing: no inbox transaction: subscribe behind inbox.Middleware")
 	}
 	if rand.Float64() < b.FailureRate {
 		b.Logger.InfoContext(ctx, "billing: payment gateway timed out; will retry", "order", o.OrderID, "attempt", e.Attempt)
 		return errs.Newf(errs.Unavailable, "payment gateway timeout for order %s", o.OrderID)
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.charged == nil {
-		b.charged = map[string]int64{}
+	// A plain INSERT: were an order ever applied twice, its primary key
+	// would refuse the second charge.
+	if _, err := tx.ExecContext(ctx, `INSERT INTO charges (order_id, customer, amount) VALUES ($1, $2, $3)`, o.OrderID, o.Customer, o.Amount); err != nil {
+		return fmt.Errorf("billing: charge order %s: %w", o.OrderID, err)
 	}
-	if _, done := b.charged[o.OrderID]; done {
-		return nil // a copy delivered at the same time was charged meanwhile
-	}
-	b.charged[o.OrderID] = o.Amount
 	b.Logger.InfoContext(ctx, "billing: charged", "order", o.OrderID, "customer", o.Customer, "amount", o.Amount, "attempt", e.Attempt)
 	return nil
 }
 
 // Charged returns the amount charged for an order and whether it was.
 func (b *Billing) Charged(order string) (int64, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	a, ok := b.charged[order]
-	return a, ok
+	var a int64
+	if err := b.DB.QueryRow(`SELECT amount FROM charges WHERE order_id = $1`, order).Scan(&a); err != nil {
+		return 0, false
+	}
+	return a, true
 }
 
 // DeadLetter is one order billing gave up on.

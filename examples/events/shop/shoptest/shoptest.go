@@ -52,12 +52,12 @@ func Config(t testing.TB, env map[string]string) *config.Config {
 // attempts, the one over the limit is dead-lettered after one, the
 // duplicate is charged once (on JetStream, which de-duplicates by message
 // ID, its second copy is not even stored) and the invalid one is refused
-// naming its field. timeout bounds the whole run (start, calls, and the wait for the orders
+// naming its field. opts are shop.New's (the database, say). timeout bounds the whole run (start, calls, and the wait for the orders
 // to settle, which ferrytest.Poll bounds by ferrytest.WaitBound too).
-func Scenario(t *testing.T, cfg *config.Config, timeout time.Duration) {
+func Scenario(t *testing.T, cfg *config.Config, timeout time.Duration, opts ...shop.Option) {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	a, err := shop.New(cfg, 0.5, logger)
+	a, err := shop.New(cfg, 0.5, logger, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
