@@ -1,7 +1,10 @@
 // Command events shows event-driven messaging with delivery guarantees:
-// an orders service publishes OrderPlaced, a billing service consumes it —
-// and fails now and then, so you can watch retries with back-off and the
-// dead-letter topic at work. The broker is chosen by configuration:
+// an orders service stores each order with its OrderPlaced event in one
+// transaction (a transactional outbox, published by the service's relay),
+// a billing service consumes it behind an idempotent inbox — and fails
+// now and then, so you can watch retries with back-off and the
+// dead-letter topic at work. The database is SQLite in a temporary
+// directory by default, PostgreSQL with --db postgres://… (EVENTS_DB). The broker is chosen by configuration:
 // NATS JetStream by default, on an embedded NATS server (nothing to
 // install).
 //
