@@ -149,6 +149,17 @@ func startRelay(t *testing.T, db *sql.DB, opts ...outbox.Option) *outbox.Relay {
 	return r
 }
 
+// place commits one event on orders.placed through Transact.
+func place(t *testing.T, db *sql.DB, o *Order, opts ...broker.PublishOption) {
+	t.Helper()
+	ctx := context.Background()
+	if err := outbox.Transact(ctx, db, func(tx *sql.Tx) error {
+		return outbox.Publish(ctx, tx, "orders.placed", o, opts...)
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func migrate(t *testing.T, db *sql.DB) {
 	t.Helper()
 	d, err := outbox.DialectOf(db)
@@ -271,12 +282,7 @@ func TestBrokerDownThenBack(t *testing.T) {
 		got := collect(t, b, "orders.placed")
 		r := startRelay(t, db, outbox.WithBroker(b), outbox.WithMaxBackoff(200*time.Millisecond))
 		for i := range 20 {
-			err := outbox.Transact(ctx, db, func(tx *sql.Tx) error {
-				return outbox.Publish(ctx, tx, "orders.placed", &Order{Seq: i}, broker.WithKey("k"))
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
+			place(t, db, &Order{Seq: i}, broker.WithKey("k"))
 		}
 		ferrytest.Eventually(t, "the relay to try several times", func() bool { return b.refused.Load() >= 3 })
 		n, oldest, err := r.Backlog(ctx)
@@ -396,15 +402,10 @@ func TestRetention(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, dsn string) {
 		db := open(t, dsn)
 		migrate(t, db)
-		ctx := context.Background()
 		b := newFaulty(t)
 		got := collect(t, b, "orders.placed")
 		for i := range 5 {
-			if err := outbox.Transact(ctx, db, func(tx *sql.Tx) error {
-				return outbox.Publish(ctx, tx, "orders.placed", &Order{Seq: i})
-			}); err != nil {
-				t.Fatal(err)
-			}
+			place(t, db, &Order{Seq: i})
 		}
 		startRelay(t, db, outbox.WithBroker(b), outbox.WithRetention(0), outbox.WithCleanupEvery(20*time.Millisecond))
 		ferrytest.Eventually(t, "5 delivered", func() bool { return got.n() == 5 })
@@ -419,18 +420,13 @@ func TestTransactWakesTheRelay(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, dsn string) {
 		db := open(t, dsn)
 		migrate(t, db)
-		ctx := context.Background()
 		b := newFaulty(t)
 		got := collect(t, b, "orders.placed")
 		startRelay(t, db, outbox.WithBroker(b), outbox.WithPollInterval(time.Hour))
 		// The relay's first round may run before or after this commit:
 		// wait for it to be idle (nothing to send) first.
 		for i := range 3 {
-			if err := outbox.Transact(ctx, db, func(tx *sql.Tx) error {
-				return outbox.Publish(ctx, tx, "orders.placed", &Order{Seq: i})
-			}); err != nil {
-				t.Fatal(err)
-			}
+			place(t, db, &Order{Seq: i})
 			ferrytest.Eventually(t, fmt.Sprintf("event %d delivered without a poll", i), func() bool { return got.n() == i+1 })
 		}
 	})
@@ -557,11 +553,7 @@ func TestEventBehindALongTransaction(t *testing.T) {
 	b := newFaulty(t)
 	got := collect(t, b, "orders.placed")
 	r := startRelay(t, db, outbox.WithBroker(b), outbox.WithPollInterval(time.Hour))
-	if err := outbox.Transact(ctx, db, func(tx *sql.Tx) error {
-		return outbox.Publish(ctx, tx, "orders.placed", &Order{ID: "o-1"})
-	}); err != nil {
-		t.Fatal(err)
-	}
+	place(t, db, &Order{ID: "o-1"})
 	ferrytest.Eventually(t, "the relay to have looked at the table", func() bool {
 		n, _, err := r.Backlog(ctx)
 		return err == nil && n == 1

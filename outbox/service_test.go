@@ -32,11 +32,7 @@ func TestRelayInAService(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer svc.Stop(ctx)
-	if err := outbox.Transact(ctx, db, func(tx *sql.Tx) error {
-		return outbox.Publish(ctx, tx, "orders.placed", &Order{ID: "o-1"})
-	}); err != nil {
-		t.Fatal(err)
-	}
+	place(t, db, &Order{ID: "o-1"})
 	ferrytest.Eventually(t, "the event published through the service's broker", func() bool { return got.n() == 1 })
 }
 
@@ -50,7 +46,7 @@ func TestTraceContextTravelsWithTheEvent(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	defer tp.Shutdown(context.Background())
 	ctx, span := tp.Tracer("test").Start(context.Background(), "POST /orders")
-	if err := outbox.Transact(ctx, db, func(tx *sql.Tx) error {
+	if err := outbox.Transact(ctx, db, func(tx *sql.Tx) error { // in the request's span
 		return outbox.Publish(ctx, tx, "orders.placed", &Order{ID: "o-1"})
 	}); err != nil {
 		t.Fatal(err)
@@ -92,11 +88,7 @@ func TestRelayMetrics(t *testing.T) {
 	b.down.Store(true)
 	got := collect(t, b, "orders.placed")
 	for i := range 4 {
-		if err := outbox.Transact(ctx, db, func(tx *sql.Tx) error {
-			return outbox.Publish(ctx, tx, "orders.placed", &Order{Seq: i})
-		}); err != nil {
-			t.Fatal(err)
-		}
+		place(t, db, &Order{Seq: i})
 	}
 	startRelay(t, db, outbox.WithBroker(b), outbox.WithMeterProvider(mp), outbox.WithMaxBackoff(100*time.Millisecond))
 	ferrytest.Eventually(t, "failed publishes counted", func() bool { return collectMetrics(t, reader).sum(outbox.MetricPublished, "failed") > 0 })
