@@ -14,6 +14,7 @@
 //	ferry proto export demo --addr localhost:9090   # the .proto reflection serves
 //	ferry schema lock demo --addr localhost:9090    # write demo.lock.json
 //	ferry schema check demo --addr localhost:9090   # fail on breaking changes
+//	ferry outbox schema postgres                    # the outbox and inbox tables, as SQL
 //
 // Exit status: 0 on success, 1 when the command ran and failed (the error's
 // canonical code and message go to stderr), 2 when the command line itself

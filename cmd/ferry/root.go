@@ -50,7 +50,7 @@ message are printed to stderr); 2 when the command line is wrong.`,
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.SetVersionTemplate(versionText())
-	root.AddCommand(newNewCmd(), newCallCmd(), newServicesCmd(), newDescribeCmd(), newProtoCmd(), newSchemaCmd(), newGatewayCmd(), newDevCmd(), newVersionCmd())
+	root.AddCommand(newNewCmd(), newCallCmd(), newServicesCmd(), newDescribeCmd(), newProtoCmd(), newSchemaCmd(), newOutboxCmd(), newGatewayCmd(), newDevCmd(), newVersionCmd())
 	return root
 }
 
