@@ -63,7 +63,8 @@
 // The tables are ferry_outbox (and, on SQLite, ferry_outbox_lease; on
 // PostgreSQL also a trigger function that NOTIFYs NotifyChannel). A Relay
 // creates them at Start unless WithoutMigrate; Migrate does it by hand,
-// and Dialect.Schema prints the SQL for a migration tool of your own.
+// and Dialect.Schema returns the SQL for a migration tool of your own
+// (`ferry outbox schema postgres` prints it, with the inbox's).
 // Events are kept after they are sent for WithRetention (24 h by default)
 // and then deleted; dead events are kept until you delete them.
 //
