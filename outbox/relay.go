@@ -130,7 +130,10 @@ func WithCleanupEvery(d time.Duration) Option {
 
 // WithLeaseTTL sets, on SQLite, how long the publishing replica's lease
 // lasts without renewal (default 30 s): how soon another replica takes
-// over from one that died. It must exceed the publish timeout by a second.
+// over from one that died. It must be at least the publish timeout and two
+// seconds: a round publishes only while more than the publish timeout and
+// a second of its lease are left, so what the lease has beyond that is
+// how long a round may publish after renewing it.
 func WithLeaseTTL(d time.Duration) Option { return func(c *config) { c.leaseTTL = d } }
 
 // WithConcurrency sets how many keys a round publishes at once (default
@@ -284,8 +287,11 @@ func (r *Relay) Start(ctx context.Context) error {
 		}
 		r.d = d
 	}
-	if r.d.name == SQLite.name && r.cfg.leaseTTL < r.cfg.publishTimeout+time.Second {
-		return fmt.Errorf("outbox: lease TTL %v: want at least the publish timeout (%v) and a second", r.cfg.leaseTTL, r.cfg.publishTimeout)
+	// A round publishes only while more than the publish timeout and a
+	// second of its lease are left: a lease not longer than that would
+	// never publish (and say nothing), so leave a round a second at least.
+	if r.d.name == SQLite.name && r.cfg.leaseTTL < r.cfg.publishTimeout+2*time.Second {
+		return fmt.Errorf("outbox: lease TTL %v: want at least the publish timeout (%v) and two seconds (a round publishes only while more than the publish timeout and a second of the lease are left)", r.cfg.leaseTTL, r.cfg.publishTimeout)
 	}
 	if !r.cfg.noMigrate {
 		if err := Migrate(ctx, r.db, r.d); err != nil {
