@@ -505,6 +505,9 @@ func TestStartRefuses(t *testing.T) {
 		{"no broker", outbox.NewRelay(db), "no broker"},
 		{"batch", outbox.NewRelay(db, outbox.WithBroker(b), outbox.WithBatchSize(0)), "batch size 0"},
 		{"lease", outbox.NewRelay(db, outbox.WithBroker(b), outbox.WithLeaseTTL(time.Second)), "lease TTL"},
+		// A lease of the publish timeout and a second leaves a round no
+		// time to publish in: such a relay never published anything.
+		{"lease without time to publish", outbox.NewRelay(db, outbox.WithBroker(b), outbox.WithPublishTimeout(time.Second), outbox.WithLeaseTTL(2*time.Second)), "lease TTL"},
 		{"nil db", outbox.NewRelay(nil, outbox.WithBroker(b)), "nil database"},
 	} {
 		err := c.r.Start(context.Background())

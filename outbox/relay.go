@@ -133,10 +133,12 @@ func WithCleanupEvery(d time.Duration) Option {
 // WithLeaseTTL sets how long a replica may publish what it took without
 // renewing (default 30 s): on SQLite the publishing replica's lease, on
 // PostgreSQL a claimed batch. It is how soon another replica takes over
-// the events of one that died, and must exceed the publish timeout by a
-// second. A replica stalled (paused, swapped out) for longer than this in
-// the middle of a publish may publish an event a second time; the broker's
-// de-duplication by message ID absorbs that.
+// the events of one that died. It must be at least the publish timeout and
+// two seconds: a publish begins only while more than the publish timeout
+// and a second are left, so what the lease has beyond that is how long a
+// round may go on publishing. A replica stalled (paused, swapped out) for
+// longer than this in the middle of a publish may publish an event a
+// second time; the broker's de-duplication by message ID absorbs that.
 func WithLeaseTTL(d time.Duration) Option { return func(c *config) { c.leaseTTL = d } }
 
 // WithConcurrency sets how many keys a round publishes at once (default
@@ -290,8 +292,11 @@ func (r *Relay) Start(ctx context.Context) error {
 		}
 		r.d = d
 	}
-	if r.cfg.leaseTTL < r.cfg.publishTimeout+time.Second {
-		return fmt.Errorf("outbox: lease TTL %v: want at least the publish timeout (%v) and a second", r.cfg.leaseTTL, r.cfg.publishTimeout)
+	// A publish begins only while more than the publish timeout and a
+	// second of the lease (or claim) are left: a lease not longer than that
+	// would never publish (and say nothing), so leave a round a second.
+	if r.cfg.leaseTTL < r.cfg.publishTimeout+2*time.Second {
+		return fmt.Errorf("outbox: lease TTL %v: want at least the publish timeout (%v) and two seconds (a publish begins only while more than the publish timeout and a second of the lease are left)", r.cfg.leaseTTL, r.cfg.publishTimeout)
 	}
 	if !r.cfg.noMigrate {
 		if err := Migrate(ctx, r.db, r.d); err != nil {
