@@ -24,8 +24,10 @@
 // outbox.Publish: consume, apply and publish exactly once together.
 //
 // Records are per consumer — the subscription's queue group, or its topic
-// for a fan-out subscription (WithConsumer names it otherwise) — so two
-// services consuming one message each apply it once. They are deleted
+// for a fan-out subscription (WithConsumer names it otherwise) — and per
+// topic, so two services consuming one message each apply it once, and
+// two events that share an ID on different topics (an order's placed and
+// cancelled events, both with the order's ID) are two messages. They are deleted
 // after the retention (default 7 days), which must exceed the longest a
 // message can be redelivered after it was first processed. A delivery
 // without a message ID, or a call that is not a delivery, runs the handler
@@ -73,25 +75,27 @@ var schemas = map[string][]string{
 	outbox.Postgres.Name(): {
 		`CREATE TABLE IF NOT EXISTS ferry_inbox (
 	consumer     TEXT NOT NULL,
+	topic        TEXT NOT NULL,
 	message_id   TEXT NOT NULL,
 	processed_us BIGINT NOT NULL,
-	PRIMARY KEY (consumer, message_id)
+	PRIMARY KEY (consumer, topic, message_id)
 )`,
 		`CREATE INDEX IF NOT EXISTS ferry_inbox_processed ON ferry_inbox (processed_us)`,
 	},
 	outbox.SQLite.Name(): {
 		`CREATE TABLE IF NOT EXISTS ferry_inbox (
 	consumer     TEXT NOT NULL,
+	topic        TEXT NOT NULL,
 	message_id   TEXT NOT NULL,
 	processed_us INTEGER NOT NULL,
-	PRIMARY KEY (consumer, message_id)
+	PRIMARY KEY (consumer, topic, message_id)
 ) WITHOUT ROWID`,
 		`CREATE INDEX IF NOT EXISTS ferry_inbox_processed ON ferry_inbox (processed_us)`,
 	},
 }
 
 const (
-	record  = `INSERT INTO ferry_inbox (consumer, message_id, processed_us) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`
+	record  = `INSERT INTO ferry_inbox (consumer, topic, message_id, processed_us) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`
 	cleanup = `DELETE FROM ferry_inbox WHERE processed_us < $1`
 )
 
@@ -217,7 +221,7 @@ func (i *Inbox) Middleware() middleware.Middleware {
 					_ = tx.Rollback()
 				}
 			}()
-			res, err := tx.ExecContext(ctx, record, consumer, d.ID, time.Now().UnixMicro())
+			res, err := tx.ExecContext(ctx, record, consumer, d.Topic, d.ID, time.Now().UnixMicro())
 			if err != nil {
 				return nil, errs.Newf(errs.Unavailable, "inbox: message %s: record: %v", d.ID, err)
 			}
@@ -240,10 +244,11 @@ func (i *Inbox) Middleware() middleware.Middleware {
 	}
 }
 
-// Processed reports whether the consumer has processed the message.
-func (i *Inbox) Processed(ctx context.Context, consumer, messageID string) (bool, error) {
+// Processed reports whether the consumer has processed the message of ID
+// messageID on topic.
+func (i *Inbox) Processed(ctx context.Context, consumer, topic, messageID string) (bool, error) {
 	var one int
-	err := i.db.QueryRowContext(ctx, `SELECT 1 FROM ferry_inbox WHERE consumer = $1 AND message_id = $2`, consumer, messageID).Scan(&one)
+	err := i.db.QueryRowContext(ctx, `SELECT 1 FROM ferry_inbox WHERE consumer = $1 AND topic = $2 AND message_id = $3`, consumer, topic, messageID).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

@@ -182,7 +182,7 @@ func TestEachMessageAppliedOnce(t *testing.T) {
 		if d := f.duplicates(t); d != want {
 			t.Errorf("%d duplicates counted, want %d", d, want)
 		}
-		ok, err := f.ib.Processed(context.Background(), "billing", "o-7")
+		ok, err := f.ib.Processed(context.Background(), "billing", "orders.placed", "o-7")
 		if err != nil || !ok {
 			t.Fatalf("Processed(billing, o-7) = %v, %v", ok, err)
 		}
@@ -264,6 +264,22 @@ func TestRecordsArePerConsumer(t *testing.T) {
 	}
 }
 
+// Two events that share an ID on two topics are two messages: each is
+// applied, neither is a duplicate.
+func TestSameIDOnTwoTopics(t *testing.T) {
+	f := setup(t, dbtest.SQLiteURL(t))
+	h := f.ib.Middleware()(func(context.Context, any) (any, error) { return "applied", nil })
+	for _, topic := range []string{"orders.placed", "orders.cancelled"} {
+		ctx := broker.NewDeliveryContext(context.Background(), &broker.Delivery{Message: broker.Message{Topic: topic, ID: "o-1"}, Subscription: "billing", Attempt: 1})
+		if resp, err := h(ctx, nil); err != nil || resp != "applied" {
+			t.Fatalf("%s: = %v, %v; want the handler to run", topic, resp, err)
+		}
+	}
+	if d := f.duplicates(t); d != 0 {
+		t.Fatalf("%d duplicates, want 0", d)
+	}
+}
+
 // Outside a delivery, or for a message without an ID, the handler runs
 // without a record, and Tx is nil.
 func TestNotADelivery(t *testing.T) {
@@ -293,11 +309,11 @@ func TestRetention(t *testing.T) {
 	f.publish(t, "o-1")
 	ctx := context.Background()
 	ferrytest.Eventually(t, "o-1 processed", func() bool {
-		ok, _ := f.ib.Processed(ctx, "billing", "o-1")
+		ok, _ := f.ib.Processed(ctx, "billing", "orders.placed", "o-1")
 		return ok
 	})
 	f.ib.Cleanup(ctx)
-	if ok, err := f.ib.Processed(ctx, "billing", "o-1"); err != nil || ok {
+	if ok, err := f.ib.Processed(ctx, "billing", "orders.placed", "o-1"); err != nil || ok {
 		t.Fatalf("after cleanup Processed = %v, %v; want false", ok, err)
 	}
 }

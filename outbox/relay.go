@@ -708,6 +708,13 @@ func strings1(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]str
 // lease renews or takes the SQLite lease; errFollower if another replica
 // holds it.
 func (r *Relay) lease(ctx context.Context) error {
+	if r.leader && time.Until(r.leaseTill) > max(r.cfg.leaseTTL/2, r.cfg.publishTimeout+2*time.Second) {
+		// Held for a while yet: no other replica can take it before it
+		// lapses, and every write waits its turn behind the application's
+		// on SQLite, so renew only past half-time (or once too little is
+		// left to begin a publish).
+		return nil
+	}
 	now := time.Now()
 	res, err := r.db.ExecContext(ctx, `UPDATE ferry_outbox_lease SET owner = $1, expires_us = $2 WHERE name = 'relay' AND (owner = $1 OR expires_us < $3)`,
 		r.cfg.name, now.Add(r.cfg.leaseTTL).UnixMicro(), now.UnixMicro())
