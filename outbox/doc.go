@@ -72,7 +72,12 @@
 // application to share the file, and BEGIN IMMEDIATE transactions avoid
 // lock upgrades that fail at once:
 // "file:app.db?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_txlock=immediate"
-// with modernc.org/sqlite.
+// with modernc.org/sqlite. SQLite has one writer at a time and its busy
+// wait is not fair: under a sustained stream of writing transactions the
+// relay's one write per round (marking a batch sent) can queue behind them
+// for a while, and the backlog then drains when the writes pause (seen in
+// the fault test, eight writers committing as fast as they can). Where
+// that matters, use PostgreSQL.
 //
 // # Observability
 //
