@@ -25,7 +25,7 @@ type Dialect struct {
 	markFail    string // $1 id, $2 error, $3 dead
 	cleanup     string // $1 sent before, $2 limit
 	backlog     string // count and oldest created_us of unsent rows
-	older       string // Postgres: keys that have older unsent rows
+	older       string // Postgres: per key, the oldest unsent row outside the batch older than the batch's last
 	hidden      string // Postgres: whether unsent rows are left that nobody claimed (run after the claim, in its transaction)
 	markClaimed string // Postgres: $1 relay, $2 TTL (µs), $3 ids
 	release     string // Postgres: $1 ids claimed and not tried
@@ -105,9 +105,11 @@ FOR UPDATE SKIP LOCKED`,
 		markFail:    `UPDATE ferry_outbox SET attempts = attempts + 1, last_error = $2, dead = $3, claimed_until = 0 WHERE id = $1`,
 		cleanup:     `DELETE FROM ferry_outbox WHERE id IN (SELECT id FROM ferry_outbox WHERE sent_us IS NOT NULL AND sent_us < $1 LIMIT $2)`,
 		backlog:     `SELECT count(*), COALESCE(min(created_us), 0) FROM ferry_outbox WHERE sent_us IS NULL AND NOT dead`,
-		older: `SELECT u.k FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(k, tx, id)
-WHERE EXISTS (SELECT 1 FROM ferry_outbox o
-	WHERE o.key = u.k AND o.sent_us IS NULL AND NOT o.dead AND (o.txid, o.id) < (u.tx::xid8, u.id))`,
+		older: `SELECT DISTINCT ON (o.key) o.key, o.txid::text, o.id
+FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(k, tx, id)
+JOIN ferry_outbox o ON o.key = u.k
+WHERE o.sent_us IS NULL AND NOT o.dead AND (o.txid, o.id) < (u.tx::xid8, u.id) AND NOT (o.id = ANY($4::bigint[]))
+ORDER BY o.key, o.txid, o.id`,
 	}
 
 	// SQLite: one writer at a time, so row ids are in commit order; one

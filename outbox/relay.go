@@ -648,61 +648,75 @@ func claim(ctx context.Context, q queryer, query string, n int) ([]row, error) {
 	return out, nil
 }
 
-// inOrder keeps, on PostgreSQL, the claimed rows whose key has no older
-// unsent row outside the batch: such a row is claimed by another replica
-// (locked in its claim, or stamped claimed), and publishing after it would
-// let a key's events overtake each other. Rows without a key are kept.
-// Of two replicas claiming one key at once, the one holding its oldest row
-// keeps it.
+// inOrder keeps, on PostgreSQL, the claimed rows that no unsent row
+// outside the batch precedes within their key: such a row is held by
+// another replica (locked in its claim, or stamped claimed), and
+// publishing after it would let a key's events overtake each other. The
+// foreign row may sit before the batch's rows of a key or between them
+// (the claim skips rows another replica has locked), so each key keeps
+// only its rows older than its oldest foreign row. Rows without a key are
+// kept. Of replicas claiming one key at once, the one holding its oldest
+// row keeps a non-empty prefix, so the key always moves on.
 func (r *Relay) inOrder(ctx context.Context, tx *sql.Tx, rows []row) ([]row, error) {
-	seen := map[string]bool{}
-	var ks, txs []string
-	var ids []int64
-	for _, x := range rows {
-		if x.key == "" || seen[x.key] {
-			continue
+	last := map[string]int{} // key → index of its last claimed row
+	var all []int64
+	for i, x := range rows {
+		all = append(all, x.id)
+		if x.key != "" {
+			last[x.key] = i
 		}
-		seen[x.key] = true
-		ks, txs, ids = append(ks, x.key), append(txs, x.txid), append(ids, x.id)
 	}
-	if len(ks) == 0 {
+	if len(last) == 0 {
 		return rows, nil
 	}
-	behind, err := strings1(ctx, tx, r.d.older, ks, txs, ids)
+	var ks, txs []string
+	var ids []int64
+	for k, i := range last {
+		ks, txs, ids = append(ks, k), append(txs, rows[i].txid), append(ids, rows[i].id)
+	}
+	rs, err := tx.QueryContext(ctx, r.d.older, ks, txs, ids, all)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: relay: check key order: %w", err)
 	}
-	if len(behind) == 0 {
-		return rows, nil
+	defer rs.Close()
+	type pos struct {
+		tx uint64
+		id int64
 	}
-	drop := map[string]bool{}
-	for _, k := range behind {
-		drop[k] = true
+	foreign := map[string]pos{} // key → its oldest unsent row outside the batch
+	for rs.Next() {
+		var k, t string
+		var id int64
+		if err := rs.Scan(&k, &t, &id); err != nil {
+			return nil, fmt.Errorf("outbox: relay: check key order: %w", err)
+		}
+		n, err := strconv.ParseUint(t, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("outbox: relay: check key order: transaction ID %q: %w", t, err)
+		}
+		foreign[k] = pos{n, id}
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("outbox: relay: check key order: %w", err)
+	}
+	if len(foreign) == 0 {
+		return rows, nil
 	}
 	out := rows[:0:0]
 	for _, x := range rows {
-		if !drop[x.key] {
-			out = append(out, x)
+		f, held := foreign[x.key]
+		if held {
+			n, err := strconv.ParseUint(x.txid, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("outbox: relay: check key order: transaction ID %q: %w", x.txid, err)
+			}
+			if n > f.tx || n == f.tx && x.id > f.id {
+				continue // after a row another replica holds
+			}
 		}
+		out = append(out, x)
 	}
 	return out, nil
-}
-
-func strings1(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]string, error) {
-	rs, err := tx.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rs.Close()
-	var out []string
-	for rs.Next() {
-		var s string
-		if err := rs.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rs.Err()
 }
 
 // lease renews or takes the SQLite lease; errFollower if another replica
