@@ -30,8 +30,10 @@ const SkipMessage = "no PostgreSQL server at $FERRY_POSTGRES_URL (default " + De
 
 // SQLiteURL returns the data source name of a new SQLite database file in
 // the test's temporary directory: write-ahead logging, so readers do not
-// wait for the writer, and a busy timeout, so concurrent writers queue
-// instead of failing with SQLITE_BUSY.
+// wait for the writer, and a busy timeout of a minute, so concurrent
+// writers queue instead of failing with SQLITE_BUSY — SQLite's busy wait is
+// not fair, and with the race detector on a loaded 2-core machine a writer
+// can lose the lock for longer than the usual few seconds.
 func SQLiteURL(t testing.TB) string {
 	t.Helper()
 	return SQLiteFile(filepath.Join(t.TempDir(), "test.db"))
@@ -40,7 +42,7 @@ func SQLiteURL(t testing.TB) string {
 // SQLiteFile is the data source name of the SQLite database at path, with
 // the settings of SQLiteURL.
 func SQLiteFile(path string) string {
-	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	return "file:" + path + "?_pragma=busy_timeout(60000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 }
 
 // SQLite opens a new SQLite database for the test, closed at its end.

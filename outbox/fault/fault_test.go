@@ -98,6 +98,7 @@ func TestOutboxFault(t *testing.T) {
 
 // run is one dialect's run and its counts.
 type run struct {
+	werr     chan error // the writers' failures
 	t        *testing.T
 	ctx      context.Context
 	dsn      string
@@ -198,6 +199,7 @@ func runFault(t *testing.T, dsn string) {
 	wctx, stopWriters := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	werr := make(chan error, writers)
+	r.werr = werr
 	for w := range writers {
 		wg.Go(func() {
 			if err := r.write(wctx, w); err != nil {
@@ -334,7 +336,12 @@ func (r *run) await(c, writersDone <-chan struct{}, format string, args ...any) 
 		select {
 		case <-c:
 		default:
-			r.t.Fatalf("writers ended before "+format+" (%d committed)", append(args, r.committed.Load())...)
+			var why error
+			select {
+			case why = <-r.werr:
+			default:
+			}
+			r.t.Fatalf("writers ended before "+format+" (%d committed): %v", append(args, r.committed.Load(), why)...)
 		}
 	case <-r.ctx.Done():
 		r.t.Fatalf("waiting for "+format+": %v (%d committed)", append(args, r.ctx.Err(), r.committed.Load())...)
