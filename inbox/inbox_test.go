@@ -18,7 +18,6 @@ import (
 	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/outbox"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
 )
 
@@ -113,22 +112,7 @@ func (f *fixture) applied(t *testing.T) map[string]int {
 
 func (f *fixture) duplicates(t *testing.T) int64 {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := f.reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name != inbox.MetricDuplicates {
-				continue
-			}
-			for _, p := range m.Data.(metricdata.Sum[int64]).DataPoints {
-				n += p.Value
-			}
-		}
-	}
-	return n
+	return ferrytest.CounterSum(t, f.reader, inbox.MetricDuplicates)
 }
 
 // lostAck fails one delivery of each listed order after the inner chain

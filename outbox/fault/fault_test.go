@@ -34,7 +34,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
 )
 
@@ -681,24 +680,7 @@ func (r *run) checkOrder(js jetstream.JetStream, info *jetstream.StreamInfo) {
 // duplicates is the inbox's duplicates counter.
 func duplicates(t *testing.T, reader *sdkmetric.ManualReader) int64 {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name != inbox.MetricDuplicates {
-				continue
-			}
-			if sum, ok := m.Data.(metricdata.Sum[int64]); ok {
-				for _, dp := range sum.DataPoints {
-					n += dp.Value
-				}
-			}
-		}
-	}
-	return n
+	return ferrytest.CounterSum(t, reader, inbox.MetricDuplicates)
 }
 
 func queryPairs(t *testing.T, ctx context.Context, db *sql.DB, q string, f func(string, int)) {
