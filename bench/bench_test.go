@@ -90,22 +90,11 @@ func newHTTPClient() *http.Client {
 func BenchmarkHTTP(b *testing.B) {
 	for _, p := range parallelism {
 		b.Run(fmt.Sprintf("raw/p%d", p), func(b *testing.B) {
-			mux := http.NewServeMux()
-			mux.HandleFunc("POST /bench/Echo", func(w http.ResponseWriter, r *http.Request) {
-				var m Msg
-				if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
-					http.Error(w, err.Error(), http.StatusBadRequest)
-					return
-				}
-				out, _ := json.Marshal(&m)
-				w.Header().Set("Content-Type", "application/json")
-				_, _ = w.Write(out)
-			})
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				b.Fatal(err)
 			}
-			hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+			hs := &http.Server{Handler: rawHTTPHandler(), ReadHeaderTimeout: 5 * time.Second}
 			go func() { _ = hs.Serve(ln) }()
 			b.Cleanup(func() { _ = hs.Close() })
 			url := "http://" + ln.Addr().String() + "/bench/Echo"
@@ -120,6 +109,34 @@ func BenchmarkHTTP(b *testing.B) {
 			benchClient(b, p, startHTTP(b, echoServer()), "Echo")
 		})
 	}
+}
+
+// rawHTTPHandler is the raw net/http echo: encoding/json in and out.
+func rawHTTPHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /bench/Echo", func(w http.ResponseWriter, r *http.Request) {
+		var m Msg
+		if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		out, _ := json.Marshal(&m)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(out)
+	})
+	return mux
+}
+
+// rawNATSHandler is the raw nats.go echo: encoding/json in and out, one
+// message at a time in the subscription's callback.
+func rawNATSHandler(m *nats.Msg) {
+	var in Msg
+	if err := json.Unmarshal(m.Data, &in); err != nil {
+		_ = m.Respond([]byte(err.Error()))
+		return
+	}
+	out, _ := json.Marshal(&in)
+	_ = m.Respond(out)
 }
 
 // postEcho posts body (the JSON payload) to url with a plain http.Client
@@ -296,15 +313,7 @@ func BenchmarkNATS(b *testing.B) {
 		b.Run(fmt.Sprintf("raw/p%d", p), func(b *testing.B) {
 			url := startNATS(b)
 			srv, cli := connect(b, url), connect(b, url)
-			sub, err := srv.QueueSubscribe("bench.Echo", "bench", func(m *nats.Msg) {
-				var in Msg
-				if err := json.Unmarshal(m.Data, &in); err != nil {
-					_ = m.Respond([]byte(err.Error()))
-					return
-				}
-				out, _ := json.Marshal(&in)
-				_ = m.Respond(out)
-			})
+			sub, err := srv.QueueSubscribe("bench.Echo", "bench", rawNATSHandler)
 			if err != nil {
 				b.Fatal(err)
 			}
