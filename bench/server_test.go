@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -52,17 +53,21 @@ import (
 //	bare       Ferry's server and transport, no middleware
 //	default    what config.NewService builds by default for that transport
 //	           alone: tracing (default sampler, no exporter configured),
-//	           metrics (Prometheus exporter), the access log (text, to
-//	           stderr, which is /dev/null here: a write per line as to a
-//	           file), the admin server, default timeouts and admission
+//	           metrics (Prometheus exporter), the access log (formatted as
+//	           configured, text, and written to io.Discard), the admin
+//	           server, default timeouts and admission
+//	default-stderr
+//	           the same, with the log on stderr as configured (here
+//	           /dev/null): one write system call per line, as to a file
 //	tracing, metrics, accesslog
-//	           bare plus that one middleware of the default stack
+//	           bare plus that one middleware of the default stack (the
+//	           access log to io.Discard)
 //	deadline   (NATS) bare, the caller sending a deadline (Ferry-Timeout-Ms)
 //
 // Reported: srv-cpu-ns/op and srv-allocs/op, srv-B/op.
 func BenchmarkServer(b *testing.B) {
 	for _, kind := range []string{"http", "grpc", "nats"} {
-		rows := []string{"raw", "bare", "default", "tracing", "metrics", "accesslog"}
+		rows := []string{"raw", "bare", "default", "tracing", "metrics", "accesslog", "default-stderr"}
 		if kind == "nats" {
 			rows = append(rows, "deadline")
 		}
@@ -350,8 +355,12 @@ func startRow(kind, row, natsURL string) (string, func(context.Context) error, e
 	if row == "raw" {
 		return startRawRow(kind, natsURL)
 	}
-	if row == "default" {
-		return startDefaultRow(kind, natsURL)
+	if row == "default" || row == "default-stderr" {
+		var out io.Writer = io.Discard
+		if row == "default-stderr" {
+			out = os.Stderr
+		}
+		return startDefaultRow(kind, natsURL, out)
 	}
 	srv := server.New("bench", server.WithMiddleware(rowMiddleware(row)...))
 	server.Handle(srv, "Echo", func(_ context.Context, m *Msg) (*Msg, error) { return m, nil })
@@ -394,8 +403,8 @@ func rowMiddleware(row string) []middleware.Middleware {
 	default:
 		return nil
 	}
-	d := config.Default()
-	tel, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "bench", Logger: config.NewLogger(d.Log)})
+	logger := slog.New(telemetry.LogHandler(slog.NewTextHandler(io.Discard, nil))) // config.NewLogger's, to io.Discard
+	tel, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "bench", Logger: logger})
 	if err != nil {
 		panic(err)
 	}
@@ -410,7 +419,7 @@ func rowMiddleware(row string) []middleware.Middleware {
 
 // startDefaultRow builds the service config.NewService makes from the
 // default configuration, with only kind's transport on loopback.
-func startDefaultRow(kind, natsURL string) (string, func(context.Context) error, error) {
+func startDefaultRow(kind, natsURL string, logs io.Writer) (string, func(context.Context) error, error) {
 	cfg, err := config.Load(config.Sources{
 		Env: func(string) (string, bool) { return "", false },
 		Defaults: func(c *config.Config) {
@@ -434,7 +443,7 @@ func startDefaultRow(kind, natsURL string) (string, func(context.Context) error,
 		server.Handle(srv, "EchoProto", func(_ context.Context, m *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {
 			return m, nil
 		})
-	})
+	}, config.WithLogOutput(logs))
 	if err != nil {
 		return "", nil, err
 	}

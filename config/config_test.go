@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -567,5 +568,44 @@ func TestReferenceListsEveryMiddleware(t *testing.T) {
 		if !strings.Contains(ref, "| `"+name+"` |") {
 			t.Errorf("docs/CONFIG.md has no settings row for middleware %q", name)
 		}
+	}
+}
+
+// TestLogOutput: WithLogOutput takes the service's logs, access log lines
+// included, in the configured format (JSON here), with the call's trace
+// ID although no exporter is configured.
+func TestLogOutput(t *testing.T) {
+	var buf ferrytest.Buffer
+	svc := startWith(t, register, []config.Option{config.WithLogOutput(&buf)},
+		"FERRY_SERVICE_NAME", "echo", "FERRY_LOG_LEVEL", "info", "FERRY_LOG_FORMAT", "json",
+		"FERRY_TRANSPORTS_HTTP_ADDR", "127.0.0.1:0", "FERRY_TRANSPORTS_GRPC_ENABLED", "false",
+		"FERRY_TRANSPORTS_NATS_ENABLED", "false", "FERRY_ADMIN_ENABLED", "false")
+	addr, ok := svc.Addr("http")
+	if !ok {
+		t.Fatal("no HTTP address")
+	}
+	c, err := fhttp.NewClient(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := transport.Invoke[echoMsg, echoMsg](ferrytest.Context(t), c, "echo", "Echo", &echoMsg{Text: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	var access map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", l, err)
+		}
+		if rec["msg"] == "access" {
+			access = rec
+		}
+	}
+	if access == nil {
+		t.Fatalf("no access line in the log output:\n%s", buf.String())
+	}
+	if tid, _ := access["trace_id"].(string); len(tid) != 32 || access["endpoint"] != "Echo" {
+		t.Errorf("access line %v: want endpoint Echo and a trace_id", access)
 	}
 }

@@ -46,7 +46,7 @@ func Run(ctx context.Context, register func(*ferry.Service, *server.Server), arg
 	// The process's default logger is the configured one, so that handlers
 	// logging with slog.InfoContext(ctx, …) get its level, its format and
 	// the trace ID of their call.
-	slog.SetDefault(NewLogger(cfg.Log))
+	slog.SetDefault(newLogger(cfg.Log, bo.logOut))
 	svc, err := NewService(cfg, register, opts...)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"os"
@@ -191,6 +192,7 @@ type buildOptions struct {
 	server    []server.Option
 	tracer    []sdktrace.TracerProviderOption
 	defaults  func(*Config)
+	logOut    io.Writer
 }
 
 // WithDefaults changes the defaults Run loads the configuration over
@@ -213,6 +215,12 @@ func WithServiceOptions(opts ...ferry.Option) Option {
 func WithServerOptions(opts ...server.Option) Option {
 	return func(o *buildOptions) { o.server = append(o.server, opts...) }
 }
+
+// WithLogOutput sends the service's logs, the access log among them, to w
+// instead of stderr, in the configured format and level (log.format,
+// log.level): a file, a buffered or rotating writer, io.Discard. Run makes
+// that logger slog's default too.
+func WithLogOutput(w io.Writer) Option { return func(o *buildOptions) { o.logOut = w } }
 
 // WithTracerOptions adds TracerProvider options after the ones the
 // configuration makes (telemetry.Config.TracerOptions): an exporter the
@@ -242,7 +250,7 @@ func NewService(cfg *Config, register func(*ferry.Service, *server.Server), opts
 			o(&bo)
 		}
 	}
-	b := &builder{cfg: cfg, f: bo.factories, logger: NewLogger(cfg.Log)}
+	b := &builder{cfg: cfg, f: bo.factories, logger: newLogger(cfg.Log, bo.logOut)}
 	if err := b.check(); err != nil {
 		return nil, err
 	}
@@ -780,13 +788,19 @@ func names[V any](m map[string]V) string {
 
 // NewLogger returns the logger Log describes, writing to stderr; records
 // logged with a span's context carry its trace_id and span_id.
-func NewLogger(l Log) *slog.Logger {
+func NewLogger(l Log) *slog.Logger { return newLogger(l, os.Stderr) }
+
+// newLogger is NewLogger writing to w (nil: stderr).
+func newLogger(l Log, w io.Writer) *slog.Logger {
+	if w == nil {
+		w = os.Stderr
+	}
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(l.Level)) // validated by Load
 	ho := &slog.HandlerOptions{Level: level}
-	var h slog.Handler = slog.NewTextHandler(os.Stderr, ho)
+	var h slog.Handler = slog.NewTextHandler(w, ho)
 	if l.Format == "json" {
-		h = slog.NewJSONHandler(os.Stderr, ho)
+		h = slog.NewJSONHandler(w, ho)
 	}
 	return slog.New(telemetry.LogHandler(h)) // trace_id and span_id on records logged with a span's context
 }

@@ -106,7 +106,8 @@ func AccessLog(l *slog.Logger, opts ...AccessLogOption) middleware.Middleware {
 				slog.Duration("duration", took),
 			)
 			if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-				attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+				tid, sid := idStrings(sc)
+				attrs = append(attrs, slog.String("trace_id", tid), slog.String("span_id", sid))
 			}
 			if call.Peer != "" {
 				attrs = append(attrs, slog.String("peer", call.Peer))

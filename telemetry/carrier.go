@@ -46,5 +46,15 @@ func (c HeaderCarrier) Keys() []string {
 
 // defaultPropagator is W3C trace context plus baggage.
 func defaultPropagator() propagation.TextMapPropagator {
-	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	return w3cPropagator{propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})}
+}
+
+// w3cPropagator marks the default propagator, whose Extract returns its
+// context unchanged when the carrier has neither a traceparent nor a
+// baggage header: hasW3C says whether Extract can be skipped.
+type w3cPropagator struct{ propagation.TextMapPropagator }
+
+// hasW3C reports whether h carries a header the default propagator reads.
+func hasW3C(h transport.Header) bool {
+	return h != nil && (h.Get("traceparent") != "" || h.Get("baggage") != "")
 }

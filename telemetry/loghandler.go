@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"encoding/hex"
 	"log/slog"
 
 	"go.opentelemetry.io/otel/trace"
@@ -24,7 +25,8 @@ func (l logHandler) Handle(ctx context.Context, r slog.Record) error {
 		})
 		if !has {
 			r = r.Clone()
-			r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+			tid, sid := idStrings(sc)
+			r.AddAttrs(slog.String("trace_id", tid), slog.String("span_id", sid))
 		}
 	}
 	return l.Handler.Handle(ctx, r)
@@ -35,3 +37,14 @@ func (l logHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 }
 
 func (l logHandler) WithGroup(name string) slog.Handler { return logHandler{l.Handler.WithGroup(name)} }
+
+// idStrings returns sc's trace and span IDs in hex, as TraceID.String and
+// SpanID.String do, in one allocation instead of two.
+func idStrings(sc trace.SpanContext) (traceID, spanID string) {
+	var buf [48]byte
+	tid, sid := sc.TraceID(), sc.SpanID()
+	hex.Encode(buf[:32], tid[:])
+	hex.Encode(buf[32:], sid[:])
+	s := string(buf[:])
+	return s[:32], s[32:]
+}

@@ -59,7 +59,19 @@ type metricsMW struct {
 	redelivered            metric.Int64Counter
 
 	mu   sync.RWMutex
-	sets map[setKey]attribute.Set
+	sets map[setKey]*setOptions
+}
+
+// setOptions are one attribute set as the options the instruments take,
+// made once: a measurement then allocates nothing.
+type setOptions struct {
+	add []metric.AddOption
+	rec []metric.RecordOption
+}
+
+func newSetOptions(s attribute.Set) *setOptions {
+	o := metric.WithAttributeSet(s)
+	return &setOptions{add: []metric.AddOption{o}, rec: []metric.RecordOption{o}}
 }
 
 // setKey is everything a call's or a delivery's attribute set depends on;
@@ -117,7 +129,7 @@ func Metrics(mp metric.MeterProvider) middleware.Middleware {
 
 func newMetrics(mp metric.MeterProvider) *metricsMW {
 	meter := mp.Meter(instrumentationName, metric.WithSchemaURL(SemconvSchemaURL))
-	m := &metricsMW{sets: map[setKey]attribute.Set{}}
+	m := &metricsMW{sets: map[setKey]*setOptions{}}
 	mk := func(dur, durDesc, active, activeUnit, activeDesc string) callInstruments {
 		var r callInstruments
 		r.duration, _ = meter.Float64Histogram(dur, metric.WithUnit("s"), metric.WithDescription(durDesc),
@@ -152,11 +164,11 @@ func (m *metricsMW) middleware(next middleware.Handler) middleware.Handler {
 			began := time.Now()
 			resp, err := next(ctx, req)
 			took := time.Since(began).Seconds()
-			set := metric.WithAttributeSet(m.set(setKey{service: d.Subscription, endpoint: d.Topic, code: errs.CodeOf(err), kind: d.Kind, event: true}))
-			m.process.Record(ctx, took, set)
-			m.consumed.Add(ctx, 1, set)
+			set := m.set(setKey{service: d.Subscription, endpoint: d.Topic, code: errs.CodeOf(err), kind: d.Kind, event: true})
+			m.process.Record(ctx, took, set.rec...)
+			m.consumed.Add(ctx, 1, set.add...)
 			if d.Attempt > 1 {
-				m.redelivered.Add(ctx, 1, set)
+				m.redelivered.Add(ctx, 1, set.add...)
 			}
 			return resp, err
 		}
@@ -173,17 +185,17 @@ func (m *metricsMW) middleware(next middleware.Handler) middleware.Handler {
 			inst = &m.rpcServer
 		}
 		k.noCode = true
-		active := metric.WithAttributeSet(m.set(k))
-		inst.active.Add(ctx, 1, active)
+		active := m.set(k).add
+		inst.active.Add(ctx, 1, active...)
 		began := time.Now()
 		resp, err := next(ctx, req)
 		took := time.Since(began).Seconds()
-		inst.active.Add(ctx, -1, active)
+		inst.active.Add(ctx, -1, active...)
 		k.noCode, k.code = false, errs.CodeOf(err)
 		// An HTTP client call that failed before a response came has no
 		// status code.
 		k.noStatus = k.style == httpStyle && call.Client && err != nil && call.Reply == nil
-		inst.duration.Record(ctx, took, metric.WithAttributeSet(m.set(k)))
+		inst.duration.Record(ctx, took, m.set(k).rec...)
 		return resp, err
 	}
 }
@@ -205,15 +217,15 @@ func callKey(call *transport.Call) setKey {
 	return k
 }
 
-// set returns the attribute set of k, cached.
-func (m *metricsMW) set(k setKey) attribute.Set {
+// set returns the attribute set of k as options, cached.
+func (m *metricsMW) set(k setKey) *setOptions {
 	m.mu.RLock()
 	s, ok := m.sets[k]
 	m.mu.RUnlock()
 	if ok {
 		return s
 	}
-	s = attribute.NewSet(k.attrs()...)
+	s = newSetOptions(attribute.NewSet(k.attrs()...))
 	m.mu.Lock()
 	if len(m.sets) < maxCachedSets {
 		m.sets[k] = s

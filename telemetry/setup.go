@@ -25,11 +25,19 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 )
 
-// Config configures Setup. The zero value is valid: traces are made and
-// propagated but exported only if the standard OTEL_EXPORTER_OTLP_* variables
-// name an endpoint; metrics go to a Prometheus registry.
+// Config configures Setup. The zero value is valid: trace context is
+// propagated and trace IDs are logged, but spans are recorded and exported
+// only if the standard OTEL_EXPORTER_OTLP_* variables name an endpoint;
+// metrics go to a Prometheus registry.
+//
+// When nothing exports spans (no OTLP endpoint, no Stdout, no
+// TracerOptions), the middleware's spans record nothing: each still gets
+// its span context as the SDK would make it (trace and span IDs, the
+// configured sampler's decision and trace state), which is all that
+// propagation and the logs use, and costs a fraction of a recorded span.
 type Config struct {
 	// ServiceName and ServiceVersion become the resource's service.name and
 	// service.version (OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES are
@@ -90,6 +98,12 @@ type Config struct {
 
 // Telemetry is what Setup built.
 type Telemetry struct {
+	// TracerProvider is the SDK's provider with the configured sampler,
+	// exporters and TracerOptions. The middleware and Broker start their
+	// spans on it when something exports spans; otherwise on spans that
+	// carry context only (see Config), so a span processor registered on
+	// it after Setup is not given their spans: pass it in
+	// Config.TracerOptions instead.
 	TracerProvider *sdktrace.TracerProvider
 	// MeterProvider is nil with Config.DisableMetrics.
 	MeterProvider *sdkmetric.MeterProvider
@@ -99,6 +113,10 @@ type Telemetry struct {
 	Registry *prometheus.Registry
 
 	cfg Config
+	// spans is what the middleware and Broker start spans with:
+	// TracerProvider when something exports spans, else a provider of
+	// spans that carry their context but record nothing (contextOnly).
+	spans trace.TracerProvider
 }
 
 // Setup builds the tracer and meter providers of cfg. It does not set the
@@ -111,11 +129,13 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 		return nil, fmt.Errorf("telemetry: resource: %w", err)
 	}
 	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	var smp sdktrace.Sampler
 	if cfg.Sampler != "" {
 		s, err := sampler(cfg.Sampler, cfg.SamplerRatio)
 		if err != nil {
 			return nil, err
 		}
+		smp = s
 		topts = append(topts, sdktrace.WithSampler(s))
 	}
 	if otlpWanted(cfg) {
@@ -143,6 +163,11 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 		Propagator:     defaultPropagator(),
 		Registry:       prometheus.NewRegistry(),
 		cfg:            cfg,
+	}
+	t.spans = t.TracerProvider
+	if !otlpWanted(cfg) && !cfg.Stdout && len(cfg.TracerOptions) == 0 {
+		// Nothing exports: the middleware's spans carry context only.
+		t.spans = newContextOnly(smp)
 	}
 	if cfg.GoCollectors {
 		t.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -277,7 +302,7 @@ func sampler(name string, ratio float64) (sdktrace.Sampler, error) {
 }
 
 // Tracing returns the tracing middleware on t's providers.
-func (t *Telemetry) Tracing() middleware.Middleware { return Tracing(t.TracerProvider, t.Propagator) }
+func (t *Telemetry) Tracing() middleware.Middleware { return Tracing(t.spans, t.Propagator) }
 
 // Metrics returns the metrics middleware on t's meter provider (a no-op
 // without one).
@@ -307,7 +332,7 @@ func (t *Telemetry) Middleware() []middleware.Middleware {
 
 // Broker decorates b with producer spans and broker counters (TraceBroker).
 func (t *Telemetry) Broker(b broker.Broker, opts ...BrokerOption) broker.Broker {
-	base := []BrokerOption{WithTracerProvider(t.TracerProvider), WithPropagator(t.Propagator)}
+	base := []BrokerOption{WithTracerProvider(t.spans), WithPropagator(t.Propagator)}
 	if t.MeterProvider != nil {
 		base = append(base, WithMeterProvider(t.MeterProvider))
 	}

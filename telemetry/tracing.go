@@ -55,6 +55,7 @@ func Tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) middle
 	}
 	tracer := tp.Tracer(instrumentationName, trace.WithSchemaURL(SemconvSchemaURL))
 	names := new(nameCache)
+	_, w3c := prop.(w3cPropagator)
 	return func(next middleware.Handler) middleware.Handler {
 		return func(ctx context.Context, req any) (any, error) {
 			call, ok := transport.CallFromContext(ctx)
@@ -68,14 +69,16 @@ func Tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) middle
 			name := spanName(names, st, call)
 			var span trace.Span
 			if call.Client {
-				ctx, span = tracer.Start(ctx, name, clientKind)
+				ctx, span = tracer.Start(ctx, name, clientKind...)
 				if call.Request == nil {
 					call.Request = transport.Metadata{}
 				}
 				prop.Inject(ctx, HeaderCarrier{call.Request})
 			} else {
-				ctx = prop.Extract(ctx, HeaderCarrier{call.Request})
-				ctx, span = tracer.Start(ctx, name, serverKind)
+				if !w3c || hasW3C(call.Request) { // nothing to extract: skip the carrier
+					ctx = prop.Extract(ctx, HeaderCarrier{call.Request})
+				}
+				ctx, span = tracer.Start(ctx, name, serverKind...)
 			}
 			if span.IsRecording() {
 				span.SetAttributes(startAttrs(names, st, call, name)...)
@@ -90,9 +93,11 @@ func Tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) middle
 	}
 }
 
+// The span kinds as option lists, made once: a variadic call through the
+// Tracer interface would allocate its option slice on every call.
 var (
-	clientKind = trace.WithSpanKind(trace.SpanKindClient)
-	serverKind = trace.WithSpanKind(trace.SpanKindServer)
+	clientKind = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
+	serverKind = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
 )
 
 // spanName names a call span: "{method} {route}" over HTTP (the method

@@ -30,12 +30,26 @@ func (h *incoming) load() transport.Metadata {
 	return h.md
 }
 
-func (h *incoming) Get(key string) string      { return h.load().Get(key) }
-func (h *incoming) Values(key string) []string { return h.load().Values(key) }
-func (h *incoming) Set(key, value string)      { h.load().Set(key, value) }
-func (h *incoming) Add(key, value string)      { h.load().Add(key, value) }
-func (h *incoming) Del(key string)             { h.load().Del(key) }
-func (h *incoming) Keys() []string             { return h.load().Keys() }
+// Get and Values read grpc-go's metadata in place until something loads
+// the copy: a look-up costs no copy, and none at all for a key that is
+// absent.
+func (h *incoming) Get(key string) string {
+	if v := h.Values(key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (h *incoming) Values(key string) []string {
+	if h.md == nil {
+		return metadata.ValueFromIncomingContext(h.ctx, key) // case-insensitive
+	}
+	return h.md.Values(key)
+}
+func (h *incoming) Set(key, value string) { h.load().Set(key, value) }
+func (h *incoming) Add(key, value string) { h.load().Add(key, value) }
+func (h *incoming) Del(key string)        { h.load().Del(key) }
+func (h *incoming) Keys() []string        { return h.load().Keys() }
 
 // outgoing is the reply metadata of a served call; its map is made on the
 // first write, so replies without metadata allocate nothing for it.

@@ -17,10 +17,61 @@ type Header http.Header
 var _ transport.Header = Header(nil)
 
 // Get implements transport.Header.
-func (h Header) Get(key string) string { return http.Header(h).Get(key) }
+func (h Header) Get(key string) string {
+	if v := h.Values(key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
 
 // Values implements transport.Header.
-func (h Header) Values(key string) []string { return http.Header(h).Values(key) }
+func (h Header) Values(key string) []string {
+	var buf [maxFastKey]byte
+	if k, ok := canonicalKey(buf[:0], key); ok {
+		return h[string(k)] // a map look-up by converted bytes allocates nothing
+	}
+	return http.Header(h).Values(key)
+}
+
+// maxFastKey bounds the keys canonicalKey writes on the stack.
+const maxFastKey = 64
+
+// canonicalKey appends key in canonical MIME form ("traceparent" →
+// "Traceparent", "x-request-id" → "X-Request-Id") to dst, as
+// http.CanonicalHeaderKey does but without allocating a string for a key
+// that is not canonical already; ok is false for a key longer than
+// maxFastKey or with a byte that is not a token character, which
+// http.CanonicalHeaderKey leaves as it is.
+func canonicalKey(dst []byte, key string) ([]byte, bool) {
+	if len(key) == 0 || len(key) > maxFastKey {
+		return nil, false
+	}
+	upper := true
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if !tokenByte(c) {
+			return nil, false
+		}
+		switch {
+		case upper && 'a' <= c && c <= 'z':
+			c -= 'a' - 'A'
+		case !upper && 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+		upper = c == '-'
+	}
+	return dst, true
+}
+
+// tokenByte reports whether c may appear in a header name (RFC 9110 token).
+func tokenByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
 
 // Set implements transport.Header.
 func (h Header) Set(key, value string) { http.Header(h).Set(key, value) }
