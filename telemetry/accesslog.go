@@ -78,13 +78,15 @@ func AccessLog(l *slog.Logger, opts ...AccessLogOption) middleware.Middleware {
 			}
 			began := time.Now()
 			resp, err := next(ctx, req)
-			took := time.Since(began)
+			end := time.Now()
+			took := end.Sub(began)
 			logger := l
 			if logger == nil {
 				logger = slog.Default()
 			}
+			h := logger.Handler()
 			level := levelOf(err)
-			if !logger.Enabled(ctx, level) {
+			if !h.Enabled(ctx, level) {
 				return resp, err
 			}
 			side := "server"
@@ -131,7 +133,12 @@ func AccessLog(l *slog.Logger, opts ...AccessLogOption) middleware.Middleware {
 				}
 				attrs = append(attrs, slog.Group("metadata", md...))
 			}
-			logger.LogAttrs(ctx, level, cfg.message, attrs...)
+			// The handler directly, with the time the call ended: the
+			// logger would read the clock again and walk the stack for a
+			// source position that is always this line.
+			r := slog.NewRecord(end, level, cfg.message, 0)
+			r.AddAttrs(attrs...)
+			_ = h.Handle(ctx, r)
 			return resp, err
 		}
 	}

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferry-go/ferry/broker"
@@ -43,12 +44,15 @@ const (
 var durationBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 
 // maxCachedSets bounds the attribute set cache; beyond it sets are built
-// per call.
+// per call (in-flight sets, which carry their count, are always kept).
 const maxCachedSets = 4096
 
 type callInstruments struct {
 	duration metric.Float64Histogram
-	active   metric.Int64UpDownCounter
+	// active is observed: each in-flight set counts its calls in an
+	// atomic, which the collection reads (two atomic additions per call
+	// instead of two measurements through the SDK).
+	active metric.Int64ObservableUpDownCounter
 }
 
 type metricsMW struct {
@@ -58,8 +62,9 @@ type metricsMW struct {
 	consumed               metric.Int64Counter
 	redelivered            metric.Int64Counter
 
-	mu   sync.RWMutex
-	sets map[setKey]*setOptions
+	mu       sync.RWMutex
+	sets     map[setKey]*setOptions
+	inFlight []*setOptions // the in-flight sets, for the collection
 }
 
 // setOptions are one attribute set as the options the instruments take,
@@ -67,11 +72,19 @@ type metricsMW struct {
 type setOptions struct {
 	add []metric.AddOption
 	rec []metric.RecordOption
+	obs []metric.ObserveOption
+
+	// For an in-flight set: the calls in flight, the instrument they are
+	// reported on, and the set of the same call when it ends ok (the
+	// common end, so that it costs no second look-up).
+	calls  atomic.Int64
+	active metric.Int64ObservableUpDownCounter
+	ok     atomic.Pointer[setOptions]
 }
 
 func newSetOptions(s attribute.Set) *setOptions {
 	o := metric.WithAttributeSet(s)
-	return &setOptions{add: []metric.AddOption{o}, rec: []metric.RecordOption{o}}
+	return &setOptions{add: []metric.AddOption{o}, rec: []metric.RecordOption{o}, obs: []metric.ObserveOption{o}}
 }
 
 // setKey is everything a call's or a delivery's attribute set depends on;
@@ -134,7 +147,7 @@ func newMetrics(mp metric.MeterProvider) *metricsMW {
 		var r callInstruments
 		r.duration, _ = meter.Float64Histogram(dur, metric.WithUnit("s"), metric.WithDescription(durDesc),
 			metric.WithExplicitBucketBoundaries(durationBuckets...))
-		r.active, _ = meter.Int64UpDownCounter(active, metric.WithUnit(activeUnit), metric.WithDescription(activeDesc))
+		r.active, _ = meter.Int64ObservableUpDownCounter(active, metric.WithUnit(activeUnit), metric.WithDescription(activeDesc))
 		return r
 	}
 	m.httpServer = mk(HTTPServerDuration, "Duration of HTTP server requests.",
@@ -151,7 +164,18 @@ func newMetrics(mp metric.MeterProvider) *metricsMW {
 		metric.WithDescription("Deliveries handled, by outcome (ferry.code)."))
 	m.redelivered, _ = meter.Int64Counter(Redelivered, metric.WithUnit("{message}"),
 		metric.WithDescription("Deliveries that were redeliveries (attempt > 1), by outcome."))
+	_, _ = meter.RegisterCallback(m.observe, m.httpServer.active, m.httpClient.active, m.rpcServer.active, m.rpcClient.active)
 	return m
+}
+
+// observe reports the calls in flight of every in-flight set.
+func (m *metricsMW) observe(_ context.Context, o metric.Observer) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, s := range m.inFlight {
+		o.ObserveInt64(s.active, s.calls.Load(), s.obs...)
+	}
+	return nil
 }
 
 func (m *metricsMW) middleware(next middleware.Handler) middleware.Handler {
@@ -173,31 +197,44 @@ func (m *metricsMW) middleware(next middleware.Handler) middleware.Handler {
 			return resp, err
 		}
 		k := callKey(call)
-		var inst *callInstruments
-		switch {
-		case k.style == httpStyle && call.Client:
-			inst = &m.httpClient
-		case k.style == httpStyle:
-			inst = &m.httpServer
-		case call.Client:
-			inst = &m.rpcClient
-		default:
-			inst = &m.rpcServer
-		}
+		inst := m.instruments(k)
 		k.noCode = true
-		active := m.set(k).add
-		inst.active.Add(ctx, 1, active...)
+		flight := m.set(k)
+		flight.calls.Add(1)
 		began := time.Now()
 		resp, err := next(ctx, req)
 		took := time.Since(began).Seconds()
-		inst.active.Add(ctx, -1, active...)
-		k.noCode, k.code = false, errs.CodeOf(err)
-		// An HTTP client call that failed before a response came has no
-		// status code.
-		k.noStatus = k.style == httpStyle && call.Client && err != nil && call.Reply == nil
-		inst.duration.Record(ctx, took, m.set(k).rec...)
+		flight.calls.Add(-1)
+		var done *setOptions
+		if err == nil {
+			done = flight.ok.Load()
+		}
+		if done == nil {
+			k.noCode, k.code = false, errs.CodeOf(err)
+			// An HTTP client call that failed before a response came has
+			// no status code.
+			k.noStatus = k.style == httpStyle && call.Client && err != nil && call.Reply == nil
+			done = m.set(k)
+			if err == nil {
+				flight.ok.Store(done)
+			}
+		}
+		inst.duration.Record(ctx, took, done.rec...)
 		return resp, err
 	}
+}
+
+// instruments returns the instruments of a call with key k.
+func (m *metricsMW) instruments(k setKey) *callInstruments {
+	switch {
+	case k.style == httpStyle && k.client:
+		return &m.httpClient
+	case k.style == httpStyle:
+		return &m.httpServer
+	case k.client:
+		return &m.rpcClient
+	}
+	return &m.rpcServer
 }
 
 // callKey returns the set key of call, with the fields its style uses.
@@ -227,10 +264,17 @@ func (m *metricsMW) set(k setKey) *setOptions {
 	}
 	s = newSetOptions(attribute.NewSet(k.attrs()...))
 	m.mu.Lock()
-	if len(m.sets) < maxCachedSets {
+	defer m.mu.Unlock()
+	if cached, ok := m.sets[k]; ok { // made meanwhile by another call
+		return cached
+	}
+	if k.noCode && !k.event {
+		s.active = m.instruments(k).active
+		m.sets[k] = s
+		m.inFlight = append(m.inFlight, s)
+	} else if len(m.sets) < maxCachedSets {
 		m.sets[k] = s
 	}
-	m.mu.Unlock()
 	return s
 }
 

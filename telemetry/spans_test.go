@@ -12,7 +12,10 @@ import (
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/telemetry"
 	"github.com/ferry-go/ferry/transport"
+	fgrpc "github.com/ferry-go/ferry/transport/grpc"
+	fhttp "github.com/ferry-go/ferry/transport/http"
 	dto "github.com/prometheus/client_model/go"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -167,4 +170,52 @@ func handlerSpan(t *testing.T, cfg telemetry.Config, traceparent string) trace.S
 		t.Fatal(err)
 	}
 	return <-seen
+}
+
+// TestActiveCallsObserved: the in-flight counts (observed from the
+// middleware's own counters) show a call while its handler runs, on the
+// server and on the client, over HTTP and over gRPC, and none once it
+// has ended.
+func TestActiveCallsObserved(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	srv := server.New("inflight", server.WithMiddleware(telemetry.Metrics(mp)))
+	server.Handle(srv, "Wait", func(_ context.Context, h *hop) (*hop, error) {
+		entered <- struct{}{}
+		<-release
+		return h, nil
+	})
+	inst := ferrytest.Start(t, srv)
+	mw := telemetry.Metrics(mp)
+	hc := must(fhttp.NewClient("http://"+inst.HTTPAddr, fhttp.WithClientMiddleware(mw)))(t)
+	defer hc.Close()
+	gc := must(fgrpc.NewClient(inst.GRPCAddr, fgrpc.WithClientMiddleware(mw)))(t)
+	defer gc.Close()
+	for _, tc := range []struct {
+		c              transport.Client
+		server, client string
+	}{
+		{hc, telemetry.HTTPServerActive, telemetry.HTTPClientActive},
+		{gc, telemetry.RPCServerActive, telemetry.RPCClientActive},
+	} {
+		c := tc.c
+		done := make(chan error, 1)
+		go func() {
+			_, err := transport.Invoke[hop, hop](testCtx(t), c, "inflight", "Wait", &hop{Path: "x"})
+			done <- err
+		}()
+		<-entered
+		if s, cl := ferrytest.CounterSum(t, reader, tc.server), ferrytest.CounterSum(t, reader, tc.client); s != 1 || cl != 1 {
+			t.Errorf("while the call runs: %s = %d, %s = %d; want 1 and 1", tc.server, s, tc.client, cl)
+		}
+		release <- struct{}{}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if s, cl := ferrytest.CounterSum(t, reader, tc.server), ferrytest.CounterSum(t, reader, tc.client); s != 0 || cl != 0 {
+			t.Errorf("after the call: %s = %d, %s = %d; want 0 and 0", tc.server, s, tc.client, cl)
+		}
+	}
 }

@@ -3,11 +3,13 @@ package grpc_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -736,5 +738,37 @@ func TestListenerAndBorrowedConn(t *testing.T) {
 		if err := c.Close(); err != nil { // must leave cc open
 			t.Errorf("Close() = %v, want nil", err)
 		}
+	}
+}
+
+// TestStreamWorkers: calls are served with the default workers, with a
+// few, and with none (a goroutine per call), also when more calls are in
+// flight than there are workers; Stop leaves no worker behind (goleak).
+func TestStreamWorkers(t *testing.T) {
+	for _, n := range []uint32{fgrpc.DefaultStreamWorkers, 2, 0} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			c := dial(t, start(t, newGreeter(t, nil), fgrpc.WithStreamWorkers(n)))
+			var wg sync.WaitGroup
+			errc := make(chan error, 200)
+			for i := range 200 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					name := fmt.Sprint(i)
+					resp, err := transport.Invoke[wrapperspb.StringValue, wrapperspb.StringValue](testContext(t), c, "greeter", "Echo", wrapperspb.String(name))
+					if err == nil && resp.GetValue() != "Hello, "+name+"!" {
+						err = fmt.Errorf("Echo(%s) = %q", name, resp.GetValue())
+					}
+					errc <- err
+				}()
+			}
+			wg.Wait()
+			close(errc)
+			for err := range errc {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
 	}
 }

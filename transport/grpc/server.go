@@ -35,6 +35,9 @@ const (
 	DefaultMaxConcurrentStreams = 1024
 	DefaultMaxRecvMsgSize       = 4 << 20
 	DefaultMaxSendMsgSize       = 4 << 20
+	// DefaultStreamWorkers is how many goroutines serve calls by default
+	// (WithStreamWorkers).
+	DefaultStreamWorkers = 64
 )
 
 // Keepalive settings: the server pings a connection idle for
@@ -57,6 +60,7 @@ type serverConfig struct {
 	defaultTimeout time.Duration
 	maxTimeout     time.Duration
 	extra          []grpc.ServerOption
+	streamWorkers  uint32
 	tls            *tls.Config
 	strictNumbers  bool // WithStrictFieldNumbers
 }
@@ -66,6 +70,20 @@ type serverConfig struct {
 // is still the caller's to close.
 func WithListener(l net.Listener) ServerOption {
 	return func(c *serverConfig) { c.lis = l }
+}
+
+// WithStreamWorkers sets how many long-lived goroutines serve calls
+// (default DefaultStreamWorkers; 0: a new goroutine for every call, as
+// grpc-go does by default). A call that finds every worker busy still
+// gets a goroutine of its own, so this bounds nothing; it saves what a new
+// goroutine costs a call whose handler and middleware need more stack than
+// a new goroutine has: growing and copying it on every call (measured in
+// bench/: about 2 µs of CPU per call with the default middleware, a
+// quarter of the server's CPU per call). Idle workers keep their grown
+// stacks; grpc-go replaces each one after 65,536 calls to shed a stack
+// grown by a rare deep call. It is grpc-go's NumStreamWorkers.
+func WithStreamWorkers(n uint32) ServerOption {
+	return func(c *serverConfig) { c.streamWorkers = n }
 }
 
 // WithMaxConcurrentStreams limits the calls in flight on one connection
@@ -170,6 +188,8 @@ func NewServer(addr string, opts ...ServerOption) *Server {
 		maxRecv:    DefaultMaxRecvMsgSize,
 		maxSend:    DefaultMaxSendMsgSize,
 
+		streamWorkers: DefaultStreamWorkers,
+
 		defaultTimeout: transport.DefaultTimeout,
 		maxTimeout:     transport.DefaultMaxTimeout,
 	}
@@ -252,6 +272,7 @@ func (t *Server) Start(ctx context.Context, s *server.Server) error {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: minPingInterval, PermitWithoutStream: true}),
 		grpc.UnknownServiceHandler(unknownMethod),
+		grpc.NumStreamWorkers(t.cfg.streamWorkers),
 	}, t.cfg.extra...)
 	if t.cfg.tls != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(t.cfg.tls)))
