@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferry-go/ferry/broker"
+	"github.com/ferry-go/ferry/broker/memory"
 	"github.com/ferry-go/ferry/ferrytest"
 	"github.com/ferry-go/ferry/server"
 	"github.com/ferry-go/ferry/telemetry"
@@ -217,5 +219,37 @@ func TestActiveCallsObserved(t *testing.T) {
 		if s, cl := ferrytest.CounterSum(t, reader, tc.server), ferrytest.CounterSum(t, reader, tc.client); s != 0 || cl != 0 {
 			t.Errorf("after the call: %s = %d, %s = %d; want 0 and 0", tc.server, s, tc.client, cl)
 		}
+	}
+}
+
+// TestContextOnlyThroughBroker: without an exporter, an event published in
+// a call's context is handled in that call's trace, in a span of its own
+// (the producer's and the consumer's spans carry context only).
+func TestContextOnlyThroughBroker(t *testing.T) {
+	tel := must(telemetry.Setup(testCtx(t), telemetry.Config{}))(t)
+	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	b := tel.Broker(must(memory.New())(t))
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	ctx := testCtx(t)
+	got := make(chan trace.SpanContext, 1)
+	_, err := broker.Subscribe(ctx, b, "events.orders.placed", func(ctx context.Context, _ *broker.Event[hop]) error {
+		got <- trace.SpanContextFromContext(ctx)
+		return nil
+	}, broker.Queue("billing"), broker.WithMiddleware(tel.Tracing()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4, 5, 6}, TraceFlags: trace.FlagsSampled})
+	if err := b.Publish(trace.ContextWithSpanContext(ctx, caller), &broker.Message{Topic: "events.orders.placed", Data: []byte(`{"path":"p"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	var handled trace.SpanContext
+	select {
+	case handled = <-got:
+	case <-ctx.Done():
+		t.Fatal("the event was not handled")
+	}
+	if handled.TraceID() != caller.TraceID() || handled.SpanID() == caller.SpanID() || !handled.SpanID().IsValid() || !handled.IsSampled() {
+		t.Errorf("handler ran in %s/%s sampled=%v, want trace %s, a span of its own, sampled", handled.TraceID(), handled.SpanID(), handled.IsSampled(), caller.TraceID())
 	}
 }
