@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ferry-go/ferry/broker"
 	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/transport"
@@ -94,7 +93,7 @@ func AccessLog(l *slog.Logger, opts ...AccessLogOption) middleware.Middleware {
 				side = "client"
 			}
 			attrs := make([]slog.Attr, 0, 16)
-			d, dok := broker.DeliveryFromContext(ctx)
+			d, dok := deliveryOf(ctx, call)
 			event := isEvent(call, d, dok)
 			if event {
 				side = "consumer"

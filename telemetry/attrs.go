@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"strconv"
@@ -235,6 +236,17 @@ func defaultPort(tls bool) int {
 
 // isEvent reports whether the call in ctx is the delivery d (rather than a
 // call made while handling it).
+// deliveryOf returns the delivery in ctx, if call may be one: a client
+// call or a call with a method (every built-in transport names its HTTP
+// method, gRPC method or NATS subject; a delivery's call has none) is not,
+// which spares an RPC call a look-up through its whole context chain.
+func deliveryOf(ctx context.Context, call *transport.Call) (*broker.Delivery, bool) {
+	if call.Client || call.Method != "" {
+		return nil, false
+	}
+	return broker.DeliveryFromContext(ctx)
+}
+
 func isEvent(call *transport.Call, d *broker.Delivery, ok bool) bool {
 	return ok && d != nil && !call.Client && call.Endpoint == d.Topic
 }

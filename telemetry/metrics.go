@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ferry-go/ferry/broker"
 	"github.com/ferry-go/ferry/errs"
 	"github.com/ferry-go/ferry/middleware"
 	"github.com/ferry-go/ferry/transport"
@@ -184,7 +183,7 @@ func (m *metricsMW) middleware(next middleware.Handler) middleware.Handler {
 		if !ok {
 			return next(ctx, req)
 		}
-		if d, dok := broker.DeliveryFromContext(ctx); isEvent(call, d, dok) {
+		if d, dok := deliveryOf(ctx, call); isEvent(call, d, dok) {
 			began := time.Now()
 			resp, err := next(ctx, req)
 			took := time.Since(began).Seconds()

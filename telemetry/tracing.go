@@ -62,7 +62,7 @@ func Tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) middle
 			if !ok {
 				return next(ctx, req)
 			}
-			if d, dok := broker.DeliveryFromContext(ctx); isEvent(call, d, dok) {
+			if d, dok := deliveryOf(ctx, call); isEvent(call, d, dok) {
 				return traceDelivery(ctx, tracer, prop, d, next, req)
 			}
 			st := styleOf(call)
