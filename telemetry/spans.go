@@ -88,8 +88,15 @@ func (c *contextTracer) Start(ctx context.Context, name string, opts ...trace.Sp
 		scc.TraceID = newTraceID()
 	}
 	scc.SpanID = newSpanID()
+	// The named samplers read the parent's span context from ParentContext
+	// and nothing else: without a parent, an empty context spares them a
+	// second walk up the whole context chain (long on gRPC).
+	sctx := ctx
+	if !parent.IsValid() {
+		sctx = context.Background()
+	}
 	res := c.sampler.ShouldSample(sdktrace.SamplingParameters{
-		ParentContext: ctx, TraceID: scc.TraceID, Name: name,
+		ParentContext: sctx, TraceID: scc.TraceID, Name: name,
 		Kind: cfg.SpanKind(), Attributes: cfg.Attributes(), Links: cfg.Links(),
 	})
 	scc.TraceState = res.Tracestate
