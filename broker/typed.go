@@ -41,10 +41,8 @@ func NewMessage[T any](ctx context.Context, topic string, v *T, opts ...PublishO
 		return nil, err
 	}
 	var pc publishConfig
-	for _, o := range opts {
-		if o != nil {
-			o(&pc)
-		}
+	if len(opts) > 0 {
+		pc = publishOptions(opts)
 	}
 	c := codec.JSON
 	if pc.codec == "proto" {
@@ -74,6 +72,18 @@ func NewMessage[T any](ctx context.Context, topic string, v *T, opts ...PublishO
 		}
 	}
 	return &Message{Topic: topic, ID: pc.id, Key: pc.key, Header: h, Data: data}, nil
+}
+
+// publishOptions applies opts; the options see a configuration on the
+// heap, which a publish without options does not need.
+func publishOptions(opts []PublishOption) publishConfig {
+	pc := new(publishConfig)
+	for _, o := range opts {
+		if o != nil {
+			o(pc)
+		}
+	}
+	return *pc
 }
 
 // Subscribe runs h for every message on topic (wildcards allowed) through
