@@ -199,11 +199,12 @@ func (s *subscription) handBack(msg jetstream.Msg) {
 
 // handle runs one message to its outcome.
 func (s *subscription) handle(msg jetstream.Msg) {
-	d := s.delivery(msg)
+	ctx, d := s.cfg.NewDelivery(s.base)
+	s.describe(d, msg)
 	s.mu.Lock()
 	s.running[msg] = struct{}{}
 	s.mu.Unlock()
-	err := s.run(broker.NewDeliveryContext(s.base, d), d)
+	err := s.run(ctx, d)
 	s.mu.Lock()
 	delete(s.running, msg)
 	s.mu.Unlock()
@@ -286,9 +287,9 @@ func (s *subscription) deadLetter(msg jetstream.Msg, d *broker.Delivery, cause e
 	}
 }
 
-// delivery describes msg to the handler.
-func (s *subscription) delivery(msg jetstream.Msg) *broker.Delivery {
-	d := &broker.Delivery{
+// describe describes msg to the handler in d, a zero Delivery.
+func (s *subscription) describe(d *broker.Delivery, msg jetstream.Msg) {
+	*d = broker.Delivery{
 		Message:      broker.Message{Topic: msg.Subject(), Data: msg.Data()},
 		Attempt:      1,
 		Subscription: s.name,
@@ -311,7 +312,6 @@ func (s *subscription) delivery(msg jetstream.Msg) *broker.Delivery {
 		d.Sequence = md.Sequence.Stream
 		d.Published = md.Timestamp
 	}
-	return d
 }
 
 func firstOf(vs []string) string {
