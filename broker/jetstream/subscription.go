@@ -307,7 +307,13 @@ func (s *subscription) describe(d *broker.Delivery, msg jetstream.Msg) {
 	} else {
 		d.Header = transport.Metadata{}
 	}
-	if md, err := msg.Metadata(); err == nil {
+	// The delivery count, the stream sequence and the time stored, read from
+	// the ack subject as Metadata reads them, without its allocation.
+	if md, ok := ackMetadata(msg.Reply()); ok {
+		d.Attempt = int(md.delivered)
+		d.Sequence = md.streamSeq
+		d.Published = time.Unix(0, int64(md.timestamp))
+	} else if md, err := msg.Metadata(); err == nil {
 		d.Attempt = int(md.NumDelivered)
 		d.Sequence = md.Sequence.Stream
 		d.Published = md.Timestamp
