@@ -57,12 +57,12 @@ type eventKey struct{}
 type event[T any] struct {
 	context.Context
 	d       Delivery // when own
-	own     bool     // d is the Delivery: the implementation filled it in
 	call    transport.Call
-	callSet bool // the Call is in the context
 	reply   replyHeader
 	ev      Event[T]
 	evTaken atomic.Bool // ev is handed to the handler
+	own     bool        // d is the Delivery: the implementation filled it in
+	callSet bool        // the Call is in the context
 	v       T
 }
 
@@ -79,15 +79,6 @@ func (e *event[T]) Value(key any) any {
 }
 
 func (e *event[T]) String() string { return contextName(e.Context) + ".WithValue(broker.event)" }
-
-// eventOf returns the event behind ctx carrying d, if any.
-func eventOf[T any](ctx context.Context, d *Delivery) *event[T] {
-	e, ok := ctx.Value(eventKey{}).(*event[T])
-	if !ok || d == nil || (e.own && d != &e.d) {
-		return nil
-	}
-	return e
-}
 
 func contextName(c context.Context) string {
 	if s, ok := c.(interface{ String() string }); ok {
