@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,6 +65,8 @@ type SubscribeConfig struct {
 	Logger *slog.Logger
 
 	deadLetterSet bool
+	// newEvent is NewDelivery's allocation of the typed Subscribe.
+	newEvent func(context.Context) (context.Context, *Delivery)
 }
 
 // fail records an invalid option for the constructor to report.

@@ -41,10 +41,8 @@ func NewMessage[T any](ctx context.Context, topic string, v *T, opts ...PublishO
 		return nil, err
 	}
 	var pc publishConfig
-	for _, o := range opts {
-		if o != nil {
-			o(&pc)
-		}
+	if len(opts) > 0 {
+		pc = publishOptions(opts)
 	}
 	c := codec.JSON
 	if pc.codec == "proto" {
@@ -76,6 +74,18 @@ func NewMessage[T any](ctx context.Context, topic string, v *T, opts ...PublishO
 	return &Message{Topic: topic, ID: pc.id, Key: pc.key, Header: h, Data: data}, nil
 }
 
+// publishOptions applies opts; the options see a configuration on the
+// heap, which a publish without options does not need.
+func publishOptions(opts []PublishOption) publishConfig {
+	pc := new(publishConfig)
+	for _, o := range opts {
+		if o != nil {
+			o(pc)
+		}
+	}
+	return *pc
+}
+
 // Subscribe runs h for every message on topic (wildcards allowed) through
 // b, as opts say. Each payload is decoded into a new T by its content type
 // (JSON when absent); one that does not decode is dead-lettered at once
@@ -97,22 +107,44 @@ func Subscribe[T any](ctx context.Context, b Broker, topic string, h func(contex
 		if !ok {
 			return nil, errs.Newf(errs.Internal, "broker: subscription %q: middleware replaced the event with %T", topic, req)
 		}
-		return nil, h(ctx, &Event[T]{Delivery: d, Data: v})
+		var ev *Event[T]
+		if e, ok := ctx.Value(eventKey{}).(*event[T]); ok && e.evTaken.CompareAndSwap(false, true) {
+			ev = &e.ev // the message's, the first time the middleware calls the handler
+		} else {
+			ev = new(Event[T])
+		}
+		*ev = Event[T]{Delivery: d, Data: v}
+		return nil, h(ctx, ev)
 	}
 	chain := append([]middleware.Middleware{middleware.Recover(middleware.WithRecoverLogger(cfg.Logger))}, cfg.Middleware...)
 	handler := middleware.Chain(chain...)(inner)
 	name := cfg.Name(topic)
+	cfg.newEvent = func(ctx context.Context) (context.Context, *Delivery) {
+		e := &event[T]{Context: ctx, own: true}
+		return e, &e.d
+	}
 	raw := func(ctx context.Context, d *Delivery) error {
-		v := new(T)
+		e, ok := ctx.(*event[T])
+		if !ok || !e.own || d != &e.d || e.callSet {
+			// Not from cfg.NewDelivery (or run twice): an event of its
+			// own, leaving the Delivery to ctx.
+			e = &event[T]{Context: ctx}
+		}
+		v := &e.v
 		if err := decode(d, v); err != nil {
 			return err
 		}
 		// An event is no call on the wire: Method, Route, Target and TLS stay empty.
-		call := &transport.Call{Service: name, Endpoint: d.Topic, Kind: d.Kind, Request: d.Header, Reply: transport.Metadata{}}
+		e.call = transport.Call{Service: name, Endpoint: d.Topic, Kind: d.Kind, Request: d.Header, Reply: &e.reply}
 		if dl, ok := ctx.Deadline(); ok {
-			call.Deadline = dl
+			e.call.Deadline = dl
 		}
-		_, err := handler(transport.NewCallContext(ctx, call), v)
+		e.callSet = true
+		hctx := context.Context(e)
+		if callKey == nil {
+			hctx = transport.NewCallContext(e, &e.call)
+		}
+		_, err := handler(hctx, v)
 		return err
 	}
 	return b.Subscribe(ctx, topic, raw, cfg)

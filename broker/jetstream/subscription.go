@@ -25,8 +25,9 @@ const pullExpiry = 5 * time.Second
 // minPrefetch is the smallest client buffer a subscription uses.
 const minPrefetch = 8
 
-// subscription is one running subscription: a loop fetching messages as
-// worker slots free up, and one goroutine per message in flight.
+// subscription is one running subscription: a loop fetching messages and
+// handing them to Concurrency workers, or, with a Concurrency of 1,
+// handling them itself.
 type subscription struct {
 	b     *Broker
 	topic string
@@ -40,7 +41,8 @@ type subscription struct {
 	cancel   context.CancelFunc // cancels them when a drain runs out of time
 	stopping chan struct{}      // closed when Drain starts
 	loopDone chan struct{}      // closed when the fetch loop returned
-	workers  sync.WaitGroup     // the Concurrency workers
+	workers  sync.WaitGroup     // the Concurrency workers; inline, Drain's hand-back
+	inline   bool               // Concurrency 1: the loop runs the handler
 
 	mu        sync.Mutex
 	running   map[jetstream.Msg]struct{} // messages whose handlers run
@@ -117,9 +119,14 @@ func (b *Broker) subscribe(ctx context.Context, topic string, h broker.Handler, 
 	}
 	// Handlers outlive the Subscribe call; they keep ctx's values only.
 	s.base, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.workers.Add(cfg.Concurrency)
-	for range cfg.Concurrency {
-		go s.worker()
+	// With one handler at a time the loop is the worker: no hand-off, no
+	// goroutine switch per message.
+	s.inline = cfg.Concurrency == 1
+	if !s.inline {
+		s.workers.Add(cfg.Concurrency)
+		for range cfg.Concurrency {
+			go s.worker()
+		}
 	}
 	go s.loop()
 	go s.beats()
@@ -138,9 +145,9 @@ func (s *subscription) isStopping() bool {
 	}
 }
 
-// loop hands fetched messages to the workers, and once Drain starts,
-// hands what is still buffered back to the stream. It closes work when it
-// returns, so the workers finish.
+// loop hands fetched messages to the workers (inline, handles them
+// itself), and once Drain starts, hands what is still buffered back to the
+// stream. It closes work when it returns, so the workers finish.
 func (s *subscription) loop() {
 	defer close(s.loopDone)
 	defer close(s.work)
@@ -158,6 +165,10 @@ func (s *subscription) loop() {
 			s.handBack(msg)
 			s.handBackBuffered()
 			return
+		}
+		if s.inline {
+			s.handle(msg)
+			continue
 		}
 		select {
 		case s.work <- msg:
@@ -199,11 +210,12 @@ func (s *subscription) handBack(msg jetstream.Msg) {
 
 // handle runs one message to its outcome.
 func (s *subscription) handle(msg jetstream.Msg) {
-	d := s.delivery(msg)
+	ctx, d := s.cfg.NewDelivery(s.base)
+	s.describe(d, msg)
 	s.mu.Lock()
 	s.running[msg] = struct{}{}
 	s.mu.Unlock()
-	err := s.run(broker.NewDeliveryContext(s.base, d), d)
+	err := s.run(ctx, d)
 	s.mu.Lock()
 	delete(s.running, msg)
 	s.mu.Unlock()
@@ -286,9 +298,9 @@ func (s *subscription) deadLetter(msg jetstream.Msg, d *broker.Delivery, cause e
 	}
 }
 
-// delivery describes msg to the handler.
-func (s *subscription) delivery(msg jetstream.Msg) *broker.Delivery {
-	d := &broker.Delivery{
+// describe describes msg to the handler in d, a zero Delivery.
+func (s *subscription) describe(d *broker.Delivery, msg jetstream.Msg) {
+	*d = broker.Delivery{
 		Message:      broker.Message{Topic: msg.Subject(), Data: msg.Data()},
 		Attempt:      1,
 		Subscription: s.name,
@@ -306,12 +318,17 @@ func (s *subscription) delivery(msg jetstream.Msg) *broker.Delivery {
 	} else {
 		d.Header = transport.Metadata{}
 	}
-	if md, err := msg.Metadata(); err == nil {
+	// The delivery count, the stream sequence and the time stored, read from
+	// the ack subject as Metadata reads them, without its allocation.
+	if md, ok := ackMetadata(msg.Reply()); ok {
+		d.Attempt = int(md.delivered)
+		d.Sequence = md.streamSeq
+		d.Published = time.Unix(0, int64(md.timestamp))
+	} else if md, err := msg.Metadata(); err == nil {
 		d.Attempt = int(md.NumDelivered)
 		d.Sequence = md.Sequence.Stream
 		d.Published = md.Timestamp
 	}
-	return d
 }
 
 func firstOf(vs []string) string {
@@ -328,6 +345,11 @@ func (s *subscription) Drain(ctx context.Context) error {
 	s.drainOnce.Do(func() {
 		close(s.stopping)
 		s.it.Drain()
+		if s.inline {
+			// The loop may be running a handler: what is buffered goes
+			// back now, not when it returns.
+			s.workers.Go(s.handBackBuffered)
+		}
 		_, finished := broker.AwaitHandlers(ctx, s.loopDone, &s.workers)
 		if !finished {
 			// Like http.Server.Shutdown, do not wait on handlers that

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferry-go/ferry/broker"
@@ -74,6 +75,9 @@ type Broker struct {
 	closed bool
 	done   chan struct{} // closed when Close has finished
 	subs   map[*subscription]struct{}
+	// closing is closed, readable without mu: every publish reads it,
+	// from as many goroutines as publish at once.
+	closing atomic.Bool
 }
 
 var _ broker.Broker = (*Broker)(nil)
@@ -112,10 +116,7 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) error {
 	if err := broker.ValidTopic(m.Topic, false); err != nil {
 		return err
 	}
-	b.mu.Lock()
-	closed := b.closed
-	b.mu.Unlock()
-	if closed {
+	if b.closing.Load() {
 		return errs.Newf(errs.FailedPrecondition, "broker/nats: publish %q: %w", m.Topic, broker.ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {
@@ -277,6 +278,7 @@ func (b *Broker) Close(ctx context.Context) error {
 		}
 	}
 	b.closed = true
+	b.closing.Store(true)
 	subs := make([]*subscription, 0, len(b.subs))
 	for s := range b.subs {
 		subs = append(subs, s)

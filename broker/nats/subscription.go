@@ -153,15 +153,16 @@ func (s *subscription) run() {
 }
 
 func (s *subscription) handle(m *nats.Msg) {
-	d := delivery(m, s.name)
-	if err := s.call(d); err != nil {
+	ctx, d := s.cfg.NewDelivery(s.ctx)
+	fillDelivery(d, m, s.name)
+	if err := s.call(ctx, d); err != nil {
 		s.cfg.Logger.Warn("broker/nats: handler failed; message dropped (at most once)",
 			"topic", d.Topic, "id", d.ID, "subscription", s.name, "error", err)
 	}
 }
 
 // call runs the handler, turning a panic into an Internal error.
-func (s *subscription) call(d *broker.Delivery) (err error) {
+func (s *subscription) call(ctx context.Context, d *broker.Delivery) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.cfg.Logger.Error("broker/nats: handler panicked", "topic", d.Topic, "id", d.ID,
@@ -169,12 +170,12 @@ func (s *subscription) call(d *broker.Delivery) (err error) {
 			err = errs.Newf(errs.Internal, "broker/nats: handler for %q panicked: %v", d.Topic, p)
 		}
 	}()
-	return s.h(broker.NewDeliveryContext(s.ctx, d), d)
+	return s.h(ctx, d)
 }
 
-// delivery turns a NATS message into a Delivery: the ID from Nats-Msg-Id,
-// the other headers with lower-case keys.
-func delivery(m *nats.Msg, name string) *broker.Delivery {
+// fillDelivery describes a NATS message in d, a zero Delivery: the ID
+// from Nats-Msg-Id, the other headers with lower-case keys.
+func fillDelivery(d *broker.Delivery, m *nats.Msg, name string) {
 	h := make(transport.Metadata, len(m.Header))
 	var id string
 	exact := false
@@ -188,7 +189,7 @@ func delivery(m *nats.Msg, name string) *broker.Delivery {
 		lk := strings.ToLower(k)
 		h[lk] = append(h[lk], vs...)
 	}
-	return &broker.Delivery{
+	*d = broker.Delivery{
 		Message:      broker.Message{Topic: m.Subject, ID: id, Header: h, Data: m.Data},
 		Attempt:      1,
 		Subscription: name,

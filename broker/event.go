@@ -1,0 +1,140 @@
+package broker
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/ferry-go/ferry/transport"
+)
+
+// What a typed subscription needs per message — the Delivery, the
+// contexts carrying it and the transport.Call, the Call, the Event and the
+// decoded T — is one allocation: an event[T], which is also the handler's
+// context. An implementation that gets its Delivery from
+// SubscribeConfig.NewDelivery gets it from there; with one that does not
+// (broker.NewDeliveryContext and a Delivery of its own), the event leaves
+// the Delivery to the context it was given.
+
+// NewDelivery returns a zero Delivery for one message and a copy of ctx
+// carrying it, as NewDeliveryContext does: an implementation fills in the
+// Delivery and runs the handler with the context. For a subscription of
+// the typed Subscribe, both come in one allocation with what the handler
+// needs per message; for any other, in one allocation as well.
+func (c *SubscribeConfig) NewDelivery(ctx context.Context) (context.Context, *Delivery) {
+	if c.newEvent != nil {
+		return c.newEvent(ctx)
+	}
+	dc := &deliveryContext{Context: ctx}
+	return dc, &dc.d
+}
+
+// deliveryContext is a context carrying the Delivery it holds: what
+// context.WithValue(ctx, deliveryKey{}, d) is, with d in the same
+// allocation.
+type deliveryContext struct {
+	context.Context
+	d Delivery
+}
+
+func (c *deliveryContext) Value(key any) any {
+	if key == any(deliveryKey{}) {
+		return &c.d
+	}
+	return c.Context.Value(key)
+}
+
+func (c *deliveryContext) String() string {
+	return contextName(c.Context) + ".WithValue(broker.Delivery)"
+}
+
+// eventKey finds the event[T] behind a context, through whatever
+// middleware wrapped it.
+type eventKey struct{}
+
+// event is one message of a typed subscription, and the context its
+// middleware and handler run with: it carries the Delivery (own, or its
+// parent's) and, once set, the Call, as context.WithValue would.
+type event[T any] struct {
+	context.Context
+	d       Delivery // when own
+	call    transport.Call
+	reply   replyHeader
+	ev      Event[T]
+	evTaken atomic.Bool // ev is handed to the handler
+	own     bool        // d is the Delivery: the implementation filled it in
+	callSet bool        // the Call is in the context
+	v       T
+}
+
+func (e *event[T]) Value(key any) any {
+	switch {
+	case e.own && key == any(deliveryKey{}):
+		return &e.d
+	case e.callSet && callKey != nil && key == callKey:
+		return &e.call
+	case key == any(eventKey{}):
+		return e
+	}
+	return e.Context.Value(key)
+}
+
+func (e *event[T]) String() string { return contextName(e.Context) + ".WithValue(broker.event)" }
+
+func contextName(c context.Context) string {
+	if s, ok := c.(interface{ String() string }); ok {
+		return s.String()
+	}
+	return "context"
+}
+
+// callKey is the key transport.NewCallContext stores the Call under,
+// learnt by asking transport.CallFromContext to look in a context that
+// notes what it is asked for; nil if it could not be learnt, and the event
+// then puts the Call in a context of transport.NewCallContext.
+var callKey = func() any {
+	p := &keyProbe{Context: context.Background()}
+	transport.CallFromContext(p)
+	if p.n != 1 {
+		return nil
+	}
+	return p.key
+}()
+
+// keyProbe is a context noting the keys it is asked for.
+type keyProbe struct {
+	context.Context
+	key any
+	n   int
+}
+
+func (p *keyProbe) Value(key any) any {
+	p.key = key
+	p.n++
+	return nil
+}
+
+// replyHeader is a transport.Header whose map is made on the first write:
+// an event's reply metadata, which middleware may set and nothing sends.
+type replyHeader struct{ md transport.Metadata }
+
+var _ transport.Header = (*replyHeader)(nil)
+
+func (h *replyHeader) Get(key string) string      { return h.md.Get(key) }
+func (h *replyHeader) Values(key string) []string { return h.md.Values(key) }
+func (h *replyHeader) Del(key string)             { h.md.Del(key) }
+
+func (h *replyHeader) Set(key, value string) {
+	if h.md == nil {
+		h.md = transport.Metadata{}
+	}
+	h.md.Set(key, value)
+}
+
+func (h *replyHeader) Add(key, value string) {
+	if h.md == nil {
+		h.md = transport.Metadata{}
+	}
+	h.md.Add(key, value)
+}
+
+func (h *replyHeader) Keys() []string { return h.md.Keys() }
