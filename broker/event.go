@@ -70,7 +70,7 @@ func (e *event[T]) Value(key any) any {
 	switch {
 	case e.own && key == any(deliveryKey{}):
 		return &e.d
-	case e.callSet && callKey != nil && key == callKey:
+	case e.callSet && transport.IsCallKey(key):
 		return &e.call
 	case key == any(eventKey{}):
 		return e
@@ -85,32 +85,6 @@ func contextName(c context.Context) string {
 		return s.String()
 	}
 	return "context"
-}
-
-// callKey is the key transport.NewCallContext stores the Call under,
-// learnt by asking transport.CallFromContext to look in a context that
-// notes what it is asked for; nil if it could not be learnt, and the event
-// then puts the Call in a context of transport.NewCallContext.
-var callKey = func() any {
-	p := &keyProbe{Context: context.Background()}
-	transport.CallFromContext(p)
-	if p.n != 1 {
-		return nil
-	}
-	return p.key
-}()
-
-// keyProbe is a context noting the keys it is asked for.
-type keyProbe struct {
-	context.Context
-	key any
-	n   int
-}
-
-func (p *keyProbe) Value(key any) any {
-	p.key = key
-	p.n++
-	return nil
 }
 
 // replyHeader is a transport.Header whose map is made on the first write:

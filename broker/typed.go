@@ -140,11 +140,7 @@ func Subscribe[T any](ctx context.Context, b Broker, topic string, h func(contex
 			e.call.Deadline = dl
 		}
 		e.callSet = true
-		hctx := context.Context(e)
-		if callKey == nil {
-			hctx = transport.NewCallContext(e, &e.call)
-		}
-		_, err := handler(hctx, v)
+		_, err := handler(e, v) // e carries the Call (transport.IsCallKey)
 		return err
 	}
 	return b.Subscribe(ctx, topic, raw, cfg)

@@ -113,6 +113,16 @@ func NewCallContext(ctx context.Context, c *Call) context.Context {
 	return context.WithValue(ctx, callKey{}, c)
 }
 
+// IsCallKey reports whether key is the context key a Call is carried
+// under, for a context type that carries a Call itself in an allocation
+// it makes anyway (a transport's per-call state, a broker's per-message
+// event): its Value returns the *Call for this key, and CallFromContext
+// finds it as it finds the Call of NewCallContext.
+func IsCallKey(key any) bool {
+	_, ok := key.(callKey)
+	return ok
+}
+
 // CallFromContext returns the Call in ctx, if any.
 func CallFromContext(ctx context.Context) (*Call, bool) {
 	c, ok := ctx.Value(callKey{}).(*Call)
