@@ -635,6 +635,9 @@ func (st *callState) callContext() context.Context {
 // reply still carries the reply metadata.
 func (s *Server) call(ep *endpoint, msg *nats.Msg, start time.Time, cd *codec.Codec, state **callState) (any, error) {
 	timeout := s.defaultTimeout
+	if d, ok := replyTimeout(msg.Reply, s.maxTimeout); ok {
+		timeout = d // a Ferry-Timeout-Ms header, if any, comes first
+	}
 	if len(msg.Header) > 0 {
 		hdr := header(msg.Header)
 		if v := hdr.Get(TimeoutHeader); v != "" {
