@@ -15,8 +15,8 @@ import (
 // for headers in the last token of the request's reply subject,
 // "<inbox>.<id>.ferry-t<ms>", rather than in the Ferry-Timeout-Ms header:
 // a NATS message with headers costs the server nats.go's decoding of them
-// (a map and four allocations) and the client their encoding, a quarter of
-// a call's throughput. The reply subject is opaque to servers that do not
+// (a map and four allocations) and the client their encoding, up to a
+// quarter of a call's throughput. The reply subject is opaque to servers that do not
 // look into it (they answer to it as to any), and its last token cannot be
 // mistaken for one nats.go makes (letters and digits only). The package
 // documentation (Wire format) says what this means for compatibility.
