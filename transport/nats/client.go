@@ -48,6 +48,16 @@ func WithClientMiddleware(mws ...middleware.Middleware) ClientOption {
 	return func(c *Client) { c.mws = append(c.mws, mws...) }
 }
 
+// WithTimeoutHeader makes the client send a call's deadline in the
+// Ferry-Timeout-Ms header, as every call with a deadline did before, rather
+// than in the reply subject of a call that has no other header (see the
+// package documentation, Wire format). Use it while calling servers that
+// read only the header (built before the reply subject carried deadlines),
+// or across NATS accounts, whose service imports replace the reply subject.
+func WithTimeoutHeader() ClientOption {
+	return func(c *Client) { c.timeoutHeader = true }
+}
+
 // Client calls services over NATS. It implements transport.Client and is
 // safe for concurrent use. Create it with NewClient.
 type Client struct {
@@ -58,6 +68,8 @@ type Client struct {
 	mws     []middleware.Middleware
 	pipe    *callkit.Pipeline
 	tls     bool // nc was on TLS when the client was made, for Call.TLS
+	// timeoutHeader: deadlines always go in Ferry-Timeout-Ms.
+	timeoutHeader bool
 
 	// Streams (stream_client.go).
 	window    int
@@ -123,10 +135,12 @@ func (c *Client) send(ctx context.Context, call *transport.Call, req, resp any) 
 }
 
 // roundTrip sends one request and decodes its reply, returning the reply
-// metadata (nil if none). The context's deadline goes on the wire; a
-// context without one waits the client's default timeout, which is not
-// sent: the server then applies its own default, and a call without
-// metadata needs no headers at all, which NATS handles markedly faster.
+// metadata (nil if none). The context's deadline goes on the wire: in the
+// Ferry-Timeout-Ms header when the call has headers anyway (metadata, a
+// codec other than JSON, WithTimeoutHeader), else in the reply subject, so
+// that the call needs no headers at all, which NATS handles markedly
+// faster. A context without a deadline waits the client's default timeout,
+// which is not sent: the server then applies its own default.
 func (c *Client) roundTrip(ctx context.Context, service, endpoint, subject string, md transport.Header, req, resp any) (transport.Metadata, error) {
 	if err := checkToken("service", service); err != nil {
 		return nil, err
@@ -152,7 +166,8 @@ func (c *Client) roundTrip(ctx context.Context, service, endpoint, subject strin
 		defer cancel()
 	}
 	var hdr nats.Header
-	if sendDeadline || !c.json || hasMetadata(md) {
+	headers := !c.json || hasMetadata(md)
+	if headers || (sendDeadline && c.timeoutHeader) {
 		hdr = requestHeader(md, 2)
 		if !c.json {
 			hdr[contentTypeHeader] = []string{c.codec.ContentType()}
@@ -164,10 +179,17 @@ func (c *Client) roundTrip(ctx context.Context, service, endpoint, subject strin
 
 	var msg *nats.Msg
 	var err error
-	if hdr == nil {
-		msg, err = c.nc.RequestWithContext(ctx, subject, data)
-	} else {
+	switch {
+	case hdr != nil:
 		msg, err = c.nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: subject, Header: hdr, Data: data})
+	case sendDeadline:
+		// No header to carry the deadline in: the reply subject does.
+		var m *replyMux
+		if m, err = repliesFor(ctx, c.nc); err == nil {
+			msg, err = m.request(ctx, subject, data, time.Until(deadline))
+		}
+	default:
+		msg, err = c.nc.RequestWithContext(ctx, subject, data)
 	}
 	if err != nil {
 		return nil, c.requestError(subject, len(data), err)

@@ -13,11 +13,38 @@
 // reply metadata set by the handler (written with lower-case keys). Header
 // reads are case-insensitive although NATS headers are not.
 //
-// The caller's deadline travels in the Ferry-Timeout-Ms header as a whole
-// number of milliseconds, cut to the server's WithMaxTimeout (5m); a request
-// without it gets the server's default timeout (30s). A malformed value is an InvalidArgument error. A client
-// call whose context has no deadline sends none: the client stops waiting
-// after its own default timeout, and the server applies its default.
+// The caller's deadline travels as a whole number of milliseconds (the
+// time left, rounded up, at least 1), cut to the server's WithMaxTimeout
+// (5m); a request without one gets the server's default timeout (30s). A
+// client call whose context has no deadline sends none: the client stops
+// waiting after its own default timeout, and the server applies its
+// default. The deadline travels in one of two ways, and the server reads
+// both:
+//
+//   - the Ferry-Timeout-Ms header, which any caller may send (`nats req -H
+//     Ferry-Timeout-Ms:500`); a malformed value is an InvalidArgument
+//     error. The header comes first when a request has both;
+//   - the last token of the reply subject, "ferry-t<ms>": Ferry's Client
+//     sends a call that needs no other header (JSON, no metadata) with the
+//     reply subject "<inbox>.<n>.ferry-t<ms>" and no header at all. A NATS
+//     message with headers costs the server nats.go's decoding of them (a
+//     map, four allocations) and the client their encoding: with the
+//     header, a call with a deadline had 76–91% of the throughput of one
+//     without. A last token that is not exactly "ferry-t" and a
+//     whole number > 0 is some other caller's reply subject and is left
+//     alone (nats.go's inboxes are letters and digits only).
+//
+// Compatibility. A server reads both, so callers that send the header
+// (earlier Ferry clients, plain nats.go code, the nats CLI) keep working
+// unchanged. A server that predates the reply-subject deadline answers a
+// newer client's calls as before (the reply subject is only where it
+// answers to) but applies its own default timeout instead of the caller's
+// deadline; the caller still gives up at its deadline. So upgrade servers
+// before clients, or give such clients WithTimeoutHeader, which sends every
+// deadline in the header as before. WithTimeoutHeader is also the choice
+// for calls that cross NATS accounts through a service import: the NATS
+// server replaces the reply subject of an imported request, and the
+// deadline in it is lost (the server's default applies).
 //
 // An error reply carries the NATS Services API headers Nats-Service-Error
 // (the message) and Nats-Service-Error-Code (the HTTP status for the code,
@@ -53,8 +80,9 @@
 // name missing from the service gets a NotFound reply. Requests run on a
 // pool of worker goroutines, at most WithMaxConcurrent (default 1024) at
 // once. One worker waits for the next request and runs it itself; if the
-// request is still running after 50µs, another worker (started on demand,
-// kept until Stop) takes over waiting. So a stream of fast requests runs on
+// request is still running after 50µs (a timer pushed back by each
+// request, stopped when the worker waits), another worker (started on
+// demand, kept until Stop) takes over waiting. So a stream of fast requests runs on
 // one goroutine with its replies batched, as with a plain nats.go
 // subscription, while slow or blocking handlers run concurrently. When all
 // workers are busy, requests wait in the subscription's queue, up to
@@ -237,8 +265,11 @@
 //
 // # Client
 //
-// [Client] implements transport.Client with nats.Conn.RequestMsgWithContext,
-// and transport.Streamer with the stream protocol above.
+// [Client] implements transport.Client with nats.Conn.RequestMsgWithContext
+// (or, for a call whose deadline rides in the reply subject, a
+// subscription "<inbox>.*.*" per connection, shared by its Clients as
+// nats.go shares its own for requests, which lasts as long as the
+// connection), and transport.Streamer with the stream protocol above.
 // No responders becomes Unavailable at once, so a caller fails fast when no
 // instance is running; a payload over the server's max_payload becomes
 // ResourceExhausted; the context's deadline and cancellation become

@@ -198,11 +198,16 @@ func parseTimeout(v string, limit time.Duration) (time.Duration, error) {
 // milliseconds, at least 1, so a caller never sends a deadline that has
 // already passed or none at all, and at most what parseTimeout accepts.
 func formatTimeout(d time.Duration) string {
+	return strconv.FormatInt(timeoutMillis(d), 10)
+}
+
+// timeoutMillis is d as formatTimeout renders it.
+func timeoutMillis(d time.Duration) int64 {
 	ms := int64(d / time.Millisecond)
 	if d%time.Millisecond > 0 {
 		ms++
 	}
-	return strconv.FormatInt(min(max(ms, 1), maxTimeoutMs), 10)
+	return min(max(ms, 1), maxTimeoutMs)
 }
 
 // isReserved reports whether key is a header of the wire format itself,

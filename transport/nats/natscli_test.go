@@ -25,6 +25,11 @@ func TestNATSCLI(t *testing.T) {
 	server.Handle(srv, "Fail", func(context.Context, *HelloRequest) (*HelloReply, error) {
 		return nil, errs.New(errs.PermissionDenied, "not you")
 	})
+	// The time the handler's deadline leaves it, to 10s.
+	server.Handle(srv, "Deadline", func(ctx context.Context, _ *HelloRequest) (*HelloReply, error) {
+		d, _ := ctx.Deadline()
+		return &HelloReply{Message: time.Until(d).Round(10 * time.Second).String()}, nil
+	})
 	tr := serve(t, e.nc, srv)
 	if err := e.client.Invoke(testCtx(t), "clisvc", "Hello", &HelloRequest{}, &HelloReply{}); err != nil {
 		t.Fatalf("Invoke(clisvc.Hello) = %v", err)
@@ -51,10 +56,13 @@ func TestNATSCLI(t *testing.T) {
 		want []string
 	}{
 		{"micro ls", []string{"micro", "ls", "--json"}, []string{`"clisvc"`, tr.ID(), `"2.0.1"`}},
-		{"micro info", []string{"micro", "info", "clisvc", "--json"}, []string{`"clisvc.Hello"`, `"clisvc.Fail"`, `"seen by natscli"`, `"ferry.endpoints": "Fail,Hello"`}},
+		{"micro info", []string{"micro", "info", "clisvc", "--json"}, []string{`"clisvc.Hello"`, `"clisvc.Fail"`, `"seen by natscli"`, `"ferry.endpoints": "Deadline,Fail,Hello"`}},
 		{"micro stats", []string{"micro", "stats", "clisvc", "--json"}, []string{`"num_requests": 1`, tr.ID()}},
 		{"req", []string{"req", "clisvc.Hello", `{"name":"cli"}`}, []string{`{"message":"Hello, cli"}`}},
 		{"req error", []string{"req", "clisvc.Fail", `{}`}, []string{"403", "not you"}},
+		// The documented way for any caller to send a deadline.
+		{"req deadline", []string{"req", "-H", "Ferry-Timeout-Ms:20000", "clisvc.Deadline", `{}`}, []string{`{"message":"20s"}`}},
+		{"req default deadline", []string{"req", "clisvc.Deadline", `{}`}, []string{`{"message":"30s"}`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

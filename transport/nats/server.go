@@ -567,32 +567,93 @@ func (s *Server) serve(msg *nats.Msg) {
 	ep.record(start, e)
 }
 
-// callState holds what one request needs, in one allocation.
+// callState holds what one request needs, in one allocation. It is also
+// the handler's context: the call's deadline (ctx) with the Call as a
+// value, as transport.NewCallContext would give, without the second
+// allocation of a context.WithValue.
 type callState struct {
 	ctx   callctx.Ctx
 	call  transport.Call
 	reply replyHeader
 }
 
+var _ context.Context = (*callState)(nil)
+
+func (st *callState) Deadline() (time.Time, bool) { return st.ctx.Deadline() }
+func (st *callState) Done() <-chan struct{}       { return st.ctx.Done() }
+func (st *callState) Err() error                  { return st.ctx.Err() }
+
+// Value returns the Call for transport.CallFromContext, and asks the
+// parent for any other key.
+func (st *callState) Value(key any) any {
+	if key == callKey {
+		return &st.call
+	}
+	return st.ctx.Value(key)
+}
+
+// AfterFunc lets contexts derived from the handler's arm no goroutine
+// (see callctx.Ctx.AfterFunc).
+func (st *callState) AfterFunc(f func()) func() bool { return st.ctx.AfterFunc(f) }
+
+// callKey is the key transport.CallFromContext looks up, learnt once by
+// asking it to look in a context that notes the key. The transport package
+// keeps the key unexported; should it ever look up no key, or more than
+// one, callKey stays nil and calls fall back to transport.NewCallContext.
+var callKey = func() any {
+	var p keyProbe
+	transport.CallFromContext(&p)
+	if p.n != 1 {
+		return nil
+	}
+	return p.key
+}()
+
+// keyProbe is a context that notes the keys it is asked for.
+type keyProbe struct {
+	context.Context // nil: only Value is called
+	key             any
+	n               int
+}
+
+func (p *keyProbe) Value(key any) any {
+	p.key = key
+	p.n++
+	return nil
+}
+
+// callContext returns the handler's context of st.
+func (st *callState) callContext() context.Context {
+	if callKey == nil {
+		return transport.NewCallContext(&st.ctx, &st.call)
+	}
+	return st
+}
+
 // call decodes the request, runs the endpoint's chain and returns its
 // reply. cd and state are set as soon as they are known, so that an error
 // reply still carries the reply metadata.
 func (s *Server) call(ep *endpoint, msg *nats.Msg, start time.Time, cd *codec.Codec, state **callState) (any, error) {
-	hdr := header(msg.Header)
 	timeout := s.defaultTimeout
-	if v := hdr.Get(TimeoutHeader); v != "" {
-		d, err := parseTimeout(v, s.maxTimeout)
-		if err != nil {
-			return nil, err
-		}
-		timeout = d
+	if d, ok := replyTimeout(msg.Reply, s.maxTimeout); ok {
+		timeout = d // a Ferry-Timeout-Ms header, if any, comes first
 	}
-	if ct := hdr.Get(contentTypeHeader); ct != "" && ct != jsonContentType {
-		c, ok := codec.ForContentType(ct)
-		if !ok {
-			return nil, errs.Newf(errs.InvalidArgument, "unsupported Content-Type %q: want application/json or application/protobuf", errs.Clip(ct))
+	if len(msg.Header) > 0 {
+		hdr := header(msg.Header)
+		if v := hdr.Get(TimeoutHeader); v != "" {
+			d, err := parseTimeout(v, s.maxTimeout)
+			if err != nil {
+				return nil, err
+			}
+			timeout = d
 		}
-		*cd = c
+		if ct := hdr.Get(contentTypeHeader); ct != "" && ct != jsonContentType {
+			c, ok := codec.ForContentType(ct)
+			if !ok {
+				return nil, errs.Newf(errs.InvalidArgument, "unsupported Content-Type %q: want application/json or application/protobuf", errs.Clip(ct))
+			}
+			*cd = c
+		}
 	}
 	if s.maxRequestBytes > 0 && len(msg.Data) > s.maxRequestBytes {
 		return nil, errs.Newf(errs.ResourceExhausted, "request body of %d bytes exceeds the limit of %d bytes", len(msg.Data), s.maxRequestBytes)
@@ -614,7 +675,7 @@ func (s *Server) call(ep *endpoint, msg *nats.Msg, start time.Time, cd *codec.Co
 	*state = st
 	st.ctx.Init(s.base, deadline)
 	defer st.ctx.Release()
-	ctx := transport.NewCallContext(&st.ctx, &st.call)
+	ctx := st.callContext()
 
 	// Admission before decoding, weighed by the request's size.
 	size := int64(len(msg.Data))

@@ -59,12 +59,36 @@ type pool struct {
 }
 
 type worker struct {
-	p       *pool
-	leader  bool          // guarded by p.mu while the rescue timer may run
-	wake    chan bool     // to a parked follower: true to lead, false to exit
-	timer   *time.Timer   // runs rescue
-	rescued chan struct{} // rescue has finished
+	p     *pool
+	state atomic.Int32 // idle, serving or rescued
+	wake  chan bool    // to a parked follower: true to lead, false to exit
+	timer *time.Timer  // runs rescue
+	wait  waitCtx      // what the worker waits for requests with
 }
+
+// waitCtx is the pool's context as a worker waits for the next request
+// with it. nats.go asks for Done only when no request is there and it is
+// about to block: the worker is going idle, so its rescue timer, pushed
+// back by every request, is stopped rather than left to fire for
+// nothing. Whenever Done is asked for, stopping the timer is right: the
+// worker serves nothing while it waits.
+type waitCtx struct {
+	context.Context
+	timer *time.Timer
+}
+
+func (c *waitCtx) Done() <-chan struct{} {
+	c.timer.Stop()
+	return c.Context.Done()
+}
+
+// A worker's state. The leader is serving while it runs a request; rescue
+// moves it to rescued, once, and then hands the lead on.
+const (
+	idle int32 = iota
+	serving
+	rescued
+)
 
 // start starts the first worker, which leads.
 func (p *pool) start() {
@@ -74,9 +98,10 @@ func (p *pool) start() {
 }
 
 func (p *pool) startLocked() {
-	w := &worker{p: p, leader: true, wake: make(chan bool, 1), rescued: make(chan struct{}, 1)}
+	w := &worker{p: p, wake: make(chan bool, 1)}
 	w.timer = time.AfterFunc(time.Hour, w.rescue)
 	w.timer.Stop()
+	w.wait = waitCtx{Context: p.ctx, timer: w.timer}
 	p.workers++
 	p.wg.Add(1)
 	go w.run()
@@ -96,8 +121,9 @@ func (p *pool) wait() { p.wg.Wait() }
 func (w *worker) run() {
 	p := w.p
 	defer p.wg.Done()
+	defer w.timer.Stop() // a rescue still to fire finds the worker idle
 	for {
-		msg, err := p.sub.NextMsgWithContext(p.ctx)
+		msg, err := p.sub.NextMsgWithContext(&w.wait)
 		if errors.Is(err, nats.ErrSlowConsumer) {
 			// nats.go's queue overflowed and it dropped requests; it says
 			// so once and goes on delivering. So does the pool.
@@ -119,33 +145,44 @@ func (w *worker) run() {
 			p.shed(msg)
 			continue
 		}
+		// The timer is pushed back for each request rather than stopped
+		// after it: while requests come one after another it never fires,
+		// and a Reset of a running timer costs about half a Stop and a
+		// Reset. It is stopped when the worker waits for a request
+		// (waitCtx); should it fire while the worker is between two, rescue
+		// finds it idle and does nothing.
+		w.state.Store(serving)
 		w.timer.Reset(rescueAfter)
 		p.serve(msg)
-		if !w.timer.Stop() {
-			<-w.rescued // the rescue ran or is running; w.leader is settled after it
-		}
-		if !w.leader && !w.follow() {
-			return
+		if !w.state.CompareAndSwap(serving, idle) {
+			// Rescued: the lead has gone, or is going, to another worker.
+			w.state.Store(idle)
+			if !w.follow() {
+				return
+			}
 		}
 	}
 }
 
-// rescue runs when w has served one request for rescueAfter: w gives up
-// the lead so that the next request need not wait for this one.
+// rescue runs rescueAfter after w began its latest request: if w is still
+// serving, it gives up the lead so that the next request need not wait for
+// this one. (A rescue that fires just as w begins a new request hands that
+// one's lead on early; no harm is done.)
 func (w *worker) rescue() {
+	if !w.state.CompareAndSwap(serving, rescued) {
+		return
+	}
 	p := w.p
 	p.mu.Lock()
-	if w.leader {
-		w.leader = false
-		p.handoffLocked()
-	}
+	p.handoffLocked()
 	p.mu.Unlock()
-	w.rescued <- struct{}{}
 }
 
 // follow is called by a worker that lost the lead, once its request is
 // done: it takes the lead back if nobody has it, else parks until handed
-// the lead. It reports false if the worker should exit.
+// the lead. It reports false if the worker should exit. The rescue that
+// took the lead may hand it over before or after: if after, it finds this
+// worker parked and hands the lead back to it.
 func (w *worker) follow() bool {
 	p := w.p
 	p.mu.Lock()
@@ -155,7 +192,6 @@ func (w *worker) follow() bool {
 		return false
 	case p.free:
 		p.free = false
-		w.leader = true
 		p.mu.Unlock()
 		return true
 	}
@@ -170,7 +206,6 @@ func (p *pool) handoffLocked() {
 	if n := len(p.idle); n > 0 {
 		f := p.idle[n-1]
 		p.idle = p.idle[:n-1]
-		f.leader = true
 		f.wake <- true // buffered, and a parked worker has no other wake pending
 		return
 	}

@@ -22,11 +22,17 @@ type Ctx struct {
 	parent   context.Context
 	deadline time.Time
 
-	mu         sync.Mutex
-	err        error
-	done       chan struct{}  // made by the first Done
-	timer      *time.Timer    // closes done at the deadline, once armed
-	stopParent func() bool    // stops watching parent, once armed
+	mu  sync.Mutex
+	err error
+	w   *watch // made by the first Done or AfterFunc
+}
+
+// watch is what a Ctx needs once someone waits for it to end; most calls
+// never get one, and their Ctx is smaller without it.
+type watch struct {
+	done       chan struct{}
+	timer      *time.Timer    // closes done at the deadline
+	stopParent func() bool    // stops watching parent
 	funcs      map[int]func() // AfterFunc callbacks
 	nextFunc   int
 }
@@ -56,14 +62,13 @@ func (c *Ctx) Done() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.checkLocked()
-	if c.done == nil {
+	if c.w == nil {
 		if c.err != nil {
 			return closedDone
 		}
-		c.done = make(chan struct{})
 		c.armLocked()
 	}
-	return c.done
+	return c.w.done
 }
 
 // AfterFunc lets context.WithCancel and friends derive from c without a
@@ -76,22 +81,22 @@ func (c *Ctx) AfterFunc(f func()) (stop func() bool) {
 		go f()
 		return func() bool { return false }
 	}
-	if c.done == nil {
-		c.done = make(chan struct{})
+	if c.w == nil {
 		c.armLocked()
 	}
-	if c.funcs == nil {
-		c.funcs = make(map[int]func())
+	w := c.w
+	if w.funcs == nil {
+		w.funcs = make(map[int]func())
 	}
-	c.nextFunc++
-	id := c.nextFunc
-	c.funcs[id] = f
+	w.nextFunc++
+	id := w.nextFunc
+	w.funcs[id] = f
 	c.mu.Unlock()
 	return func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		_, ok := c.funcs[id]
-		delete(c.funcs, id)
+		_, ok := w.funcs[id]
+		delete(w.funcs, id)
 		return ok
 	}
 }
@@ -108,11 +113,13 @@ func (c *Ctx) checkLocked() {
 	}
 }
 
-// armLocked starts watching the deadline and the parent so that Done
-// closes on time.
+// armLocked makes the done channel and starts watching the deadline and
+// the parent so that it closes on time. c has not ended.
 func (c *Ctx) armLocked() {
-	c.timer = time.AfterFunc(time.Until(c.deadline), func() { c.end(context.DeadlineExceeded) })
-	c.stopParent = context.AfterFunc(c.parent, func() { c.end(c.parent.Err()) })
+	w := &watch{done: make(chan struct{})}
+	c.w = w
+	w.timer = time.AfterFunc(time.Until(c.deadline), func() { c.end(context.DeadlineExceeded) })
+	w.stopParent = context.AfterFunc(c.parent, func() { c.end(c.parent.Err()) })
 }
 
 func (c *Ctx) end(err error) {
@@ -126,17 +133,17 @@ func (c *Ctx) endLocked(err error) {
 		return
 	}
 	c.err = err
-	if c.done != nil {
-		close(c.done)
+	w := c.w
+	if w == nil {
+		return
 	}
-	if c.timer != nil {
-		c.timer.Stop()
-		c.stopParent()
-	}
-	for _, f := range c.funcs {
+	close(w.done)
+	w.timer.Stop()
+	w.stopParent()
+	for _, f := range w.funcs {
 		go f()
 	}
-	c.funcs = nil
+	w.funcs = nil
 }
 
 // Release ends c once its request is answered, as the cancel function of
