@@ -62,14 +62,18 @@ import (
 //	tracing, metrics, accesslog
 //	           bare plus that one middleware of the default stack (the
 //	           access log to io.Discard)
-//	deadline   (NATS) bare, the caller sending a deadline (Ferry-Timeout-Ms)
+//	deadline   (NATS) bare, the caller sending a deadline in the
+//	           Ferry-Timeout-Ms header (the nats CLI, a plain nats.go caller)
+//	client-deadline
+//	           (NATS) bare, called through Ferry's NATS client with a
+//	           deadline, which it carries in the reply subject
 //
 // Reported: srv-cpu-ns/op and srv-allocs/op, srv-B/op.
 func BenchmarkServer(b *testing.B) {
 	for _, kind := range []string{"http", "grpc", "nats"} {
 		rows := []string{"raw", "bare", "default", "tracing", "metrics", "accesslog", "default-stderr"}
 		if kind == "nats" {
-			rows = append(rows, "deadline")
+			rows = append(rows, "deadline", "client-deadline")
 		}
 		for _, row := range rows {
 			b.Run(kind+"/"+row, func(b *testing.B) { benchServerRow(b, kind, row) })
@@ -173,6 +177,21 @@ func rowCaller(b *testing.B, kind, row, addr, natsURL string) func() error {
 		}
 	}
 	nc := connect(b, natsURL)
+	if row == "client-deadline" {
+		c := fnats.NewClient(nc)
+		return func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var out Msg
+			if err := c.Invoke(ctx, "bench", "Echo", payload, &out); err != nil {
+				return err
+			}
+			if out.Num != payload.Num {
+				return fmt.Errorf("bad echo %+v", out)
+			}
+			return nil
+		}
+	}
 	body, _ := json.Marshal(payload)
 	var hdr nats.Header
 	if row == "deadline" {
@@ -355,6 +374,9 @@ func startProfile() (func(), error) {
 func startRow(kind, row, natsURL string) (string, func(context.Context) error, error) {
 	if row == "raw" {
 		return startRawRow(kind, natsURL)
+	}
+	if row == "client-deadline" || row == "deadline" {
+		row = "bare"
 	}
 	if row == "default" || row == "default-stderr" {
 		var out io.Writer = io.Discard

@@ -586,7 +586,7 @@ func (st *callState) Err() error                  { return st.ctx.Err() }
 // Value returns the Call for transport.CallFromContext, and asks the
 // parent for any other key.
 func (st *callState) Value(key any) any {
-	if key == callKey {
+	if transport.IsCallKey(key) {
 		return &st.call
 	}
 	return st.ctx.Value(key)
@@ -596,39 +596,9 @@ func (st *callState) Value(key any) any {
 // (see callctx.Ctx.AfterFunc).
 func (st *callState) AfterFunc(f func()) func() bool { return st.ctx.AfterFunc(f) }
 
-// callKey is the key transport.CallFromContext looks up, learnt once by
-// asking it to look in a context that notes the key. The transport package
-// keeps the key unexported; should it ever look up no key, or more than
-// one, callKey stays nil and calls fall back to transport.NewCallContext.
-var callKey = func() any {
-	var p keyProbe
-	transport.CallFromContext(&p)
-	if p.n != 1 {
-		return nil
-	}
-	return p.key
-}()
-
-// keyProbe is a context that notes the keys it is asked for.
-type keyProbe struct {
-	context.Context // nil: only Value is called
-	key             any
-	n               int
-}
-
-func (p *keyProbe) Value(key any) any {
-	p.key = key
-	p.n++
-	return nil
-}
-
-// callContext returns the handler's context of st.
-func (st *callState) callContext() context.Context {
-	if callKey == nil {
-		return transport.NewCallContext(&st.ctx, &st.call)
-	}
-	return st
-}
+// callContext returns the handler's context of st: st itself, which
+// carries the Call (transport.IsCallKey).
+func (st *callState) callContext() context.Context { return st }
 
 // call decodes the request, runs the endpoint's chain and returns its
 // reply. cd and state are set as soon as they are known, so that an error
