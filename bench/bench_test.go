@@ -61,11 +61,17 @@ var parallelism = []int{1, 64}
 
 func echoServer() *server.Server {
 	s := server.New("bench")
+	registerEcho(s)
+	return s
+}
+
+// registerEcho adds the echo endpoints: Echo (the JSON Msg) and EchoProto
+// (a protobuf StringValue).
+func registerEcho(s *server.Server) {
 	server.Handle(s, "Echo", func(_ context.Context, m *Msg) (*Msg, error) { return m, nil })
 	server.Handle(s, "EchoProto", func(_ context.Context, m *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {
 		return m, nil
 	})
-	return s
 }
 
 func startTransport(b *testing.B, t server.Transport) { serve(b, t, echoServer()) }
@@ -173,8 +179,11 @@ func benchClient(b *testing.B, p int, c transport.Client, endpoint string) {
 }
 
 // benchDeadlineClient is benchClient with a caller deadline on every call.
-func benchDeadlineClient(b *testing.B, p int, c transport.Client) {
-	run(b, p, func() error {
+func benchDeadlineClient(b *testing.B, p int, c transport.Client) { run(b, p, deadlineEcho(c)) }
+
+// deadlineEcho is one echo call through c with a caller deadline (30 s).
+func deadlineEcho(c transport.Client) func() error {
+	return func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		var out Msg
@@ -185,7 +194,7 @@ func benchDeadlineClient(b *testing.B, p int, c transport.Client) {
 			return fmt.Errorf("bad echo %+v", out)
 		}
 		return nil
-	})
+	}
 }
 
 func benchProtoClient(b *testing.B, p int, c transport.Client) {

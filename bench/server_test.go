@@ -178,19 +178,7 @@ func rowCaller(b *testing.B, kind, row, addr, natsURL string) func() error {
 	}
 	nc := connect(b, natsURL)
 	if row == "client-deadline" {
-		c := fnats.NewClient(nc)
-		return func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			var out Msg
-			if err := c.Invoke(ctx, "bench", "Echo", payload, &out); err != nil {
-				return err
-			}
-			if out.Num != payload.Num {
-				return fmt.Errorf("bad echo %+v", out)
-			}
-			return nil
-		}
+		return deadlineEcho(fnats.NewClient(nc))
 	}
 	body, _ := json.Marshal(payload)
 	var hdr nats.Header
@@ -386,10 +374,7 @@ func startRow(kind, row, natsURL string) (string, func(context.Context) error, e
 		return startDefaultRow(kind, natsURL, out)
 	}
 	srv := server.New("bench", server.WithMiddleware(rowMiddleware(row)...))
-	server.Handle(srv, "Echo", func(_ context.Context, m *Msg) (*Msg, error) { return m, nil })
-	server.Handle(srv, "EchoProto", func(_ context.Context, m *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {
-		return m, nil
-	})
+	registerEcho(srv)
 	var t server.Transport
 	switch kind {
 	case "http":
@@ -461,12 +446,8 @@ func startDefaultRow(kind, natsURL string, logs io.Writer) (string, func(context
 	if err != nil {
 		return "", nil, err
 	}
-	svc, err := config.NewService(cfg, func(_ *ferry.Service, srv *server.Server) {
-		server.Handle(srv, "Echo", func(_ context.Context, m *Msg) (*Msg, error) { return m, nil })
-		server.Handle(srv, "EchoProto", func(_ context.Context, m *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {
-			return m, nil
-		})
-	}, config.WithLogOutput(logs))
+	svc, err := config.NewService(cfg, func(_ *ferry.Service, srv *server.Server) { registerEcho(srv) },
+		config.WithLogOutput(logs))
 	if err != nil {
 		return "", nil, err
 	}
