@@ -120,6 +120,15 @@
 // count is the call count. Durations are in seconds with buckets from
 // 100µs to 30s. Span attributes are built only for spans that record.
 //
+// # Spans nothing exports
+//
+// A Setup with no exporter (no OTLP endpoint, no Stdout, no TracerOptions)
+// gives Tracing and Broker spans that record nothing but carry the span
+// context the SDK would give them: trace and span IDs for the logs, the
+// sampler's decision and trace state for the services called. Recording
+// spans nobody reads cost a served call more than the rest of the
+// middleware together (bench/README.md, "Server cost per request").
+//
 // # Broker counts and their limits
 //
 // Consumed and redelivered counts (Metrics on the subscription) see only
