@@ -391,6 +391,7 @@ func (t *Server) serviceDesc(s *server.Server) *grpc.ServiceDesc {
 type call struct {
 	ctx   callctx.Ctx
 	call  transport.Call
+	cc    callctx.Carrier // the handler's context: ctx (or grpc-go's) with call
 	in    incoming
 	out   outgoing
 	frame frame
@@ -417,7 +418,8 @@ func (t *Server) methodHandler(s *server.Server, ep *server.Endpoint, info *grpc
 		}
 		setPeer(ctx, &c.call)
 		c.call.Deadline, _ = ctx.Deadline()
-		resp, err := h(transport.NewCallContext(ctx, &c.call), req)
+		c.cc = callctx.Carrier{Context: ctx, Call: &c.call}
+		resp, err := h(&c.cc, req)
 		if len(c.out.md) > 0 {
 			// grpc.SetHeader fails only once headers went out, which a
 			// unary reply's have not; it does not check the pairs.

@@ -624,12 +624,6 @@ type route struct {
 	noProto error // why the endpoint cannot speak protobuf, if it cannot
 }
 
-// servedCall is what one served call needs besides its request.
-type servedCall struct {
-	ctx  callctx.Ctx
-	call transport.Call
-}
-
 // chunkThreshold is the reply size under which net/http computes
 // Content-Length itself, for free, when the handler returns.
 const chunkThreshold = 2048
@@ -657,10 +651,10 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// One allocation holds the call's context (its deadline costs nothing
 	// until someone waits on it) and its Call.
-	cs := new(servedCall)
-	cs.ctx.Init(ctx, time.Now().Add(timeout))
-	defer cs.ctx.Release()
-	ctx = &cs.ctx
+	cs := new(callctx.Served)
+	cs.Init(ctx, time.Now().Add(timeout))
+	defer cs.Release()
+	ctx = &cs.Ctx // no Call in it until the request is read
 
 	// Admission before the body is read and decoded, weighed by what the
 	// body may hold.
@@ -682,7 +676,7 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	cs.call = transport.Call{
+	cs.Call = transport.Call{
 		Service:  h.service,
 		Endpoint: rt.ep.Name,
 		Kind:     transport.HTTP,
@@ -694,8 +688,8 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Target:   r.URL.Path,
 		TLS:      r.TLS != nil,
 	}
-	cs.call.Deadline, _ = ctx.Deadline()
-	resp, err := rt.ep.Handler(transport.NewCallContext(ctx, &cs.call), req)
+	cs.Call.Deadline, _ = ctx.Deadline()
+	resp, err := rt.ep.Handler(cs, req)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -716,10 +710,10 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hdr.Set("Content-Type", cod.ContentType())
 	}
 	switch {
-	case len(cs.call.Trailer) > 0:
+	case len(cs.Call.Trailer) > 0:
 		// HTTP trailers: the reply goes chunked, its trailer after it.
 		delete(hdr, "Content-Length")
-		setTrailers(hdr, cs.call.Trailer)
+		setTrailers(hdr, cs.Call.Trailer)
 	case len(out) >= chunkThreshold:
 		hdr["Content-Length"] = []string{strconv.Itoa(len(out))}
 	default:

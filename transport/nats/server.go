@@ -558,9 +558,9 @@ func (s *Server) serve(msg *nats.Msg) {
 	var reply transport.Metadata
 	if st != nil {
 		reply = st.reply.md
-		if len(st.call.Trailer) > 0 {
+		if len(st.Call.Trailer) > 0 {
 			// NATS has no trailers: a unary reply carries them as headers.
-			reply = mergeTrailer(reply, st.call.Trailer)
+			reply = mergeTrailer(reply, st.Call.Trailer)
 		}
 	}
 	e := s.respond(msg, cd, resp, reply, err)
@@ -568,37 +568,12 @@ func (s *Server) serve(msg *nats.Msg) {
 }
 
 // callState holds what one request needs, in one allocation. It is also
-// the handler's context: the call's deadline (ctx) with the Call as a
-// value, as transport.NewCallContext would give, without the second
-// allocation of a context.WithValue.
+// the handler's context: the call's deadline with the Call as a value
+// (callctx.Served), without the second allocation of a context.WithValue.
 type callState struct {
-	ctx   callctx.Ctx
-	call  transport.Call
+	callctx.Served
 	reply replyHeader
 }
-
-var _ context.Context = (*callState)(nil)
-
-func (st *callState) Deadline() (time.Time, bool) { return st.ctx.Deadline() }
-func (st *callState) Done() <-chan struct{}       { return st.ctx.Done() }
-func (st *callState) Err() error                  { return st.ctx.Err() }
-
-// Value returns the Call for transport.CallFromContext, and asks the
-// parent for any other key.
-func (st *callState) Value(key any) any {
-	if transport.IsCallKey(key) {
-		return &st.call
-	}
-	return st.ctx.Value(key)
-}
-
-// AfterFunc lets contexts derived from the handler's arm no goroutine
-// (see callctx.Ctx.AfterFunc).
-func (st *callState) AfterFunc(f func()) func() bool { return st.ctx.AfterFunc(f) }
-
-// callContext returns the handler's context of st: st itself, which
-// carries the Call (transport.IsCallKey).
-func (st *callState) callContext() context.Context { return st }
 
 // call decodes the request, runs the endpoint's chain and returns its
 // reply. cd and state are set as soon as they are known, so that an error
@@ -630,22 +605,21 @@ func (s *Server) call(ep *endpoint, msg *nats.Msg, start time.Time, cd *codec.Co
 	}
 
 	deadline := start.Add(timeout)
-	st := &callState{
-		call: transport.Call{
-			Service:  s.srv.Name(),
-			Endpoint: ep.ep.Name,
-			Kind:     transport.NATS,
-			Request:  (*msgHeader)(msg),
-			Deadline: deadline,
-			Method:   msg.Subject,
-			TLS:      s.tls,
-		},
+	st := new(callState)
+	st.Call = transport.Call{
+		Service:  s.srv.Name(),
+		Endpoint: ep.ep.Name,
+		Kind:     transport.NATS,
+		Request:  (*msgHeader)(msg),
+		Reply:    &st.reply,
+		Deadline: deadline,
+		Method:   msg.Subject,
+		TLS:      s.tls,
 	}
-	st.call.Reply = &st.reply
 	*state = st
-	st.ctx.Init(s.base, deadline)
-	defer st.ctx.Release()
-	ctx := st.callContext()
+	st.Init(s.base, deadline)
+	defer st.Release()
+	ctx := &st.Served
 
 	// Admission before decoding, weighed by the request's size.
 	size := int64(len(msg.Data))

@@ -4,6 +4,8 @@
 package callctx
 
 import (
+	"github.com/ferry-go/ferry/transport"
+
 	"context"
 	"sync"
 	"time"
@@ -153,4 +155,38 @@ func (c *Ctx) Release() { c.end(context.Canceled) }
 // Init sets c's parent and deadline; c must not be in use.
 func (c *Ctx) Init(parent context.Context, deadline time.Time) {
 	c.parent, c.deadline = parent, deadline
+}
+
+// Served is a served call's context and its Call in one allocation: Value
+// answers transport.CallFromContext with Call (transport.IsCallKey), so
+// the handler's context needs no context.WithValue of its own. Set Call
+// before handing the context to anything that looks for it.
+type Served struct {
+	Ctx
+	Call transport.Call
+}
+
+// Value returns &s.Call for transport's Call key, else the parent's value.
+func (s *Served) Value(key any) any {
+	if transport.IsCallKey(key) {
+		return &s.Call
+	}
+	return s.Ctx.Value(key)
+}
+
+// Carrier is a context carrying a Call over any parent, what
+// transport.NewCallContext makes, for a call state that holds it in an
+// allocation made anyway (a served gRPC call, whose parent may be an
+// interceptor's context).
+type Carrier struct {
+	context.Context
+	Call *transport.Call
+}
+
+// Value returns Call for transport's Call key, else the parent's value.
+func (c *Carrier) Value(key any) any {
+	if transport.IsCallKey(key) {
+		return c.Call
+	}
+	return c.Context.Value(key)
 }
