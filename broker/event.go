@@ -58,7 +58,7 @@ type event[T any] struct {
 	context.Context
 	d       Delivery // when own
 	call    transport.Call
-	reply   replyHeader
+	reply   transport.LazyMetadata
 	ev      Event[T]
 	evTaken atomic.Bool // ev is handed to the handler
 	own     bool        // d is the Delivery: the implementation filled it in
@@ -86,29 +86,3 @@ func contextName(c context.Context) string {
 	}
 	return "context"
 }
-
-// replyHeader is a transport.Header whose map is made on the first write:
-// an event's reply metadata, which middleware may set and nothing sends.
-type replyHeader struct{ md transport.Metadata }
-
-var _ transport.Header = (*replyHeader)(nil)
-
-func (h *replyHeader) Get(key string) string      { return h.md.Get(key) }
-func (h *replyHeader) Values(key string) []string { return h.md.Values(key) }
-func (h *replyHeader) Del(key string)             { h.md.Del(key) }
-
-func (h *replyHeader) Set(key, value string) {
-	if h.md == nil {
-		h.md = transport.Metadata{}
-	}
-	h.md.Set(key, value)
-}
-
-func (h *replyHeader) Add(key, value string) {
-	if h.md == nil {
-		h.md = transport.Metadata{}
-	}
-	h.md.Add(key, value)
-}
-
-func (h *replyHeader) Keys() []string { return h.md.Keys() }

@@ -117,6 +117,38 @@ func (m Metadata) Keys() []string {
 	return slices.Compact(keys)
 }
 
+// LazyMetadata is a Header whose Metadata is made on the first write: a
+// served call's reply metadata, which most handlers never set, costs no
+// map then. MD is what was written (nil if nothing was).
+type LazyMetadata struct{ MD Metadata }
+
+var _ Header = (*LazyMetadata)(nil)
+
+func (h *LazyMetadata) writable() Metadata {
+	if h.MD == nil {
+		h.MD = Metadata{}
+	}
+	return h.MD
+}
+
+// Get implements Header.
+func (h *LazyMetadata) Get(key string) string { return h.MD.Get(key) }
+
+// Values implements Header.
+func (h *LazyMetadata) Values(key string) []string { return h.MD.Values(key) }
+
+// Set implements Header.
+func (h *LazyMetadata) Set(key, value string) { h.writable().Set(key, value) }
+
+// Add implements Header.
+func (h *LazyMetadata) Add(key, value string) { h.writable().Add(key, value) }
+
+// Del implements Header.
+func (h *LazyMetadata) Del(key string) { h.MD.Del(key) }
+
+// Keys implements Header.
+func (h *LazyMetadata) Keys() []string { return h.MD.Keys() }
+
 // Clone returns a deep copy of m with lower-case keys; Clone of nil is an
 // empty, writable map.
 func (m Metadata) Clone() Metadata {

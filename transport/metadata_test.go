@@ -89,3 +89,21 @@ func TestKindString(t *testing.T) {
 		}
 	}
 }
+
+// TestLazyMetadata: no map until the first write; reads before it find
+// nothing; writes are case-insensitive as Metadata's.
+func TestLazyMetadata(t *testing.T) {
+	var h transport.LazyMetadata
+	if h.Get("x") != "" || len(h.Keys()) != 0 || h.MD != nil {
+		t.Fatalf("fresh LazyMetadata: Get %q, Keys %v, MD %v; want empty and no map", h.Get("x"), h.Keys(), h.MD)
+	}
+	h.Del("x")
+	if h.MD != nil {
+		t.Fatal("Del made a map")
+	}
+	h.Set("X-Retry", "1")
+	h.Add("x-retry", "2")
+	if got := h.Values("x-RETRY"); len(got) != 2 || got[0] != "1" || got[1] != "2" {
+		t.Fatalf("Values = %q, want [1 2]", got)
+	}
+}

@@ -51,28 +51,6 @@ func (h *incoming) Add(key, value string) { h.load().Add(key, value) }
 func (h *incoming) Del(key string)        { h.load().Del(key) }
 func (h *incoming) Keys() []string        { return h.load().Keys() }
 
-// outgoing is the reply metadata of a served call; its map is made on the
-// first write, so replies without metadata allocate nothing for it.
-type outgoing struct {
-	md transport.Metadata
-}
-
-var _ transport.Header = (*outgoing)(nil)
-
-func (h *outgoing) writable() transport.Metadata {
-	if h.md == nil {
-		h.md = transport.Metadata{}
-	}
-	return h.md
-}
-
-func (h *outgoing) Get(key string) string      { return h.md.Get(key) }
-func (h *outgoing) Values(key string) []string { return h.md.Values(key) }
-func (h *outgoing) Set(key, value string)      { h.writable().Set(key, value) }
-func (h *outgoing) Add(key, value string)      { h.writable().Add(key, value) }
-func (h *outgoing) Del(key string)             { h.md.Del(key) }
-func (h *outgoing) Keys() []string             { return h.md.Keys() }
-
 // validMetadata returns md without the pairs gRPC may not carry (keys
 // outside [0-9a-z-_.], non-printable values in keys not ending in "-bin"),
 // logging what it drops: grpc-go does not check reply headers itself, and a

@@ -393,7 +393,7 @@ type call struct {
 	call  transport.Call
 	cc    callctx.Carrier // the handler's context: ctx (or grpc-go's) with call
 	in    incoming
-	out   outgoing
+	out   transport.LazyMetadata
 	frame frame
 }
 
@@ -420,10 +420,10 @@ func (t *Server) methodHandler(s *server.Server, ep *server.Endpoint, info *grpc
 		c.call.Deadline, _ = ctx.Deadline()
 		c.cc = callctx.Carrier{Context: ctx, Call: &c.call}
 		resp, err := h(&c.cc, req)
-		if len(c.out.md) > 0 {
+		if len(c.out.MD) > 0 {
 			// grpc.SetHeader fails only once headers went out, which a
 			// unary reply's have not; it does not check the pairs.
-			_ = grpc.SetHeader(ctx, validMetadata(logger, ep.Name, c.out.md))
+			_ = grpc.SetHeader(ctx, validMetadata(logger, ep.Name, c.out.MD))
 		}
 		if len(c.call.Trailer) > 0 {
 			_ = grpc.SetTrailer(ctx, validMetadata(logger, ep.Name, c.call.Trailer))

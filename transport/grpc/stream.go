@@ -95,7 +95,7 @@ type serverStream struct {
 	defTimeout time.Duration
 	call       transport.Call
 	in         incoming
-	out        outgoing
+	out        transport.LazyMetadata
 	json       bool
 	jsonDec    codec.Codec
 	logger     *slog.Logger
@@ -186,8 +186,8 @@ func (st *serverStream) headerLocked() {
 		return
 	}
 	st.headerSent = true
-	if len(st.out.md) > 0 {
-		_ = st.ss.SetHeader(validMetadata(st.logger, st.endpoint, st.out.md))
+	if len(st.out.MD) > 0 {
+		_ = st.ss.SetHeader(validMetadata(st.logger, st.endpoint, st.out.MD))
 	}
 }
 

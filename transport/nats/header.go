@@ -153,37 +153,6 @@ func (m *msgHeader) Del(key string) { header(m.Header).Del(key) }
 // Keys implements transport.Header.
 func (m *msgHeader) Keys() []string { return header(m.Header).Keys() }
 
-// replyHeader is the reply metadata of a server call: transport.Metadata
-// made on the first write, since most handlers set none.
-type replyHeader struct{ md transport.Metadata }
-
-var _ transport.Header = (*replyHeader)(nil)
-
-func (r *replyHeader) writable() transport.Metadata {
-	if r.md == nil {
-		r.md = transport.Metadata{}
-	}
-	return r.md
-}
-
-// Get implements transport.Header.
-func (r *replyHeader) Get(key string) string { return r.md.Get(key) }
-
-// Values implements transport.Header.
-func (r *replyHeader) Values(key string) []string { return r.md.Values(key) }
-
-// Set implements transport.Header.
-func (r *replyHeader) Set(key, value string) { r.writable().Set(key, value) }
-
-// Add implements transport.Header.
-func (r *replyHeader) Add(key, value string) { r.writable().Add(key, value) }
-
-// Del implements transport.Header.
-func (r *replyHeader) Del(key string) { r.md.Del(key) }
-
-// Keys implements transport.Header.
-func (r *replyHeader) Keys() []string { return r.md.Keys() }
-
 // parseTimeout parses a TimeoutHeader value, a whole number of
 // milliseconds > 0, cut to limit.
 func parseTimeout(v string, limit time.Duration) (time.Duration, error) {

@@ -557,7 +557,7 @@ func (s *Server) serve(msg *nats.Msg) {
 	resp, err := s.call(ep, msg, start, &cd, &st)
 	var reply transport.Metadata
 	if st != nil {
-		reply = st.reply.md
+		reply = st.reply.MD
 		if len(st.Call.Trailer) > 0 {
 			// NATS has no trailers: a unary reply carries them as headers.
 			reply = mergeTrailer(reply, st.Call.Trailer)
@@ -572,7 +572,22 @@ func (s *Server) serve(msg *nats.Msg) {
 // (callctx.Served), without the second allocation of a context.WithValue.
 type callState struct {
 	callctx.Served
-	reply replyHeader
+	reply transport.LazyMetadata
+}
+
+// wireCall is the Call of request msg to ep, as a unary call and a stream
+// both begin it.
+func (s *Server) wireCall(ep *endpoint, msg *nats.Msg, reply transport.Header, deadline time.Time) transport.Call {
+	return transport.Call{
+		Service:  s.srv.Name(),
+		Endpoint: ep.ep.Name,
+		Kind:     transport.NATS,
+		Request:  (*msgHeader)(msg),
+		Reply:    reply,
+		Deadline: deadline,
+		Method:   msg.Subject,
+		TLS:      s.tls,
+	}
 }
 
 // call decodes the request, runs the endpoint's chain and returns its
@@ -606,16 +621,7 @@ func (s *Server) call(ep *endpoint, msg *nats.Msg, start time.Time, cd *codec.Co
 
 	deadline := start.Add(timeout)
 	st := new(callState)
-	st.Call = transport.Call{
-		Service:  s.srv.Name(),
-		Endpoint: ep.ep.Name,
-		Kind:     transport.NATS,
-		Request:  (*msgHeader)(msg),
-		Reply:    &st.reply,
-		Deadline: deadline,
-		Method:   msg.Subject,
-		TLS:      s.tls,
-	}
+	st.Call = s.wireCall(ep, msg, &st.reply, deadline)
 	*state = st
 	st.Init(s.base, deadline)
 	defer st.Release()

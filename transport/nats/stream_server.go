@@ -175,7 +175,7 @@ type sstream struct {
 	cancel   context.CancelCauseFunc
 	deadline context.CancelFunc // releases the deadline's timer, if any
 	call     transport.Call
-	reply    replyHeader
+	reply    transport.LazyMetadata
 	out      outbound
 
 	sendWake, recvWake chan struct{}
@@ -225,18 +225,8 @@ func (s *Server) newStream(ep *endpoint, msg *nats.Msg, o opening, cd codec.Code
 		deadline = start.Add(o.timeout)
 		ctx, st.deadline = context.WithDeadline(ctx, deadline)
 	}
-	st.call = transport.Call{
-		Service:    s.srv.Name(),
-		Endpoint:   ep.ep.Name,
-		Kind:       transport.NATS,
-		Request:    (*msgHeader)(msg),
-		Reply:      &st.reply,
-		Deadline:   deadline,
-		Method:     msg.Subject,
-		TLS:        s.tls,
-		StreamKind: o.kind,
-		Stream:     st,
-	}
+	st.call = s.wireCall(ep, msg, &st.reply, deadline)
+	st.call.StreamKind, st.call.Stream = o.kind, st
 	st.ctx = transport.NewCallContext(ctx, &st.call)
 	return st
 }
@@ -407,10 +397,10 @@ func errorBody(e *errs.Error) []byte {
 
 // replyMetadata is the handler's reply metadata as headers, nil if none.
 func (st *sstream) replyMetadata() nats.Header {
-	if len(st.reply.md) == 0 {
+	if len(st.reply.MD) == 0 {
 		return nil
 	}
-	return metadataHeader(st.reply.md, 3)
+	return metadataHeader(st.reply.MD, 3)
 }
 
 // trailer is the handler's trailer as headers, with room for extra more.
