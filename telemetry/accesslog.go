@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferry-go/ferry/errs"
@@ -69,6 +71,13 @@ func AccessLog(l *slog.Logger, opts ...AccessLogOption) middleware.Middleware {
 			o(&cfg)
 		}
 	}
+	// With a logger of its own, the line's first attributes are formatted
+	// once per endpoint (prefixes); slog.Default() may change, so lines to
+	// it are formatted whole each time.
+	var pre *prefixes
+	if l != nil {
+		pre = &prefixes{h: l.Handler()}
+	}
 	return func(next middleware.Handler) middleware.Handler {
 		return func(ctx context.Context, req any) (any, error) {
 			call, ok := transport.CallFromContext(ctx)
@@ -98,11 +107,12 @@ func AccessLog(l *slog.Logger, opts ...AccessLogOption) middleware.Middleware {
 			if event {
 				side = "consumer"
 			}
+			if ph := pre.handler(prefixKey{call.Service, call.Endpoint, call.Kind, side}); ph != nil {
+				h = ph // service, endpoint, transport and side already formatted
+			} else {
+				attrs = appendPrefix(attrs, call.Service, call.Endpoint, call.Kind, side)
+			}
 			attrs = append(attrs,
-				slog.String("service", call.Service),
-				slog.String("endpoint", call.Endpoint),
-				slog.String("transport", call.Kind.String()),
-				slog.String("side", side),
 				slog.String("code", codeName(err)),
 				slog.Duration("duration", took),
 			)
@@ -141,6 +151,57 @@ func AccessLog(l *slog.Logger, opts ...AccessLogOption) middleware.Middleware {
 			return resp, err
 		}
 	}
+}
+
+// appendPrefix appends the attributes every access line begins with.
+func appendPrefix(attrs []slog.Attr, service, endpoint string, kind transport.Kind, side string) []slog.Attr {
+	return append(attrs,
+		slog.String("service", service),
+		slog.String("endpoint", endpoint),
+		slog.String("transport", kind.String()),
+		slog.String("side", side),
+	)
+}
+
+// prefixes holds, per endpoint, h with the attributes an access line
+// begins with (appendPrefix) added by WithAttrs. slog's handlers format
+// such attributes once, when added, rather than on every line; a line
+// then has few enough attributes left for slog.Record to hold them
+// without an allocation. Endpoints past maxPrefixes (an event
+// subscription with a wildcard sees a topic per message, say) are not
+// kept: their lines are formatted whole.
+type prefixes struct {
+	h slog.Handler
+	m sync.Map // prefixKey → slog.Handler
+	n atomic.Int32
+}
+
+type prefixKey struct {
+	service, endpoint string
+	kind              transport.Kind
+	side              string
+}
+
+// maxPrefixes bounds the handlers a prefixes keeps.
+const maxPrefixes = 1024
+
+// handler returns the handler for k's lines, or nil if p is nil or full.
+func (p *prefixes) handler(k prefixKey) slog.Handler {
+	if p == nil {
+		return nil
+	}
+	if h, ok := p.m.Load(k); ok {
+		return h.(slog.Handler)
+	}
+	if p.n.Load() >= maxPrefixes {
+		return nil
+	}
+	h := p.h.WithAttrs(appendPrefix(make([]slog.Attr, 0, 4), k.service, k.endpoint, k.kind, k.side))
+	if got, loaded := p.m.LoadOrStore(k, h); loaded {
+		return got.(slog.Handler)
+	}
+	p.n.Add(1)
+	return h
 }
 
 // levelOf returns Info for success, Error for server-fault codes and Warn

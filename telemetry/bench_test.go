@@ -13,6 +13,7 @@ import (
 	fhttp "github.com/ferry-go/ferry/transport/http"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // stack is tracing with a never-sampling sampler, metrics on an SDK meter
@@ -106,6 +107,31 @@ func BenchmarkCallSpans(b *testing.B) {
 					call := c.call
 					call.Request, call.Reply = transport.Metadata{}, transport.Metadata{}
 					_, _ = chain(transport.NewCallContext(context.Background(), &call), &call)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkAccessLog is the access log's line for one call of each
+// transport, as configured by default (text, Info, with a trace ID),
+// written to io.Discard: its cost without the write.
+func BenchmarkAccessLog(b *testing.B) {
+	h := func(ctx context.Context, req any) (any, error) { return req, nil }
+	for _, format := range []string{"text", "json"} {
+		var lh slog.Handler = slog.NewTextHandler(io.Discard, nil)
+		if format == "json" {
+			lh = slog.NewJSONHandler(io.Discard, nil)
+		}
+		chain := telemetry.AccessLog(slog.New(telemetry.LogHandler(lh)))(h)
+		sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled})
+		for _, c := range benchCalls() {
+			b.Run(format+"/"+c.name, func(b *testing.B) {
+				call := c.call
+				ctx := trace.ContextWithSpanContext(transport.NewCallContext(context.Background(), &call), sc)
+				b.ReportAllocs()
+				for b.Loop() {
+					_, _ = chain(ctx, &call)
 				}
 			})
 		}
