@@ -74,8 +74,10 @@ func (c *contextOnly) Tracer(string, ...trace.TracerOption) trace.Tracer { retur
 func (c *contextTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
 	parent := trace.SpanContextFromContext(ctx)
 	var cfg trace.SpanConfig
-	if len(opts) > 0 {
+	kind, known := kindOf(opts)
+	if !known && len(opts) > 0 {
 		cfg = trace.NewSpanStartConfig(opts...)
+		kind = cfg.SpanKind()
 	}
 	if cfg.NewRoot() {
 		parent = trace.SpanContext{}
@@ -97,7 +99,7 @@ func (c *contextTracer) Start(ctx context.Context, name string, opts ...trace.Sp
 	}
 	res := c.sampler.ShouldSample(sdktrace.SamplingParameters{
 		ParentContext: sctx, TraceID: scc.TraceID, Name: name,
-		Kind: cfg.SpanKind(), Attributes: cfg.Attributes(), Links: cfg.Links(),
+		Kind: kind, Attributes: cfg.Attributes(), Links: cfg.Links(),
 	})
 	scc.TraceState = res.Tracestate
 	if res.Decision == sdktrace.RecordAndSample {
@@ -107,6 +109,26 @@ func (c *contextTracer) Start(ctx context.Context, name string, opts ...trace.Sp
 	}
 	ctx = trace.ContextWithSpanContext(ctx, trace.NewSpanContext(scc))
 	return ctx, trace.SpanFromContext(ctx)
+}
+
+// kindOf returns the kind opts set when opts is one of the span-kind
+// option lists of this package (clientKind, ...), which the middleware
+// passes on every call: the options need not be applied to a SpanConfig.
+func kindOf(opts []trace.SpanStartOption) (trace.SpanKind, bool) {
+	if len(opts) != 1 {
+		return trace.SpanKindUnspecified, false
+	}
+	switch &opts[0] {
+	case &serverKind[0]:
+		return trace.SpanKindServer, true
+	case &clientKind[0]:
+		return trace.SpanKindClient, true
+	case &consumerKind[0]:
+		return trace.SpanKindConsumer, true
+	case &producerKind[0]:
+		return trace.SpanKindProducer, true
+	}
+	return trace.SpanKindUnspecified, false
 }
 
 // newTraceID returns a random, valid (non-zero) trace ID.
