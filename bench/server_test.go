@@ -68,7 +68,10 @@ import (
 //	           (NATS) bare, called through Ferry's NATS client with a
 //	           deadline, which it carries in the reply subject
 //
-// Reported: srv-cpu-ns/op and srv-allocs/op, srv-B/op.
+// Reported: srv-cpu-ns/op and srv-allocs/op, srv-B/op, and for every row
+// but raw cpu-x-raw and thr-x-raw: its server CPU over, and its throughput
+// against, those of a raw server run in turns with it (benchServerRow),
+// whose CPU per request is raw-cpu-ns/op.
 func BenchmarkServer(b *testing.B) {
 	for _, kind := range []string{"http", "grpc", "nats"} {
 		rows := []string{"raw", "bare", "default", "tracing", "metrics", "accesslog", "default-stderr"}
@@ -100,26 +103,82 @@ func TestMain(m *testing.M) {
 }
 
 // benchServerRow runs one row: a child serving kind/row, 64 callers, and
-// the child's CPU and allocations over the run.
+// the child's CPU and allocations over the run. Every row but raw is
+// paired with a raw child of its own, run in turns with it (pairSegments
+// each), so that cpu-x-raw compares the two under the same conditions:
+// on a shared machine the CPU a request costs drifts by more than the
+// differences measured here within the minutes a whole run takes.
 func benchServerRow(b *testing.B, kind, row string) {
+	rowRun := newServerRun(b, kind, row)
+	var raw *serverRun
+	if row != "raw" {
+		raw = newServerRun(b, kind, "raw")
+	}
+	segments := min(pairSegments, b.N)
+	var rowUse, rawUse usage
+	var rowWall, rawWall time.Duration
+	b.ResetTimer()
+	for i := range segments {
+		n := b.N/segments + btoi(i < b.N%segments)
+		began := time.Now()
+		rowUse = rowUse.add(rowRun.run(b, n))
+		rowWall += time.Since(began)
+		if raw != nil {
+			b.StopTimer()
+			began = time.Now()
+			rawUse = rawUse.add(raw.run(b, n))
+			rawWall += time.Since(began)
+			b.StartTimer()
+		}
+	}
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(float64(rowUse.cpu)/n, "srv-cpu-ns/op")
+	b.ReportMetric(float64(rowUse.allocs)/n, "srv-allocs/op")
+	b.ReportMetric(float64(rowUse.bytes)/n, "srv-B/op")
+	if raw != nil && rawUse.cpu > 0 && rowWall > 0 {
+		b.ReportMetric(float64(rowUse.cpu)/float64(rawUse.cpu), "cpu-x-raw")
+		b.ReportMetric(float64(rawUse.cpu)/n, "raw-cpu-ns/op")
+		b.ReportMetric(float64(rawWall)/float64(rowWall), "thr-x-raw")
+	}
+}
+
+// pairSegments is how many turns a row and its raw pair take.
+const pairSegments = 8
+
+func btoi(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// serverRun is a child serving one row (with a nats-server of its own for
+// NATS) and a caller of it.
+type serverRun struct {
+	child *child
+	call  func() error
+}
+
+// newServerRun starts a child serving kind/row and warms it up:
+// connections open, caches filled, the child's heap grown (less for the
+// one-iteration smoke run of CI).
+func newServerRun(b *testing.B, kind, row string) *serverRun {
 	natsURL := ""
 	if kind == "nats" {
 		natsURL = startNATS(b)
 	}
-	child := startChild(b, kind+"/"+row, natsURL)
-	call := rowCaller(b, kind, row, child.addr, natsURL)
-	// Warm up: connections open, caches filled, the child's heap grown
-	// (less for the one-iteration smoke run of CI).
-	runCalls(b, 64, min(512, 64*b.N), call)
-	before := child.stat(b)
-	b.ResetTimer()
-	runCalls(b, 64, b.N, call)
-	b.StopTimer()
-	after := child.stat(b)
-	n := float64(b.N)
-	b.ReportMetric(float64(after.cpu-before.cpu)/n, "srv-cpu-ns/op")
-	b.ReportMetric(float64(after.allocs-before.allocs)/n, "srv-allocs/op")
-	b.ReportMetric(float64(after.bytes-before.bytes)/n, "srv-B/op")
+	r := &serverRun{child: startChild(b, kind+"/"+row, natsURL)}
+	r.call = rowCaller(b, kind, row, r.child.addr, natsURL)
+	runCalls(b, 64, min(512, 64*b.N), r.call)
+	return r
+}
+
+// run makes n calls and returns what they cost the child.
+func (r *serverRun) run(b *testing.B, n int) usage {
+	before := r.child.stat(b)
+	runCalls(b, 64, n, r.call)
+	return r.child.stat(b).sub(before)
 }
 
 // runCalls makes n calls from p goroutines.
@@ -211,6 +270,13 @@ type child struct {
 }
 
 type usage struct{ cpu, allocs, bytes uint64 }
+
+func (u usage) add(v usage) usage {
+	return usage{u.cpu + v.cpu, u.allocs + v.allocs, u.bytes + v.bytes}
+}
+func (u usage) sub(v usage) usage {
+	return usage{u.cpu - v.cpu, u.allocs - v.allocs, u.bytes - v.bytes}
+}
 
 func startChild(b *testing.B, what, natsURL string) *child {
 	b.Helper()
