@@ -234,8 +234,6 @@ func defaultPort(tls bool) int {
 	return 80
 }
 
-// isEvent reports whether the call in ctx is the delivery d (rather than a
-// call made while handling it).
 // deliveryOf returns the delivery in ctx, if call may be one: a client
 // call or a call with a method (every built-in transport names its HTTP
 // method, gRPC method or NATS subject; a delivery's call has none) is not,
@@ -247,6 +245,8 @@ func deliveryOf(ctx context.Context, call *transport.Call) (*broker.Delivery, bo
 	return broker.DeliveryFromContext(ctx)
 }
 
+// isEvent reports whether the call in ctx is the delivery d (rather than a
+// call made while handling it).
 func isEvent(call *transport.Call, d *broker.Delivery, ok bool) bool {
 	return ok && d != nil && !call.Client && call.Endpoint == d.Topic
 }
