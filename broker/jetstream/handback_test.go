@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/ferry-go/ferry/broker"
 	jsbroker "github.com/ferry-go/ferry/broker/jetstream"
@@ -52,20 +51,10 @@ func TestDrainHandsBackWhileHandling(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
+	ferrytest.Eventually(t, "every message with the first subscription: none pending, all fetched and unacknowledged", func() bool {
 		info, err := cons.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.NumAckPending == n && info.NumPending == 0 {
-			break
-		}
-		select {
-		case <-time.After(10 * time.Millisecond):
-		case <-ctx.Done():
-			t.Fatalf("consumer state %d pending, %d unacknowledged; want 0 and %d", info.NumPending, info.NumAckPending, n)
-		}
-	}
+		return err == nil && info.NumAckPending == n && info.NumPending == 0
+	})
 	drained := make(chan error, 1)
 	go func() { drained <- first.Drain(ctx) }()
 
